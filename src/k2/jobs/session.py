@@ -1,0 +1,62 @@
+"""The Spark session every K2 job uses.
+
+``local[*]`` by default, any master from settings. The Maven-fetched jars (Kafka source, Avro,
+Iceberg runtime, JDBC drivers) go on ``spark.jars`` and on the driver class path (the JDBC driver
+must be visible to the driver's class loader for the catalog). The Iceberg catalog ``k2`` is the
+same one pyiceberg and DuckDB open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from k2.config import Settings
+from k2.errors import ArtifactsMissingError
+from k2.lake.catalog import spark_catalog_conf
+
+
+def spark_jars(jvm_lib: Path) -> list[Path]:
+    jars = sorted((jvm_lib / "spark").glob("*.jar"))
+    if not any(jar.name.startswith("iceberg-spark-runtime") for jar in jars):
+        raise ArtifactsMissingError(
+            f"Spark jars missing in {jvm_lib / 'spark'}; run `make jvm` to fetch them with Maven"
+        )
+    return jars
+
+
+def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
+    """Every Spark setting K2 sets, so ``spark-submit`` users can see and reuse them."""
+    jars = spark_jars(settings.stack.jvm_lib)
+    spark = settings.spark
+    conf = {
+        "spark.app.name": app_name,
+        "spark.master": spark.master,
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.driver.extraClassPath": ":".join(str(jar) for jar in jars),
+        "spark.executor.extraClassPath": ":".join(str(jar) for jar in jars),
+        "spark.driver.memory": spark.driver_memory,
+        "spark.driver.bindAddress": settings.stack.host,
+        "spark.driver.host": settings.stack.host,
+        "spark.ui.enabled": str(spark.ui_enabled).lower(),
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.defaultCatalog": "k2",
+        "spark.sql.ansi.enabled": "true",
+        **spark_catalog_conf(settings),
+        **spark.conf,
+    }
+    return conf
+
+
+def build_session(settings: Settings, app_name: str) -> Any:
+    """Get or create the Spark session configured for K2."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - heavy import, only when used
+
+    builder = SparkSession.builder
+    for key, value in session_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

@@ -1,0 +1,133 @@
+"""The Iceberg catalog ``k2``, opened the same way from pyiceberg, Spark and DuckDB.
+
+By default the catalog is a JDBC catalog on a SQLite file in the state folder with a local
+warehouse folder; a PostgreSQL JDBC URL or an Iceberg REST URL in the settings moves it to a shared
+service with no code change. Spark opens it through Iceberg's ``JdbcCatalog``/``RESTCatalog``,
+pyiceberg through ``SqlCatalog``/``RestCatalog`` under the same name ``k2``, and DuckDB reads a
+table's current metadata file as resolved by the catalog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from k2.config import Settings
+from k2.errors import LakeError
+
+CATALOG_NAME = "k2"
+NAMESPACES = ("bronze", "silver", "gold")
+
+
+def _sqlalchemy_uri(jdbc_uri: str, user: str | None, password: str | None) -> str:
+    """pyiceberg's SQLAlchemy URI for the JDBC URI Spark uses."""
+    if jdbc_uri.startswith("jdbc:sqlite:"):
+        path = Path(jdbc_uri.removeprefix("jdbc:sqlite:")).resolve()
+        return f"sqlite:///{path}"
+    if jdbc_uri.startswith("jdbc:postgresql://"):
+        rest = jdbc_uri.removeprefix("jdbc:postgresql://")
+        auth = ""
+        if user:
+            auth = quote(user) + (f":{quote(password)}" if password else "") + "@"
+        return f"postgresql+psycopg2://{auth}{rest}"
+    raise LakeError(
+        f"unsupported catalog URI {jdbc_uri!r}; use jdbc:sqlite:/abs/path, "
+        f"jdbc:postgresql://host/db or K2_LAKE__CATALOG_TYPE=rest"
+    )
+
+
+def pyiceberg_properties(settings: Settings) -> dict[str, str]:
+    lake = settings.lake
+    password = lake.catalog_password.get_secret_value() if lake.catalog_password else None
+    if lake.catalog_type == "rest":
+        props = {"type": "rest", "uri": settings.catalog_uri, "warehouse": settings.warehouse}
+        if password:
+            props["credential"] = f"{lake.catalog_user or ''}:{password}"
+        return props
+    return {
+        "type": "sql",
+        "uri": _sqlalchemy_uri(settings.catalog_uri, lake.catalog_user, password),
+        "warehouse": _warehouse_uri(settings.warehouse),
+        "init_catalog_tables": "true",
+    }
+
+
+def _warehouse_uri(warehouse: str) -> str:
+    if "://" in warehouse:
+        return warehouse
+    return Path(warehouse).resolve().as_uri()
+
+
+def open_catalog(settings: Settings) -> Any:
+    """The pyiceberg catalog ``k2`` (creating the local SQLite file and warehouse if needed)."""
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415 - heavy import, only when used
+
+    if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
+        Path(settings.catalog_uri.removeprefix("jdbc:sqlite:")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+        if "://" not in settings.warehouse:
+            Path(settings.warehouse).mkdir(parents=True, exist_ok=True)
+    try:
+        return load_catalog(CATALOG_NAME, **pyiceberg_properties(settings))
+    except Exception as exc:  # pyiceberg raises many unrelated types for one cause
+        raise LakeError(
+            f"cannot open the Iceberg catalog at {settings.catalog_uri}: {exc}"
+        ) from exc
+
+
+def ensure_namespaces(catalog: Any) -> list[str]:
+    """Create the bronze, silver and gold namespaces if missing; return those created."""
+    existing = {ns[0] for ns in catalog.list_namespaces()}
+    created = []
+    for namespace in NAMESPACES:
+        if namespace not in existing:
+            catalog.create_namespace_if_not_exists(namespace)
+            created.append(namespace)
+    return created
+
+
+def spark_catalog_conf(settings: Settings) -> dict[str, str]:
+    """Spark settings that register the same catalog under the name ``k2``."""
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    lake = settings.lake
+    conf = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.warehouse": settings.warehouse,
+    }
+    if lake.catalog_type == "rest":
+        conf[f"{prefix}.type"] = "rest"
+        conf[f"{prefix}.uri"] = settings.catalog_uri
+        return conf
+    conf[f"{prefix}.type"] = "jdbc"
+    conf[f"{prefix}.uri"] = settings.catalog_uri
+    # pyiceberg's SqlCatalog writes the V1 layout (with iceberg_type); Spark must use the same.
+    conf[f"{prefix}.jdbc.schema-version"] = "V1"
+    if lake.catalog_user:
+        conf[f"{prefix}.jdbc.user"] = lake.catalog_user
+    if lake.catalog_password is not None:
+        conf[f"{prefix}.jdbc.password"] = lake.catalog_password.get_secret_value()
+    return conf
+
+
+def duckdb_connect(settings: Settings) -> Any:
+    """A DuckDB connection with the iceberg extension loaded from its PyPI package (offline)."""
+    import duckdb  # noqa: PLC0415
+    import duckdb_extension_avro  # noqa: PLC0415
+    import duckdb_extension_iceberg  # noqa: PLC0415
+
+    con = duckdb.connect()
+    for package, name in ((duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
+        files = sorted(Path(package.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension"))
+        if not files:
+            raise LakeError(f"DuckDB {name} extension missing; reinstall with `make venv`")
+        con.execute(f"LOAD '{files[-1]}'")
+    return con
+
+
+def duckdb_scan_sql(settings: Settings, identifier: str) -> str:
+    """A DuckDB ``iceberg_scan`` over the current snapshot of ``identifier`` (``ns.table``)."""
+    table = open_catalog(settings).load_table(identifier)
+    location = str(table.metadata_location).replace("'", "''")
+    return f"iceberg_scan('{location}')"

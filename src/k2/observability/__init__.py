@@ -1,0 +1,1 @@
+"""Logging set-up and the Prometheus metrics of every K2 service."""

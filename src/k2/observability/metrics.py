@@ -1,0 +1,98 @@
+"""Every Prometheus metric K2 exports, defined once, and the HTTP endpoint that serves them.
+
+Each service builds one :class:`Metrics` (with its own registry, so tests can run several services
+in one process) and serves it with :func:`serve_metrics` on ``/metrics``, next to ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Gauge, Info, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from k2.version import git_sha, k2_version
+
+
+class Metrics:
+    """The metrics of one K2 process, registered in their own registry."""
+
+    def __init__(self, component: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.component = component
+        self.build_info = Info(
+            "k2_build",
+            "Version and git sha of the running K2 code.",
+            registry=self.registry,
+        )
+        self.build_info.info(
+            {"version": k2_version(), "git_sha": git_sha(), "component": component}
+        )
+        self.up = Gauge(
+            "k2_component_up",
+            "1 while the component is running.",
+            registry=self.registry,
+        )
+        self.up.set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+HealthCheck = Callable[[], tuple[bool, str]]
+
+
+class MetricsServer:
+    """A small HTTP server: ``/metrics`` (Prometheus text format) and ``/healthz``."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int, health: HealthCheck) -> None:
+        handler = _handler_for(metrics, health)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(metrics: Metrics, health: HealthCheck) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
+            elif self.path.startswith("/healthz"):
+                ok, detail = health()
+                self._reply(200 if ok else 503, detail.encode(), "text/plain; charset=utf-8")
+            else:
+                self._reply(404, b"not found\n", "text/plain; charset=utf-8")
+
+        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            """Silence the per-request access log."""
+
+    return Handler
+
+
+def serve_metrics(
+    metrics: Metrics, host: str, port: int, health: HealthCheck | None = None
+) -> MetricsServer:
+    """Start serving ``metrics`` on ``host:port`` in a daemon thread."""
+    return MetricsServer(metrics, host, port, health or (lambda: (True, "ok\n"))).start()

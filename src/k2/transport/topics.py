@@ -1,0 +1,153 @@
+"""K2's Kafka topics: their names, their configuration, and idempotent creation.
+
+Creation never silently accepts a topic that differs from the configuration: a partition count
+other than the configured one is reported (Kafka cannot shrink partitions, and growing them would
+move symbols to other partitions and break per-symbol order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from k2.config import Settings
+from k2.errors import TopicError
+
+GAPS_TOPIC = "market.crypto.gaps"
+_TIMEOUT_S = 30.0
+
+
+def raw_topic(exchange: str) -> str:
+    return f"market.crypto.trades.{exchange}.raw"
+
+
+def dlq_topic(exchange: str) -> str:
+    return f"market.crypto.trades.{exchange}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str]
+
+
+def k2_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic K2 needs for the configured exchanges."""
+    kafka = settings.kafka
+    data = {
+        "compression.type": "lz4",
+        "retention.ms": str(kafka.retention_ms),
+        "cleanup.policy": "delete",
+    }
+    specs = []
+    for exchange in settings.exchanges:
+        for name in (raw_topic(exchange), dlq_topic(exchange)):
+            specs.append(TopicSpec(name, kafka.topic_partitions, kafka.replication_factor, data))
+    specs.append(TopicSpec(GAPS_TOPIC, 1, kafka.replication_factor, data))
+    return specs
+
+
+class TopicAdmin:
+    """Create, list and describe topics on the configured Kafka cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.admin = AdminClient({**settings.kafka_config(), "log_level": "3"})
+
+    def names(self) -> list[str]:
+        try:
+            meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+        except KafkaException as exc:
+            raise TopicError(
+                f"cannot list topics: {exc.args[0]}; is Kafka up (`k2 stack status`)?"
+            ) from exc
+        return sorted(name for name in meta.topics if not name.startswith("__"))
+
+    def describe(self, names: Iterable[str]) -> list[TopicState]:
+        wanted = list(names)
+        meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+        missing = [name for name in wanted if name not in meta.topics]
+        if missing:
+            raise TopicError(
+                f"topic(s) not found: {', '.join(missing)}; create with `k2 topics create`"
+            )
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+        configs = self.admin.describe_configs(resources)
+        states = []
+        for resource, future in configs.items():
+            entries = future.result(timeout=_TIMEOUT_S)
+            topic = meta.topics[resource.name]
+            replication = (
+                len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 0
+            )
+            states.append(
+                TopicState(
+                    name=resource.name,
+                    partitions=len(topic.partitions),
+                    replication=replication,
+                    config={
+                        key: str(entry.value)
+                        for key, entry in entries.items()
+                        if not entry.is_default
+                    },
+                )
+            )
+        return sorted(states, key=lambda state: state.name)
+
+    def ensure(self, specs: list[TopicSpec]) -> list[tuple[TopicSpec, str]]:
+        """Create missing topics; report existing ones. Returns (spec, outcome) pairs.
+
+        Outcomes: ``created``, ``exists``. A topic that exists with another partition count
+        raises :class:`TopicError` naming the topic, both counts and the fix.
+        """
+        meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+        outcomes: list[tuple[TopicSpec, str]] = []
+        to_create = []
+        for spec in specs:
+            existing = meta.topics.get(spec.name)
+            if existing is None:
+                to_create.append(spec)
+                continue
+            if len(existing.partitions) != spec.partitions:
+                raise TopicError(
+                    f"topic {spec.name} has {len(existing.partitions)} partitions but the "
+                    f"configuration says {spec.partitions}; set K2_KAFKA__TOPIC_PARTITIONS="
+                    f"{len(existing.partitions)} or migrate the topic"
+                )
+            outcomes.append((spec, "exists"))
+        if to_create:
+            futures = self.admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=s.replication,
+                        config=s.config,
+                    )
+                    for s in to_create
+                ],
+                operation_timeout=_TIMEOUT_S,
+            )
+            for spec in to_create:
+                try:
+                    futures[spec.name].result(timeout=_TIMEOUT_S)
+                except KafkaException as exc:
+                    error = exc.args[0]
+                    if getattr(error, "code", lambda: None)() == 36:  # TOPIC_ALREADY_EXISTS: a race
+                        outcomes.append((spec, "exists"))
+                        continue
+                    raise TopicError(f"cannot create topic {spec.name}: {error}") from exc
+                outcomes.append((spec, "created"))
+        return outcomes
