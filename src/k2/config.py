@@ -182,7 +182,9 @@ class Settings(BaseSettings):
         """JDBC or REST URI of the Iceberg catalog, as Spark sees it."""
         if self.lake.catalog_uri:
             return self.lake.catalog_uri
-        return f"jdbc:sqlite:{self.stack.state_dir / 'lake' / 'k2.db'}"
+        # WAL lets readers (DuckDB, pyiceberg, other jobs) work while a job commits.
+        db = self.stack.state_dir / "lake" / "k2.db"
+        return f"jdbc:sqlite:{db}?journal_mode=WAL&busy_timeout=30000"
 
     @property
     def warehouse(self) -> str:

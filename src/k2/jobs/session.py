@@ -13,7 +13,7 @@ from typing import Any
 
 from k2.config import Settings
 from k2.errors import ArtifactsMissingError
-from k2.lake.catalog import spark_catalog_conf
+from k2.lake.catalog import open_catalog, spark_catalog_conf
 
 
 def spark_jars(jvm_lib: Path) -> list[Path]:
@@ -54,9 +54,38 @@ def build_session(settings: Settings, app_name: str) -> Any:
     """Get or create the Spark session configured for K2."""
     from pyspark.sql import SparkSession  # noqa: PLC0415 - heavy import, only when used
 
+    if settings.lake.catalog_type == "jdbc":
+        open_catalog(settings)  # creates the catalog tables Spark expects
     builder = SparkSession.builder
     for key, value in session_conf(settings, app_name).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
+        _renew_sqlite_catalog_connections(session)
     return session
+
+
+def _renew_sqlite_catalog_connections(session: Any) -> None:
+    """Replace the catalog's JDBC connection pool once, right after the catalog initialised.
+
+    Iceberg's JdbcCatalog probes the catalog tables during initialisation with a JDBC metadata
+    query whose ResultSet it never closes. On SQLite an unfinished statement keeps its
+    connection's read transaction open, so that pooled connection stays on the database snapshot
+    of start-up: the session would never see tables or commits made by other processes
+    (pyiceberg, another job) and its own commits would fail with SQLITE_BUSY_SNAPSHOT. A fresh
+    pool after initialisation holds no such statement; every later query closes its own.
+    """
+    jvm = session.sparkContext._jvm
+    spark_catalog = session._jsparkSession.sessionState().catalogManager().catalog("k2")
+    iceberg_catalog = spark_catalog.icebergCatalog()
+    jdbc_class = jvm.java.lang.Class.forName("org.apache.iceberg.jdbc.JdbcCatalog")
+    if not jdbc_class.isInstance(iceberg_catalog):
+        return
+    field = jdbc_class.getDeclaredField("connections")
+    field.setAccessible(True)
+    stale = field.get(iceberg_catalog)
+    props = iceberg_catalog.properties()
+    fresh = jvm.org.apache.iceberg.jdbc.JdbcClientPool(props.get("uri"), props)
+    field.set(iceberg_catalog, fresh)
+    stale.close()

@@ -23,8 +23,8 @@ NAMESPACES = ("bronze", "silver", "gold")
 def _sqlalchemy_uri(jdbc_uri: str, user: str | None, password: str | None) -> str:
     """pyiceberg's SQLAlchemy URI for the JDBC URI Spark uses."""
     if jdbc_uri.startswith("jdbc:sqlite:"):
-        path = Path(jdbc_uri.removeprefix("jdbc:sqlite:")).resolve()
-        return f"sqlite:///{path}"
+        # Both sides wait for each other's commits instead of failing with "database is locked".
+        return f"sqlite:///{sqlite_path(jdbc_uri)}?timeout=30"
     if jdbc_uri.startswith("jdbc:postgresql://"):
         rest = jdbc_uri.removeprefix("jdbc:postgresql://")
         auth = ""
@@ -35,6 +35,11 @@ def _sqlalchemy_uri(jdbc_uri: str, user: str | None, password: str | None) -> st
         f"unsupported catalog URI {jdbc_uri!r}; use jdbc:sqlite:/abs/path, "
         f"jdbc:postgresql://host/db or K2_LAKE__CATALOG_TYPE=rest"
     )
+
+
+def sqlite_path(jdbc_uri: str) -> Path:
+    """The database file of a ``jdbc:sqlite:`` URI (its ``?pragma=...`` options dropped)."""
+    return Path(jdbc_uri.removeprefix("jdbc:sqlite:").split("?", 1)[0]).resolve()
 
 
 def pyiceberg_properties(settings: Settings) -> dict[str, str]:
@@ -64,9 +69,7 @@ def open_catalog(settings: Settings) -> Any:
     from pyiceberg.catalog import load_catalog  # noqa: PLC0415 - heavy import, only when used
 
     if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
-        Path(settings.catalog_uri.removeprefix("jdbc:sqlite:")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+        sqlite_path(settings.catalog_uri).parent.mkdir(parents=True, exist_ok=True)
         if "://" not in settings.warehouse:
             Path(settings.warehouse).mkdir(parents=True, exist_ok=True)
     try:
@@ -95,6 +98,9 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     conf = {
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.warehouse": settings.warehouse,
+        # Other writers (pyiceberg, a second job) commit to the same tables: never serve a
+        # cached, stale table version.
+        f"{prefix}.cache-enabled": "false",
     }
     if lake.catalog_type == "rest":
         conf[f"{prefix}.type"] = "rest"
@@ -103,7 +109,7 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     conf[f"{prefix}.type"] = "jdbc"
     conf[f"{prefix}.uri"] = settings.catalog_uri
     # pyiceberg's SqlCatalog writes the V1 layout (with iceberg_type); Spark must use the same.
-    conf[f"{prefix}.jdbc.schema-version"] = "V1"
+    # conf[f"{prefix}.jdbc.schema-version"] = "V1"
     if lake.catalog_user:
         conf[f"{prefix}.jdbc.user"] = lake.catalog_user
     if lake.catalog_password is not None:

@@ -1,0 +1,60 @@
+"""Session fixtures: one real Kafka broker, one real registry and one Spark session per test run.
+
+Every service runs from a temporary state folder on free ports, so the suite never touches a
+stack the user is running. Each JVM starts once per session (two cores).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k2.config import Settings, StackSettings
+from k2.stack.ports import free_port
+
+# Tests build their own settings; the developer's K2_* environment must not leak in.
+for _key in [key for key in os.environ if key.startswith("K2_")]:
+    del os.environ[_key]
+
+
+def make_settings(home: Path, **stack: Any) -> Settings:
+    """Settings for a private stack in ``home`` on free ports."""
+    ports = {
+        "kafka_port": free_port(),
+        "kafka_controller_port": free_port(),
+        "registry_port": free_port(),
+    }
+    return Settings(
+        stack=StackSettings(home=home, start_timeout_s=180, **{**ports, **stack}),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("k2home"))
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Any]:
+    from k2.stack.manager import Stack
+    from k2.transport.topics import TopicAdmin, k2_topics
+
+    running = Stack(settings)
+    running.up()
+    TopicAdmin(settings).ensure(k2_topics(settings))
+    yield running
+    running.down()
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings) -> Iterator[Any]:
+    from k2.jobs.session import build_session
+
+    session = build_session(settings, "k2-tests")
+    yield session
+    session.stop()
