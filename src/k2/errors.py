@@ -60,6 +60,22 @@ class UnknownSymbolError(ExchangeError):
     """Raised when a symbol is not listed in the venue's reference data."""
 
 
+class TradeInvalidError(ExchangeError):
+    """Raised when a raw trade's values cannot be normalised; ``reason`` is a short code."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WsConnectionError(ExchangeError):
+    """Raised when a WebSocket connection cannot be opened, or closes, or fails."""
+
+
+class WsLivenessError(WsConnectionError):
+    """Raised when a WebSocket connection received nothing within its liveness deadline."""
+
+
 class ParseError(K2Error):
     """Raised when a frame cannot be parsed; carries the raw text for the dead-letter path."""
 

@@ -1,0 +1,155 @@
+"""Simulator → client throughput over a real socket, per protocol.
+
+The simulator runs as its own process (``k2 simulate``), as it does in the end-to-end tests, and a
+plain ``websockets`` client in this process subscribes and counts the trades it receives for a few
+seconds. Reported per protocol: trades/s received, frames/s, and the rate the market generated in
+the same window (read from the simulator's status endpoint), so a client-side or server-side
+limit can be told apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import websockets
+
+RATE = 100_000
+SECONDS = 3.0
+
+Count = Callable[[str], int]
+
+
+def _start(
+    rate: int, kraken: str, binance: str, workdir: Path
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    urls_file = workdir / "urls.json"
+    command = [
+        sys.executable,
+        "-c",
+        "from k2.cli import main; main()",
+        "simulate",
+        "--port",
+        "0",
+        "--rate",
+        str(rate),
+        "--kraken-symbols",
+        kraken,
+        "--binance-symbols",
+        binance,
+        "--urls-file",
+        str(urls_file),
+        "--retention",
+        "400000",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not urls_file.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("the simulator did not start")
+        time.sleep(0.05)
+    return process, json.loads(urls_file.read_text())
+
+
+def _generated(admin: str) -> int:
+    with urllib.request.urlopen(admin + "/status") as response:
+        status = json.load(response)
+    return sum(head["trades"] for venue in status["markets"].values() for head in venue.values())
+
+
+def _kraken_v2_count(frame: str) -> int:
+    if frame.startswith('{"channel":"trade"'):
+        return frame.count('"trade_id"')
+    return 0
+
+
+def _binance_count(frame: str) -> int:
+    return 1 if '"e":"trade"' in frame else 0
+
+
+def _kraken_v1_count(frame: str) -> int:
+    if frame.startswith("["):
+        return frame.count('",""]')
+    return 0
+
+
+async def _measure(
+    url: str, request: str | None, count: Count, admin: str, server: psutil.Process
+) -> dict[str, Any]:
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        if request is not None:
+            await ws.send(request)
+        warm_until = time.monotonic() + 0.5
+        while time.monotonic() < warm_until:
+            await ws.recv()
+        trades = frames = 0
+        generated_before = _generated(admin)
+        server_cpu = server.cpu_times()
+        client_cpu = time.process_time()
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < SECONDS:
+            frame = await ws.recv()
+            frames += 1
+            trades += count(frame if isinstance(frame, str) else frame.decode())
+        client_busy = time.process_time() - client_cpu
+        now_cpu = server.cpu_times()
+        server_busy = now_cpu.user + now_cpu.system - server_cpu.user - server_cpu.system
+        generated = _generated(admin) - generated_before
+    return {
+        "trades_per_s": round(trades / elapsed),
+        "frames_per_s": round(frames / elapsed),
+        "generated_per_s": round(generated / elapsed),
+        "server_cpu_percent": round(100 * server_busy / elapsed),
+        "client_cpu_percent": round(100 * client_busy / elapsed),
+    }
+
+
+def _scenario(
+    kraken: str, binance: str, path: str, request: str | None, count: Count
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        process, urls = _start(RATE, kraken, binance, Path(folder))
+        try:
+            base = urls["kraken_v1"].rstrip("/")
+            server = psutil.Process(process.pid)
+            return asyncio.run(_measure(base + path, request, count, urls["admin"], server))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def run() -> dict[str, Any]:
+    """Trades per second a plain client receives from the simulator, per protocol."""
+    v2 = json.dumps(
+        {"method": "subscribe", "params": {"channel": "trade", "symbol": ["BTC/USD", "ETH/USD"]}}
+    )
+    v1 = json.dumps(
+        {"event": "subscribe", "pair": ["XBT/USD", "ETH/USD"], "subscription": {"name": "trade"}}
+    )
+    return {
+        "requested_rate": RATE,
+        "seconds": SECONDS,
+        "kraken_v2": _scenario("XBT/USD,ETH/USD", "", "/v2", v2, _kraken_v2_count),
+        "kraken_v1": _scenario("XBT/USD,ETH/USD", "", "/", v1, _kraken_v1_count),
+        "binance_trade_combined": _scenario(
+            "",
+            "BTCUSDT,ETHUSDT",
+            "/stream?streams=btcusdt@trade/ethusdt@trade",
+            None,
+            _binance_count,
+        ),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

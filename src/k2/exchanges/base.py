@@ -1,0 +1,262 @@
+"""The contract every venue package implements, and the records that cross it.
+
+A venue package (``k2.exchanges.<venue>``) has the same modules in each venue:
+
+- ``wire.py``: the venue's wire format in both directions: URLs, control requests the client
+  sends, and ``render_*`` functions that produce frames exactly as the venue sends them (the
+  simulator speaks through these, and property tests round-trip through them);
+- ``parse.py``: pure functions from one received frame (str) to :class:`ParsedFrame`;
+- ``normalise.py``: :class:`RawTrade` → :class:`k2.domain.Trade` (canonical symbol, taker side,
+  Decimal, UTC µs, deterministic ``message_id``);
+- ``client.py``: the feed client (connect, subscribe, keep-alive, reconnect) built on
+  :mod:`k2.transport.ws`.
+
+Raw records keep every trade field exactly as the venue sent it: decimal strings stay strings,
+Kraken v1 times stay their exact string, Kraken v2 JSON numbers are read as ``Decimal`` and kept as
+their exact decimal text, integers (ids, ms/µs times, u64 connection ids) stay Python ints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol
+
+Protocol_ = Literal["kraken-v1", "kraken-v2", "binance-trade", "binance-aggtrade"]
+FieldValue = str | int | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Where and when K2 received the frame a trade came in."""
+
+    received_us: int  # receive time, µs since the epoch (UTC)
+    connection_id: str  # K2's id for the WebSocket connection (venue id when it sends one)
+    position: int  # index of the frame within the connection, from 0
+    protocol: Protocol_
+
+
+@dataclass(frozen=True, slots=True)
+class RawTrade:
+    """One trade exactly as the venue sent it, plus the ingest envelope.
+
+    ``fields`` holds the venue's own field names and values, unchanged (for Binance the keys are
+    the single letters of the payload; for Kraken v1 the positional array gets the names of the
+    documentation: price, volume, time, side, order_type, misc). ``native_symbol`` is the symbol
+    as the venue spells it in the frame, ``trade_key`` the venue's per-symbol trade id if it has
+    one (Binance ``t``/``a``, Kraken v2 ``trade_id``), and ``occurrence`` the index among identical
+    trade tuples of one symbol (Kraken v1 only, see ``k2.exchanges.kraken.normalise``).
+    """
+
+    exchange: str
+    native_symbol: str
+    trade_key: int | None
+    fields: Mapping[str, FieldValue]
+    envelope: Envelope
+    occurrence: int = 0
+    snapshot: bool = False  # sent as part of a (re)subscribe snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A frame that could not be parsed, kept whole for the dead-letter topic."""
+
+    raw: str
+    error: str
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Trades a feed knows it missed: an exact id range where the venue has ids."""
+
+    exchange: str
+    native_symbol: str
+    first_missing: int
+    last_missing: int
+    detected_by: str  # "sequence" (id jump within a connection) or "reconnect"
+
+
+class ControlKind(StrEnum):
+    """The ``kind`` of a :class:`Control`, the same vocabulary for every venue."""
+
+    STATUS = "status"  # venue status on connect (Kraken systemStatus / status)
+    SUBSCRIBED = "subscribed"  # per-symbol subscription confirmed
+    UNSUBSCRIBED = "unsubscribed"
+    SUBSCRIPTION_REJECTED = "subscription_rejected"  # per-symbol refusal, detail["message"]
+    HEARTBEAT = "heartbeat"
+    PONG = "pong"  # answer to an application-level ping
+    ACK = "ack"  # answer to a request that names no symbol (Binance {"result":...,"id":...})
+    ERROR = "error"  # an error that names no symbol (rate limit, bad request)
+    SERVER_SHUTDOWN = "server_shutdown"  # the venue will close this connection soon
+    CONNECTED = "connected"  # made by the client: a connection is open and subscribed
+    DISCONNECTED = "disconnected"  # made by the client: a connection ended, detail["reason"]
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A non-trade frame the client acts on: ack, error, heartbeat, status, pong, shutdown...
+
+    ``kind`` is one of :class:`ControlKind`; ``detail`` holds the frame's relevant values.
+    """
+
+    kind: str
+    symbol: str | None = None
+    detail: Mapping[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFrame:
+    """Everything one received frame held."""
+
+    trades: tuple[RawTrade, ...] = ()
+    controls: tuple[Control, ...] = ()
+    malformed: Malformed | None = None
+    unknown_kind: str | None = None  # a well-formed message of a kind K2 does not know
+
+
+FeedEvent = RawTrade | Malformed | Gap | Control
+
+
+class FeedClient(Protocol):
+    """A venue's feed: yields every trade, malformed frame, gap and notable control event."""
+
+    exchange: str
+
+    def events(self) -> AsyncIterator[FeedEvent]:
+        """Connect, subscribe, and yield events until :meth:`close`; reconnects on its own."""
+        ...
+
+    async def close(self) -> None:
+        """Stop reading and close the connection."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceVerdict:
+    """What one trade id means against the ids seen before it for its symbol."""
+
+    duplicate: bool = False  # id <= last seen: a replay (reconnect snapshot, overlap) to drop
+    gap: Gap | None = None  # ids skipped between the last seen id and this one
+
+
+_IN_ORDER = SequenceVerdict()
+_DUPLICATE = SequenceVerdict(duplicate=True)
+
+
+class SequenceTracker:
+    """Per-symbol bookkeeping of venue trade ids that are per-symbol sequences.
+
+    Used for Binance ``t`` (``@trade``) and ``a`` (``@aggTrade``) and Kraken v2 ``trade_id``.
+    Pure (no I/O, no clock). The tracker outlives connections: after :meth:`mark_reconnect`, the
+    first new id of each symbol is compared with the last id of the previous connection and a
+    jump is reported with ``detected_by="reconnect"``; ids at or below the last one (a snapshot
+    or an overlapping connection re-sending trades) are duplicates.
+    """
+
+    def __init__(self, exchange: str) -> None:
+        self._exchange = exchange
+        self._last: dict[str, int] = {}
+        self._across_reconnect: set[str] = set()
+
+    def seed(self, symbol: str, last_id: int) -> None:
+        """Start from an id delivered earlier (e.g. the last one in Kafka after a restart)."""
+        self._last[symbol] = last_id
+        self._across_reconnect.add(symbol)
+
+    def last_seen(self, symbol: str) -> int | None:
+        """The highest id seen for ``symbol``, or None."""
+        return self._last.get(symbol)
+
+    def mark_reconnect(self) -> None:
+        """A new connection starts: the next jump per symbol is a reconnect gap."""
+        self._across_reconnect = set(self._last)
+
+    def observe(self, symbol: str, trade_id: int) -> SequenceVerdict:
+        """Record ``trade_id`` for ``symbol``; say whether it is a duplicate or follows a gap."""
+        last = self._last.get(symbol)
+        if last is not None and trade_id <= last:
+            return _DUPLICATE
+        self._last[symbol] = trade_id
+        if symbol in self._across_reconnect:
+            self._across_reconnect.discard(symbol)
+            detected_by = "reconnect"
+        else:
+            detected_by = "sequence"
+        if last is None or trade_id == last + 1:
+            return _IN_ORDER
+        gap = Gap(self._exchange, symbol, last + 1, trade_id - 1, detected_by)
+        return SequenceVerdict(gap=gap)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A key (symbol or stream) that has been quiet longer than the threshold."""
+
+    key: str
+    silent_s: float
+    ever_seen: bool  # False: nothing at all since it was subscribed
+
+
+class SilenceMonitor:
+    """Per-key inactivity watch with an injected clock (pure; the caller logs and counts).
+
+    A key that has had activity is due after ``threshold_s`` without any; a key that never had
+    any since :meth:`watch` is due after ``first_threshold_s`` (default: the same). Each silence
+    episode is reported once by :meth:`due`; activity (:meth:`seen`) re-arms it.
+    """
+
+    def __init__(
+        self,
+        threshold_s: float,
+        first_threshold_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._threshold_s = threshold_s
+        self._first_threshold_s = threshold_s if first_threshold_s is None else first_threshold_s
+        self._clock = clock
+        self._since: dict[str, float] = {}
+        self._seen: set[str] = set()
+        self._reported: set[str] = set()
+
+    def watch(self, keys: Iterable[str]) -> None:
+        """Start watching ``keys`` from now (keys already watched keep their state)."""
+        now = self._clock()
+        for key in keys:
+            self._since.setdefault(key, now)
+
+    def seen(self, key: str) -> None:
+        """Activity on ``key``."""
+        if key in self._since:
+            self._since[key] = self._clock()
+            self._seen.add(key)
+            self._reported.discard(key)
+
+    def due(self) -> list[Silence]:
+        """Keys newly silent for longer than the threshold (each episode once)."""
+        now = self._clock()
+        found = []
+        for key, since in self._since.items():
+            quiet = now - since
+            ever_seen = key in self._seen
+            threshold = self._threshold_s if ever_seen else self._first_threshold_s
+            if quiet >= threshold and key not in self._reported:
+                self._reported.add(key)
+                found.append(Silence(key, quiet, ever_seen))
+        return found
+
+
+@dataclass(slots=True)
+class FeedStats:
+    """Counters a feed client keeps; the ingest exports them as metrics."""
+
+    frames: int = 0
+    trades: int = 0
+    malformed: int = 0
+    duplicates_dropped: int = 0
+    gaps: int = 0
+    reconnects: int = 0
+    silences: int = 0
+    unknown_kinds: dict[str, int] = field(default_factory=dict)

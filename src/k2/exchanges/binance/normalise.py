@@ -1,0 +1,128 @@
+"""Binance raw trades (``@trade`` and ``@aggTrade``) → the unified :class:`~k2.domain.Trade`.
+
+- Symbol: ``BTCUSDT`` has no separator, so base and quote come from the reference data
+  (``exchangeInfo``) when given, else from a list of known quote assets (longest suffix wins).
+- Side: ``m`` is "the buyer is the maker", so ``m=true`` means the taker sold.
+- Price and quantity: the decimal strings as sent → :class:`~decimal.Decimal`;
+  ``quote_quantity`` is their exact product.
+- Time: ``T`` is ms by default and µs with ``timeUnit=MICROSECOND``; when the unit is not given
+  it is told from the magnitude (µs values are ≥ 10**15 for any time after 2001-09-09, ms values
+  stay below it until the year 33658).
+- ``message_id``: ``binance:<symbol>:<t>`` for ``@trade`` and ``binance:<symbol>:agg-<a>`` for
+  ``@aggTrade`` (aggregate ids are a different sequence and must never collide with trade ids).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
+from typing import Literal
+
+from k2.domain import Trade, canonical_asset, datetime_from_micros
+from k2.errors import TradeInvalidError
+from k2.exchanges.base import FieldValue, RawTrade, SequenceTracker, SequenceVerdict
+from k2.exchanges.binance import EXCHANGE
+
+__all__ = [
+    "QUOTE_ASSETS",
+    "SequenceTracker",
+    "SequenceVerdict",
+    "message_id",
+    "normalise_trade",
+    "split_symbol",
+    "trade_time_micros",
+]
+
+# Quote assets Binance spot lists pairs against, for symbols missing from the reference data.
+QUOTE_ASSETS = (
+    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "BIDR", "BKRW", "IDRT", "AEUR", "EURI",
+    "BTC", "ETH", "BNB", "EUR", "GBP", "TRY", "BRL", "AUD", "RUB", "UAH", "ZAR", "PLN", "RON",
+    "ARS", "JPY", "MXN", "COP", "CZK", "NGN", "DAI", "XRP", "TRX", "DOGE", "DOT", "PAX", "VAI",
+)  # fmt: skip
+_BY_LENGTH = sorted(QUOTE_ASSETS, key=len, reverse=True)
+_DECIMAL = re.compile(r"\d+(?:\.\d+)?")
+_WIDE = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
+_MICROS_FROM = 10**15
+
+TimeUnit = Literal["MILLISECOND", "MICROSECOND"]
+
+
+def split_symbol(symbol: str) -> tuple[str, str] | None:
+    """``BTCUSDT`` → ``("BTC", "USDT")`` by the longest known quote suffix, or None."""
+    upper = symbol.upper()
+    for quote in _BY_LENGTH:
+        if upper.endswith(quote) and len(upper) > len(quote):
+            return upper[: -len(quote)], quote
+    return None
+
+
+def trade_time_micros(value: int, time_unit: TimeUnit | None = None) -> int:
+    """``T`` (or ``E``) as µs since the epoch; the unit is the connection's ``timeUnit``."""
+    if time_unit == "MICROSECOND" or (time_unit is None and value >= _MICROS_FROM):
+        return value
+    return value * 1000
+
+
+def message_id(raw: RawTrade) -> str:
+    """``binance:<symbol>:<t>`` for trades, ``binance:<symbol>:agg-<a>`` for aggregate trades."""
+    prefix = "agg-" if raw.fields.get("e") == "aggTrade" else ""
+    return f"{EXCHANGE}:{raw.native_symbol}:{prefix}{raw.trade_key}"
+
+
+def _decimal(fields: Mapping[str, FieldValue], name: str) -> Decimal:
+    text = fields.get(name)
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise TradeInvalidError(f"binance trade {name} {text!r} is not a decimal string", name)
+    return Decimal(text)
+
+
+def _exact_product(left: Decimal, right: Decimal) -> Decimal:
+    """``left * right`` exactly: a wide context that traps rounding, sized to fit if it would."""
+    try:
+        return _WIDE.multiply(left, right)
+    except Inexact:
+        digits = len(left.as_tuple().digits) + len(right.as_tuple().digits)
+        return Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN).multiply(left, right)
+
+
+def normalise_trade(
+    raw: RawTrade,
+    assets: Mapping[str, tuple[str, str]] | None = None,
+    time_unit: TimeUnit | None = None,
+) -> Trade:
+    """Normalise a Binance raw trade; ``assets`` maps native symbols to (base, quote).
+
+    Raises :class:`~k2.errors.TradeInvalidError` (with a ``reason``) when a value cannot be read.
+    """
+    fields = raw.fields
+    pair = (assets or {}).get(raw.native_symbol) or split_symbol(raw.native_symbol)
+    if pair is None:
+        raise TradeInvalidError(
+            f"binance symbol {raw.native_symbol!r} has no known quote", "symbol"
+        )
+    base, quote = canonical_asset(pair[0]), canonical_asset(pair[1])
+    maker, trade_time = fields.get("m"), fields.get("T")
+    if not isinstance(maker, bool):
+        raise TradeInvalidError("binance trade m is not a boolean", "side")
+    if not isinstance(trade_time, int) or isinstance(trade_time, bool) or trade_time < 0:
+        raise TradeInvalidError("binance trade T is not a time", "time")
+    if raw.trade_key is None:
+        raise TradeInvalidError("binance trade without an id", "trade_id")
+    price, quantity = _decimal(fields, "p"), _decimal(fields, "q")
+    return Trade(
+        message_id=message_id(raw),
+        exchange=EXCHANGE,
+        symbol=f"{base}/{quote}",
+        base=base,
+        quote=quote,
+        exchange_symbol=raw.native_symbol,
+        trade_id=str(raw.trade_key),
+        price=price,
+        quantity=quantity,
+        quote_quantity=_exact_product(price, quantity),
+        side="sell" if maker else "buy",
+        order_type=None,
+        exchange_ts=datetime_from_micros(trade_time_micros(trade_time, time_unit)),
+        received_ts=datetime_from_micros(raw.envelope.received_us),
+    )

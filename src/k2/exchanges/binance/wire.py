@@ -1,0 +1,193 @@
+"""Binance spot's public WebSocket wire format, in both directions.
+
+Client → venue: stream names, the combined-stream URL (``/stream?streams=a/b&timeUnit=...``) and
+the JSON control requests (``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``).
+Venue → client: ``render_*`` functions that produce frames exactly as Binance sends them: the
+``@trade`` and ``@aggTrade`` payloads (optionally wrapped ``{"stream":...,"data":...}``), the
+request results and errors, and ``serverShutdown``. Binance keep-alive is protocol-level (ping
+frames every 20 s, answered by the WebSocket library), so there is no JSON heartbeat or pong.
+
+A trade is rendered from the same ``fields`` mapping a parsed
+:class:`~k2.exchanges.base.RawTrade` carries: the payload's single-letter keys with their values
+as sent (``p``/``q`` decimal strings, ids and times ints, ``m``/``M`` booleans), so
+``parse(render(fields)) == fields``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+from urllib.parse import urlencode
+
+from k2.exchanges.base import FieldValue
+
+WS_URL = "wss://stream.binance.com:9443"
+MARKET_DATA_WS_URL = "wss://data-stream.binance.vision"
+REST_URL = "https://api.binance.com"
+EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
+
+MAX_STREAMS_PER_CONNECTION = 1024
+CONTROL_MESSAGES_PER_SECOND = 5  # incoming pings, pongs and JSON requests, per connection
+
+StreamKind = Literal["trade", "aggTrade"]
+TimeUnit = Literal["MILLISECOND", "MICROSECOND"]
+
+TRADE_FIELDS = ("e", "E", "s", "t", "p", "q", "T", "m", "M")
+AGG_TRADE_FIELDS = ("e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def stream_name(symbol: str, kind: StreamKind) -> str:
+    """The stream of one symbol: ``btcusdt@trade`` (stream names are lower case)."""
+    return f"{symbol.lower()}@{kind}"
+
+
+def combined_stream_url(base_url: str, streams: Sequence[str], time_unit: TimeUnit | None) -> str:
+    """``<base>/stream?streams=a/b[&timeUnit=MICROSECOND]``; the slashes stay unescaped."""
+    url = base_url.rstrip("/") + "/stream?streams=" + "/".join(streams)
+    if time_unit is not None:
+        url += "&" + urlencode({"timeUnit": time_unit})
+    return url
+
+
+def subscribe(streams: Sequence[str], request_id: int) -> str:
+    """``SUBSCRIBE`` request; answered ``{"result":null,"id":request_id}`` (even for unknowns)."""
+    return _dumps({"method": "SUBSCRIBE", "params": list(streams), "id": request_id})
+
+
+def unsubscribe(streams: Sequence[str], request_id: int) -> str:
+    """``UNSUBSCRIBE`` request; answered ``{"result":null,"id":request_id}``."""
+    return _dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": request_id})
+
+
+def list_subscriptions(request_id: int) -> str:
+    """``LIST_SUBSCRIPTIONS`` request; answered ``{"result":[stream,...],"id":request_id}``."""
+    return _dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id})
+
+
+# --- venue → client -------------------------------------------------------------------------
+
+
+def trade_fields(
+    symbol: str,
+    trade_id: int,
+    price: str,
+    quantity: str,
+    trade_time: int,
+    buyer_is_maker: bool,
+    event_time: int | None = None,
+) -> dict[str, FieldValue]:
+    """The ``fields`` of one ``@trade`` payload; times in the connection's unit (ms or µs)."""
+    return {
+        "e": "trade",
+        "E": trade_time if event_time is None else event_time,
+        "s": symbol.upper(),
+        "t": trade_id,
+        "p": price,
+        "q": quantity,
+        "T": trade_time,
+        "m": buyer_is_maker,
+        "M": True,
+    }
+
+
+def agg_trade_fields(
+    symbol: str,
+    agg_id: int,
+    price: str,
+    quantity: str,
+    first_trade_id: int,
+    last_trade_id: int,
+    trade_time: int,
+    buyer_is_maker: bool,
+    event_time: int | None = None,
+) -> dict[str, FieldValue]:
+    """The ``fields`` of one ``@aggTrade`` payload; times in the connection's unit (ms or µs)."""
+    return {
+        "e": "aggTrade",
+        "E": trade_time if event_time is None else event_time,
+        "s": symbol.upper(),
+        "a": agg_id,
+        "p": price,
+        "q": quantity,
+        "f": first_trade_id,
+        "l": last_trade_id,
+        "T": trade_time,
+        "m": buyer_is_maker,
+        "M": True,
+    }
+
+
+def _ordered(fields: Mapping[str, FieldValue], order: Sequence[str]) -> dict[str, FieldValue]:
+    payload = {name: fields[name] for name in order if name in fields}
+    payload.update({name: value for name, value in fields.items() if name not in payload})
+    return payload
+
+
+def _wrap(payload: str, stream: str | None) -> str:
+    if stream is None:
+        return payload
+    return '{"stream":' + json.dumps(stream) + ',"data":' + payload + "}"
+
+
+def render_trade(fields: Mapping[str, FieldValue], stream: str | None = None) -> str:
+    """A ``@trade`` payload in Binance's key order; wrapped ``{"stream","data"}`` if ``stream``.
+
+    A raw stream (``/ws/<name>``) sends the bare payload; a combined stream
+    (``/stream?streams=``) wraps it with the lower-case stream name, e.g. ``btcusdt@trade``.
+    """
+    return _wrap(_dumps(_ordered(fields, TRADE_FIELDS)), stream)
+
+
+def render_agg_trade(fields: Mapping[str, FieldValue], stream: str | None = None) -> str:
+    """An ``@aggTrade`` payload in Binance's key order; wrapped if ``stream`` is given."""
+    return _wrap(_dumps(_ordered(fields, AGG_TRADE_FIELDS)), stream)
+
+
+def render_result(request_id: int | str | None, result: Sequence[str] | None = None) -> str:
+    """Answer to a JSON request: ``{"result":null,"id":1}`` (or the stream list)."""
+    return _dumps({"result": None if result is None else list(result), "id": request_id})
+
+
+def render_error(code: int, msg: str, request_id: int | str | None) -> str:
+    """A request error as sent on the wire: ``{"error":{"code":2,"msg":"..."},"id":1}``."""
+    return _dumps({"error": {"code": code, "msg": msg}, "id": request_id})
+
+
+def render_server_shutdown(event_time: int, combined: bool = True) -> str:
+    """``serverShutdown`` (disconnection follows); wrapped as ``!serverShutdown`` if combined."""
+    payload = _dumps({"e": "serverShutdown", "E": event_time})
+    return _wrap(payload, "!serverShutdown" if combined else None)
+
+
+# --- REST reference data --------------------------------------------------------------------
+
+
+def render_exchange_info(symbols: Iterable[tuple[str, str]], server_time_ms: int = 0) -> str:
+    """A ``GET /api/v3/exchangeInfo`` response for ``(base, quote)`` pairs, all ``TRADING``.
+
+    Entries carry the fields K2 reads (``symbol``, ``status``, ``baseAsset``, ``quoteAsset``).
+    """
+    entries = [
+        {
+            "symbol": (base + quote).upper(),
+            "status": "TRADING",
+            "baseAsset": base.upper(),
+            "quoteAsset": quote.upper(),
+            "isSpotTradingAllowed": True,
+        }
+        for base, quote in symbols
+    ]
+    return _dumps(
+        {
+            "timezone": "UTC",
+            "serverTime": server_time_ms,
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": entries,
+        }
+    )

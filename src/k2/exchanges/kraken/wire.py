@@ -1,0 +1,374 @@
+"""Kraken's public WebSocket wire format, v1 and v2, in both directions.
+
+Client → venue: the control requests K2 sends (subscribe, unsubscribe, ping).
+Venue → client: ``render_*`` functions that produce frames exactly as Kraken sends them. The
+simulator speaks Kraken through these, and the property tests round-trip trades through them, so
+the shapes follow the captured frames in ``docs/exchange-protocols.md``: compact JSON, keys in
+Kraken's order (alphabetical for events and acks, documentation order for v2 trades).
+
+A trade is rendered from the same ``fields`` mapping a parsed :class:`~k2.exchanges.base.RawTrade`
+carries, so ``parse(render(fields)) == fields``:
+
+- v1: ``price``, ``volume``, ``time``, ``side``, ``order_type``, ``misc`` (all strings, e.g.
+  ``time="1534614057.321597"``, ``side="b"``, ``order_type="l"``);
+- v2: ``symbol``, ``side``, ``price``, ``qty``, ``ord_type``, ``trade_id``, ``timestamp`` where
+  ``price``/``qty`` are decimal text written as bare JSON numbers and ``trade_id`` is an int.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC
+from typing import Literal
+
+from k2.domain import datetime_from_micros
+from k2.exchanges.base import FieldValue
+
+V1_URL = "wss://ws.kraken.com"
+V2_URL = "wss://ws.kraken.com/v2"
+REST_URL = "https://api.kraken.com"
+ASSET_PAIRS_PATH = "/0/public/AssetPairs"
+
+V1_TRADE_FIELDS = ("price", "volume", "time", "side", "order_type", "misc")
+V2_TRADE_FIELDS = ("symbol", "side", "price", "qty", "ord_type", "trade_id", "timestamp")
+V2_DECIMAL_FIELDS = frozenset({"price", "qty"})
+SNAPSHOT_SIZE = 50  # trades Kraken re-sends on (re)subscribe, v1 always, v2 when asked
+
+V1SubscriptionStatus = Literal["subscribed", "unsubscribed", "ok", "error"]
+V2TradeType = Literal["snapshot", "update"]
+
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def _dumps(value: object, *, sort_keys: bool = True) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
+
+
+def format_time_v1(micros: int) -> str:
+    """Kraken v1 trade time: seconds since the epoch with exactly 6 decimals, as a string."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{seconds}.{fraction:06d}"
+
+
+def format_timestamp_v2(micros: int) -> str:
+    """Kraken v2 RFC 3339 time with microseconds and ``Z``: ``2023-09-25T07:48:36.925533Z``."""
+    moment = datetime_from_micros(micros).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- client → venue -------------------------------------------------------------------------
+
+
+def v1_subscribe(pairs: Sequence[str], reqid: int | None = None) -> str:
+    """v1 ``subscribe`` to the ``trade`` channel for ``pairs`` (v1 names, e.g. ``XBT/USD``)."""
+    request: dict[str, object] = {
+        "event": "subscribe",
+        "pair": list(pairs),
+        "subscription": {"name": "trade"},
+    }
+    if reqid is not None:
+        request["reqid"] = reqid
+    return _dumps(request, sort_keys=False)
+
+
+def v1_unsubscribe(pairs: Sequence[str], reqid: int | None = None) -> str:
+    """v1 ``unsubscribe`` from the ``trade`` channel."""
+    request: dict[str, object] = {
+        "event": "unsubscribe",
+        "pair": list(pairs),
+        "subscription": {"name": "trade"},
+    }
+    if reqid is not None:
+        request["reqid"] = reqid
+    return _dumps(request, sort_keys=False)
+
+
+def v1_ping(reqid: int) -> str:
+    """v1 application-level ping; Kraken answers ``{"event":"pong","reqid":reqid}``."""
+    return _dumps({"event": "ping", "reqid": reqid}, sort_keys=False)
+
+
+def v2_subscribe(symbols: Sequence[str], snapshot: bool, req_id: int | None = None) -> str:
+    """v2 ``subscribe`` to ``trade``; ``snapshot`` is always explicit (the docs disagree on it)."""
+    request: dict[str, object] = {
+        "method": "subscribe",
+        "params": {"channel": "trade", "symbol": list(symbols), "snapshot": snapshot},
+    }
+    if req_id is not None:
+        request["req_id"] = req_id
+    return _dumps(request, sort_keys=False)
+
+
+def v2_unsubscribe(symbols: Sequence[str], req_id: int | None = None) -> str:
+    """v2 ``unsubscribe`` from ``trade``."""
+    request: dict[str, object] = {
+        "method": "unsubscribe",
+        "params": {"channel": "trade", "symbol": list(symbols)},
+    }
+    if req_id is not None:
+        request["req_id"] = req_id
+    return _dumps(request, sort_keys=False)
+
+
+def v2_ping(req_id: int) -> str:
+    """v2 application-level ping; Kraken answers ``{"method":"pong","req_id":req_id,...}``."""
+    return _dumps({"method": "ping", "req_id": req_id}, sort_keys=False)
+
+
+# --- venue → client: v1 ---------------------------------------------------------------------
+
+
+def v1_trade_fields(
+    price: str, volume: str, time: str, side: str, order_type: str, misc: str = ""
+) -> dict[str, FieldValue]:
+    """The ``fields`` mapping of one v1 trade (``side`` ``b``/``s``, ``order_type`` ``l``/``m``)."""
+    return {
+        "price": price,
+        "volume": volume,
+        "time": time,
+        "side": side,
+        "order_type": order_type,
+        "misc": misc,
+    }
+
+
+def render_v1_trades(channel_id: int, pair: str, trades: Iterable[Mapping[str, FieldValue]]) -> str:
+    """A v1 trade frame: ``[channel_id,[[price,volume,time,side,order_type,misc]],"trade",pair]``.
+
+    Snapshot and update frames look the same on v1. Each mapping needs the six
+    :data:`V1_TRADE_FIELDS` as strings; a missing or non-string field raises ``ValueError`` so a
+    well-formed frame is never produced by accident from bad input (faults are made on purpose).
+    """
+    rows = []
+    for trade in trades:
+        row = [trade.get(name) for name in V1_TRADE_FIELDS]
+        if not all(isinstance(value, str) for value in row):
+            raise ValueError("a v1 trade needs string fields " + ", ".join(V1_TRADE_FIELDS))
+        rows.append(row)
+    return _dumps([channel_id, rows, "trade", pair], sort_keys=False)
+
+
+def render_v1_system_status(
+    connection_id: int, status: str = "online", version: str = "1.9.1"
+) -> str:
+    """v1 ``systemStatus`` sent on connect; ``connection_id`` is a u64 (exact in JSON)."""
+    message = {"connectionID": connection_id, "event": "systemStatus"}
+    return _dumps({**message, "status": status, "version": version})
+
+
+def render_v1_subscription_status(
+    pair: str,
+    channel_id: int,
+    status: V1SubscriptionStatus = "subscribed",
+    reqid: int | None = None,
+) -> str:
+    """v1 per-pair ``subscriptionStatus`` ack for the ``trade`` channel."""
+    message: dict[str, object] = {
+        "channelID": channel_id,
+        "channelName": "trade",
+        "event": "subscriptionStatus",
+        "pair": pair,
+        "status": status,
+        "subscription": {"name": "trade"},
+    }
+    if reqid is not None:
+        message["reqid"] = reqid
+    return _dumps(message)
+
+
+def render_v1_subscription_error(pair: str, error_message: str, reqid: int | None = None) -> str:
+    """v1 rejected subscription, e.g. ``error_message="Currency pair not supported LSK/XBT"``."""
+    message: dict[str, object] = {
+        "errorMessage": error_message,
+        "event": "subscriptionStatus",
+        "pair": pair,
+        "status": "error",
+        "subscription": {"name": "trade"},
+    }
+    if reqid is not None:
+        message["reqid"] = reqid
+    return _dumps(message)
+
+
+def render_v1_error(error_message: str, reqid: int | None = None) -> str:
+    """v1 generic ``error`` event (e.g. ``Malformed request``)."""
+    message: dict[str, object] = {"errorMessage": error_message, "event": "error"}
+    if reqid is not None:
+        message["reqid"] = reqid
+    return _dumps(message)
+
+
+def render_v1_heartbeat() -> str:
+    """v1 heartbeat, sent after about 1 s without subscription traffic."""
+    return '{"event":"heartbeat"}'
+
+
+def render_v1_pong(reqid: int | None) -> str:
+    """v1 answer to an application ping, echoing ``reqid``."""
+    if reqid is None:
+        return '{"event":"pong"}'
+    return _dumps({"event": "pong", "reqid": reqid})
+
+
+def render_rate_limit_error() -> str:
+    """What Kraken sends (v1 and v2) when a connection exceeds its message rate."""
+    return '{"Error":"Exceeded msg rate"}'
+
+
+# --- venue → client: v2 ---------------------------------------------------------------------
+
+
+def v2_trade_fields(
+    symbol: str,
+    side: str,
+    price: str,
+    qty: str,
+    ord_type: str,
+    trade_id: int,
+    timestamp: str,
+) -> dict[str, FieldValue]:
+    """The ``fields`` mapping of one v2 trade (``price``/``qty`` as decimal text)."""
+    return {
+        "symbol": symbol,
+        "side": side,
+        "price": price,
+        "qty": qty,
+        "ord_type": ord_type,
+        "trade_id": trade_id,
+        "timestamp": timestamp,
+    }
+
+
+def _json_number(name: str, value: FieldValue) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and _JSON_NUMBER.fullmatch(value):
+        return value
+    raise ValueError(f"v2 field {name} must be decimal text or an int, got {value!r}")
+
+
+def _v2_trade_object(trade: Mapping[str, FieldValue]) -> str:
+    names = [name for name in V2_TRADE_FIELDS if name in trade]
+    names += [name for name in trade if name not in V2_TRADE_FIELDS]
+    parts = []
+    for name in names:
+        value = trade[name]
+        text = _json_number(name, value) if name in V2_DECIMAL_FIELDS else json.dumps(value)
+        parts.append(json.dumps(name) + ":" + text)
+    return "{" + ",".join(parts) + "}"
+
+
+def render_v2_trades(trades: Iterable[Mapping[str, FieldValue]], type_: V2TradeType) -> str:
+    """A v2 trade frame: ``{"channel":"trade","type":type_,"data":[...]}``.
+
+    ``price`` and ``qty`` are written as bare JSON numbers with exactly the given decimal text
+    (Kraken publishes engine precision as numbers), everything else as JSON values.
+    """
+    data = ",".join(_v2_trade_object(trade) for trade in trades)
+    return '{"channel":"trade","type":' + json.dumps(type_) + ',"data":[' + data + "]}"
+
+
+def render_v2_status(
+    connection_id: int, system: str = "online", version: str = "2.0.0", api_version: str = "v2"
+) -> str:
+    """v2 ``status`` update sent on connect; ``connection_id`` is a u64 (exact in JSON)."""
+    entry = {
+        "api_version": api_version,
+        "connection_id": connection_id,
+        "system": system,
+        "version": version,
+    }
+    return _dumps({"channel": "status", "data": [entry], "type": "update"})
+
+
+def render_v2_subscribe_ack(
+    symbol: str, snapshot: bool, req_id: int | None, time_in: str, time_out: str
+) -> str:
+    """v2 per-symbol successful ``subscribe`` ack for the ``trade`` channel."""
+    message: dict[str, object] = {
+        "method": "subscribe",
+        "result": {"channel": "trade", "snapshot": snapshot, "symbol": symbol},
+        "success": True,
+        "time_in": time_in,
+        "time_out": time_out,
+    }
+    if req_id is not None:
+        message["req_id"] = req_id
+    return _dumps(message)
+
+
+def render_v2_unsubscribe_ack(symbol: str, req_id: int | None, time_in: str, time_out: str) -> str:
+    """v2 per-symbol successful ``unsubscribe`` ack."""
+    message: dict[str, object] = {
+        "method": "unsubscribe",
+        "result": {"channel": "trade", "symbol": symbol},
+        "success": True,
+        "time_in": time_in,
+        "time_out": time_out,
+    }
+    if req_id is not None:
+        message["req_id"] = req_id
+    return _dumps(message)
+
+
+def render_v2_method_error(
+    method: str,
+    error: str,
+    req_id: int | None,
+    time_in: str,
+    time_out: str,
+    symbol: str | None = None,
+) -> str:
+    """v2 failed request, e.g. ``subscribe``, ``error="Currency pair not supported XBT/EUR"``."""
+    message: dict[str, object] = {
+        "error": error,
+        "method": method,
+        "success": False,
+        "time_in": time_in,
+        "time_out": time_out,
+    }
+    if symbol is not None:
+        message["symbol"] = symbol
+    if req_id is not None:
+        message["req_id"] = req_id
+    return _dumps(message)
+
+
+def render_v2_heartbeat() -> str:
+    """v2 heartbeat, sent about once a second without other channel updates."""
+    return '{"channel":"heartbeat"}'
+
+
+def render_v2_pong(req_id: int | None, time_in: str, time_out: str) -> str:
+    """v2 answer to an application ping."""
+    message: dict[str, object] = {"method": "pong", "time_in": time_in, "time_out": time_out}
+    if req_id is not None:
+        message["req_id"] = req_id
+    return _dumps(message)
+
+
+# --- REST reference data --------------------------------------------------------------------
+
+
+def render_asset_pairs(wsnames: Iterable[str]) -> str:
+    """A ``GET /0/public/AssetPairs`` response listing pairs by their v1 ``wsname``.
+
+    Entries carry the fields K2 reads (``altname``, ``wsname``, ``base``, ``quote``, ``status``);
+    the key is the altname (Kraken's X/Z-prefixed legacy keys are not needed by any client).
+    """
+    result: dict[str, dict[str, object]] = {}
+    for wsname in wsnames:
+        base, _, quote = wsname.partition("/")
+        altname = base + quote
+        result[altname] = {
+            "altname": altname,
+            "wsname": wsname,
+            "aclass_base": "currency",
+            "base": base,
+            "aclass_quote": "currency",
+            "quote": quote,
+            "status": "online",
+        }
+    return _dumps({"error": [], "result": result}, sort_keys=False)

@@ -1,0 +1,309 @@
+"""The synthetic market: one deterministic trade history per symbol, shared by every client.
+
+Each symbol has a :class:`SymbolGenerator` (an integer random walk in ticks, sizes in integer lots)
+and a :class:`SymbolHistory` (the trades generated so far, bounded by a retention count). Every
+WebSocket connection, whatever its protocol, reads the same history through its own cursor, and the
+REST endpoints answer from it too, so a gap a client sees on the socket is exactly what it can
+backfill over REST.
+
+Determinism: for a given seed, the n-th trade of a symbol always has the same id, price, size, side
+and order type, whatever the rate, the batching or the number of clients. Only times follow the
+wall clock (a trade is stamped when it is generated). Prices and sizes never pass through a float:
+they are integers formatted into exact decimal strings once, when the trade is generated.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import NamedTuple
+
+from k2.simulator.instruments import BINANCE, Instrument
+
+# Per-order price move, in basis points of the starting price (the scale of the triangular step).
+_STEP_BP = 1
+_SIZE_TABLE = 4096
+# Fills per taker order: most orders fill once, some sweep two to four resting orders.
+_FILLS = (1,) * 14 + (2,) * 3 + (3,) * 2 + (4,)
+
+
+class SimTrade(NamedTuple):
+    """One trade as the venue's matching engine recorded it.
+
+    ``price`` and ``qty`` are exact decimal strings in the venue's print format; ``side`` and
+    ``ord_type`` describe the taker (``buy``/``sell``, ``limit``/``market``). ``lost`` marks a
+    trade the venue keeps in its REST history but never sends on a WebSocket (the skipped-ids
+    fault).
+    """
+
+    trade_id: int
+    price: str
+    qty: str
+    time_us: int
+    side: str
+    ord_type: str
+    agg_id: int
+    lost: bool = False
+
+
+class AggTrade(NamedTuple):
+    """Binance's aggregate of the fills of one taker order at one price."""
+
+    agg_id: int
+    price: str
+    qty: str
+    first_id: int
+    last_id: int
+    time_us: int
+    side: str
+    lost: bool = False
+
+
+def format_units(units: int, decimals: int, width: int) -> str:
+    """``units`` of ``10**-decimals`` as a decimal string with ``width`` fractional digits."""
+    if width == 0:
+        return str(units)
+    whole, frac = divmod(units * 10 ** (width - decimals), 10**width)
+    return f"{whole}.{frac:0{width}d}"
+
+
+def units_formatter(decimals: int, width: int) -> Callable[[int], str]:
+    """A fast :func:`format_units` for one fixed ``decimals``/``width`` (the hot path)."""
+    if width == 0:
+        return str
+    scale, modulus = 10 ** (width - decimals), 10**width
+    pattern = "%d.%0" + str(width) + "d"
+
+    def format_(units: int) -> str:
+        text: str = pattern % divmod(units * scale, modulus)
+        return text
+
+    return format_
+
+
+def units_of(text: str, decimals: int) -> int:
+    """The integer number of ``10**-decimals`` units in an exact decimal string."""
+    return int(Decimal(text).scaleb(decimals))
+
+
+class SymbolGenerator:
+    """The deterministic trade stream of one symbol.
+
+    Orders are generated one fill at a time so that any batch size yields the same sequence. All
+    fills of one order share its price and side; on Binance they also share its time (and form one
+    aggregate trade), on Kraken each fill is one microsecond after the previous one, so per-symbol
+    times strictly increase and Kraken's time-based ``since`` paging never splits equal times.
+    """
+
+    def __init__(self, instrument: Instrument, seed: int) -> None:
+        self.instrument = instrument
+        self._rng = random.Random(f"{seed}/{instrument.exchange}/{instrument.symbol}")
+        rng = self._rng
+        self._low = max(1, units_of(instrument.low, instrument.price_decimals))
+        self._high = max(self._low + 1, units_of(instrument.high, instrument.price_decimals))
+        self._price = self._low + int(rng.random() * (self._high - self._low))
+        self._step = max(1, self._price * _STEP_BP // 10_000)
+        self._sizes = _size_table(rng, instrument.min_lots, instrument.max_lots)
+        self._size_texts = tuple(
+            format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
+            for lots in self._sizes
+        )
+        self._qty_format = units_formatter(instrument.lot_decimals, instrument.qty_text_decimals)
+        self._price_format = units_formatter(
+            instrument.price_decimals, instrument.price_text_decimals
+        )
+        self.next_id = 1_000_000 + int(rng.random() * 900_000_000)
+        self.next_agg_id = self.next_id // 2 + int(rng.random() * 1_000)
+        self._binance = instrument.exchange == BINANCE
+        self._fills_left = 0
+        self._side = "buy"
+        self._ord_type = "market"
+        self._price_text = ""
+        self._order_time = 0
+        self._last_time = 0
+        self._agg_first = 0
+        self._agg_lots = 0
+
+    def generate(self, count: int, now_us: int) -> tuple[list[SimTrade], list[AggTrade]]:
+        """The next ``count`` trades, stamped from ``now_us``, and the aggregates they complete.
+
+        The hot loop of the simulator: state lives in locals, sizes and their strings come from
+        a precomputed table, a price string is formatted once per order, and trades are built
+        as plain tuples.
+        """
+        trades: list[SimTrade] = []
+        aggs: list[AggTrade] = []
+        random_ = self._rng.random
+        sizes, size_texts, table = self._sizes, self._size_texts, len(self._sizes)
+        binance, new_tuple, append = self._binance, tuple.__new__, trades.append
+        fills_left, last_time, next_id = self._fills_left, self._last_time, self.next_id
+        agg_id, agg_lots = self.next_agg_id, self._agg_lots
+        for _ in range(count):
+            if fills_left == 0:
+                fills_left = self._start_order(max(now_us, last_time), next_id)
+                agg_lots = 0
+            pick = int(random_() * table)
+            last_time = self._order_time if binance else max(now_us, last_time + 1)
+            append(
+                new_tuple(
+                    SimTrade,
+                    (
+                        next_id,
+                        self._price_text,
+                        size_texts[pick],
+                        last_time,
+                        self._side,
+                        self._ord_type,
+                        agg_id,
+                        False,
+                    ),
+                )
+            )
+            next_id += 1
+            agg_lots += sizes[pick]
+            fills_left -= 1
+            if fills_left == 0:
+                if binance:
+                    aggs.append(self._aggregate(agg_id, agg_lots, next_id - 1))
+                agg_id += 1
+        self._fills_left, self._last_time, self.next_id = fills_left, last_time, next_id
+        self.next_agg_id, self._agg_lots = agg_id, agg_lots
+        return trades, aggs
+
+    def _start_order(self, order_time: int, first_id: int) -> int:
+        """Begin a taker order: move the price, pick side and type; returns its fill count."""
+        random_ = self._rng.random
+        step = self._step
+        move = int(random_() * (step + 1)) - int(random_() * (step + 1))
+        price = self._price + move
+        if price < self._low or price > self._high:
+            price = min(max(self._price - move, self._low), self._high)
+        self._price = price
+        self._price_text = self._price_format(price)
+        self._side = "buy" if random_() < 0.5 else "sell"
+        self._ord_type = "market" if random_() < 0.6 else "limit"
+        self._order_time = order_time
+        self._agg_first = first_id
+        return _FILLS[int(random_() * len(_FILLS))]
+
+    def _aggregate(self, agg_id: int, lots: int, last_id: int) -> AggTrade:
+        """Binance's aggregate of the order just filled (Kraken has no aggregates)."""
+        return AggTrade(
+            agg_id,
+            self._price_text,
+            self._qty_format(lots),
+            self._agg_first,
+            last_id,
+            self._order_time,
+            self._side,
+        )
+
+
+def _size_table(rng: random.Random, min_lots: int, max_lots: int) -> tuple[int, ...]:
+    """Trade sizes spread log-uniformly between the bounds, drawn once from the symbol's seed.
+
+    Floats only shape the distribution here; the sizes themselves are integer lots.
+    """
+    if max_lots <= min_lots:
+        return (min_lots,)
+    span = math.log(max_lots / min_lots)
+    return tuple(
+        max(min_lots, min(max_lots, round(min_lots * math.exp(span * rng.random()))))
+        for _ in range(_SIZE_TABLE)
+    )
+
+
+class SymbolHistory:
+    """The trades and aggregate trades of one symbol, oldest first, with absolute positions.
+
+    A position counts every trade ever appended, so a cursor stays valid while old trades are
+    trimmed; a cursor older than the retained window has fallen behind (:meth:`trades_from`
+    reports it). Ids increase with position; lookups by id bisect.
+    """
+
+    def __init__(self, instrument: Instrument, retention: int) -> None:
+        self.instrument = instrument
+        self.retention = max(retention, 1)
+        self.trades: list[SimTrade] = []
+        self.aggs: list[AggTrade] = []
+        self.trade_base = 0
+        self.agg_base = 0
+
+    @property
+    def trade_end(self) -> int:
+        return self.trade_base + len(self.trades)
+
+    @property
+    def agg_end(self) -> int:
+        return self.agg_base + len(self.aggs)
+
+    def extend(self, trades: Sequence[SimTrade], aggs: Sequence[AggTrade]) -> None:
+        """Append new trades and aggregates; trim back to the retention once 25% over it."""
+        self.trades.extend(trades)
+        self.aggs.extend(aggs)
+        slack = self.retention + self.retention // 4 + 1
+        if len(self.trades) > slack:
+            cut = len(self.trades) - self.retention
+            del self.trades[:cut]
+            self.trade_base += cut
+        if len(self.aggs) > slack:
+            cut = len(self.aggs) - self.retention
+            del self.aggs[:cut]
+            self.agg_base += cut
+
+    def trades_from(self, position: int) -> list[SimTrade] | None:
+        """Trades from ``position`` on; ``None`` if some of them were already trimmed."""
+        if position < self.trade_base:
+            return None
+        return self.trades[position - self.trade_base :]
+
+    def aggs_from(self, position: int) -> list[AggTrade] | None:
+        """Aggregate trades from ``position`` on; ``None`` if some were already trimmed."""
+        if position < self.agg_base:
+            return None
+        return self.aggs[position - self.agg_base :]
+
+    def recent_visible(self, count: int) -> list[SimTrade]:
+        """The last ``count`` trades the venue would send on a socket (lost ones left out)."""
+        found: list[SimTrade] = []
+        for trade in reversed(self.trades):
+            if len(found) == count:
+                break
+            if not trade.lost:
+                found.append(trade)
+        found.reverse()
+        return found
+
+    def trades_from_id(self, from_id: int | None, limit: int) -> list[SimTrade]:
+        """Up to ``limit`` trades with id >= ``from_id``, or the latest ``limit`` if no id."""
+        if from_id is None:
+            return self.trades[-limit:] if limit else []
+        start = bisect.bisect_left(self.trades, from_id, key=lambda t: t.trade_id)
+        return self.trades[start : start + limit]
+
+    def aggs_from_id(self, from_id: int | None, limit: int) -> list[AggTrade]:
+        """Up to ``limit`` aggregates with id >= ``from_id``, or the latest ``limit``."""
+        if from_id is None:
+            return self.aggs[-limit:] if limit else []
+        start = bisect.bisect_left(self.aggs, from_id, key=lambda a: a.agg_id)
+        return self.aggs[start : start + limit]
+
+    def aggs_in_time(self, start_us: int, end_us: int, limit: int) -> list[AggTrade]:
+        """Up to ``limit`` aggregates with ``start_us <= time <= end_us``, oldest first."""
+        start = bisect.bisect_left(self.aggs, start_us, key=lambda a: a.time_us)
+        out: list[AggTrade] = []
+        for agg in self.aggs[start:]:
+            if agg.time_us > end_us or len(out) == limit:
+                break
+            out.append(agg)
+        return out
+
+    def trades_after_time(self, since_us: int | None, limit: int) -> list[SimTrade]:
+        """Up to ``limit`` trades strictly after ``since_us``, or the latest ``limit``."""
+        if since_us is None:
+            return self.trades[-limit:] if limit else []
+        start = bisect.bisect_right(self.trades, since_us, key=lambda t: t.time_us)
+        return self.trades[start : start + limit]

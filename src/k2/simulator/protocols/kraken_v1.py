@@ -1,0 +1,216 @@
+"""Kraken WebSocket v1 (``wss://ws.kraken.com``), the venue side, public ``trade`` channel.
+
+The conversation follows the simulator checklist of ``docs/exchange-protocols.md``:
+``systemStatus`` with a u64 ``connectionID`` on connect; one ``subscriptionStatus`` per pair;
+right after each ack, the last 50 trades as one ordinary trade frame (v1 has no snapshot flag);
+then updates; ``{"event":"heartbeat"}`` after about a second without trade traffic once
+subscribed; ``pong`` echoing ``reqid``. Pairs are the AssetPairs ``wsname`` (``XBT/USD``); a pair
+the venue does not list gets ``Currency pair not supported <PAIR>``, a name that is not
+``BASE/QUOTE`` gets ``Currency pair not in ISO 4217-A3 format <PAIR>``. Only the ``trade``
+subscription is simulated; other subscription names are refused (``Subscription name invalid``).
+A connection that has not subscribed after ``kraken_idle_s`` (60 s, as Kraken) is closed.
+
+Every frame is rendered by :mod:`k2.exchanges.kraken.wire`, the one definition of the format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from k2.exchanges.base import FieldValue
+from k2.exchanges.kraken import wire
+from k2.simulator.instruments import KRAKEN
+from k2.simulator.market import SimTrade
+from k2.simulator.session import Rendered, Session
+
+PROTOCOL = "kraken-v1"
+SYSTEM_VERSION = "1.9.1"
+SIDE_LETTER = {"buy": "b", "sell": "s"}
+ORDER_LETTER = {"limit": "l", "market": "m"}
+
+
+@dataclass
+class _Pair:
+    pair: str
+    channel_id: int
+    cursor: int
+    active: bool = False
+
+
+def v1_fields(trade: SimTrade) -> dict[str, FieldValue]:
+    """The v1 field mapping of a history trade (exact strings, taker side/type letters)."""
+    return wire.v1_trade_fields(
+        trade.price,
+        trade.qty,
+        wire.format_time_v1(trade.time_us),
+        SIDE_LETTER[trade.side],
+        ORDER_LETTER[trade.ord_type],
+    )
+
+
+class KrakenV1Session(Session):
+    """One ``wss://ws.kraken.com`` connection."""
+
+    protocol = PROTOCOL
+    exchange = KRAKEN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pairs: dict[str, _Pair] = {}
+        self.ever_subscribed = False
+        self.connection_id = self.ctx.venue_connection_id()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "subscriptions": sorted(self.pairs)}
+
+    async def on_open(self) -> None:
+        await self.send_control(
+            wire.render_v1_system_status(self.connection_id, "online", SYSTEM_VERSION)
+        )
+
+    async def on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            await self.send_control(wire.render_v1_error("Malformed request"))
+            return
+        reqid = message.get("reqid")
+        reqid = reqid if isinstance(reqid, int) and not isinstance(reqid, bool) else None
+        event = message.get("event")
+        if event == "ping":
+            await self.send_control(wire.render_v1_pong(reqid))
+        elif event == "subscribe":
+            await self._subscribe(message, reqid)
+            self.nudge()
+        elif event == "unsubscribe":
+            await self._unsubscribe(message, reqid)
+        else:
+            await self.send_control(wire.render_v1_error("Event(s) not found", reqid))
+
+    def _request_error(self, message: dict[str, Any]) -> str | None:
+        subscription = message.get("subscription")
+        if not isinstance(subscription, dict):
+            return "Subscription field must be an object"
+        if subscription.get("name") != "trade":
+            return "Subscription name invalid"
+        if "pair" not in message:
+            return "Pair(s) not found"
+        if not isinstance(message["pair"], list):
+            return "Pair field must be an array"
+        return None
+
+    def _pair_error(self, pair: object) -> str | None:
+        if not isinstance(pair, str) or pair.count("/") != 1:
+            return f"Currency pair not in ISO 4217-A3 format {pair}"
+        if pair not in self.market.instruments or self.faults.rejects(pair):
+            return f"Currency pair not supported {pair}"
+        if pair in self.pairs:
+            return "Already subscribed"
+        return None
+
+    async def _subscribe(self, message: dict[str, Any], reqid: int | None) -> None:
+        problem = self._request_error(message)
+        if problem is not None:
+            await self.send_control(wire.render_v1_error(problem, reqid))
+            return
+        for pair in message["pair"]:
+            problem = self._pair_error(pair)
+            if problem is not None:
+                await self.send_control(
+                    wire.render_v1_subscription_error(str(pair), problem, reqid)
+                )
+                continue
+            await self._start_pair(pair, reqid)
+
+    async def _start_pair(self, pair: str, reqid: int | None) -> None:
+        history = self.market.histories[pair]
+        snapshot = history.recent_visible(self.ctx.config.snapshot_size)
+        entry = _Pair(pair, _channel_id(list(self.market.instruments), pair), history.trade_end)
+        self.pairs[pair] = entry
+        self.ever_subscribed = True
+        await self.send_control(
+            wire.render_v1_subscription_status(pair, entry.channel_id, "subscribed", reqid)
+        )
+        if snapshot and self.stall is None:
+            room = self.trade_room(len(snapshot))
+            if room:
+                await self._send(entry, snapshot[-room:], snapshot=True)
+        entry.active = True
+
+    async def _unsubscribe(self, message: dict[str, Any], reqid: int | None) -> None:
+        problem = self._request_error(message)
+        if problem is not None:
+            await self.send_control(wire.render_v1_error(problem, reqid))
+            return
+        for pair in message["pair"]:
+            entry = self.pairs.pop(pair, None) if isinstance(pair, str) else None
+            if entry is None:
+                error = wire.render_v1_subscription_error(
+                    str(pair), "Subscription Not Found", reqid
+                )
+                await self.send_control(error)
+                continue
+            await self.send_control(
+                wire.render_v1_subscription_status(pair, entry.channel_id, "unsubscribed", reqid)
+            )
+
+    async def _send(self, entry: _Pair, trades: list[SimTrade], snapshot: bool) -> None:
+        def render() -> Rendered:
+            emitted = [(trade.trade_id, v1_fields(trade)) for trade in trades]
+            frame = wire.render_v1_trades(entry.channel_id, entry.pair, [f for _, f in emitted])
+            return frame, emitted
+
+        key = (PROTOCOL, entry.pair, trades[0].trade_id, trades[-1].trade_id, len(trades))
+        frame, emitted = self.ctx.frames.get(key, render)
+        await self.emit(frame, entry.pair, emitted, protocol=PROTOCOL, snapshot=snapshot)
+
+    async def flush(self) -> None:
+        batch = self.ctx.config.max_batch
+        for entry in list(self.pairs.values()):
+            if not entry.active:
+                continue
+            history = self.market.histories[entry.pair]
+            trades = history.trades_from(entry.cursor)
+            if trades is None:
+                self.drop("slow_consumer")
+                return
+            entry.cursor = history.trade_end
+            visible = [trade for trade in trades if not trade.lost]
+            for start in range(0, len(visible), batch):
+                chunk = visible[start : start + batch]
+                room = self.trade_room(len(chunk))
+                if room == 0 or self.dropped or self.stall is not None:
+                    return
+                await self._send(entry, chunk[:room], snapshot=False)
+                await asyncio.sleep(0)  # sending does not wait while buffers have room
+
+    def skip_to_head(self) -> None:
+        for entry in self.pairs.values():
+            entry.cursor = self.market.histories[entry.pair].trade_end
+
+    def wakeup_in(self) -> float:
+        if not self.pairs:
+            return 1.0
+        return max(0.0, self.last_traffic + self.ctx.config.heartbeat_s - time.monotonic())
+
+    async def on_timer(self) -> bool:
+        now = time.monotonic()
+        config = self.ctx.config
+        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+            await self.close(1000, "no subscription")
+            return False
+        if self.pairs and now - self.last_traffic >= config.heartbeat_s:
+            self.last_traffic = now
+            await self.send_control(wire.render_v1_heartbeat())
+        return True
+
+
+def _channel_id(symbols: list[str], pair: str) -> int:
+    """A stable per-pair channel id, as Kraken v1 gives each pair's channel one number."""
+    return 100 + 32 * symbols.index(pair) + 1

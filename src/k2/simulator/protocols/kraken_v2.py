@@ -1,0 +1,290 @@
+"""Kraken WebSocket v2 (``wss://ws.kraken.com/v2``), the venue side, public ``trade`` channel.
+
+On connect a ``status`` update with a u64 ``connection_id``; each requested symbol gets its own
+ack carrying ``time_in``/``time_out``; with ``snapshot`` (true unless the request says false, as
+the captured acks show) the last 50 trades follow as ``"type":"snapshot"``, then ``update``
+frames. Symbols are v2 names (``BTC/USD``, ``DOGE/USD``): the v1/REST names ``XBT/...`` and
+``XDG/...`` are refused with ``Currency pair not supported <SYMBOL>``, as the venue does. Prices
+and sizes are bare JSON numbers with the engine's precision. ``{"channel":"heartbeat"}`` comes
+about once a second without other updates once anything is subscribed; a ``subscribe`` to the
+``heartbeat`` channel is acknowledged harmlessly (the venue's docs disagree on whether it is
+needed). ``ping`` is answered with ``pong`` and ``time_in``/``time_out``.
+
+Frames are rendered by :mod:`k2.exchanges.kraken.wire`; the two shapes that module has no renderer
+for (the ack of a non-trade channel, and an error to a request without a ``method``) are built
+here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from k2.exchanges.base import FieldValue
+from k2.exchanges.kraken import wire
+from k2.simulator.instruments import KRAKEN, Instrument
+from k2.simulator.market import SimTrade
+from k2.simulator.session import Rendered, Session
+from k2.simulator.venue import now_us
+
+PROTOCOL = "kraken-v2"
+SYSTEM_VERSION = "2.0.10"
+_PASSIVE_CHANNELS = frozenset({"heartbeat", "status"})
+
+
+@dataclass
+class _Symbol:
+    symbol: str
+    instrument: Instrument
+    cursor: int
+    active: bool = False
+
+
+def v2_decimal(text: str, keep: int) -> str:
+    """Engine precision: ``text`` with trailing zeros cut, keeping at least ``keep`` decimals."""
+    whole, dot, frac = text.partition(".")
+    if not dot:
+        return text
+    frac = frac.rstrip("0")
+    frac = frac + "0" * max(0, keep - len(frac))
+    return f"{whole}.{frac}" if frac else whole
+
+
+class TimestampCache:
+    """:func:`wire.format_timestamp_v2` with the date part formatted once per second.
+
+    The venue's format is fixed-width (``...:SS.ffffffZ``), so the text of any microsecond of a
+    second is the text of that second with its six fraction digits replaced.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, micros: int) -> str:
+        second, fraction = divmod(micros, 1_000_000)
+        if second != self._second:
+            whole = wire.format_timestamp_v2(second * 1_000_000)
+            self._second, self._prefix = second, whole[: -len("000000Z")]
+        return f"{self._prefix}{fraction:06d}Z"
+
+
+def v2_fields(
+    symbol: str, instrument: Instrument, trade: SimTrade, clock: TimestampCache
+) -> dict[str, FieldValue]:
+    """The v2 field mapping of a history trade (decimal text for the JSON numbers)."""
+    return wire.v2_trade_fields(
+        symbol,
+        trade.side,
+        v2_decimal(trade.price, instrument.price_decimals),
+        v2_decimal(trade.qty, 1),
+        trade.ord_type,
+        trade.trade_id,
+        clock.format(trade.time_us),
+    )
+
+
+def render_channel_ack(channel: str, req_id: int | None, time_in: str, time_out: str) -> str:
+    """Ack of a subscribe to a channel without symbols (``heartbeat``, ``status``)."""
+    message: dict[str, Any] = {
+        "method": "subscribe",
+        "result": {"channel": channel},
+        "success": True,
+        "time_in": time_in,
+        "time_out": time_out,
+    }
+    if req_id is not None:
+        message["req_id"] = req_id
+    return json.dumps(message, separators=(",", ":"), sort_keys=True)
+
+
+def render_request_error(error: str, time_in: str, time_out: str) -> str:
+    """Error to a frame that is not a request at all (bad JSON, no ``method``)."""
+    message = {"error": error, "success": False, "time_in": time_in, "time_out": time_out}
+    return json.dumps(message, separators=(",", ":"), sort_keys=True)
+
+
+def _stamp() -> str:
+    return wire.format_timestamp_v2(now_us())
+
+
+class KrakenV2Session(Session):
+    """One ``wss://ws.kraken.com/v2`` connection."""
+
+    protocol = PROTOCOL
+    exchange = KRAKEN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.symbols: dict[str, _Symbol] = {}
+        self.channels: set[str] = set()
+        self.ever_subscribed = False
+        self.connection_id = self.ctx.venue_connection_id()
+        self._clock = TimestampCache()
+        self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "subscriptions": sorted(self.symbols)}
+
+    async def on_open(self) -> None:
+        await self.send_control(wire.render_v2_status(self.connection_id, "online", SYSTEM_VERSION))
+
+    async def on_text(self, text: str) -> None:
+        time_in = _stamp()
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+            await self.send_control(render_request_error("Malformed request", time_in, _stamp()))
+            return
+        req_id = message.get("req_id")
+        req_id = req_id if isinstance(req_id, int) and not isinstance(req_id, bool) else None
+        method = message["method"]
+        params = message.get("params")
+        if method == "ping":
+            await self.send_control(wire.render_v2_pong(req_id, time_in, _stamp()))
+        elif method in ("subscribe", "unsubscribe") and isinstance(params, dict):
+            await self._channel_request(method, params, req_id, time_in)
+            self.nudge()
+        else:
+            error = (
+                "Method not found"
+                if method not in ("subscribe", "unsubscribe")
+                else ("Malformed request")
+            )
+            await self.send_control(
+                wire.render_v2_method_error(method, error, req_id, time_in, _stamp())
+            )
+
+    async def _channel_request(
+        self, method: str, params: dict[str, Any], req_id: int | None, time_in: str
+    ) -> None:
+        channel = params.get("channel")
+        if channel in _PASSIVE_CHANNELS and method == "subscribe":
+            self.channels.add(str(channel))
+            self.ever_subscribed = True
+            await self.send_control(render_channel_ack(str(channel), req_id, time_in, _stamp()))
+            return
+        symbols = params.get("symbol")
+        if channel != "trade" or not isinstance(symbols, list):
+            error = "Channel not supported" if channel != "trade" else "Malformed request"
+            await self.send_control(
+                wire.render_v2_method_error(method, error, req_id, time_in, _stamp())
+            )
+            return
+        snapshot = params.get("snapshot", True) is not False
+        for symbol in symbols:
+            if method == "subscribe":
+                await self._subscribe(symbol, snapshot, req_id, time_in)
+            else:
+                await self._unsubscribe(symbol, req_id, time_in)
+
+    def _symbol_error(self, symbol: object) -> str | None:
+        if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
+            return f"Currency pair not supported {symbol}"
+        if symbol in self.symbols:
+            return "Already subscribed"
+        return None
+
+    async def _subscribe(
+        self, symbol: object, snapshot: bool, req_id: int | None, t_in: str
+    ) -> None:
+        problem = self._symbol_error(symbol)
+        if problem is not None or not isinstance(symbol, str):
+            await self.send_control(
+                wire.render_v2_method_error(
+                    "subscribe", str(problem), req_id, t_in, _stamp(), symbol=str(symbol)
+                )
+            )
+            return
+        instrument = self.by_v2[symbol]
+        history = self.market.histories[instrument.symbol]
+        recent = history.recent_visible(self.ctx.config.snapshot_size) if snapshot else []
+        entry = _Symbol(symbol, instrument, history.trade_end)
+        self.symbols[symbol] = entry
+        self.ever_subscribed = True
+        await self.send_control(
+            wire.render_v2_subscribe_ack(symbol, snapshot, req_id, t_in, _stamp())
+        )
+        if recent and self.stall is None:
+            room = self.trade_room(len(recent))
+            if room:
+                await self._send(entry, recent[-room:], "snapshot")
+        entry.active = True
+
+    async def _unsubscribe(self, symbol: object, req_id: int | None, t_in: str) -> None:
+        entry = self.symbols.pop(symbol, None) if isinstance(symbol, str) else None
+        if entry is None:
+            await self.send_control(
+                wire.render_v2_method_error(
+                    "unsubscribe",
+                    "Subscription Not Found",
+                    req_id,
+                    t_in,
+                    _stamp(),
+                    symbol=str(symbol),
+                )
+            )
+            return
+        await self.send_control(
+            wire.render_v2_unsubscribe_ack(entry.symbol, req_id, t_in, _stamp())
+        )
+
+    async def _send(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> None:
+        def render() -> Rendered:
+            emitted = [
+                (trade.trade_id, v2_fields(entry.symbol, entry.instrument, trade, self._clock))
+                for trade in trades
+            ]
+            return wire.render_v2_trades([f for _, f in emitted], kind), emitted
+
+        key = (PROTOCOL, entry.symbol, kind, trades[0].trade_id, trades[-1].trade_id, len(trades))
+        frame, emitted = self.ctx.frames.get(key, render)
+        await self.emit(
+            frame, entry.symbol, emitted, protocol=PROTOCOL, snapshot=kind == "snapshot"
+        )
+
+    async def flush(self) -> None:
+        batch = self.ctx.config.max_batch
+        for entry in list(self.symbols.values()):
+            if not entry.active:
+                continue
+            history = self.market.histories[entry.instrument.symbol]
+            trades = history.trades_from(entry.cursor)
+            if trades is None:
+                self.drop("slow_consumer")
+                return
+            entry.cursor = history.trade_end
+            visible = [trade for trade in trades if not trade.lost]
+            for start in range(0, len(visible), batch):
+                chunk = visible[start : start + batch]
+                room = self.trade_room(len(chunk))
+                if room == 0 or self.dropped or self.stall is not None:
+                    return
+                await self._send(entry, chunk[:room], "update")
+                await asyncio.sleep(0)  # sending does not wait while buffers have room
+
+    def skip_to_head(self) -> None:
+        for entry in self.symbols.values():
+            entry.cursor = self.market.histories[entry.instrument.symbol].trade_end
+
+    def wakeup_in(self) -> float:
+        if not (self.symbols or self.channels):
+            return 1.0
+        return max(0.0, self.last_traffic + self.ctx.config.heartbeat_s - time.monotonic())
+
+    async def on_timer(self) -> bool:
+        now = time.monotonic()
+        config = self.ctx.config
+        subscribed = bool(self.symbols or self.channels)
+        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+            await self.close(1000, "no subscription")
+            return False
+        if subscribed and now - self.last_traffic >= config.heartbeat_s:
+            self.last_traffic = now
+            await self.send_control(wire.render_v2_heartbeat())
+        return True

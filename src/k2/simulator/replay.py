@@ -1,0 +1,260 @@
+"""Replay of recorded sessions: the trades of a recording become the venue's history again.
+
+Two formats are read:
+
+- **cryptofeed recordings** (``sample_data/`` of bmoscon/cryptofeed; see
+  ``recordings/cryptofeed/NOTICE.md``): the first line is ``<url> <-> <connect time>``, a line
+  ``<url> <- <time>: <json>`` is a frame the client sent, every other line is
+  ``<receipt time>: <frame>``. Kraken v1 ``trade`` frames and Binance ``trade``/``aggTrade``
+  frames (raw or combined) are taken; everything else (books, klines, acks) is skipped.
+- **K2 JSONL**: one trade per line, ``{"exchange": ..., "protocol": ..., "symbol": ...,
+  "fields": {...}}`` with the venue's own field names and values exactly as sent, and optionally
+  ``trade_id`` and ``emit_us`` (the time the trade went out, which paces the replay). This is the
+  ledger's line format (:mod:`k2.simulator.ledger`), so any ledger can be replayed.
+
+Replayed trades keep their recorded price and size strings and trade times exactly. Ids: Binance
+ids are kept (``t``; an ``aggTrade`` keeps ``a``/``f``/``l`` and becomes one trade with id ``f``);
+Kraken v2 keeps ``trade_id``; Kraken v1 trades, which have none, are numbered 1, 2, ... per pair.
+The replay is paced by the recorded receipt times divided by ``speed`` (0: everything at once).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from k2.domain import micros_from_datetime
+from k2.errors import ConfigError
+from k2.simulator.instruments import BINANCE, KRAKEN, inferred_instrument
+from k2.simulator.market import AggTrade, SimTrade
+from k2.simulator.venue import Batch, VenueMarket
+
+_SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
+_ORDERS = {"l": "limit", "m": "market", "limit": "limit", "market": "market"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTrade:
+    """One trade read from a recording, in the simulator's terms."""
+
+    exchange: str
+    symbol: str  # the venue's WebSocket spelling (Kraken v1 name for Kraken)
+    at_us: int  # when it was received or emitted: paces the replay
+    price: str
+    qty: str
+    time_us: int
+    side: str  # taker side
+    ord_type: str
+    trade_id: int | None
+    agg: tuple[int, int, int] | None = None  # Binance (a, f, l)
+
+
+def _micros(seconds: str) -> int:
+    return int(Decimal(seconds).scaleb(6))
+
+
+def _binance_time(value: int) -> int:
+    """Binance times are ms unless the connection asked for µs (16 digits)."""
+    return value if value >= 10**14 else value * 1_000
+
+
+def _kraken_v1(at_us: int, frame: list[Any]) -> Iterator[RecordedTrade]:
+    pair = frame[-1]
+    for price, volume, when, side, order, *_ in frame[1]:
+        yield RecordedTrade(
+            KRAKEN, pair, at_us, price, volume, _micros(when), _SIDES[side], _ORDERS[order], None
+        )
+
+
+def _binance(at_us: int, data: Mapping[str, Any]) -> Iterator[RecordedTrade]:
+    kind = data.get("e")
+    if kind not in ("trade", "aggTrade"):
+        return
+    side = "sell" if data["m"] else "buy"
+    when = _binance_time(data["T"])
+    if kind == "trade":
+        trade_id = data["t"]
+        yield RecordedTrade(
+            BINANCE,
+            data["s"],
+            at_us,
+            data["p"],
+            data["q"],
+            when,
+            side,
+            "limit",
+            trade_id,
+            (trade_id, trade_id, trade_id),
+        )
+    else:
+        agg = (data["a"], data["f"], data["l"])
+        yield RecordedTrade(
+            BINANCE, data["s"], at_us, data["p"], data["q"], when, side, "limit", data["f"], agg
+        )
+
+
+def read_cryptofeed(path: Path) -> list[RecordedTrade]:
+    """The trades of one cryptofeed recording, in the order they were received."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or " <-> " not in lines[0]:
+        raise ConfigError(f"{path} is not a cryptofeed recording (no '<url> <-> <time>' line)")
+    url = lines[0].split(" <-> ")[0]
+    exchange = KRAKEN if "kraken" in url else BINANCE if "binance" in url else None
+    if exchange is None:
+        raise ConfigError(f"{path}: cannot replay recordings of {url}")
+    trades: list[RecordedTrade] = []
+    for line in lines[1:]:
+        if not line.strip() or " <- " in line.split(": ", 1)[0]:
+            continue
+        stamp, _, text = line.partition(": ")
+        frame = json.loads(text)
+        at_us = _micros(stamp)
+        if exchange == KRAKEN and isinstance(frame, list) and frame[-2:-1] == ["trade"]:
+            trades.extend(_kraken_v1(at_us, frame))
+        elif exchange == BINANCE and isinstance(frame, dict):
+            trades.extend(_binance(at_us, frame.get("data", frame)))
+    return trades
+
+
+def _from_ledger_line(data: Mapping[str, Any]) -> Iterator[RecordedTrade]:
+    fields = data["fields"]
+    protocol = data.get("protocol", "")
+    if protocol.startswith("binance") or data["exchange"] == BINANCE:
+        at_us = data.get("emit_us") or _binance_time(fields["T"])
+        yield from _binance(at_us, fields)
+    elif protocol == "kraken-v2" or "trade_id" in fields:
+        when = micros_from_datetime(datetime.fromisoformat(fields["timestamp"]))
+        yield RecordedTrade(
+            KRAKEN,
+            fields["symbol"],
+            data.get("emit_us") or when,
+            str(fields["price"]),
+            str(fields["qty"]),
+            when,
+            fields["side"],
+            fields["ord_type"],
+            fields["trade_id"],
+        )
+    else:
+        when = _micros(fields["time"])
+        yield RecordedTrade(
+            KRAKEN,
+            data["symbol"],
+            data.get("emit_us") or when,
+            fields["price"],
+            fields["volume"],
+            when,
+            _SIDES[fields["side"]],
+            _ORDERS[fields["order_type"]],
+            data.get("trade_id"),
+        )
+
+
+def read_jsonl(path: Path) -> list[RecordedTrade]:
+    """The trades of a K2 JSONL recording (or ledger), in file order."""
+    trades: list[RecordedTrade] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            trades.extend(_from_ledger_line(json.loads(line, parse_float=Decimal)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}:{number}: not a K2 trade line ({exc})") from exc
+    return trades
+
+
+def read_recording(path: Path) -> list[RecordedTrade]:
+    """Read either format (``.jsonl``/``.json`` files are K2 JSONL, others cryptofeed)."""
+    if not path.is_file():
+        raise ConfigError(f"replay file {path} does not exist")
+    if path.suffix in (".jsonl", ".json"):
+        return read_jsonl(path)
+    return read_cryptofeed(path)
+
+
+class ReplaySource:
+    """Feeds one venue's recorded trades into its market at the recorded pace."""
+
+    def __init__(
+        self, market: VenueMarket, trades: Iterable[RecordedTrade], speed: float, retention: int
+    ) -> None:
+        self._market = market
+        self._trades = sorted(trades, key=lambda trade: trade.at_us)
+        self._speed = speed
+        self._index = 0
+        self._start: int | None = None
+        self._next_id: dict[str, int] = {}
+        self._symbols = self._resolve_symbols(retention)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._trades) - self._index
+
+    def _resolve_symbols(self, retention: int) -> dict[str, str]:
+        """Recorded spelling → listed symbol, listing unknown pairs shaped by their trades."""
+        by_v2 = {inst.v2_symbol: inst.symbol for inst in self._market.instruments.values()}
+        resolved: dict[str, str] = {}
+        for trade in self._trades:
+            name = trade.symbol
+            if name in resolved:
+                continue
+            if name in self._market.instruments:
+                resolved[name] = name
+            elif name in by_v2:
+                resolved[name] = by_v2[name]
+            else:
+                same = [t for t in self._trades if t.symbol == name]
+                price = max((t.price for t in same), key=lambda p: len(p.partition(".")[2]))
+                qty = max((t.qty for t in same), key=lambda q: len(q.partition(".")[2]))
+                self._market.add_instrument(
+                    inferred_instrument(trade.exchange, name, price, qty), retention
+                )
+                resolved[name] = name
+        return resolved
+
+    def advance(self, now: int, elapsed_us: int) -> list[Batch]:
+        if self._start is None:
+            self._start = now
+        if self._index >= len(self._trades):
+            return []
+        first = self._trades[0].at_us
+        played = now - self._start
+        grouped: dict[str, tuple[list[SimTrade], list[AggTrade]]] = {}
+        while self._index < len(self._trades):
+            trade = self._trades[self._index]
+            if self._speed and (trade.at_us - first) > played * self._speed:
+                break
+            self._index += 1
+            symbol = self._symbols[trade.symbol]
+            trades, aggs = grouped.setdefault(symbol, ([], []))
+            sim = self._sim_trade(symbol, trade)
+            trades.append(sim)
+            if trade.agg is not None:
+                agg_id, first_id, last_id = trade.agg
+                aggs.append(
+                    AggTrade(
+                        agg_id,
+                        trade.price,
+                        trade.qty,
+                        first_id,
+                        last_id,
+                        trade.time_us,
+                        trade.side,
+                    )
+                )
+        return [(symbol, trades, aggs) for symbol, (trades, aggs) in grouped.items()]
+
+    def _sim_trade(self, symbol: str, trade: RecordedTrade) -> SimTrade:
+        trade_id = trade.trade_id
+        if trade_id is None:
+            trade_id = self._next_id.get(symbol, 1)
+        self._next_id[symbol] = trade_id + 1
+        agg_id = trade.agg[0] if trade.agg is not None else trade_id
+        return SimTrade(
+            trade_id, trade.price, trade.qty, trade.time_us, trade.side, trade.ord_type, agg_id
+        )

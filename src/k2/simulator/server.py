@@ -1,0 +1,276 @@
+"""The simulator server: every venue's WebSocket and REST endpoints on one local port.
+
+=========================  ====================================================================
+path                       what answers
+=========================  ====================================================================
+``/`` (WebSocket)          Kraken v1, as ``wss://ws.kraken.com``
+``/v2``                    Kraken v2, as ``wss://ws.kraken.com/v2``
+``/ws/<stream>[/...]``     Binance raw streams; ``/stream?streams=a/b`` combined streams
+``/0/public/...``          Kraken REST (Trades, AssetPairs, Time, SystemStatus)
+``/api/v3/...``            Binance REST (trades, historicalTrades, aggTrades, exchangeInfo, ...)
+``/_sim/...``              control: ``GET status``, ``POST|DELETE faults``, ``POST loss``,
+                           ``POST shutdown`` (Binance ``serverShutdown``), ``POST drop``
+=========================  ====================================================================
+
+:class:`Simulator` is also the Python API tests use: ``async with Simulator(config) as sim:``
+starts it in-process (on a free port by default) and exposes :attr:`Simulator.urls`, the ledger
+path and fault control; ``k2 simulate`` runs the same class as a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from k2.errors import ConfigError
+from k2.simulator.admin import admin_routes
+from k2.simulator.faults import FaultBook, FaultRule
+from k2.simulator.instruments import BINANCE, KRAKEN
+from k2.simulator.ledger import Ledger
+from k2.simulator.markets import build_markets
+from k2.simulator.protocols.binance import BadConnectRequestError, BinanceSession, connect_request
+from k2.simulator.protocols.binance_rest import BinanceRest
+from k2.simulator.protocols.kraken_rest import KrakenRest
+from k2.simulator.protocols.kraken_v1 import KrakenV1Session
+from k2.simulator.protocols.kraken_v2 import KrakenV2Session
+from k2.simulator.session import Session, SimContext
+from k2.simulator.settings import SimulatorConfig
+from k2.simulator.venue import MarketClock, VenueMarket
+
+log = structlog.get_logger("k2.simulator")
+_MAX_MESSAGE = 1 << 20
+_CLOSE_TIMEOUT_S = 2.0  # how long a close handshake may take before the socket is cut
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorUrls:
+    """Where to point a client: WebSocket bases per protocol and REST bases per venue."""
+
+    kraken_v1: str
+    kraken_v2: str
+    binance_ws: str  # append /ws/<stream> or /stream?streams=a/b
+    kraken_rest: str
+    binance_rest: str
+    admin: str
+
+    def as_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+class Simulator:
+    """A running simulator: start, point clients at :attr:`urls`, inject faults, stop."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.config.validate()
+        markets = build_markets(self.config)
+        self.ctx = SimContext(
+            self.config, markets, Ledger(self.config.ledger_path), FaultBook(self.config.faults)
+        )
+        self.clock = MarketClock(markets.values(), self.config.tick_s)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the port, open the ledger and start the market clock."""
+        self.ctx.ledger.open()
+        app = web.Application()
+        app.add_routes(self._routes())
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"cannot listen on {self.config.host}:{self.config.port} ({exc.strerror}); "
+                "choose another --port (0 picks a free one)"
+            ) from exc
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        self.clock.start()
+        ledger = self.config.ledger_path
+        log.info(
+            "simulator_started", port=self.port, ledger=None if ledger is None else str(ledger)
+        )
+
+    async def stop(self) -> None:
+        """Close every connection (close frame 1001), stop serving and close the ledger."""
+        await self.clock.stop()
+        closing = [session.close(1001, "simulator stopping") for session in self.sessions()]
+        await asyncio.gather(*closing, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.ctx.ledger.close()
+        log.info("simulator_stopped", port=self.port, ledger_entries=self.ctx.ledger.count)
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # --- what tests use -------------------------------------------------------------------------
+
+    @property
+    def urls(self) -> SimulatorUrls:
+        base = f"{self.config.host}:{self.port}"
+        return SimulatorUrls(
+            kraken_v1=f"ws://{base}/",
+            kraken_v2=f"ws://{base}/v2",
+            binance_ws=f"ws://{base}",
+            kraken_rest=f"http://{base}",
+            binance_rest=f"http://{base}",
+            admin=f"http://{base}/_sim",
+        )
+
+    @property
+    def ledger_path(self) -> Path | None:
+        return self.config.ledger_path
+
+    def market(self, exchange: str) -> VenueMarket:
+        """The shared history of one venue (what REST serves and every connection reads)."""
+        return self.ctx.markets[exchange]
+
+    def sessions(self, protocol: str | None = None) -> list[Session]:
+        """Open connections, oldest first, optionally of one protocol (prefix match)."""
+        return [
+            session
+            for session in self.ctx.sessions.values()
+            if protocol is None or session.protocol.startswith(protocol)
+        ]
+
+    def add_fault(self, rule: FaultRule) -> list[str]:
+        """Apply ``rule`` to open connections (oldest first), then to new ones, within its quota.
+
+        Returns the names of the open connections it reached now.
+        """
+        rule.validate()
+        reached: list[str] = []
+        left = rule.connections
+        for session in self.sessions():
+            if left is not None and left <= 0:
+                break
+            if rule.matches(session.protocol):
+                session.faults.add(rule)
+                reached.append(session.name)
+                left = None if left is None else left - 1
+        if left is None or left > 0:
+            self.ctx.faults.add(dataclasses.replace(rule, connections=left))
+        self._wake()
+        log.info("sim_fault_added", rule=rule.to_dict(), reached=reached)
+        return reached
+
+    def clear_faults(self) -> None:
+        """Forget pending rules and lift the rules in force on open connections."""
+        self.ctx.faults.clear()
+        for session in self.sessions():
+            session.faults.active.clear()
+        self._wake()
+
+    def set_loss(self, exchange: str, every: int, symbols: list[str] | None = None) -> None:
+        """Make ``exchange`` lose every ``every``-th trade id from its streams (0 stops)."""
+        self.market(exchange).set_loss(every, symbols)
+        log.info("sim_loss_set", exchange=exchange, every=every, symbols=symbols)
+
+    def shutdown_binance(self, grace_s: float | None = None) -> int:
+        """Send ``serverShutdown`` on every Binance connection; they close after the grace."""
+        sessions = [s for s in self.sessions(BINANCE) if isinstance(s, BinanceSession)]
+        for session in sessions:
+            session.request_shutdown(grace_s)
+        self._wake()
+        return len(sessions)
+
+    def drop(self, protocol: str | None = None) -> int:
+        """Cut every open connection (of ``protocol``) at the TCP level, now."""
+        sessions = self.sessions(protocol)
+        for session in sessions:
+            session.drop("requested")
+        return len(sessions)
+
+    def step(self) -> int:
+        """Generate the trades due now without waiting for the clock's tick."""
+        return self.clock.step()
+
+    def _wake(self) -> None:
+        for market in self.ctx.markets.values():
+            market.pulse.set()
+            market.pulse.clear()
+
+    # --- HTTP -----------------------------------------------------------------------------------
+
+    def _routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self._kraken_v1),
+            web.get("/v2", self._kraken_v2),
+            web.get("/ws", self._binance_raw),
+            web.get("/ws/{streams:.*}", self._binance_raw),
+            web.get("/stream", self._binance_combined),
+            *KrakenRest(self.market(KRAKEN), self.config.kraken_rest_limit).routes(),
+            *BinanceRest(self.market(BINANCE), self.config.binance_weight_limit).routes(),
+            *admin_routes(self),
+        ]
+
+    async def _serve(
+        self, request: web.Request, make: Callable[[web.WebSocketResponse], Session]
+    ) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            autoping=False, compress=False, max_msg_size=_MAX_MESSAGE, timeout=_CLOSE_TIMEOUT_S
+        )
+        if not ws.can_prepare(request).ok:
+            return _json({"simulator": "k2", "urls": self.urls.as_dict()})
+        await ws.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await make(ws).serve()
+        return ws
+
+    async def _kraken_v1(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, lambda ws: KrakenV1Session(self.ctx, ws, request))
+
+    async def _kraken_v2(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, lambda ws: KrakenV2Session(self.ctx, ws, request))
+
+    async def _binance_raw(self, request: web.Request) -> web.StreamResponse:
+        return await self._binance(request, request.match_info.get("streams", ""), False)
+
+    async def _binance_combined(self, request: web.Request) -> web.StreamResponse:
+        return await self._binance(request, request.query.get("streams", ""), True)
+
+    async def _binance(
+        self, request: web.Request, streams: str, combined: bool
+    ) -> web.StreamResponse:
+        try:
+            connect = connect_request(streams, combined, request.query)
+        except BadConnectRequestError as exc:
+            return _json({"code": 2, "msg": str(exc)}, status=400)
+        if len(connect.streams) > self.config.binance_max_streams:
+            return _json({"code": 2, "msg": "Invalid request: too many streams"}, status=400)
+        return await self._serve(
+            request, lambda ws: BinanceSession(self.ctx, ws, request, connect=connect)
+        )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, separators=(",", ":")), status=status, content_type="application/json"
+    )

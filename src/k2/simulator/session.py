@@ -1,0 +1,315 @@
+"""One client connection, whatever the protocol: its lifecycle, its faults and its ledger lines.
+
+A protocol (``k2.simulator.protocols.*``) subclasses :class:`Session` and implements the venue's
+side of the conversation: what is sent on connect, how requests are answered, and how new trades of
+the shared history become frames. The base class owns what every venue has in common: one writer
+task that wakes when the market produced trades (or a timer is due), the faults of this connection
+applied to every frame on its way out, and the ledger line of every trade that left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from k2.exchanges.base import FieldValue
+from k2.simulator.faults import ConnectionFaults, FaultBook, StallMode, garble
+from k2.simulator.ledger import Ledger, LedgerEntry
+from k2.simulator.settings import SimulatorConfig
+from k2.simulator.venue import VenueMarket, now_us
+
+log = structlog.get_logger("k2.simulator")
+_HIGH_WATER = 1 << 20  # bytes buffered for a client before sending waits
+_DRAIN_POLL_S = 0.002
+
+# (trade id, fields as sent) of each trade in one frame, for the ledger.
+Emitted = Sequence[tuple[int | None, dict[str, FieldValue]]]
+
+
+Rendered = tuple[str, Emitted]
+
+
+class FrameCache:
+    """Trade frames already rendered, shared by the connections that send the same trades.
+
+    Connections that keep up with the market send identical frames (same trades, same protocol
+    options), so each is rendered once. Keys name the protocol, its options and the trades; the
+    cache empties itself when full, which only costs re-rendering.
+    """
+
+    def __init__(self, limit: int = 65_536) -> None:
+        self._limit = limit
+        self._frames: dict[Hashable, Rendered] = {}
+
+    def get(self, key: Hashable, render: Callable[[], Rendered]) -> Rendered:
+        found = self._frames.get(key)
+        if found is None:
+            if len(self._frames) >= self._limit:
+                self._frames.clear()
+            found = self._frames[key] = render()
+        return found
+
+
+def text_frame(text: str) -> bytes:
+    """A whole unmasked WebSocket text frame (server to client, RFC 6455 §5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+@dataclass
+class SimContext:
+    """What every connection and REST handler of one simulator shares."""
+
+    config: SimulatorConfig
+    markets: dict[str, VenueMarket]
+    ledger: Ledger
+    faults: FaultBook
+    sessions: dict[str, Session] = field(default_factory=dict)
+    frames: FrameCache = field(default_factory=FrameCache)
+    opened: int = 0
+    _ids: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ids = random.Random(f"{self.config.seed}/connections")
+
+    def venue_connection_id(self) -> int:
+        """A Kraken-style u64 connection id; the top bit is set so it overflows int64."""
+        return self._ids.getrandbits(64) | (1 << 63)
+
+
+class Session:
+    """The venue side of one WebSocket connection."""
+
+    protocol: ClassVar[str]
+    exchange: ClassVar[str]
+
+    def __init__(self, ctx: SimContext, ws: web.WebSocketResponse, request: web.Request) -> None:
+        ctx.opened += 1
+        self.ctx = ctx
+        self.ws = ws
+        self.request = request
+        self.name = f"{self.protocol}#{ctx.opened}"
+        self.market = ctx.markets[self.exchange]
+        self.faults = ConnectionFaults()
+        for rule in ctx.faults.claim(self.protocol):
+            self.faults.add(rule)
+        self.opened = time.monotonic()
+        self.last_traffic = self.opened  # last trade frame or heartbeat sent
+        self.dropped = False
+        self._held: list[LedgerEntry] = []
+
+    # --- what a protocol implements -----------------------------------------------------------
+
+    async def on_open(self) -> None:
+        """Send what the venue sends on connect."""
+
+    async def on_text(self, text: str) -> None:
+        """Answer one text frame from the client."""
+
+    async def on_binary(self, data: bytes) -> None:
+        """Answer one binary frame (venues ignore or refuse them)."""
+
+    async def flush(self) -> None:
+        """Send every trade of the subscriptions not sent yet."""
+
+    def skip_to_head(self) -> None:
+        """Move every cursor to the end of the history (trades of a stall are never sent)."""
+
+    async def on_timer(self) -> bool:
+        """Periodic duties (heartbeats, pings, deadlines); False ends the connection."""
+        return True
+
+    def wakeup_in(self) -> float:
+        """Seconds until :meth:`on_timer` must run even if no trade arrives."""
+        return 1.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "protocol": self.protocol}
+
+    # --- shared machinery ---------------------------------------------------------------------
+
+    @property
+    def stall(self) -> StallMode | None:
+        return self.faults.stall_mode()
+
+    async def serve(self) -> None:
+        """Run the connection until the client or a fault ends it."""
+        self.ctx.sessions[self.name] = self
+        log.info("sim_connection_opened", connection=self.name, remote=self.request.remote)
+        writer = asyncio.get_running_loop().create_task(self._write_loop(), name=self.name)
+        try:
+            await self.on_open()
+            async for message in self.ws:
+                await self._dispatch(message.type, message.data)
+        except ConnectionError:
+            pass
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+            self.ctx.sessions.pop(self.name, None)
+            log.info(
+                "sim_connection_closed",
+                connection=self.name,
+                trades_sent=self.faults.trades_sent,
+                dropped=self.dropped,
+            )
+
+    async def _dispatch(self, kind: WSMsgType, data: Any) -> None:
+        if kind == WSMsgType.TEXT:
+            await self.on_text(data)
+        elif kind == WSMsgType.BINARY:
+            await self.on_binary(data)
+        elif kind == WSMsgType.PING:
+            await self.on_ping(data)
+        elif kind == WSMsgType.PONG:
+            self.on_pong(data)
+
+    async def on_ping(self, payload: bytes) -> None:
+        """Answer a protocol ping with its payload, unless the connection is silent."""
+        if self.stall != "silent":
+            await self.ws.pong(payload)
+
+    def on_pong(self, payload: bytes) -> None:
+        """A protocol pong from the client (Binance checks them)."""
+
+    async def _write_loop(self) -> None:
+        pulse = self.market.pulse
+        try:
+            while not self.ws.closed and not self.dropped:
+                deadline = self.faults.next_deadline()
+                wait = self.wakeup_in() if deadline is None else min(deadline, self.wakeup_in())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pulse.wait(), max(wait, 0.001))
+                if self.faults.drop_due():
+                    self.drop("fault")
+                    return
+                if not await self.on_timer():
+                    return
+                if self.stall is None:
+                    await self.flush()
+                else:
+                    self.skip_to_head()
+        except ConnectionError:
+            return
+
+    async def send_control(self, text: str) -> None:
+        """Send a non-trade frame (ack, heartbeat, status...); nothing leaves a silent stall."""
+        if self.stall != "silent" and not self.ws.closed:
+            await self.ws.send_str(text)
+
+    def nudge(self) -> None:
+        """Wake the writer now (a subscription changed its timers), not at its next timeout."""
+        self.market.pulse.set()
+        self.market.pulse.clear()
+
+    def trade_room(self, wanted: int) -> int:
+        """How many of ``wanted`` trades may go before a drop or a stall fault takes effect."""
+        for room in (self.faults.trades_before_drop(), self.faults.trades_before_stall()):
+            if room is not None:
+                wanted = min(wanted, room)
+        return wanted
+
+    def prepare(
+        self, frame: str, symbol: str, trades: Emitted, *, protocol: str, snapshot: bool = False
+    ) -> list[bytes]:
+        """One trade frame through this connection's faults: the WebSocket frames to write.
+
+        The ledger lines are held until :meth:`write` has handed the frames to the socket.
+        """
+        garbled, duplicate = self.faults.on_trade_frame(len(trades))
+        data = text_frame(garble(frame) if garbled else frame)
+        if self.ctx.ledger.enabled:
+            self._hold(symbol, trades, protocol, snapshot, garbled, duplicate)
+        return [data, data] if duplicate else [data]
+
+    async def emit(
+        self, frame: str, symbol: str, trades: Emitted, *, protocol: str, snapshot: bool = False
+    ) -> None:
+        """Send one trade frame (see :meth:`prepare`) and record it in the ledger."""
+        await self.write(self.prepare(frame, symbol, trades, protocol=protocol, snapshot=snapshot))
+
+    async def write(self, frames: list[bytes]) -> None:
+        """Write prepared frames in one go, record their trades, and respect back-pressure.
+
+        Frames are written to the transport directly (whole frames, so they never interleave
+        with the control frames aiohttp writes): one system call per batch instead of per frame
+        is what lets a connection carry tens of thousands of trades a second.
+        """
+        transport = self.request.transport
+        if self.dropped or transport is None or transport.is_closing():
+            self._held.clear()
+            raise ConnectionResetError("the connection is closed")
+        transport.write(b"".join(frames))
+        self.last_traffic = time.monotonic()
+        if self._held:
+            self.ctx.ledger.write(self._held)
+            self._held = []
+        while transport.get_write_buffer_size() > _HIGH_WATER:
+            if transport.is_closing():
+                raise ConnectionResetError("the connection is closed")
+            await asyncio.sleep(_DRAIN_POLL_S)
+        if self.faults.trades_before_drop() == 0:
+            self.drop("fault")
+
+    def _hold(
+        self,
+        symbol: str,
+        trades: Emitted,
+        protocol: str,
+        snapshot: bool,
+        garbled: bool,
+        duplicate: bool,
+    ) -> None:
+        emit_us = now_us()
+        copies = (False, True) if duplicate else (False,)
+        self._held.extend(
+            LedgerEntry(
+                self.exchange,
+                protocol,
+                symbol,
+                trade_id,
+                fields,
+                emit_us,
+                self.name,
+                snapshot,
+                garbled,
+                copy,
+            )
+            for copy in copies
+            for trade_id, fields in trades
+        )
+
+    def drop(self, reason: str) -> None:
+        """End the TCP connection without a WebSocket close frame, as a network failure would.
+
+        The socket is closed (FIN) rather than reset, so the frames already written, and
+        recorded in the ledger, still reach the client before the connection ends.
+        """
+        if self.dropped:
+            return
+        self.dropped = True
+        log.info("sim_connection_dropped", connection=self.name, reason=reason)
+        transport = self.request.transport
+        if transport is not None:
+            transport.close()
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection with a close frame (venue-initiated, orderly)."""
+        log.info("sim_connection_close_sent", connection=self.name, code=code, reason=reason)
+        with contextlib.suppress(ConnectionError):
+            await self.ws.close(code=code, message=reason.encode())

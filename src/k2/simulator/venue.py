@@ -1,0 +1,184 @@
+"""One venue's market: its instruments, the history of each symbol, and where trades come from.
+
+A :class:`VenueMarket` owns the per-symbol :class:`~k2.simulator.market.SymbolHistory` that every
+connection and REST endpoint of the venue reads. A source (the synthetic generator or a replayed
+recording) produces new trades when the :class:`MarketClock` advances time; the market appends them,
+marks the ones the venue "loses" (the skipped-ids fault), and wakes the connections through
+:attr:`VenueMarket.pulse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import structlog
+
+from k2.simulator.instruments import Instrument
+from k2.simulator.market import AggTrade, SimTrade, SymbolGenerator, SymbolHistory
+
+log = structlog.get_logger("k2.simulator")
+
+Batch = tuple[str, list[SimTrade], list[AggTrade]]
+# A burst after the event loop was blocked is capped, so a long pause (a suspended process) never
+# floods clients; shorter delays are caught up so the long-run rate stays exact.
+_MAX_STEP_US = 5_000_000
+
+
+def now_us() -> int:
+    """Wall-clock time in integer microseconds since the epoch."""
+    return time.time_ns() // 1_000
+
+
+class TradeSource(Protocol):
+    """Produces the trades that became due by ``now``."""
+
+    def advance(self, now: int, elapsed_us: int) -> list[Batch]:
+        """New trades per symbol since the previous call (``elapsed_us`` ago)."""
+        ...
+
+
+class SyntheticSource:
+    """The random-walk market at a fixed rate, spread evenly over the symbols.
+
+    ``rate`` is the simulator's total trades per second and ``share`` the number of symbols across
+    all venues it is divided among, so each symbol gets ``rate / share`` trades per second.
+    Counting is integer (a per-symbol remainder carries over), so the long-run rate is exact.
+    ``limit`` stops a symbol after that many trades (``None``: never).
+    """
+
+    def __init__(
+        self, generators: Sequence[SymbolGenerator], rate: int, share: int, limit: int | None
+    ) -> None:
+        self._generators = list(generators)
+        self._rate = rate
+        self._share = max(share, 1)
+        self._limit = limit
+        self._carry = [0] * len(self._generators)
+        self._made = [0] * len(self._generators)
+
+    def advance(self, now: int, elapsed_us: int) -> list[Batch]:
+        batches: list[Batch] = []
+        scale = 1_000_000 * self._share
+        for index, generator in enumerate(self._generators):
+            self._carry[index] += self._rate * min(elapsed_us, _MAX_STEP_US)
+            count, self._carry[index] = divmod(self._carry[index], scale)
+            if self._limit is not None:
+                count = min(count, self._limit - self._made[index])
+            if count <= 0:
+                continue
+            self._made[index] += count
+            trades, aggs = generator.generate(count, now)
+            batches.append((generator.instrument.symbol, trades, aggs))
+        return batches
+
+
+class VenueMarket:
+    """Every symbol of one venue and the shared history each protocol and REST endpoint reads."""
+
+    def __init__(self, exchange: str, instruments: Iterable[Instrument], retention: int) -> None:
+        self.exchange = exchange
+        self.instruments = {inst.symbol: inst for inst in instruments}
+        self.histories = {
+            symbol: SymbolHistory(inst, retention) for symbol, inst in self.instruments.items()
+        }
+        self.sources: list[TradeSource] = []
+        self.pulse = asyncio.Event()
+        self._lose_every: dict[str | None, int] = {}
+        self._lose_count: dict[str, int] = {}
+        self._lost_ids: dict[str, set[int]] = {}
+
+    def add_instrument(self, instrument: Instrument, retention: int) -> None:
+        """List one more symbol (replay of a pair the catalog does not know)."""
+        if instrument.symbol not in self.instruments:
+            self.instruments[instrument.symbol] = instrument
+            self.histories[instrument.symbol] = SymbolHistory(instrument, retention)
+
+    def set_loss(self, every: int, symbols: Iterable[str] | None = None) -> None:
+        """From now on, lose every ``every``-th trade (0 stops) of ``symbols`` (default: all).
+
+        A lost trade is in the REST history but never sent on any WebSocket connection, as when
+        a venue drops ids from its stream; clients see a gap they can backfill.
+        """
+        targets: list[str | None] = [None] if symbols is None else list(symbols)
+        for symbol in targets:
+            self._lose_every[symbol] = every
+
+    def advance(self, now: int, elapsed_us: int) -> int:
+        """Let every source add the trades due by ``now``; wake the connections if any came."""
+        added = 0
+        for source in self.sources:
+            for symbol, trades, aggs in source.advance(now, elapsed_us):
+                history = self.histories[symbol]
+                trades, aggs = self._apply_loss(symbol, trades, aggs)
+                history.extend(trades, aggs)
+                added += len(trades)
+        if added:
+            self.pulse.set()
+            self.pulse.clear()
+        return added
+
+    def _apply_loss(
+        self, symbol: str, trades: list[SimTrade], aggs: list[AggTrade]
+    ) -> tuple[list[SimTrade], list[AggTrade]]:
+        every = self._lose_every.get(symbol, self._lose_every.get(None, 0))
+        lost_ids = self._lost_ids.setdefault(symbol, set())
+        if every:
+            count = self._lose_count.get(symbol, 0)
+            marked: list[SimTrade] = []
+            for trade in trades:
+                count += 1
+                if count % every == 0:
+                    trade = trade._replace(lost=True)
+                    lost_ids.add(trade.trade_id)
+                marked.append(trade)
+            self._lose_count[symbol] = count
+            trades = marked
+        if lost_ids and aggs:
+            aggs = [
+                agg._replace(lost=True)
+                if any(agg.first_id <= lost <= agg.last_id for lost in lost_ids)
+                else agg
+                for agg in aggs
+            ]
+            done = aggs[-1].last_id
+            self._lost_ids[symbol] = {lost for lost in lost_ids if lost > done}
+        elif len(lost_ids) > 10_000:
+            lost_ids.clear()
+        return trades, aggs
+
+
+class MarketClock:
+    """Advances every venue's market on a fixed tick, in one task for the whole simulator."""
+
+    def __init__(self, markets: Iterable[VenueMarket], tick_s: float) -> None:
+        self._markets = list(markets)
+        self._tick_s = tick_s
+        self._task: asyncio.Task[None] | None = None
+        self._last: int | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sim-clock")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def step(self) -> int:
+        """Advance once, now (also used by tests to generate without waiting)."""
+        now = now_us()
+        elapsed = 0 if self._last is None else now - self._last
+        self._last = now
+        return sum(market.advance(now, elapsed) for market in self._markets)
+
+    async def _run(self) -> None:
+        self._last = self._last or now_us()
+        while True:
+            await asyncio.sleep(self._tick_s)
+            self.step()

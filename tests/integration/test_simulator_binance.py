@@ -1,0 +1,232 @@
+"""Binance spot streams as a client written from Binance's documentation sees the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+import websockets
+
+from k2.simulator import Simulator, SimulatorConfig, read_ledger
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
+    values: dict[str, Any] = {
+        "rate": 300,
+        "ledger_path": tmp_path / "ledger.jsonl",
+        "kraken_symbols": ("XBT/USD",),
+        "binance_symbols": ("BTCUSDT", "ETHUSDT"),
+    }
+    values.update(overrides)
+    return SimulatorConfig(**values)
+
+
+async def collect(ws: Any, seconds: float) -> list[Any]:
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+        except (TimeoutError, websockets.ConnectionClosed):
+            break
+    return frames
+
+
+async def closed_within(ws: Any, seconds: float) -> bool:
+    """True if the server ends the connection within ``seconds`` (frames meanwhile ignored)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait_for(ws.recv(), left)
+    except websockets.ConnectionClosed:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
+    async def main() -> tuple[list[Any], list[Any]]:
+        async with Simulator(config(tmp_path)) as sim:
+            url = sim.urls.binance_ws + "/stream?streams=btcusdt@trade/ethusdt@trade"
+            async with websockets.connect(url + "&timeUnit=MICROSECOND") as ws:
+                frames = await collect(ws, 1.0)
+            return frames, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
+
+    frames, entries = run(main)
+    assert frames and {f["stream"] for f in frames} == {"btcusdt@trade", "ethusdt@trade"}
+    for frame in frames:
+        data = frame["data"]
+        assert data["e"] == "trade" and data["M"] is True
+        assert data["s"] == frame["stream"].split("@")[0].upper()
+        assert len(str(data["T"])) == 16 and data["E"] >= data["T"]
+    btc = [f["data"]["t"] for f in frames if f["stream"] == "btcusdt@trade"]
+    assert btc == list(range(btc[0], btc[0] + len(btc)))
+    assert [dict(e.fields) for e in entries[: len(frames)]] == [f["data"] for f in frames]
+
+
+def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws/btcusdt@aggTrade") as ws,
+        ):
+            return await collect(ws, 1.0)
+
+    aggs = run(main)
+    assert aggs and all(a["e"] == "aggTrade" and "stream" not in a for a in aggs)
+    assert len(str(aggs[0]["T"])) == 13  # milliseconds by default
+    assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + len(aggs)))
+    assert all(b["f"] == a["l"] + 1 for a, b in pairwise(aggs))
+
+
+def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
+    tmp_path: Path,
+) -> None:
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws") as ws,
+        ):
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["xrpxrp@trade"], "id": 1}))
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["@@@lixo###"], "id": 2}))
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
+            return await collect(ws, 1.0)
+
+    assert run(main) == [
+        {"result": None, "id": 1},
+        {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 2},
+        {"result": ["xrpxrp@trade"], "id": 3},
+    ]  # and the unknown symbol never sends a trade
+
+
+def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
+    tmp_path: Path,
+) -> None:
+    async def main() -> tuple[int, bool, bool]:
+        timings = {"binance_ping_s": 0.3, "binance_pong_timeout_s": 0.8}
+        async with (
+            Simulator(config(tmp_path, rate=0, **timings)) as sim,
+            aiohttp.ClientSession() as http,
+        ):
+            url = sim.urls.binance_ws + "/ws/btcusdt@trade"
+            async with http.ws_connect(url, autoping=False) as mute:
+                pings = 0
+                while not mute.closed:
+                    message = await mute.receive()
+                    pings += message.type == aiohttp.WSMsgType.PING
+                mute_dropped = mute.closed
+            async with websockets.connect(url) as answering:  # pongs automatically
+                kept = not await closed_within(answering, 1.5)
+            return pings, mute_dropped, kept
+
+    pings, mute_dropped, kept = run(main)
+    assert pings >= 2 and mute_dropped and kept
+
+
+def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> None:
+    async def main() -> bool:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws") as ws,
+        ):
+            for request_id in range(6):
+                await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
+            return await closed_within(ws, 2.0)
+
+    assert run(main)
+
+
+def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
+    async def main() -> int | None:
+        async with (
+            Simulator(config(tmp_path, max_connection_age_s=0.5)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws/btcusdt@trade") as ws,
+        ):
+            assert await closed_within(ws, 3.0)
+            return ws.close_code
+
+    assert run(main) == 1000
+
+
+@pytest.mark.parametrize("combined", [True, False])
+def test_server_shutdown_is_announced_then_the_connection_ends(
+    tmp_path: Path, combined: bool
+) -> None:
+    path = "/stream?streams=btcusdt@trade" if combined else "/ws/btcusdt@trade"
+
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path, rate=0, shutdown_grace_s=0.3)) as sim,
+            websockets.connect(sim.urls.binance_ws + path) as ws,
+        ):
+            assert sim.shutdown_binance() == 1
+            frames = await collect(ws, 0.2)
+            assert await closed_within(ws, 2.0)
+            return frames
+
+    (frame,) = run(main)
+    payload = frame["data"] if combined else frame
+    assert payload["e"] == "serverShutdown" and isinstance(payload["E"], int)
+    if combined:
+        assert frame["stream"] == "!serverShutdown"
+
+
+def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
+    async def main() -> list[Any]:
+        overrides = {"rate": 0, "shutdown_after_s": 0.3, "shutdown_grace_s": 0.2}
+        async with (
+            Simulator(config(tmp_path, **overrides)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws/btcusdt@trade") as ws,
+        ):
+            frames = await collect(ws, 0.6)
+            assert await closed_within(ws, 2.0)
+            return frames
+
+    assert [f["e"] for f in run(main)] == ["serverShutdown"]
+
+
+def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
+    async def main() -> int:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            aiohttp.ClientSession() as http,
+            http.get(sim.urls.binance_rest + "/stream?streams=@@@lixo###") as response,
+        ):
+            return response.status
+
+    assert run(main) == 400
+
+
+def test_stream_limit_per_connection(tmp_path: Path) -> None:
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path, binance_max_streams=2)) as sim,
+            websockets.connect(sim.urls.binance_ws + "/ws/btcusdt@trade") as ws,
+        ):
+            streams = ["ethusdt@trade", "ethusdt@aggTrade"]
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": streams[:1], "id": 2}))
+            frames = await collect(ws, 0.8)
+            return [f for f in frames if "id" in f]
+
+    assert run(main) == [
+        {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 1},
+        {"result": None, "id": 2},
+    ]

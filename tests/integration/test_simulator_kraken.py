@@ -1,0 +1,224 @@
+"""Kraken v1 and v2 as a client written from Kraken's documentation sees the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import websockets
+
+from k2.simulator import Simulator, SimulatorConfig, read_ledger
+
+T = TypeVar("T")
+Frame = Any
+
+
+def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
+    values: dict[str, Any] = {
+        "rate": 300,
+        "ledger_path": tmp_path / "ledger.jsonl",
+        "heartbeat_s": 0.2,
+        "kraken_symbols": ("XBT/USD", "ETH/USD", "XDG/USD"),
+        "binance_symbols": ("BTCUSDT", "ETHUSDT"),
+    }
+    values.update(overrides)
+    return SimulatorConfig(**values)
+
+
+async def recv(ws: Any, timeout: float = 5) -> Frame:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def collect(ws: Any, seconds: float) -> list[Frame]:
+    """Every frame received within ``seconds`` (polls until the deadline)."""
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frames.append(await recv(ws, left))
+        except TimeoutError:
+            break
+    return frames
+
+
+async def recv_until(ws: Any, wanted: Callable[[Frame], bool], timeout: float = 5) -> Frame:
+    """The first frame ``wanted`` accepts (heartbeats may come first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await recv(ws, max(0.0, deadline - time.monotonic()))
+        if wanted(frame):
+            return frame
+
+
+def v1_subscribe(pairs: list[str], reqid: int = 42) -> str:
+    return json.dumps(
+        {"event": "subscribe", "pair": pairs, "subscription": {"name": "trade"}, "reqid": reqid}
+    )
+
+
+def v2_subscribe(symbols: list[str], snapshot: bool = True, req_id: int = 7) -> str:
+    params = {"channel": "trade", "symbol": symbols, "snapshot": snapshot}
+    return json.dumps({"method": "subscribe", "params": params, "req_id": req_id})
+
+
+def test_v1_status_acks_snapshot_and_updates_match_the_ledger(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Simulator(config(tmp_path)) as sim:
+            await asyncio.sleep(0.4)  # some history for the snapshot
+            async with websockets.connect(sim.urls.kraken_v1) as ws:
+                status = await recv(ws)
+                await ws.send(v1_subscribe(["XBT/USD", "ETH/USD"]))
+                frames = await collect(ws, 1.0)
+            entries = read_ledger(sim.ledger_path)  # type: ignore[arg-type]
+        assert status["event"] == "systemStatus" and status["status"] == "online"
+        assert status["connectionID"] >= 2**63  # a u64 that overflows int64, kept exact
+        acks = [f for f in frames if isinstance(f, dict) and f.get("event") == "subscriptionStatus"]
+        assert [(a["pair"], a["status"], a["reqid"]) for a in acks] == [
+            ("XBT/USD", "subscribed", 42),
+            ("ETH/USD", "subscribed", 42),
+        ]
+        trade_frames = [f for f in frames if isinstance(f, list)]
+        first_xbt = next(f for f in trade_frames if f[3] == "XBT/USD")
+        assert 0 < len(first_xbt[1]) <= 50 and first_xbt[2] == "trade"
+        for pair in ("XBT/USD", "ETH/USD"):
+            received = [row for f in trade_frames if f[3] == pair for row in f[1]]
+            sent = [e for e in entries if e.symbol == pair]
+            assert received  # the ledger may hold more: sent while the client was closing
+            assert received == [list(e.fields.values()) for e in sent[: len(received)]]
+            ids = [e.trade_id for e in sent]
+            assert ids == list(range(ids[0], ids[0] + len(ids)))  # per-pair order, no gaps
+
+    run(main)
+
+
+def test_v1_heartbeats_when_idle_and_pong_echoes_reqid(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            Simulator(config(tmp_path, trades_per_symbol=3)) as sim,
+            websockets.connect(sim.urls.kraken_v1) as ws,
+        ):
+            await recv(ws)
+            await ws.send(v1_subscribe(["XDG/USD"]))
+            frames = await collect(ws, 1.0)
+            await ws.send(json.dumps({"event": "ping", "reqid": 9}))
+            pong = await recv_until(ws, lambda f: f.get("event") == "pong")
+        assert frames.count({"event": "heartbeat"}) >= 3
+        assert pong == {"event": "pong", "reqid": 9}
+
+    run(main)
+
+
+def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
+    async def main() -> list[Frame]:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.kraken_v1) as ws,
+        ):
+            await recv(ws)
+            await ws.send(v1_subscribe(["XBT/FOO", "XBTUSD", "BTC/USD"]))
+            return [await recv(ws) for _ in range(3)]
+
+    errors = run(main)
+    assert [(e["status"], e["errorMessage"]) for e in errors] == [
+        ("error", "Currency pair not supported XBT/FOO"),
+        ("error", "Currency pair not in ISO 4217-A3 format XBTUSD"),
+        ("error", "Currency pair not supported BTC/USD"),  # v1 wants the wsname XBT/USD
+    ]
+
+
+def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
+    async def main() -> tuple[Frame, list[Frame], list[Any]]:
+        async with Simulator(config(tmp_path)) as sim:
+            await asyncio.sleep(0.4)
+            async with websockets.connect(sim.urls.kraken_v2) as ws:
+                status = await recv(ws)
+                await ws.send(v2_subscribe(["BTC/USD", "XBT/USD", "DOGE/USD"]))
+                frames = await collect(ws, 1.0)
+            return status, frames, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
+
+    status, frames, entries = run(main)
+    assert status["channel"] == "status" and status["data"][0]["connection_id"] >= 2**63
+    acks = [f for f in frames if f.get("method") == "subscribe"]
+    assert [(a["success"], a.get("result", {}).get("symbol"), a.get("error")) for a in acks] == [
+        (True, "BTC/USD", None),
+        (False, None, "Currency pair not supported XBT/USD"),  # v2 wants BTC, not XBT
+        (True, "DOGE/USD", None),
+    ]
+    assert all({"time_in", "time_out", "req_id"} <= set(ack) for ack in acks)
+    trades = [f for f in frames if f.get("channel") == "trade"]
+    btc = [f for f in trades if f["data"][0]["symbol"] == "BTC/USD"]
+    assert btc[0]["type"] == "snapshot" and 0 < len(btc[0]["data"]) <= 50
+    assert {f["type"] for f in btc[1:]} == {"update"}
+    ids = [row["trade_id"] for f in btc for row in f["data"]]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    sent = [e.trade_id for e in entries if e.symbol == "BTC/USD"]
+    assert sent[: len(ids)] == ids
+
+
+def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
+    async def main() -> tuple[list[Frame], Frame]:
+        async with Simulator(config(tmp_path, trades_per_symbol=2)) as sim:
+            await asyncio.sleep(0.3)
+            async with websockets.connect(sim.urls.kraken_v2) as ws:
+                await recv(ws)
+                await ws.send(v2_subscribe(["ETH/USD"], snapshot=False))
+                frames = await collect(ws, 1.0)
+                await ws.send(json.dumps({"method": "ping", "req_id": 101}))
+                return frames, await recv_until(ws, lambda f: f.get("method") == "pong")
+
+    frames, pong = run(main)
+    assert [f for f in frames if f.get("channel") == "trade"] == []
+    assert frames.count({"channel": "heartbeat"}) >= 3
+    assert pong["method"] == "pong" and pong["req_id"] == 101
+    assert pong["time_in"].endswith("Z") and pong["time_out"] >= pong["time_in"]
+
+
+def test_a_connection_that_never_subscribes_is_closed(tmp_path: Path) -> None:
+    async def main() -> int | None:
+        async with (
+            Simulator(config(tmp_path, kraken_idle_s=0.3)) as sim,
+            websockets.connect(sim.urls.kraken_v1) as ws,
+        ):
+            await recv(ws)
+            try:
+                await recv(ws, 3.0)
+            except websockets.ConnectionClosed:
+                return ws.close_code
+            return None
+
+    assert run(main) == 1000
+
+
+def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
+    recording = Path(__file__).resolve().parents[1] / "fixtures" / "recordings" / "KRAKEN.ws.48.0"
+
+    async def main() -> list[Frame]:
+        replay = {"replay": (recording,), "replay_speed": 0.0}
+        async with (
+            Simulator(config(tmp_path, **replay)) as sim,
+            websockets.connect(sim.urls.kraken_v1) as ws,
+        ):
+            await asyncio.sleep(0.2)
+            await recv(ws)
+            await ws.send(v1_subscribe(["XMR/USD"]))
+            return [await recv(ws) for _ in range(2)]
+
+    ack, snapshot = run(main)
+    assert ack["status"] == "subscribed"
+    assert snapshot[1] == [
+        ["354.11000000", "0.89594024", "1618678142.557535", "s", "l", ""],
+        ["354.55000000", "1.25690315", "1618678145.715785", "b", "m", ""],
+        ["354.04000000", "0.28245396", "1618678150.826417", "s", "m", ""],
+        ["353.81000000", "1.71754604", "1618678150.827816", "s", "m", ""],
+    ]

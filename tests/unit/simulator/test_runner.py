@@ -1,0 +1,36 @@
+"""``k2 simulate`` options become one simulator configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from k2.errors import ConfigError
+from k2.simulator.faults import FaultRule
+from k2.simulator.runner import build_config
+
+
+def test_fault_options_make_one_rule_for_their_protocol() -> None:
+    config = build_config(
+        {"protocol": "binance", "drop_after_trades": 5, "reject_symbols": (), "rate": 10}
+    )
+    assert config.faults == (FaultRule(protocol="binance", drop_after_trades=5),)
+    assert config.rate == 10
+
+
+def test_a_protocol_alone_is_not_a_fault_and_unset_options_keep_defaults() -> None:
+    config = build_config({"protocol": "kraken", "connections": 2, "rate": None})
+    assert config.faults == () and config.rate == 100
+
+
+def test_paths_become_paths() -> None:
+    config = build_config({"ledger_path": "out/ledger.jsonl", "replay": ("a.jsonl",)})
+    assert config.ledger_path == Path("out/ledger.jsonl") and config.replay == (Path("a.jsonl"),)
+
+
+def test_unknown_options_and_impossible_values_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown simulator option"):
+        build_config({"colour": "blue"})
+    with pytest.raises(ConfigError, match="rate"):
+        build_config({"rate": -1})
