@@ -94,6 +94,9 @@ class SchemaRegistry:
                 self.process.marker,
                 f"-Dquarkus.http.host={self.stack.host}",
                 f"-Dquarkus.http.port={self.stack.registry_port}",
+                # The management interface would bind 0.0.0.0:9000: off, so nothing listens
+                # beyond 127.0.0.1 and two stacks on one machine never collide.
+                "-Dquarkus.management.enabled=false",
                 "-Dquarkus.log.console.format=%d{HH:mm:ss,SSS} %-5p [%c{2.}] %s%e%n",
                 "-Dapicurio.storage.kind=sql",
                 "-Dapicurio.storage.sql.kind=h2",
