@@ -27,6 +27,7 @@ def make_settings(home: Path, **stack: Any) -> Settings:
         "kafka_port": free_port(),
         "kafka_controller_port": free_port(),
         "registry_port": free_port(),
+        "registry_management_port": free_port(),
     }
     return Settings(
         stack=StackSettings(home=home, start_timeout_s=180, **{**ports, **stack}),

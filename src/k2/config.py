@@ -37,6 +37,9 @@ class StackSettings(_Section):
     kafka_heap: str = Field("512m", description="Broker JVM heap (-Xmx).")
     registry_port: int = Field(8081, description="Schema registry HTTP port.")
     registry_heap: str = Field("384m", description="Registry JVM heap (-Xmx).")
+    registry_management_port: int = Field(
+        8091, description="Registry management (health/metrics) port, on the same host."
+    )
     java_home: Path | None = Field(
         None, description="JDK for the broker (17+); default: JAVA_HOME, then `java` on PATH."
     )

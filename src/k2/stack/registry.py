@@ -83,6 +83,12 @@ class SchemaRegistry:
         ensure_port_free(
             self.stack.host, self.stack.registry_port, "schema registry", "K2_STACK__REGISTRY_PORT"
         )
+        ensure_port_free(
+            self.stack.host,
+            self.stack.registry_management_port,
+            "registry management",
+            "K2_STACK__REGISTRY_MANAGEMENT_PORT",
+        )
         self._check_state()
         self.db.parent.mkdir(parents=True, exist_ok=True)
         self.process.start(
@@ -94,9 +100,9 @@ class SchemaRegistry:
                 self.process.marker,
                 f"-Dquarkus.http.host={self.stack.host}",
                 f"-Dquarkus.http.port={self.stack.registry_port}",
-                # The management interface would bind 0.0.0.0:9000: off, so nothing listens
-                # beyond 127.0.0.1 and two stacks on one machine never collide.
-                "-Dquarkus.management.enabled=false",
+                # Quarkus's management interface would bind 0.0.0.0:9000 by default.
+                f"-Dquarkus.management.host={self.stack.host}",
+                f"-Dquarkus.management.port={self.stack.registry_management_port}",
                 "-Dquarkus.log.console.format=%d{HH:mm:ss,SSS} %-5p [%c{2.}] %s%e%n",
                 "-Dapicurio.storage.kind=sql",
                 "-Dapicurio.storage.sql.kind=h2",
