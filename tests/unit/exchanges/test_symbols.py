@@ -11,9 +11,10 @@ import pytest
 from k2.errors import ExchangeError, UnknownSymbolError
 from k2.exchanges import VENUES, venue, venue_for_protocol
 from k2.exchanges.binance import wire as binance_wire
-from k2.exchanges.binance.symbols import fetch_json, parse_exchange_info, resolve_symbols
+from k2.exchanges.binance.symbols import parse_exchange_info, resolve_symbols
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.symbols import parse_asset_pairs, resolve_pairs, v2_name
+from k2.transport.http import fetch_json
 
 
 def kraken_pairs() -> dict[str, object]:

@@ -45,10 +45,10 @@ from k2.exchanges.binance.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
 from k2.exchanges.binance.symbols import (
     BinanceSymbol,
     asset_map,
-    fetch_json,
     parse_exchange_info,
 )
 from k2.exchanges.binance.symbols import resolve_symbols as resolve
+from k2.transport.http import fetch_json
 from k2.transport.ws import Backoff, WsConnection, WsOptions
 
 log = structlog.get_logger(__name__)

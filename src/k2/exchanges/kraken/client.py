@@ -44,7 +44,8 @@ from k2.exchanges.base import (
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter, v1_message_id
 from k2.exchanges.kraken.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
-from k2.exchanges.kraken.symbols import KrakenPair, fetch_json, parse_asset_pairs, resolve_pairs
+from k2.exchanges.kraken.symbols import KrakenPair, parse_asset_pairs, resolve_pairs
+from k2.transport.http import fetch_json
 from k2.transport.ws import Backoff, WsConnection, WsOptions
 
 log = structlog.get_logger(__name__)

@@ -9,12 +9,8 @@ is refused before any connection is made.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-
-import aiohttp
 
 from k2.domain import canonical_asset
 from k2.errors import ExchangeError, UnknownSymbolError
@@ -90,19 +86,3 @@ def resolve_pairs(requested: Iterable[str], listed: Mapping[str, KrakenPair]) ->
             )
         resolved.append(found)
     return resolved
-
-
-async def fetch_json(url: str, timeout_s: float) -> object:
-    """GET ``url`` and decode JSON (numbers as Decimal); one-line ExchangeError on failure."""
-    try:
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
-            if resp.status != 200:
-                raise ExchangeError(f"cannot read {url}: HTTP {resp.status}")
-            text = await resp.text()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ExchangeError(f"cannot read {url}: {exc or type(exc).__name__}") from exc
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except ValueError as exc:
-        raise ExchangeError(f"cannot read {url}: invalid JSON ({exc})") from exc
