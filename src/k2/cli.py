@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 import structlog
 
-from k2.config import Settings, load_settings, masked_dump
+from k2.config import KNOWN_EXCHANGES, Settings, load_settings, masked_dump
 from k2.errors import K2Error
 from k2.observability.logging import configure_logging
 from k2.version import git_sha, k2_version
@@ -367,3 +367,79 @@ def simulate(ctx: click.Context, /, urls_file: str | None, **options: Any) -> No
     options["reject_symbols"] = tuple(options["reject_symbols"])
     options["lose_exchanges"] = tuple(options["lose_exchanges"]) or None
     run(build_config(options), urls_file, click.echo)
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs and lake maintenance
+
+
+def _stop_on_signals() -> Any:
+    """An event that Ctrl-C or SIGTERM sets, so a long-running command stops cleanly.
+
+    A second Ctrl-C while it stops raises ``KeyboardInterrupt`` as usual.
+    """
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, handle)
+    return stop
+
+
+@main.group(cls=K2Group)
+def job() -> None:
+    """Run K2's Spark jobs (local[*] by default, any master with K2_SPARK__MASTER)."""
+
+
+@job.command("bronze")
+@click.option(
+    "--exchange",
+    "exchanges",
+    multiple=True,
+    type=click.Choice(KNOWN_EXCHANGES),
+    help="Stream only this exchange; repeatable (default: every configured exchange).",
+)
+@click.pass_context
+def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
+    """Stream the raw Kafka topics into k2.bronze.<exchange>_trades, exactly once.
+
+    Runs until Ctrl-C or SIGTERM, then stops its queries cleanly. Restarting resumes where it
+    stopped (from its checkpoint, or from the offsets in the tables if the checkpoint is gone).
+    Prometheus metrics on K2_BRONZE__METRICS_PORT.
+    """
+    from k2.jobs.bronze import run_bronze  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    run_bronze(settings, list(exchanges) or None, _stop_on_signals())
+
+
+@lake.command("maintain")
+@click.option(
+    "--schedule",
+    "schedule_s",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Run again every SECONDS until Ctrl-C (default: once).",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    help="Only this table, as namespace.name; repeatable (default: every table).",
+)
+@click.pass_context
+def lake_maintain(ctx: click.Context, schedule_s: float | None, tables: tuple[str, ...]) -> None:
+    """Compact small files, expire old snapshots, remove orphan files, rewrite manifests.
+
+    Safe while the streaming jobs write. Retention and sizes: K2_MAINTENANCE__* settings.
+    """
+    from k2.lake.maintenance import run_maintenance  # noqa: PLC0415
+
+    run_maintenance(settings_of(ctx), list(tables) or None, schedule_s, _stop_on_signals())

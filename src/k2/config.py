@@ -139,6 +139,87 @@ class LakeSettings(_Section):
     )
 
 
+class BronzeSettings(_Section):
+    """The Bronze job: Kafka raw topics into ``k2.bronze.<exchange>_trades``, exactly once.
+
+    The defaults keep up with the ingest's bursts of about 100,000 trades/s on one laptop while
+    a trade becomes queryable within seconds.
+    """
+
+    trigger_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="Processing-time trigger: a micro-batch starts every this many seconds (at "
+        "once when the previous one overran). Each batch is one Iceberg commit per table, so this "
+        "trades freshness (p99 about this plus the batch duration) against commits and small "
+        "files; 5 s is 17,280 commits a day per table, which `k2 lake maintain` compacts.",
+    )
+    max_offsets_per_trigger: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most records one micro-batch reads from a topic (all partitions). It binds "
+        "only when Bronze is behind (after downtime, or in a burst): 1,000,000 per 5 s admits "
+        "200,000 records/s, twice the ingest's bursts, and Bronze catches up in batches the "
+        "driver holds comfortably (about 300 MB of raw records). A small cap (1,000 per 30 s is "
+        "33 records/s) would leave Bronze ever further behind.",
+    )
+    checkpoint_dir: Path | None = Field(
+        None,
+        description="Root of the streaming checkpoints (one folder per exchange); default: "
+        "<state folder>/checkpoints/bronze. Losing it is safe: the job then resumes from the "
+        "Kafka offsets recorded in the Bronze tables.",
+    )
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where the very first run reads from (no checkpoint, nothing in Bronze). "
+        "Every later run resumes exactly where Bronze left off.",
+    )
+    fail_on_data_loss: bool = Field(
+        True,
+        description="Stop when offsets Bronze has not read were deleted from Kafka (retention), "
+        "instead of silently skipping them.",
+    )
+    write_tasks: int | None = Field(
+        None,
+        ge=1,
+        description="Tasks writing each micro-batch, hence data files per hour partition per "
+        "commit; default: Spark's default parallelism (the cores in local mode).",
+    )
+    metrics_port: int = Field(
+        9402, ge=0, description="Prometheus /metrics port of `k2 job bronze`; 0 picks a free one."
+    )
+
+
+class MaintenanceSettings(_Section):
+    """``k2 lake maintain``: compaction, snapshot expiry, orphan removal, manifest rewrite."""
+
+    snapshot_retention_hours: float = Field(
+        6.0,
+        ge=0,
+        description="Time-travel window: older snapshots expire and files only they reference "
+        "are deleted. Streaming tables commit every trigger and every commit rewrites the "
+        "metadata file that lists the live snapshots, so the window is kept short.",
+    )
+    retain_last: int = Field(10, ge=1, description="Snapshots kept per table whatever their age.")
+    orphan_age_hours: float = Field(
+        24.0,
+        ge=1,
+        description="Files no snapshot references are deleted once older than this. It must "
+        "exceed the longest write: a batch still writing has files no snapshot references yet.",
+    )
+    target_file_size_mb: int = Field(
+        128, ge=1, description="Size compaction aims for per data file."
+    )
+    min_input_files: int = Field(
+        5, ge=2, description="A partition is compacted once it has at least this many files."
+    )
+    commit_retries: int = Field(
+        5,
+        ge=0,
+        description="Retries of a maintenance step whose commit lost a race with a writer.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting K2 reads. Built once by the CLI and passed down."""
 
@@ -160,6 +241,8 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
+    bronze: BronzeSettings = BronzeSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("exchanges")
     @classmethod

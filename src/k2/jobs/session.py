@@ -13,7 +13,7 @@ from typing import Any
 
 from k2.config import Settings
 from k2.errors import ArtifactsMissingError
-from k2.lake.catalog import open_catalog, spark_catalog_conf
+from k2.lake.catalog import CATALOG_NAME, open_catalog, spark_catalog_conf
 
 
 def spark_jars(jvm_lib: Path) -> list[Path]:
@@ -61,12 +61,11 @@ def build_session(settings: Settings, app_name: str) -> Any:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
-    if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
-        _renew_sqlite_catalog_connections(session)
+    renew_sqlite_catalog_connections(session)
     return session
 
 
-def _renew_sqlite_catalog_connections(session: Any) -> None:
+def renew_sqlite_catalog_connections(session: Any) -> None:
     """Replace the catalog's JDBC connection pool once, right after the catalog initialised.
 
     Iceberg's JdbcCatalog probes the catalog tables during initialisation with a JDBC metadata
@@ -75,9 +74,18 @@ def _renew_sqlite_catalog_connections(session: Any) -> None:
     of start-up: the session would never see tables or commits made by other processes
     (pyiceberg, another job) and its own commits would fail with SQLITE_BUSY_SNAPSHOT. A fresh
     pool after initialisation holds no such statement; every later query closes its own.
+
+    Spark runs each streaming query in a clone of its session with its own catalog instance, so
+    a streaming job calls this again inside the query. Other catalogs are left alone.
     """
+    conf = session.conf
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    if conf.get(f"{prefix}.type", "") != "jdbc" or not str(
+        conf.get(f"{prefix}.uri", "")
+    ).startswith("jdbc:sqlite:"):
+        return
     jvm = session.sparkContext._jvm
-    spark_catalog = session._jsparkSession.sessionState().catalogManager().catalog("k2")
+    spark_catalog = session._jsparkSession.sessionState().catalogManager().catalog(CATALOG_NAME)
     iceberg_catalog = spark_catalog.icebergCatalog()
     jdbc_class = jvm.java.lang.Class.forName("org.apache.iceberg.jdbc.JdbcCatalog")
     if not jdbc_class.isInstance(iceberg_catalog):

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Gauge, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from k2.version import git_sha, k2_version
@@ -96,3 +96,75 @@ def serve_metrics(
 ) -> MetricsServer:
     """Start serving ``metrics`` on ``host:port`` in a daemon thread."""
     return MetricsServer(metrics, host, port, health or (lambda: (True, "ok\n"))).start()
+
+
+class BronzeMetrics:
+    """Metrics of the Bronze job (every exchange's stream), registered on its :class:`Metrics`.
+
+    Rows, rejects and commits are counted by the job's own writes; rates, batch durations and
+    lag come from Spark's streaming progress (:mod:`k2.jobs.listener`).
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        registry = metrics.registry
+        self.rows_written = Counter(
+            "k2_bronze_rows_written",
+            "Records appended to bronze.<exchange>_trades.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.rejects = Counter(
+            "k2_bronze_rejects",
+            "Records appended to bronze.<exchange>_rejects, by reason.",
+            ("exchange", "kind"),
+            registry=registry,
+        )
+        self.batches = Counter(
+            "k2_bronze_batches_committed",
+            "Micro-batches committed to Iceberg.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "k2_bronze_last_commit_timestamp_seconds",
+            "Unix time of the last committed micro-batch.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.input_rate = Gauge(
+            "k2_bronze_input_rows_per_second",
+            "Records per second arriving in the last micro-batch (Spark's inputRowsPerSecond).",
+            ("exchange",),
+            registry=registry,
+        )
+        self.processed_rate = Gauge(
+            "k2_bronze_processed_rows_per_second",
+            "Records per second the last micro-batch processed (Spark's processedRowsPerSecond).",
+            ("exchange",),
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "k2_bronze_batch_duration_seconds",
+            "Wall time of a micro-batch, planning to commit.",
+            ("exchange",),
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
+            registry=registry,
+        )
+        self.offset_lag = Gauge(
+            "k2_bronze_offset_lag",
+            "Records in Kafka not yet read by Bronze, per partition, after the last micro-batch.",
+            ("exchange", "partition"),
+            registry=registry,
+        )
+        self.query_active = Gauge(
+            "k2_bronze_query_active",
+            "1 while the exchange's streaming query runs.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.query_restarts = Counter(
+            "k2_bronze_query_restarts",
+            "Streaming queries restarted after a failure.",
+            ("exchange",),
+            registry=registry,
+        )

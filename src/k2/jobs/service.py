@@ -1,0 +1,16 @@
+"""Spark settings for K2's long-running commands (``k2 job bronze``, ``k2 lake maintain``).
+
+Spark draws stage progress bars on the console by default; in a service they interleave with the
+structured log lines and with K2's own progress bar. Logs and metrics report progress instead.
+A user's explicit ``spark.conf`` entry still wins.
+"""
+
+from __future__ import annotations
+
+from k2.config import Settings
+
+
+def service_settings(settings: Settings) -> Settings:
+    """``settings`` with Spark's console progress bars off unless configured otherwise."""
+    conf = {"spark.ui.showConsoleProgress": "false", **settings.spark.conf}
+    return settings.model_copy(update={"spark": settings.spark.model_copy(update={"conf": conf})})
