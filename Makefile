@@ -28,10 +28,8 @@ $(JVM_STAMP): jvm/pom.xml
 	@mvn -q -B -f jvm/pom.xml package > jvm/mvn.log 2>&1 || { grep -m1 ERROR jvm/mvn.log; echo "error: Maven could not fetch the JVM artifacts (see jvm/mvn.log); check access to Maven Central or ~/.m2/settings.xml"; exit 1; }
 	@touch $@
 
-run: venv jvm  ## start the embedded stack (Kafka broker + schema registry) and create K2's topics
-	@$(BIN)/k2 stack up
-	@echo
-	@echo "The stack runs in the background. Stop it with: make stop   (or $(BIN)/k2 stack down)"
+run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=simulator: local venues)
+	@$(BIN)/k2 run $(if $(SOURCE),--source $(SOURCE))
 
 stop: venv  ## stop the embedded stack (data stays in K2_HOME, default ./.k2)
 	@$(BIN)/k2 stack down

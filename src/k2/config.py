@@ -73,6 +73,10 @@ class KafkaSettings(_Section):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: Path | None = None
+    topic_prefix: str = Field(
+        "",
+        description="Prepended to every K2 topic name (e.g. 'staging.'), to share a cluster.",
+    )
     topic_partitions: int = Field(6, ge=1, description="Partitions of each raw and DLQ topic.")
     replication_factor: int = Field(1, ge=1, description="Replication of K2's topics.")
     retention_ms: int = Field(7 * 24 * 3600 * 1000, description="Retention of raw topics (ms).")
@@ -136,6 +140,75 @@ class LakeSettings(_Section):
     catalog_password: SecretStr | None = None
     warehouse: str | None = Field(
         None, description="Warehouse location (folder or s3://...); default: state folder."
+    )
+
+
+class IngestSettings(_Section):
+    """``k2 ingest``: one process per exchange from the venue's feed into its raw Kafka topic."""
+
+    source: Literal["live", "simulator"] = Field(
+        "live",
+        description="live: the venues' public endpoints; simulator: a `k2 simulate` at "
+        "simulator_url.",
+    )
+    simulator_url: str = Field(
+        "http://127.0.0.1:8765",
+        description="Base URL of the local simulator (one port serves every venue's WebSocket "
+        "and REST endpoints).",
+    )
+    kraken_symbols: tuple[str, ...] = Field(
+        ("BTC/USD", "ETH/USD"), description="Kraken pairs, as the venue's WebSocket names them."
+    )
+    kraken_protocol: Literal["kraken-v2", "kraken-v1"] = Field(
+        "kraken-v2",
+        description="Kraken WebSocket version. v1 carries no trade ids, so a reconnect there "
+        "can only be reported as a gap over a time interval, never backfilled.",
+    )
+    binance_symbols: tuple[str, ...] = Field(
+        ("BTCUSDT", "ETHUSDT"), description="Binance spot symbols."
+    )
+    binance_stream: Literal["trade", "aggTrade"] = Field(
+        "trade", description="Binance stream: every trade, or aggregate trades."
+    )
+    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        "MICROSECOND", description="Unit of Binance's trade times (stream and REST backfill)."
+    )
+    metrics_port: int = Field(
+        9400,
+        ge=0,
+        description="Prometheus /metrics and /healthz port of the first exchange's ingest; each "
+        "further exchange (in the order kraken, binance) uses the next port. 0 picks a free one.",
+    )
+    summary_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between the INFO summaries of received/delivered."
+    )
+    flush_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="On SIGTERM/SIGINT, how long to wait for Kafka to acknowledge "
+        "what is queued before reporting the rest as undelivered.",
+    )
+    linger_ms: int = Field(
+        20, ge=0, description="Producer linger: how long a batch waits to fill (latency cost)."
+    )
+    queue_max_messages: int = Field(
+        100_000,
+        ge=1,
+        description="Producer queue bound. When Kafka is unreachable the ingest stops reading "
+        "from the venue once this many records wait (memory stays bounded) and gap recovery "
+        "fills what the venue sent meanwhile.",
+    )
+    backfill_max_trades: int = Field(
+        100_000,
+        ge=0,
+        description="Most trades recovered from REST for one gap; a larger gap is backfilled up "
+        "to this many and the rest published as a gap event.",
+    )
+    backfill_request_interval_s: float | None = Field(
+        None,
+        ge=0,
+        description="Pause between REST history requests; default: the venue's public limit "
+        "(Kraken 1 s, Binance 0.25 s). A 429 or rate-limit answer waits as the venue says.",
     )
 
 
@@ -241,6 +314,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
+    ingest: IngestSettings = IngestSettings()
     bronze: BronzeSettings = BronzeSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
 

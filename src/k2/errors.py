@@ -52,6 +52,14 @@ class ExchangeError(K2Error):
     """Raised when an exchange feed cannot be used (unknown symbol, rejected subscription, ...)."""
 
 
+class RateLimitedError(ExchangeError):
+    """Raised when a venue's REST API answers with its rate limit; wait ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class SubscriptionRejectedError(ExchangeError):
     """Raised when a venue rejects a subscription for a symbol."""
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
-Protocol_ = Literal["kraken-v1", "kraken-v2", "binance-trade", "binance-aggtrade"]
+Protocol_ = Literal[
+    "kraken-v1", "kraken-v2", "kraken-rest", "binance-trade", "binance-aggtrade", "binance-rest"
+]
 FieldValue = str | int | bool | None
 
 

@@ -68,7 +68,7 @@ def bronze_stream(settings: Settings, exchange: str) -> BronzeStream:
     """The configured stream of ``exchange``: its raw topic, tables and checkpoint."""
     return BronzeStream(
         exchange=exchange,
-        topic=raw_topic(exchange),
+        topic=raw_topic(exchange, settings.kafka.topic_prefix),
         trades=f"bronze.{exchange}_trades",
         rejects=f"bronze.{exchange}_rejects",
         checkpoint=checkpoint_root(settings) / exchange,
@@ -229,7 +229,7 @@ def run_bronze(
     stop = stop_event or threading.Event()
     names = list(exchanges or settings.exchanges)
     for name in names:  # a missing topic or an unreachable broker is one line, before Spark starts
-        topic_partitions(settings.kafka_config(), raw_topic(name))
+        topic_partitions(settings.kafka_config(), raw_topic(name, settings.kafka.topic_prefix))
     spark = build_session(service_settings(settings), "k2-bronze")
     metrics = Metrics("bronze")
     listener = BronzeListener(BronzeMetrics(metrics))

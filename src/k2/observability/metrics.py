@@ -98,6 +98,73 @@ def serve_metrics(
     return MetricsServer(metrics, host, port, health or (lambda: (True, "ok\n"))).start()
 
 
+class IngestMetrics:
+    """Metrics of one ingest process (one exchange), registered on its :class:`Metrics`."""
+
+    def __init__(self, metrics: Metrics, exchange: str) -> None:
+        registry = metrics.registry
+        labels = ("exchange", "symbol")
+        self.exchange = exchange
+        self.received = Counter(
+            "k2_ingest_trades_received",
+            "Trades received from the venue.",
+            labels,
+            registry=registry,
+        )
+        self.delivered = Counter(
+            "k2_ingest_trades_delivered", "Trades acknowledged by Kafka.", labels, registry=registry
+        )
+        self.failed = Counter(
+            "k2_ingest_trades_failed", "Trades Kafka did not accept.", labels, registry=registry
+        )
+        self.dead_lettered = Counter(
+            "k2_ingest_frames_dead_lettered",
+            "Frames that could not be parsed, sent to the DLQ topic.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.gaps = Counter(
+            "k2_ingest_gaps", "Gap events (missing trade ranges).", labels, registry=registry
+        )
+        self.gap_trades_unfilled = Counter(
+            "k2_ingest_gap_trades_unfilled",
+            "Trades known missing and not backfilled (where the range is an id range).",
+            labels,
+            registry=registry,
+        )
+        self.backfilled = Counter(
+            "k2_ingest_trades_backfilled",
+            "Trades recovered from the venue's REST history.",
+            labels,
+            registry=registry,
+        )
+        self.connected = Gauge(
+            "k2_ingest_connected",
+            "1 while the venue connection is up.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "k2_ingest_producer_queue_depth",
+            "Records queued in the producer, not yet acknowledged.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.last_trade_age = Gauge(
+            "k2_ingest_last_trade_age_seconds",
+            "Seconds since the last trade of the symbol was received.",
+            labels,
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "k2_ingest_delivery_latency_seconds",
+            "Time from receiving a trade's frame to Kafka acknowledging its record.",
+            ("exchange",),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+
 class BronzeMetrics:
     """Metrics of the Bronze job (every exchange's stream), registered on its :class:`Metrics`.
 

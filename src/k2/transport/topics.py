@@ -20,12 +20,16 @@ GAPS_TOPIC = "market.crypto.gaps"
 _TIMEOUT_S = 30.0
 
 
-def raw_topic(exchange: str) -> str:
-    return f"market.crypto.trades.{exchange}.raw"
+def raw_topic(exchange: str, prefix: str = "") -> str:
+    return f"{prefix}market.crypto.trades.{exchange}.raw"
 
 
-def dlq_topic(exchange: str) -> str:
-    return f"market.crypto.trades.{exchange}.dlq"
+def dlq_topic(exchange: str, prefix: str = "") -> str:
+    return f"{prefix}market.crypto.trades.{exchange}.dlq"
+
+
+def gaps_topic(prefix: str = "") -> str:
+    return f"{prefix}{GAPS_TOPIC}"
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,12 @@ def k2_topics(settings: Settings) -> list[TopicSpec]:
     }
     specs = []
     for exchange in settings.exchanges:
-        for name in (raw_topic(exchange), dlq_topic(exchange)):
+        for name in (
+            raw_topic(exchange, kafka.topic_prefix),
+            dlq_topic(exchange, kafka.topic_prefix),
+        ):
             specs.append(TopicSpec(name, kafka.topic_partitions, kafka.replication_factor, data))
-    specs.append(TopicSpec(GAPS_TOPIC, 1, kafka.replication_factor, data))
+    specs.append(TopicSpec(gaps_topic(kafka.topic_prefix), 1, kafka.replication_factor, data))
     return specs
 
 

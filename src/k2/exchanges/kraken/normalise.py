@@ -33,6 +33,7 @@ __all__ = [
     "SequenceTracker",
     "SequenceVerdict",
     "V1OccurrenceCounter",
+    "message_id",
     "normalise_trade",
     "parse_rfc3339_micros",
     "parse_v1_time_micros",
@@ -143,6 +144,14 @@ class V1OccurrenceCounter:
         return trade if occurrence == trade.occurrence else replace(trade, occurrence=occurrence)
 
 
+def message_id(raw: RawTrade) -> str:
+    """The trade's deterministic id: by ``trade_id`` where the venue sends one (v2, REST),
+    else by the v1 rule of :func:`v1_message_id`."""
+    if raw.trade_key is None:
+        return v1_message_id(raw.native_symbol, raw.fields, raw.occurrence)
+    return f"{EXCHANGE}:{raw.native_symbol}:{raw.trade_key}"
+
+
 def _pair_assets(symbol: str) -> tuple[str, str]:
     base, sep, quote = symbol.partition("/")
     if not sep or not base or not quote:
@@ -190,7 +199,7 @@ def _normalise_v1(raw: RawTrade) -> Trade:
         price=_decimal(_text(fields, "price"), "price"),
         quantity=_decimal(_text(fields, "volume"), "quantity"),
         side=side,
-        message_id=v1_message_id(raw.native_symbol, fields, raw.occurrence),
+        message_id=message_id(raw),
         trade_id=None,
         order_type=_V1_ORDER_TYPES.get(_text(fields, "order_type")),
         exchange_us=parse_v1_time_micros(_text(fields, "time")),
@@ -210,16 +219,28 @@ def _normalise_v2(raw: RawTrade) -> Trade:
         price=_decimal(_text(fields, "price"), "price"),
         quantity=_decimal(_text(fields, "qty"), "quantity"),
         side=side,
-        message_id=f"{EXCHANGE}:{raw.native_symbol}:{raw.trade_key}",
+        message_id=message_id(raw),
         trade_id=str(raw.trade_key),
         order_type=order_type if isinstance(order_type, str) else None,
         exchange_us=parse_rfc3339_micros(_text(fields, "timestamp")),
     )
 
 
+def _normalise_rest(raw: RawTrade) -> Trade:
+    """A REST history row: v1's fields (letters for side and order type, seconds as text) plus
+    the v2 ``trade_id``, so it gets the same ``message_id`` as the v2 trade."""
+    if raw.trade_key is None:
+        raise TradeInvalidError("kraken REST trade without trade_id", "trade_id")
+    trade = _normalise_v1(raw)
+    return replace(trade, message_id=message_id(raw), trade_id=str(raw.trade_key))
+
+
 def normalise_trade(raw: RawTrade) -> Trade:
     """Normalise a Kraken raw trade; raises :class:`~k2.errors.TradeInvalidError` (with a
     ``reason``) when a value cannot be read, so the caller can quarantine it."""
-    if raw.envelope.protocol == "kraken-v1":
+    protocol = raw.envelope.protocol
+    if protocol == "kraken-v1":
         return _normalise_v1(raw)
+    if protocol == "kraken-rest":
+        return _normalise_rest(raw)
     return _normalise_v2(raw)

@@ -1,0 +1,1 @@
+"""The ingest service: exchange feed → Avro → Kafka, with delivery accounting and gap recovery."""
