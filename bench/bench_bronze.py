@@ -13,8 +13,6 @@ A private stack (Kafka broker and registry) runs in a temporary folder. Two meas
 
 from __future__ import annotations
 
-import io
-import struct
 import tempfile
 import threading
 import time
@@ -23,16 +21,16 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from fastavro import parse_schema, schemaless_writer
 
-from k2.config import Settings, StackSettings
+from bench.stack import private_settings
+from k2.config import Settings
+from k2.ingest.avro import ConfluentEncoder
 from k2.jobs.bronze_sink import BronzeStream
 from k2.jobs.offsets import MARKER, parse_marker
 from k2.lake.catalog import ensure_namespaces, open_catalog
-from k2.schemas import schema_json, schema_text
+from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.stack.manager import Stack
-from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, TopicSpec
 
 RECORDS = 1_000_000
@@ -61,18 +59,6 @@ def _record(i: int) -> dict[str, Any]:
     }
 
 
-class _Encoder:
-    def __init__(self, schema_id: int) -> None:
-        self._schema = parse_schema(schema_json("kraken_raw"))
-        self._header = b"\x00" + struct.pack(">I", schema_id)
-
-    def __call__(self, record: dict[str, Any]) -> bytes:
-        buffer = io.BytesIO()
-        buffer.write(self._header)
-        schemaless_writer(buffer, self._schema, record)
-        return buffer.getvalue()
-
-
 def _producer(settings: Settings) -> Producer:
     return Producer(
         {
@@ -85,11 +71,11 @@ def _producer(settings: Settings) -> Producer:
     )
 
 
-def _prefill(settings: Settings, topic: str, encode: _Encoder, count: int) -> float:
+def _prefill(settings: Settings, topic: str, encode: ConfluentEncoder, count: int) -> float:
     producer = _producer(settings)
     started = time.perf_counter()
     for i in range(count):
-        value = encode(_record(i))
+        value = encode.encode(_record(i))
         while True:
             try:
                 producer.produce(topic, key=str(i % 64).encode(), value=value)
@@ -146,7 +132,7 @@ def _throughput(spark: Any, settings: Settings, stream: BronzeStream, count: int
 
 
 def _freshness(
-    spark: Any, settings: Settings, stream: BronzeStream, encode: _Encoder
+    spark: Any, settings: Settings, stream: BronzeStream, encode: ConfluentEncoder
 ) -> dict[str, Any]:
     from k2.jobs.bronze import start_stream, stop_between_batches  # noqa: PLC0415
 
@@ -167,7 +153,7 @@ def _freshness(
                 producer.produce(
                     stream.topic,
                     key=str(i % 64).encode(),
-                    value=encode(_record(i)),
+                    value=encode.encode(_record(i)),
                     on_delivery=delivered,
                 )
             sent = due
@@ -215,19 +201,6 @@ def _visible_at(visible: list[tuple[float, dict[int, int]]], partition: int, off
     return float("inf")
 
 
-def _settings(home: Path) -> Settings:
-    stack = StackSettings(
-        home=home,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        registry_port=free_port(),
-        registry_management_port=free_port(),
-        kafka_heap="1g",
-        start_timeout_s=180,
-    )
-    return Settings(stack=stack, _env_file=None)
-
-
 def _stream(settings: Settings, topic: str, name: str) -> BronzeStream:
     return BronzeStream(
         exchange="kraken",
@@ -244,7 +217,7 @@ def run() -> dict[str, Any]:
     from k2.jobs.session import build_session  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="k2-bench-bronze-") as folder:
-        settings = service_settings(_settings(Path(folder)))
+        settings = service_settings(private_settings(Path(folder)))
         stack = Stack(settings)
         stack.up()
         try:
@@ -253,7 +226,8 @@ def run() -> dict[str, Any]:
             registry = SchemaRegistryClient(settings.registry_config())
             bulk_id = register_value_schema(registry, topics["bulk"], schema_text("kraken_raw"))
             fresh_id = register_value_schema(registry, topics["fresh"], schema_text("kraken_raw"))
-            prefill_s = _prefill(settings, topics["bulk"], _Encoder(bulk_id), RECORDS)
+            bulk = ConfluentEncoder("kraken_raw", bulk_id)
+            prefill_s = _prefill(settings, topics["bulk"], bulk, RECORDS)
             ensure_namespaces(open_catalog(settings))
             spark = build_session(settings, "k2-bench-bronze")
             try:
@@ -270,7 +244,7 @@ def run() -> dict[str, Any]:
                         spark,
                         settings,
                         _stream(settings, topics["fresh"], "fresh"),
-                        _Encoder(fresh_id),
+                        ConfluentEncoder("kraken_raw", fresh_id),
                     ),
                 }
             finally:

@@ -34,7 +34,7 @@ from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.resume import ResumePoint, read_resume_points
 from k2.ingest.venues import BackfillError, FeedSpec, VenueIngest, venue_ingest
 from k2.observability.metrics import IngestMetrics, Metrics, serve_metrics
-from k2.schemas import raw_schema_name, schema_text
+from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, dlq_topic, gaps_topic, k2_topics, raw_topic
@@ -106,7 +106,10 @@ class IngestService:
         # Sources without trade ids: symbols whose next new trade closes a time-interval gap
         # (after a reconnect or a restart), with the match time the interval starts at.
         self._idless_pending: dict[str, int] = {}
-        self._encoders: dict[str, ConfluentEncoder] = {}
+        # Set by prepare(), once each schema is registered.
+        self._raw_encoder: ConfluentEncoder
+        self._dlq_encoder: ConfluentEncoder
+        self._gap_encoder: ConfluentEncoder
 
     # ----------------------------------------------------------------------------------- setup
 
@@ -115,13 +118,13 @@ class IngestService:
         mine = {self.raw_topic, self.dlq_topic, self.gaps_topic}
         TopicAdmin(self.settings).ensure([t for t in k2_topics(self.settings) if t.name in mine])
         registry = SchemaRegistryClient(self.settings.registry_config())
-        for name, topic in (
-            (raw_schema_name(self.exchange), self.raw_topic),
-            ("dlq", self.dlq_topic),
-            ("gap", self.gaps_topic),
-        ):
-            schema_id = register_value_schema(registry, topic, schema_text(name))
-            self._encoders[name] = ConfluentEncoder(name, schema_id)
+
+        def encoder(name: str, topic: str) -> ConfluentEncoder:
+            return ConfluentEncoder(name, register_value_schema(registry, topic, schema_text(name)))
+
+        self._raw_encoder = encoder(self.venue.schema_name, self.raw_topic)
+        self._dlq_encoder = encoder("dlq", self.dlq_topic)
+        self._gap_encoder = encoder("gap", self.gaps_topic)
         points = read_resume_points(
             self.settings.kafka_config(), registry, self.raw_topic, self.venue.record_trade_id
         )
@@ -214,16 +217,17 @@ class IngestService:
         counts = self.state.of(raw.native_symbol)
         counts.received += 1
         counts.last_received_mono = time.monotonic()
-        self.metrics.received.labels(self.exchange, raw.native_symbol).inc()
+        symbol_metrics = self.metrics.symbol(raw.native_symbol)
+        symbol_metrics.received.inc()
         if backfilled:
             counts.backfilled += 1
-            self.metrics.backfilled.labels(self.exchange, raw.native_symbol).inc()
+            symbol_metrics.backfilled.inc()
         if raw.trade_key is None:
             await self._note_idless_trade(raw, stop)
         if not backfilled:
             self._last_trade[raw.native_symbol] = raw
         log.debug("ingest_trade", exchange=self.exchange, symbol=raw.native_symbol, id=message_id)
-        encoded = self._encoders[raw_schema_name(self.exchange)].encode(record)
+        encoded = self._raw_encoder.encode(record)
         opaque = (raw.native_symbol, raw.envelope.received_us)
         await self._produce(self.raw_topic, encoded, raw.native_symbol.encode(), opaque, stop)
 
@@ -244,13 +248,11 @@ class IngestService:
         counts = self.state.of(symbol)
         if err is None:
             counts.delivered += 1
-            self.metrics.delivered.labels(self.exchange, symbol).inc()
-            self.metrics.latency.labels(self.exchange).observe(
-                max(0.0, time.time() - received_us / 1e6)
-            )
+            self.metrics.symbol(symbol).delivered.inc()
+            self.metrics.delivery_latency.observe(max(0.0, time.time() - received_us / 1e6))
         else:
             counts.failed += 1
-            self.metrics.failed.labels(self.exchange, symbol).inc()
+            self.metrics.symbol(symbol).failed.inc()
             log.error(
                 "kafka_delivery_failed", exchange=self.exchange, symbol=symbol, error=str(err)
             )
@@ -268,7 +270,7 @@ class IngestService:
             "protocol": bad.envelope.protocol,
             "k2_version": self._version,
         }
-        value = self._encoders["dlq"].encode(record)
+        value = self._dlq_encoder.encode(record)
         await self._produce(self.dlq_topic, value, None, None, stop)
 
     def _control(self, event: Control) -> None:
@@ -367,7 +369,7 @@ class IngestService:
             "detected_us": time.time_ns() // 1000,
             "k2_version": self._version,
         }
-        value = self._encoders["gap"].encode(record)
+        value = self._gap_encoder.encode(record)
         await self._produce(self.gaps_topic, value, symbol.encode(), None, stop)
 
     async def _note_idless_trade(self, raw: RawTrade, stop: asyncio.Event) -> None:

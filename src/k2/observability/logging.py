@@ -31,6 +31,7 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # a disabled level costs one check, nothing more
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,

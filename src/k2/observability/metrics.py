@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -98,6 +100,16 @@ def serve_metrics(
     return MetricsServer(metrics, host, port, health or (lambda: (True, "ok\n"))).start()
 
 
+@dataclass(frozen=True)
+class SymbolMetrics:
+    """One symbol's labelled ingest counters, looked up once (the hot path only increments)."""
+
+    received: Any
+    delivered: Any
+    failed: Any
+    backfilled: Any
+
+
 class IngestMetrics:
     """Metrics of one ingest process (one exchange), registered on its :class:`Metrics`."""
 
@@ -163,6 +175,22 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+        self.delivery_latency = self.latency.labels(exchange)
+        self._symbols: dict[str, SymbolMetrics] = {}
+
+    def symbol(self, symbol: str) -> SymbolMetrics:
+        """The labelled counters of ``symbol`` (created on first use)."""
+        found = self._symbols.get(symbol)
+        if found is None:
+            labels = (self.exchange, symbol)
+            found = SymbolMetrics(
+                self.received.labels(*labels),
+                self.delivered.labels(*labels),
+                self.failed.labels(*labels),
+                self.backfilled.labels(*labels),
+            )
+            self._symbols[symbol] = found
+        return found
 
 
 class BronzeMetrics:
