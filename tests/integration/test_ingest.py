@@ -28,6 +28,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.config import IngestSettings, Settings
 from k2.errors import RegistryError
+from k2.exchanges.base import Envelope, RawTrade
+from k2.exchanges.binance import wire as binance_wire
+from k2.ingest.avro import ConfluentEncoder
+from k2.ingest.resume import read_resume_points
 from k2.ingest.service import IngestService, feed_spec
 from k2.ingest.venues import venue_ingest
 from k2.observability.metrics import IngestMetrics, Metrics
@@ -39,7 +43,15 @@ from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.stack.ports import free_port
-from k2.transport.topics import TopicAdmin, dlq_topic, gaps_topic, k2_topics, raw_topic
+from k2.transport.producer import DurableProducer
+from k2.transport.topics import (
+    TopicAdmin,
+    TopicSpec,
+    dlq_topic,
+    gaps_topic,
+    k2_topics,
+    raw_topic,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -620,3 +632,43 @@ def test_broker_outage_keeps_memory_bounded_and_loses_nothing(
     landed = read_topic(private, raw_topic("binance", private.kafka.topic_prefix))
     last = {s: max(trade_id(r.value) for r in landed if r.key == s) for s in BINANCE}
     assert_complete(landed, BINANCE, last)
+
+
+def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
+    stack: Stack, settings: Settings
+) -> None:
+    """One partition: a quiet symbol's last record sits 5,000 records behind the end."""
+    private = lane(settings, "resume")
+    private = private.model_copy(
+        update={"kafka": private.kafka.model_copy(update={"topic_partitions": 1})}
+    )
+    topic = raw_topic("binance", private.kafka.topic_prefix) + ".single"
+    TopicAdmin(private).ensure([TopicSpec(topic, 1, 1)])
+    registry = SchemaRegistryClient(private.registry_config())
+    venue = venue_ingest("binance", private.ingest)
+    encoder = ConfluentEncoder(
+        "binance_raw", register_value_schema(registry, topic, schema_text("binance_raw"))
+    )
+    producer = DurableProducer(private.kafka_config())
+
+    def record(symbol: str, trade: int) -> bytes:
+        fields = binance_wire.trade_fields(symbol, trade, "1.5", "2", 1_700_000_000_000, False)
+        raw = RawTrade("binance", symbol, trade, fields, Envelope(1, "c", trade, "binance-trade"))
+        return encoder.encode(venue.to_record(raw, venue.message_id(raw), "t"))
+
+    for trade in range(1, 11):
+        assert producer.try_produce(topic, record("QUIETUSDT", trade), b"QUIETUSDT")
+    for trade in range(1, 5001):
+        while not producer.try_produce(topic, record("BUSYUSDT", trade), b"BUSYUSDT"):
+            producer.poll(0.1)
+    assert producer.close(30) == 0
+    points = read_resume_points(
+        private.kafka_config(),
+        registry,
+        topic,
+        venue.record_trade_id,
+        {"QUIETUSDT", "BUSYUSDT"},
+        tail=500,
+    )
+    assert points["QUIETUSDT"].last_trade_id == 10
+    assert points["BUSYUSDT"].last_trade_id == 5000

@@ -126,7 +126,11 @@ class IngestService:
         self._dlq_encoder = encoder("dlq", self.dlq_topic)
         self._gap_encoder = encoder("gap", self.gaps_topic)
         points = read_resume_points(
-            self.settings.kafka_config(), registry, self.raw_topic, self.venue.record_trade_id
+            self.settings.kafka_config(),
+            registry,
+            self.raw_topic,
+            self.venue.record_trade_id,
+            self.venue.native_symbols(self.spec.symbols),
         )
         return self._resume_spec(points)
 

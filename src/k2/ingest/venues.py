@@ -7,7 +7,7 @@ comes from the venue package through :class:`VenueIngest`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,10 @@ class VenueIngest(Protocol):
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         """(WebSocket URL, REST URL) of the venue on a local simulator at ``base_url``."""
+        ...
+
+    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
+        """The configured symbols as the raw topic's keys spell them."""
         ...
 
     def message_id(self, raw: RawTrade) -> str: ...

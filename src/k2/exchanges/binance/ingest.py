@@ -11,7 +11,7 @@ the ``message_id`` of the stream trade it stands in for. REST rows carry no even
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +62,9 @@ class BinanceIngest:
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/")
         return ws, base_url.rstrip("/")
+
+    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
+        return {symbol.strip().upper() for symbol in symbols}
 
     def message_id(self, raw: RawTrade) -> str:
         return message_id(raw)

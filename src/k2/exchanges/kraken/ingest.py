@@ -11,7 +11,7 @@ ahead of the gap and keeps the rows whose ``trade_id`` falls in the missing rang
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -57,6 +57,9 @@ class KrakenIngest:
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/")
         return (ws + "/" if self.protocol == "kraken-v1" else ws + "/v2"), base_url.rstrip("/")
+
+    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
+        return {symbol.strip() for symbol in symbols}  # configured as the WebSocket names them
 
     def message_id(self, raw: RawTrade) -> str:
         return message_id(raw)
