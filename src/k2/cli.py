@@ -6,8 +6,10 @@ exit code 1. Unexpected exceptions keep their traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +22,20 @@ from k2.observability.logging import configure_logging
 from k2.version import git_sha, k2_version
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _quiet_authlib() -> None:
+    """The schema registry client imports authlib, which warns on import about its own httpx
+    module (and forces its warnings to "always"); that says nothing to a K2 user and would start
+    every log. Its filter is installed first so this one, added after, takes precedence."""
+    try:
+        importlib.import_module("authlib.deprecate")
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+
+
+_quiet_authlib()
 
 
 class K2Group(click.Group):
@@ -49,7 +65,8 @@ def main() -> None:
     """K2: every public trade from crypto exchanges, in an Iceberg lakehouse you query with SQL.
 
     Settings come from K2_* environment variables and an optional .env file
-    (`k2 config show` lists them). Start with `k2 stack up`.
+    (`k2 config show` lists them). Start with `k2 run`: the whole pipeline (add
+    --source simulator without internet access).
     """
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -71,20 +72,26 @@ class TopicAdmin:
     """Create, list and describe topics on the configured Kafka cluster."""
 
     def __init__(self, settings: Settings) -> None:
+        self.bootstrap = settings.kafka_bootstrap
         self.admin = AdminClient({**settings.kafka_config(), "log_level": "3"})
 
-    def names(self) -> list[str]:
+    def _metadata(self) -> Any:
+        """The cluster's topic metadata; one-line TopicError when Kafka cannot be reached."""
         try:
-            meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+            return self.admin.list_topics(timeout=_TIMEOUT_S)
         except KafkaException as exc:
             raise TopicError(
-                f"cannot list topics: {exc.args[0]}; is Kafka up (`k2 stack status`)?"
+                f"cannot reach Kafka at {self.bootstrap}: {exc.args[0].str()}; start the "
+                "embedded stack (`k2 stack up`, or `make run`) or set K2_KAFKA__BOOTSTRAP_SERVERS"
             ) from exc
+
+    def names(self) -> list[str]:
+        meta = self._metadata()
         return sorted(name for name in meta.topics if not name.startswith("__"))
 
     def describe(self, names: Iterable[str]) -> list[TopicState]:
         wanted = list(names)
-        meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+        meta = self._metadata()
         missing = [name for name in wanted if name not in meta.topics]
         if missing:
             raise TopicError(
@@ -119,7 +126,7 @@ class TopicAdmin:
         Outcomes: ``created``, ``exists``. A topic that exists with another partition count
         raises :class:`TopicError` naming the topic, both counts and the fix.
         """
-        meta = self.admin.list_topics(timeout=_TIMEOUT_S)
+        meta = self._metadata()
         outcomes: list[tuple[TopicSpec, str]] = []
         to_create = []
         for spec in specs:
