@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from bench.stack import private_settings
+from bench.services import private_settings
 from k2.config import Settings
 from k2.ingest.avro import ConfluentEncoder
 from k2.jobs.bronze_sink import BronzeStream

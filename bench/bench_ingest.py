@@ -21,16 +21,13 @@ and the ingest in this process, exactly as ``k2 ingest`` builds it. Three measur
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stack import private_settings
+from bench.services import private_settings, start_simulator
 from k2.config import Settings
 from k2.ingest.service import IngestService, feed_spec
 from k2.ingest.venues import venue_ingest
@@ -45,6 +42,7 @@ STEADY_RATE = 10_000
 SECONDS = 15.0
 WARMUP_S = 3.0
 CEILING_RECORDS = 500_000
+_SYMBOLS = ("XBT/USD,ETH/USD", "BTCUSDT,ETHUSDT")
 
 
 class _Timed(IngestService):
@@ -56,23 +54,6 @@ class _Timed(IngestService):
         super()._on_delivery(msg, err, opaque)
         if err is None and isinstance(opaque, tuple):
             self.latencies.append(time.time() - opaque[1] / 1e6)
-
-
-def _simulator(rate: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    urls_file = workdir / f"urls-{rate}.json"
-    command = [
-        sys.executable, "-m", "k2", "simulate", "--port", "0", "--rate", str(rate),
-        "--kraken-symbols", "XBT/USD,ETH/USD", "--binance-symbols", "BTCUSDT,ETHUSDT",
-        "--retention", "2000000", "--urls-file", str(urls_file),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not urls_file.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("the simulator did not start")
-        time.sleep(0.05)
-    return process, json.loads(urls_file.read_text())
 
 
 @dataclass(frozen=True)
@@ -177,7 +158,7 @@ def run() -> dict[str, Any]:
         stack.up()
         result: dict[str, Any] = {"acks": "all", "requested_per_venue_per_s": MAX_RATE}
         try:
-            simulator, urls = _simulator(2 * MAX_RATE, home)
+            simulator, urls = start_simulator(2 * MAX_RATE, *_SYMBOLS, 2_000_000, home)
             try:
                 for exchange, name in (("kraken", "kraken-v2"), ("binance", "binance-trade")):
                     measured = asyncio.run(
@@ -191,7 +172,7 @@ def run() -> dict[str, Any]:
             finally:
                 simulator.terminate()
                 simulator.wait(30)
-            simulator, urls = _simulator(2 * STEADY_RATE, home)
+            simulator, urls = start_simulator(2 * STEADY_RATE, *_SYMBOLS, 2_000_000, home)
             try:
                 for exchange, name in (("kraken", "kraken-v2"), ("binance", "binance-trade")):
                     measured = asyncio.run(

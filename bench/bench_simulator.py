@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -23,42 +21,12 @@ from typing import Any
 import psutil
 import websockets
 
+from bench.services import start_simulator
+
 RATE = 100_000
 SECONDS = 3.0
 
 Count = Callable[[str], int]
-
-
-def _start(
-    rate: int, kraken: str, binance: str, workdir: Path
-) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    urls_file = workdir / "urls.json"
-    command = [
-        sys.executable,
-        "-c",
-        "from k2.cli import main; main()",
-        "simulate",
-        "--port",
-        "0",
-        "--rate",
-        str(rate),
-        "--kraken-symbols",
-        kraken,
-        "--binance-symbols",
-        binance,
-        "--urls-file",
-        str(urls_file),
-        "--retention",
-        "400000",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not urls_file.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("the simulator did not start")
-        time.sleep(0.05)
-    return process, json.loads(urls_file.read_text())
 
 
 def _generated(admin: str) -> int:
@@ -118,7 +86,7 @@ def _scenario(
     kraken: str, binance: str, path: str, request: str | None, count: Count
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
-        process, urls = _start(RATE, kraken, binance, Path(folder))
+        process, urls = start_simulator(RATE, kraken, binance, 400_000, Path(folder))
         try:
             base = urls["kraken_v1"].rstrip("/")
             server = psutil.Process(process.pid)

@@ -72,6 +72,12 @@ class VenueIngest(Protocol):
         ...
 
 
+def simulator_ws_base(base_url: str) -> str:
+    """The WebSocket base of a local simulator at the HTTP ``base_url`` (one port serves both)."""
+    ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return ws.rstrip("/")
+
+
 def venue_ingest(exchange: str, settings: IngestSettings) -> VenueIngest:
     """The :class:`VenueIngest` of ``exchange`` (imported lazily)."""
     if exchange == "kraken":

@@ -21,7 +21,7 @@ from k2.exchanges.base import Envelope, FeedClient, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
 from k2.exchanges.binance.normalise import message_id, trade_time_micros
-from k2.ingest.venues import BackfillError, FeedSpec
+from k2.ingest.venues import BackfillError, FeedSpec, simulator_ws_base
 from k2.transport.http import RestPacer, fetch_json
 
 HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
@@ -60,7 +60,7 @@ class BinanceIngest:
         return BinanceFeedClient(options)
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
-        ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/")
+        ws = simulator_ws_base(base_url)
         return ws, base_url.rstrip("/")
 
     def native_symbols(self, symbols: Sequence[str]) -> set[str]:

@@ -23,7 +23,7 @@ from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
 from k2.exchanges.kraken.normalise import message_id, parse_rfc3339_micros, parse_v1_time_micros
 from k2.exchanges.kraken.symbols import parse_asset_pairs, resolve_pairs
-from k2.ingest.venues import BackfillError, FeedSpec
+from k2.ingest.venues import BackfillError, FeedSpec, simulator_ws_base
 from k2.transport.http import RestPacer, fetch_json
 
 TRADES_PATH = "/0/public/Trades"
@@ -55,7 +55,7 @@ class KrakenIngest:
         return KrakenFeedClient(options)
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
-        ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/")
+        ws = simulator_ws_base(base_url)
         return (ws + "/" if self.protocol == "kraken-v1" else ws + "/v2"), base_url.rstrip("/")
 
     def native_symbols(self, symbols: Sequence[str]) -> set[str]:
