@@ -6,10 +6,8 @@ exit code 1. Unexpected exceptions keep their traceback.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,20 +20,6 @@ from k2.observability.logging import configure_logging
 from k2.version import git_sha, k2_version
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _quiet_authlib() -> None:
-    """The schema registry client imports authlib, which warns on import about its own httpx
-    module (and forces its warnings to "always"); that says nothing to a K2 user and would start
-    every log. Its filter is installed first so this one, added after, takes precedence."""
-    try:
-        importlib.import_module("authlib.deprecate")
-    except ImportError:
-        return
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-
-
-_quiet_authlib()
 
 
 class K2Group(click.Group):
