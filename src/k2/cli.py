@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -419,6 +420,32 @@ def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
 
     settings = settings_of(ctx)
     run_bronze(settings, list(exchanges) or None, _stop_on_signals())
+
+
+@job.command("spark-conf")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the properties (default: K2_HOME/spark/k2-spark.conf).",
+)
+@click.pass_context
+def job_spark_conf(ctx: click.Context, output: Path | None) -> None:
+    """Write K2's Spark properties for spark-submit and print the file's path.
+
+    The file holds the jars, the Iceberg catalog k2 and every other setting the jobs use, with
+    owner-only permissions (it carries the catalog's credentials). Run a job on a cluster with:
+
+    \b
+      PYSPARK_PYTHON=.venv/bin/python spark-submit \\
+        --properties-file "$(k2 job spark-conf)" --master MASTER src/k2/__main__.py job bronze
+
+    What spark-submit is given (--master, --conf) wins over K2_SPARK__* settings.
+    """
+    from k2.jobs.session import write_submit_properties  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    path = output or settings.stack.home / "spark" / "k2-spark.conf"
+    click.echo(write_submit_properties(settings, path.resolve()))
 
 
 @lake.command("maintain")

@@ -1,5 +1,6 @@
-"""`k2 job bronze` as a real process: killed with SIGKILL mid-stream, its checkpoint deleted, and
-stopped with SIGTERM; every Kafka offset of the topic is in Bronze exactly once in the end.
+"""`k2 job bronze` as a real process, once through spark-submit: killed with SIGKILL mid-stream,
+its checkpoint deleted, and stopped with SIGTERM; every Kafka offset of the topic is in Bronze
+exactly once in the end.
 
 The job streams the session stack's Binance raw topic into its own catalog and checkpoints (its
 own K2_HOME), so whatever else the session put on that topic is simply part of what must land.
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyspark
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+import k2
 from k2.config import Settings, StackSettings
 from k2.lake.catalog import open_catalog
 from k2.schemas import schema_text
@@ -82,11 +85,33 @@ class BronzeProcess:
         )
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, submit: bool = False) -> None:
+        """Start the job with ``python -m k2``, or through spark-submit as on a cluster."""
+        command = [sys.executable, "-m", "k2", "job", "bronze", "--exchange", EXCHANGE]
+        env = self.env
+        if submit:
+            done = subprocess.run(
+                [sys.executable, "-m", "k2", "job", "spark-conf"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            spark_home = Path(pyspark.__file__).parent
+            env = {**env, "SPARK_HOME": str(spark_home), "PYSPARK_PYTHON": sys.executable}
+            command = [
+                str(spark_home / "bin" / "spark-submit"),
+                "--properties-file",
+                done.stdout.strip(),
+                "--master",
+                "local[2]",
+                str(Path(k2.__file__).parent / "__main__.py"),
+                *command[3:],
+            ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "k2", "job", "bronze", "--exchange", EXCHANGE],
-                env=self.env,
+                command,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -160,8 +185,10 @@ def test_killed_driver_and_lost_checkpoint_land_every_offset_once(
     assert job.running(), job.log.read_text()[-2000:]
     job.kill()
 
-    job.start()  # SIGKILL again, then lose the checkpoint
-    wait_until(lambda: job.records() >= 2 * total // 3 or not job.running(), "two thirds")
+    job.start(submit=True)  # through spark-submit; SIGKILL again, then lose the checkpoint
+    target = max(job.records() + 1, 2 * total // 3)  # this run itself must land rows
+    wait_until(lambda: job.records() >= target or not job.running(), "two thirds")
+    assert job.running(), job.log.read_text()[-2000:]
     job.kill()
     shutil.rmtree(job.home / "checkpoints")
 

@@ -272,3 +272,26 @@ def test_an_unreachable_registry_is_not_a_verdict() -> None:
         resolver.learn({5})
     registry.down = False
     assert resolver.learn({5}) is False  # 5 is genuinely unknown once the registry answers
+
+
+def test_spark_submit_properties_are_private_and_escaped(tmp_path: Path) -> None:
+    from k2.config import LakeSettings, Settings, StackSettings
+    from k2.jobs.session import write_submit_properties
+
+    jars = tmp_path / "jvm" / "spark"
+    jars.mkdir(parents=True)
+    (jars / "iceberg-spark-runtime-4.0_2.13-1.10.1.jar").touch()
+    settings = Settings(
+        stack=StackSettings(home=tmp_path / "home", jvm_lib=tmp_path / "jvm"),
+        lake=LakeSettings(catalog_password="a\\b c"),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    path = write_submit_properties(settings, tmp_path / "out" / "k2.conf")
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = dict(
+        line.split(" ", 1) for line in path.read_text().splitlines() if not line.startswith("#")
+    )
+    assert "spark.app.name" not in lines
+    assert lines["spark.jars"].endswith("iceberg-spark-runtime-4.0_2.13-1.10.1.jar")
+    assert lines["spark.driver.extraClassPath"] == lines["spark.jars"]
+    assert lines["spark.sql.catalog.k2.jdbc.password"] == "a\\\\b c"

@@ -4,10 +4,17 @@
 Iceberg runtime, JDBC drivers) go on ``spark.jars`` and on the driver class path (the JDBC driver
 must be visible to the driver's class loader for the catalog). The Iceberg catalog ``k2`` is the
 same one pyiceberg and DuckDB open.
+
+Under ``spark-submit`` the driver's JVM is running before any K2 code: the jars must be on the
+command line, which is what :func:`write_submit_properties` is for (``k2 job spark-conf``), and
+what spark-submit was given (``--master``, ``--conf``) wins over K2's settings.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +57,57 @@ def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
     return conf
 
 
+def write_submit_properties(settings: Settings, path: Path) -> Path:
+    """K2's Spark settings as a ``spark-submit --properties-file``, readable only by its owner
+    (the catalog's credentials are in it)."""
+    conf = session_conf(settings, "k2")
+    del conf["spark.app.name"]  # each job names itself
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# K2's Spark properties for spark-submit --properties-file; written by k2\n")
+        for key, value in sorted(conf.items()):
+            out.write(f"{key} {_properties_value(value)}\n")
+    path.chmod(0o600)
+    return path
+
+
+def _properties_value(value: str) -> str:
+    """A value as java.util.Properties reads it back: backslashes and line breaks escaped,
+    leading blanks kept."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    stripped = escaped.lstrip(" ")
+    return "\\ " * (len(escaped) - len(stripped)) + stripped
+
+
+def submitted_conf() -> dict[str, str]:
+    """The properties spark-submit started this driver with; empty when not under spark-submit
+    (only spark-submit hands a Python driver a running JVM through ``PYSPARK_GATEWAY_PORT``)."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return {}
+    from pyspark import SparkConf, SparkContext  # noqa: PLC0415
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
+
+
 def build_session(settings: Settings, app_name: str) -> Any:
     """Get or create the Spark session configured for K2."""
     from pyspark.sql import SparkSession  # noqa: PLC0415 - heavy import, only when used
 
     if settings.lake.catalog_type == "jdbc":
         open_catalog(settings)  # creates the catalog tables Spark expects
+    given = submitted_conf()
     builder = SparkSession.builder
     for key, value in session_conf(settings, app_name).items():
-        builder = builder.config(key, value)
+        if key not in given or key == "spark.app.name":
+            builder = builder.config(key, value)
+    # PySpark replaces the SIGINT handler with one that cancels every job and raises
+    # KeyboardInterrupt; K2's commands stop their queries between batches on Ctrl-C instead.
+    on_interrupt = signal.getsignal(signal.SIGINT)
     session = builder.getOrCreate()
+    if threading.current_thread() is threading.main_thread() and on_interrupt is not None:
+        signal.signal(signal.SIGINT, on_interrupt)
     session.sparkContext.setLogLevel("WARN")
     renew_sqlite_catalog_connections(session)
     return session
