@@ -218,6 +218,12 @@ def _comma_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--port", type=int, default=8765, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the market.")
 @click.option(
+    "--id-base",
+    type=int,
+    help="Trade ids start above this; default: the clock in microseconds, so ids keep rising "
+    "across restarts as a venue's do.",
+)
+@click.option(
     "--rate",
     type=int,
     default=100,

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from structlog.testing import capture_logs
 
 from k2.config import IngestSettings, Settings
 from k2.errors import RegistryError
@@ -672,3 +673,58 @@ def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
     )
     assert points["QUIETUSDT"].last_trade_id == 10
     assert points["BUSYUSDT"].last_trade_id == 5000
+
+
+def test_a_simulator_restarted_with_old_ids_is_reported_and_one_with_new_ids_delivers(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """Ids that went back are dropped as already delivered, loudly; a simulator started later
+    with its default (clock-based) ids is new trading after a gap that the ingest reports."""
+    private = lane(settings, "restart", binance_symbols=BINANCE)
+    runs = [tmp_path / name for name in ("first", "again", "later")]
+    for folder in runs:
+        folder.mkdir()
+    fixed = {"id_base": 5_000_000, "trades_per_symbol": 200}
+
+    first = ingest_with_simulator(
+        private,
+        "binance",
+        sim_config(runs[0], **fixed),
+        caught_up(runs[0] / "ledger.jsonl", "binance"),
+    )
+    sent_first = ledger_of(runs[0] / "ledger.jsonl", "binance")
+    assert sent_first and delivered(first) == len(sent_first)
+
+    settled_at: list[float] = []
+
+    def replayed_all(service: IngestService) -> bool:
+        """Everything the simulator sent was dropped, and two 1 s summaries have passed since."""
+        sent = len(ledger_of(runs[1] / "ledger.jsonl", "binance"))
+        if not settled_at and sent and service.state.feed.duplicates_dropped >= sent:
+            settled_at.append(time.monotonic())
+        return bool(settled_at) and time.monotonic() - settled_at[0] > 2.5
+
+    with capture_logs() as logs:
+        again = ingest_with_simulator(
+            private, "binance", sim_config(runs[1], **fixed), replayed_all
+        )
+    sent_again = ledger_of(runs[1] / "ledger.jsonl", "binance")
+    assert delivered(again) == 0
+    assert again.state.feed.duplicates_dropped == len(sent_again) > 0
+    warnings = [entry for entry in logs if entry["event"] == "ingest_only_replayed_trades"]
+    assert warnings and all(w["log_level"] == "warning" for w in warnings), logs
+    assert sum(w["dropped"] for w in warnings) == len(sent_again)
+
+    later = ingest_with_simulator(
+        private,
+        "binance",
+        sim_config(runs[2], trades_per_symbol=200),
+        caught_up(runs[2] / "ledger.jsonl", "binance"),
+    )
+    sent_later = ledger_of(runs[2] / "ledger.jsonl", "binance")
+    assert delivered(later) >= len(sent_later) > 0
+    assert all(counts.gaps >= 1 for counts in later.state.symbols.values())
+    landed = read_topic(private, raw_topic("binance", private.kafka.topic_prefix))
+    present = {(r.key, trade_id(r.value)) for r in landed}
+    for entry in [*sent_first, *sent_later]:
+        assert (entry.symbol, entry.trade_id) in present

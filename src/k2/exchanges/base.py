@@ -126,6 +126,7 @@ class FeedClient(Protocol):
     """A venue's feed: yields every trade, malformed frame, gap and notable control event."""
 
     exchange: str
+    stats: FeedStats
 
     def events(self) -> AsyncIterator[FeedEvent]:
         """Connect, subscribe, and yield events until :meth:`close`; reconnects on its own."""
@@ -262,3 +263,12 @@ class FeedStats:
     reconnects: int = 0
     silences: int = 0
     unknown_kinds: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """The counters by name, for the ingest's summary and metrics."""
+        return {
+            "frames": self.frames,
+            "replayed_dropped": self.duplicates_dropped,
+            "malformed": self.malformed,
+            "reconnects": self.reconnects,
+        }

@@ -31,5 +31,5 @@ class ConfluentEncoder:
     def encode(self, record: Mapping[str, Any]) -> bytes:
         buffer = io.BytesIO()
         buffer.write(self._header)
-        schemaless_writer(buffer, self._schema, dict(record))
+        schemaless_writer(buffer, self._schema, record)
         return buffer.getvalue()

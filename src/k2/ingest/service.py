@@ -19,6 +19,7 @@ trades the venue sent meanwhile are recovered as a gap after the reconnect.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,15 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from k2.config import KNOWN_EXCHANGES, Settings
 from k2.errors import ExchangeError, UnknownSymbolError
-from k2.exchanges.base import Control, ControlKind, FeedEvent, Gap, Malformed, RawTrade
+from k2.exchanges.base import (
+    Control,
+    ControlKind,
+    FeedEvent,
+    FeedStats,
+    Gap,
+    Malformed,
+    RawTrade,
+)
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.resume import ResumePoint, read_resume_points
 from k2.ingest.venues import BackfillError, FeedSpec, VenueIngest, venue_ingest
@@ -63,6 +72,7 @@ class IngestState:
     symbols: dict[str, SymbolCounts] = field(default_factory=dict)
     dead_lettered: int = 0
     connected: bool = False
+    feed: FeedStats = field(default_factory=FeedStats)  # the running feed client's own counts
 
     def of(self, symbol: str) -> SymbolCounts:
         counts = self.symbols.get(symbol)
@@ -99,6 +109,7 @@ class IngestService:
             settings.kafka_config(), producer_options, on_delivery=self._on_delivery
         )
         self._version = k2_version()
+        self._debug = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
         # The last trade handled per symbol (its match time is where a time-paged backfill
         # starts); after a restart, the match time of the last record in the topic.
         self._last_trade: dict[str, RawTrade] = {}
@@ -158,6 +169,8 @@ class IngestService:
         """Ingest until ``stop`` is set; returns the number of records not delivered."""
         spec = self.prepare()
         client = self.venue.client(spec)
+        self.state.feed = client.stats
+        self.metrics.watch_feed(client.stats.counts)
         log.info(
             "ingest_started",
             exchange=self.exchange,
@@ -230,7 +243,10 @@ class IngestService:
             await self._note_idless_trade(raw, stop)
         if not backfilled:
             self._last_trade[raw.native_symbol] = raw
-        log.debug("ingest_trade", exchange=self.exchange, symbol=raw.native_symbol, id=message_id)
+        if self._debug:  # per trade: skip even building the call when DEBUG is off
+            log.debug(
+                "ingest_trade", exchange=self.exchange, symbol=raw.native_symbol, id=message_id
+            )
         encoded = self._raw_encoder.encode(record)
         opaque = (raw.native_symbol, raw.envelope.received_us)
         await self._produce(self.raw_topic, encoded, raw.native_symbol.encode(), opaque, stop)
@@ -309,8 +325,12 @@ class IngestService:
             reason = f"backfill failed: {exc}"
         for raw in recovered:
             await self._trade(raw, stop, backfilled=True)
-        found = {raw.trade_key for raw in recovered}
-        unfilled = sum(1 for i in range(gap.first_missing, gap.last_missing + 1) if i not in found)
+        found = {
+            raw.trade_key
+            for raw in recovered
+            if raw.trade_key is not None and gap.first_missing <= raw.trade_key <= gap.last_missing
+        }
+        unfilled = missing - len(found)  # arithmetic: a gap may span billions of ids
         if unfilled and reason is None:
             reason = f"venue history returned {missing - unfilled} of {missing} trades"
         await self._publish_gap(gap, len(recovered), unfilled, reason, stop)
@@ -401,10 +421,23 @@ class IngestService:
     # -------------------------------------------------------------------------------- summary
 
     async def _summaries(self, stop: asyncio.Event) -> None:
+        produced, replayed = 0, 0
         while not stop.is_set():
             await asyncio.sleep(self.options.summary_interval_s)
             self._producer.poll(0)
             self._log_summary("ingest_summary")
+            now_produced = self._producer.stats.produced
+            now_replayed = self.state.feed.duplicates_dropped
+            if now_replayed > replayed and now_produced == produced:
+                log.warning(
+                    "ingest_only_replayed_trades",
+                    exchange=self.exchange,
+                    dropped=now_replayed - replayed,
+                    hint="every trade received had an id at or below the last one already in "
+                    "Kafka; a venue whose ids went back (a simulator restarted with a fixed "
+                    "--id-base) delivers nothing new until its ids pass them",
+                )
+            produced, replayed = now_produced, now_replayed
 
     def _log_summary(self, event: str) -> None:
         now = time.monotonic()
@@ -429,6 +462,7 @@ class IngestService:
             in_flight=stats.in_flight,
             queue_depth=depth,
             dead_lettered=self.state.dead_lettered,
+            feed=self.state.feed.counts(),
             symbols=per_symbol,
         )
 

@@ -13,7 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from k2.version import git_sha, k2_version
 
@@ -177,6 +179,13 @@ class IngestMetrics:
         )
         self.delivery_latency = self.latency.labels(exchange)
         self._symbols: dict[str, SymbolMetrics] = {}
+        self._feed = _FeedCounters(exchange)
+        registry.register(self._feed)
+
+    def watch_feed(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Export the feed client's own counts (read at scrape time): frames, replayed trades
+        dropped, malformed frames, reconnects."""
+        self._feed.counts = counts
 
     def symbol(self, symbol: str) -> SymbolMetrics:
         """The labelled counters of ``symbol`` (created on first use)."""
@@ -191,6 +200,26 @@ class IngestMetrics:
             )
             self._symbols[symbol] = found
         return found
+
+
+class _FeedCounters(Collector):
+    """``k2_ingest_feed_events_total{exchange,kind}``: what the feed client counted itself."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self.counts: Callable[[], dict[str, int]] = dict
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily(
+            "k2_ingest_feed_events",
+            "Feed events counted by the venue client: frames, replayed trades dropped (already "
+            "delivered: reconnect snapshots, overlaps, a venue sending old ids), malformed "
+            "frames, reconnects.",
+            labels=("exchange", "kind"),
+        )
+        for kind, value in sorted(self.counts().items()):
+            family.add_metric((self.exchange, kind), value)
+        yield family
 
 
 class BronzeMetrics:

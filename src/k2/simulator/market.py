@@ -6,10 +6,11 @@ WebSocket connection, whatever its protocol, reads the same history through its 
 REST endpoints answer from it too, so a gap a client sees on the socket is exactly what it can
 backfill over REST.
 
-Determinism: for a given seed, the n-th trade of a symbol always has the same id, price, size, side
-and order type, whatever the rate, the batching or the number of clients. Only times follow the
-wall clock (a trade is stamped when it is generated). Prices and sizes never pass through a float:
-they are integers formatted into exact decimal strings once, when the trade is generated.
+Determinism: for a given seed and id base, the n-th trade of a symbol always has the same id,
+price, size, side and order type, whatever the rate, the batching or the number of clients. Only
+times follow the wall clock (a trade is stamped when it is generated). Prices and sizes never pass
+through a float: they are integers formatted into exact decimal strings once, when the trade is
+generated.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class SymbolGenerator:
     times strictly increase and Kraken's time-based ``since`` paging never splits equal times.
     """
 
-    def __init__(self, instrument: Instrument, seed: int) -> None:
+    def __init__(self, instrument: Instrument, seed: int, id_base: int = 1_000_000) -> None:
         self.instrument = instrument
         self._rng = random.Random(f"{seed}/{instrument.exchange}/{instrument.symbol}")
         rng = self._rng
@@ -115,7 +116,7 @@ class SymbolGenerator:
         self._price_format = units_formatter(
             instrument.price_decimals, instrument.price_text_decimals
         )
-        self.next_id = 1_000_000 + int(rng.random() * 900_000_000)
+        self.next_id = id_base + int(rng.random() * 900_000_000)
         self.next_agg_id = self.next_id // 2 + int(rng.random() * 1_000)
         self._binance = instrument.exchange == BINANCE
         self._fills_left = 0

@@ -1,12 +1,15 @@
 """Build each venue's market from the settings: the listed symbols and where trades come from.
 
 Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the total
-``rate`` is divided evenly over all symbols of all venues. With ``replay`` the recordings are the
+``rate`` is divided evenly over all symbols of all venues. Its ids start from the wall clock unless
+``id_base`` fixes them. With ``replay`` the recordings are the
 only source: each venue plays the trades recorded for it (pairs the catalog does not list are added
 to the venue's reference data), and the generator stays off.
 """
 
 from __future__ import annotations
+
+import time
 
 from k2.errors import ConfigError
 from k2.simulator.instruments import (
@@ -54,8 +57,9 @@ def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
                 markets[exchange].sources.append(source)
     else:
         share = sum(len(instruments) for instruments in listed.values())
+        id_base = time.time_ns() // 1000 if config.id_base is None else config.id_base
         for exchange, instruments in listed.items():
-            generators = [SymbolGenerator(inst, config.seed) for inst in instruments]
+            generators = [SymbolGenerator(inst, config.seed, id_base) for inst in instruments]
             markets[exchange].sources.append(
                 SyntheticSource(generators, config.rate, share, config.trades_per_symbol)
             )

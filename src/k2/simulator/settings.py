@@ -23,6 +23,10 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     seed: int = 1
+    # Trade ids start above this (plus a per-symbol offset from the seed). None: the wall clock
+    # in microseconds at start, so ids keep rising across restarts as a venue's do, and an
+    # ingest resuming from Kafka sees new trades, not replays.
+    id_base: int | None = None
     rate: int = 100  # synthetic trades per second, in total, spread over all symbols
     kraken_symbols: tuple[str, ...] = default_symbols(KRAKEN)
     binance_symbols: tuple[str, ...] = default_symbols(BINANCE)
@@ -51,6 +55,8 @@ class SimulatorConfig:
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with the option to fix in the message."""
+        if self.id_base is not None and not 0 <= self.id_base < 2**62:
+            raise ConfigError("id base must be between 0 and 2**62")
         if self.rate < 0:
             raise ConfigError("rate must be 0 or more trades per second")
         if self.replay_speed < 0:

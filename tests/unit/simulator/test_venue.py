@@ -1,9 +1,14 @@
-"""Venue markets: the configured rate exactly, and trade ids the venue loses on its streams."""
+"""Venue markets: the configured rate exactly, trade ids the venue loses on its streams, and ids
+that keep rising across restarts."""
 
 from __future__ import annotations
 
+import time
+
 from k2.simulator.instruments import BINANCE, BINANCE_INSTRUMENTS, KRAKEN, KRAKEN_INSTRUMENTS
 from k2.simulator.market import SymbolGenerator
+from k2.simulator.markets import build_markets
+from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import SyntheticSource, VenueMarket
 
 NOW = 1_750_000_000_000_000
@@ -55,3 +60,30 @@ def test_new_trades_wake_the_connections() -> None:
     waiter = market.pulse
     assert market.advance(NOW, 10_000) == 10
     assert not waiter.is_set()  # a pulse: set and cleared, waking whoever was waiting
+
+
+def _first_ids(config: SimulatorConfig) -> list[int]:
+    markets = build_markets(config)
+    ids = []
+    for market in markets.values():
+        market.advance(NOW, 1_000_000)
+        ids += [history.trades[0].trade_id for history in market.histories.values()]
+    return ids
+
+
+def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts() -> None:
+    config = SimulatorConfig(rate=400, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT",))
+    before_us = time.time_ns() // 1000
+    first_run = _first_ids(config)
+    assert all(trade_id > before_us for trade_id in first_run)
+    time.sleep(0.01)  # 10,000 µs later: far more than the 200 ids per symbol of the first run
+    second_run = _first_ids(config)
+    offsets = [b - a for a, b in zip(first_run, second_run, strict=True)]
+    assert all(offset >= 10_000 for offset in offsets), offsets
+
+
+def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
+    config = SimulatorConfig(rate=400, id_base=5_000_000, binance_symbols=("BTCUSDT",))
+    first_run = _first_ids(config)
+    assert first_run == _first_ids(config)
+    assert all(5_000_000 < trade_id < 905_000_000 for trade_id in first_run)
