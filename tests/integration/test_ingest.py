@@ -432,7 +432,9 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
     private = lane(settings, "schema", binance_symbols=("BTCUSDT",))
-    config = sim_config(tmp_path, trades_per_symbol=50, binance_symbols=("BTCUSDT",))
+    # 20 trades/s per symbol: the 50 trades take 2.5 s, so most are sent after the ingest
+    # connects (a first run starts from the trades it receives, not from the venue's history).
+    config = sim_config(tmp_path, rate=60, trades_per_symbol=50, binance_symbols=("BTCUSDT",))
 
     ingest_with_simulator(
         private, "binance", config, caught_up(tmp_path / "ledger.jsonl", "binance")
@@ -462,6 +464,41 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
         consumer.close()
     assert len(decoded) == sent > 0
     assert all(d["venue_note"] is None and d["price"] for d in decoded)
+
+
+def register_together(registry_config: dict[str, Any], topic: str, schema: str) -> list[Any]:
+    """Two clients register ``schema`` for a new ``topic`` at the same moment; their outcomes."""
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = []
+
+    def register() -> None:
+        client = SchemaRegistryClient(registry_config)
+        barrier.wait()
+        try:
+            outcomes.append(register_value_schema(client, topic, schema))
+        except RegistryError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=register) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
+
+
+def test_two_processes_registering_a_new_subject_at_once_both_succeed(
+    stack: Stack, settings: Settings
+) -> None:
+    """Two ingests start together and both register the shared gap subject first."""
+    registry_config = settings.registry_config()
+    for attempt in range(8):
+        topic = f"test.ingest.race.{attempt}.{time.monotonic_ns()}"
+        outcomes = register_together(registry_config, topic, schema_text("gap"))
+        assert len(outcomes) == 2 and all(isinstance(o, int) for o in outcomes), outcomes
+        assert outcomes[0] == outcomes[1]
+        compatibility = SchemaRegistryClient(registry_config).get_compatibility(f"{topic}-value")
+        assert compatibility == "BACKWARD"
 
 
 def test_incompatible_schema_is_refused_before_producing(

@@ -28,7 +28,7 @@ def register_value_schema(client: SchemaRegistryClient, topic: str, schema_str: 
     subject = value_subject(topic)
     try:
         if subject not in client.get_subjects():
-            client.set_compatibility(subject, COMPATIBILITY)
+            _set_compatibility(client, subject)
         return int(client.register_schema(subject, Schema(schema_str, "AVRO")))
     except SchemaRegistryError as exc:
         reason = str(exc.error_message).splitlines()[0][:300]
@@ -42,3 +42,19 @@ def register_value_schema(client: SchemaRegistryClient, topic: str, schema_str: 
             f"registry refused the schema for {subject}: {reason} "
             f"(HTTP {exc.http_status_code}); check the registry URL and the schema"
         ) from exc
+
+
+def _set_compatibility(client: SchemaRegistryClient, subject: str) -> None:
+    """Set BACKWARD on a new subject; a process that set it a moment earlier is no conflict
+    (two ingests start together and both register the shared gap subject)."""
+    try:
+        client.set_compatibility(subject, COMPATIBILITY)
+    except SchemaRegistryError as exc:
+        if exc.http_status_code != 409:
+            raise
+        current = client.get_compatibility(subject)
+        if current != COMPATIBILITY:
+            raise RegistryError(
+                f"{subject} has compatibility {current}, set a moment ago by another client; "
+                f"K2 needs {COMPATIBILITY}: set it with the registry's config API"
+            ) from exc
