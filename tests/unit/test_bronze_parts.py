@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from k2.config import BronzeSettings, KafkaSettings, MaintenanceSettings, Settings
+from k2.config import (
+    BronzeSettings,
+    KafkaSettings,
+    LakeSettings,
+    MaintenanceSettings,
+    Settings,
+    StackSettings,
+)
 from k2.errors import LakeError
 from k2.jobs.bronze import kafka_source_options
 from k2.jobs.decode import DECODED_FLAG, flagged_reader
@@ -27,6 +34,7 @@ from k2.jobs.offsets import (
     starting_offsets,
 )
 from k2.jobs.schemas import SchemaResolver
+from k2.jobs.session import write_submit_properties
 from k2.lake.maintenance import step_sql
 from k2.lake.tables import bronze_rejects, bronze_trades, missing_columns, spark_type
 from k2.schemas import schema_json
@@ -275,9 +283,6 @@ def test_an_unreachable_registry_is_not_a_verdict() -> None:
 
 
 def test_spark_submit_properties_are_private_and_escaped(tmp_path: Path) -> None:
-    from k2.config import LakeSettings, Settings, StackSettings
-    from k2.jobs.session import write_submit_properties
-
     jars = tmp_path / "jvm" / "spark"
     jars.mkdir(parents=True)
     (jars / "iceberg-spark-runtime-4.0_2.13-1.10.1.jar").touch()

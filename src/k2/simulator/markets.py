@@ -1,10 +1,10 @@
 """Build each venue's market from the settings: the listed symbols and where trades come from.
 
 Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the total
-``rate`` is divided evenly over all symbols of all venues. Its ids start from the wall clock unless
-``id_base`` fixes them. With ``replay`` the recordings are the
-only source: each venue plays the trades recorded for it (pairs the catalog does not list are added
-to the venue's reference data), and the generator stays off.
+``rate`` is divided evenly over all symbols of all venues; ids start from the wall clock unless
+``id_base`` fixes them. With ``replay`` the recordings are the only source: each venue plays the
+trades recorded for it (pairs the catalog does not list are added to the venue's reference data),
+and the generator stays off.
 """
 
 from __future__ import annotations
