@@ -1,0 +1,36 @@
+"""The ``k2`` command's own behaviour, apart from what each command does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_PROBE = """
+import subprocess, sys
+def refuse(*args, **kwargs):
+    raise AssertionError(f"--help ran a process: {args}")
+subprocess.run = subprocess.Popen = subprocess.check_output = refuse
+from k2.cli import main
+try:
+    main(["--help"], prog_name="k2")
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+heavy = sorted(m for m in ("pyspark", "confluent_kafka", "duckdb", "pyiceberg") if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+def test_help_runs_no_process_and_imports_no_engine() -> None:
+    """`k2 --help` neither runs git nor imports Spark, Kafka, DuckDB or pyiceberg."""
+    result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: k2" in result.stdout
+
+
+def test_version_names_the_git_sha() -> None:
+    """`k2 --version` prints the version and the checkout's git sha."""
+    result = subprocess.run(
+        [sys.executable, "-m", "k2", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("k2 ")
+    assert result.stdout.rstrip().endswith(")") and " (" in result.stdout
