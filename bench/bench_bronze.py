@@ -165,7 +165,7 @@ def _freshness(
     visible: list[tuple[float, dict[int, int]]] = []
     thread = threading.Thread(target=produce, name="bench-producer")
     try:
-        time.sleep(settings.bronze.trigger_interval_s * 2)  # the query is up and idle
+        time.sleep(settings.stream.trigger_interval_s * 2)  # the query is up and idle
         thread.start()
         deadline = time.perf_counter() + FRESH_SECONDS + 60
         while time.perf_counter() < deadline:
@@ -187,7 +187,7 @@ def _freshness(
     return {
         "rate": RATE,
         "records": len(produced),
-        "trigger_interval_s": settings.bronze.trigger_interval_s,
+        "trigger_interval_s": settings.stream.trigger_interval_s,
         "p50_s": round(latencies[len(latencies) // 2], 2),
         "p99_s": round(latencies[int(len(latencies) * 0.99)], 2),
         "max_s": round(latencies[-1], 2),
@@ -233,8 +233,8 @@ def run() -> dict[str, Any]:
             try:
                 result: dict[str, Any] = {
                     "defaults": {
-                        "trigger_interval_s": settings.bronze.trigger_interval_s,
-                        "max_offsets_per_trigger": settings.bronze.max_offsets_per_trigger,
+                        "trigger_interval_s": settings.stream.trigger_interval_s,
+                        "max_offsets_per_trigger": settings.stream.max_offsets_per_trigger,
                     },
                     "prefill_records_per_s": round(RECORDS / prefill_s),
                     "throughput": _throughput(

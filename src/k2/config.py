@@ -212,8 +212,9 @@ class IngestSettings(_Section):
     )
 
 
-class BronzeSettings(_Section):
-    """The Bronze job: Kafka raw topics into ``k2.bronze.<exchange>_trades``, exactly once.
+class StreamSettings(_Section):
+    """The streaming job (``k2 job stream``): one Spark query over every raw topic that writes
+    Bronze, Silver, Gold and the bars from each micro-batch, each table exactly once.
 
     The defaults keep up with the ingest's bursts of about 100,000 trades/s on one laptop while
     a trade becomes queryable within seconds.
@@ -238,9 +239,9 @@ class BronzeSettings(_Section):
     )
     checkpoint_dir: Path | None = Field(
         None,
-        description="Root of the streaming checkpoints (one folder per exchange); default: "
-        "<state folder>/checkpoints/bronze. Losing it is safe: the job then resumes from the "
-        "Kafka offsets recorded in the Bronze tables.",
+        description="Folder of the streaming query's checkpoint; default: "
+        "<state folder>/checkpoints/stream. Losing it is safe: the job then resumes from the "
+        "Kafka offsets recorded in the tables.",
     )
     starting_offsets: Literal["earliest", "latest"] = Field(
         "earliest",
@@ -259,7 +260,36 @@ class BronzeSettings(_Section):
         "commit; default: Spark's default parallelism (the cores in local mode).",
     )
     metrics_port: int = Field(
-        9402, ge=0, description="Prometheus /metrics port of `k2 job bronze`; 0 picks a free one."
+        9402, ge=0, description="Prometheus /metrics port of `k2 job stream`; 0 picks a free one."
+    )
+
+
+class SilverSettings(_Section):
+    """Silver validation: which trades are kept, and which go to ``silver.quarantine``."""
+
+    max_future_skew_s: float = Field(
+        5.0,
+        ge=0,
+        description="A trade whose exchange time is more than this ahead of the time K2 "
+        "received it is quarantined (reason exchange_ts_in_future).",
+    )
+    max_past_skew_s: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        description="A trade whose exchange time is more than this before the time K2 received "
+        "it is quarantined (reason exchange_ts_too_old). Backfilled trades arrive late, so this "
+        "is generous.",
+    )
+
+
+class GoldSettings(_Section):
+    """Gold: ``gold.trades`` (one row per trade) and the OHLCV bars computed from it."""
+
+    rollup_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often bars above 1 minute (5m ... 1d) are brought up to date from the "
+        "1-minute bars, which follow every micro-batch. Each rollup is one commit per interval.",
     )
 
 
@@ -315,7 +345,9 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
     ingest: IngestSettings = IngestSettings()
-    bronze: BronzeSettings = BronzeSettings()
+    stream: StreamSettings = StreamSettings()
+    silver: SilverSettings = SilverSettings()
+    gold: GoldSettings = GoldSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("exchanges")

@@ -43,7 +43,13 @@ def micros_from_datetime(value: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One public trade in K2's unified schema (silver and gold)."""
+    """One public trade in K2's unified schema (silver and gold).
+
+    This is the one definition of the unified trade: the Silver and Gold tables take their
+    columns and types from these fields (``str`` → string, ``Decimal`` → decimal(38,18),
+    ``datetime`` → timestamp in µs, ``X | None`` → nullable) and their comments from
+    :data:`TRADE_FIELD_DOCS`.
+    """
 
     message_id: str
     exchange: str
@@ -59,3 +65,34 @@ class Trade:
     order_type: str | None
     exchange_ts: datetime
     received_ts: datetime
+
+
+TRADE_FIELD_DOCS: dict[str, str] = {
+    "message_id": "Deterministic id: exchange, native symbol and trade id (Kraken v1: a hash of "
+    "the trade tuple and its occurrence); the same for every copy of the trade.",
+    "exchange": "Exchange name: kraken, binance, ...",
+    "symbol": "Canonical BASE/QUOTE, e.g. BTC/USD.",
+    "base": "Canonical base asset, e.g. BTC.",
+    "quote": "Canonical quote asset, e.g. USD.",
+    "exchange_symbol": "Symbol as the exchange spells it.",
+    "trade_id": "The exchange's trade id as text; null where the protocol has none (Kraken v1).",
+    "price": "Price in quote units, exact.",
+    "quantity": "Size in base units, exact.",
+    "quote_quantity": "price × quantity, exact.",
+    "side": "Taker side: buy or sell (Binance m=true means the taker sold).",
+    "order_type": "Taker order type (limit, market) where the exchange says it.",
+    "exchange_ts": "When the exchange matched the trade (UTC, µs).",
+    "received_ts": "When K2 received the frame (UTC, µs).",
+}
+
+
+# OHLCV bar intervals K2 keeps (table gold.ohlcv_<name>), in seconds, smallest first. Each
+# interval divides the next, so a bar is the union of whole bars of any smaller interval.
+BAR_INTERVALS: dict[str, int] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "1d": 86400,
+}

@@ -53,8 +53,8 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
             "K2_KAFKA__TOPIC_PREFIX": "test.pipeline.",
             "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
             "K2_INGEST__METRICS_PORT": "0",
-            "K2_BRONZE__METRICS_PORT": "0",
-            "K2_BRONZE__TRIGGER_INTERVAL_S": "1",
+            "K2_STREAM__METRICS_PORT": "0",
+            "K2_STREAM__TRIGGER_INTERVAL_S": "1",
             "K2_SPARK__DRIVER_MEMORY": "1g",
             "K2_LOG_FORMAT": "json",
         }

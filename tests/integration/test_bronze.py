@@ -23,7 +23,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from k2.config import BronzeSettings, MaintenanceSettings, Settings
+from k2.config import MaintenanceSettings, Settings, StreamSettings
 from k2.jobs.bronze import start_stream
 from k2.jobs.bronze_sink import BronzeSink, BronzeStream
 from k2.jobs.listener import BronzeListener
@@ -142,7 +142,7 @@ class Lane:
 def make_lane(settings: Settings, root: Path, name: str, partitions: int = 3) -> Lane:
     topic = f"test.bronze.{name}.raw"
     TopicAdmin(settings).ensure([TopicSpec(topic, partitions, 1)])
-    bronze = BronzeSettings(
+    bronze = StreamSettings(
         trigger_interval_s=0.5, checkpoint_dir=root / "checkpoints", metrics_port=0
     )
     stream = BronzeStream(
@@ -153,7 +153,7 @@ def make_lane(settings: Settings, root: Path, name: str, partitions: int = 3) ->
         checkpoint=root / "checkpoints" / name,
         fallback_schema=schema_text("kraken_raw"),
     )
-    return Lane(settings.model_copy(update={"bronze": bronze}), stream)
+    return Lane(settings.model_copy(update={"stream": bronze}), stream)
 
 
 @pytest.fixture

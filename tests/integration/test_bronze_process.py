@@ -67,9 +67,9 @@ class BronzeProcess:
             "K2_STACK__KAFKA_PORT": str(settings.stack.kafka_port),
             "K2_STACK__REGISTRY_PORT": str(settings.stack.registry_port),
             "K2_EXCHANGES": f'["{EXCHANGE}"]',
-            "K2_BRONZE__TRIGGER_INTERVAL_S": "0.5",
-            "K2_BRONZE__MAX_OFFSETS_PER_TRIGGER": "2500",
-            "K2_BRONZE__METRICS_PORT": "0",
+            "K2_STREAM__TRIGGER_INTERVAL_S": "0.5",
+            "K2_STREAM__MAX_OFFSETS_PER_TRIGGER": "2500",
+            "K2_STREAM__METRICS_PORT": "0",
             "K2_SPARK__DRIVER_MEMORY": "1g",
             "K2_LOG_FORMAT": "json",
         }

@@ -11,12 +11,12 @@ import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from k2.config import (
-    BronzeSettings,
     KafkaSettings,
     LakeSettings,
     MaintenanceSettings,
     Settings,
     StackSettings,
+    StreamSettings,
 )
 from k2.errors import LakeError
 from k2.jobs.bronze import kafka_source_options
@@ -180,11 +180,11 @@ def test_kafka_source_options_carry_sasl_and_tls() -> None:
         'username="k2" password="pa\\"ss";'
     )
     assert options["kafka.ssl.truststore.location"] == "/ca.pem"
-    assert options["maxOffsetsPerTrigger"] == str(BronzeSettings().max_offsets_per_trigger)
+    assert options["maxOffsetsPerTrigger"] == str(StreamSettings().max_offsets_per_trigger)
 
 
 def test_default_trigger_admits_more_than_the_ingest_bursts() -> None:
-    bronze = BronzeSettings()
+    bronze = StreamSettings()
     assert bronze.max_offsets_per_trigger / bronze.trigger_interval_s >= 100_000
 
 

@@ -29,7 +29,7 @@ def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
 
     Runs until Ctrl-C or SIGTERM, then stops its queries cleanly. Restarting resumes where it
     stopped (from its checkpoint, or from the offsets in the tables if the checkpoint is gone).
-    Prometheus metrics on K2_BRONZE__METRICS_PORT.
+    Prometheus metrics on K2_STREAM__METRICS_PORT.
     """
     from k2.jobs.bronze import run_bronze  # noqa: PLC0415
 

@@ -61,7 +61,7 @@ _RESTART_BACKOFF_S = (5.0, 60.0)
 
 def checkpoint_root(settings: Settings) -> Path:
     """The folder holding one checkpoint per exchange."""
-    return settings.bronze.checkpoint_dir or settings.stack.state_dir / "checkpoints" / "bronze"
+    return settings.stream.checkpoint_dir or settings.stack.state_dir / "checkpoints" / "stream"
 
 
 def bronze_stream(settings: Settings, exchange: str) -> BronzeStream:
@@ -79,12 +79,12 @@ def bronze_stream(settings: Settings, exchange: str) -> BronzeStream:
 def kafka_source_options(settings: Settings, topic: str, starting: str) -> dict[str, str]:
     """Options of Spark's Kafka source for ``topic``, from the same settings as every client."""
     conf = settings.kafka_config()
-    bronze = settings.bronze
+    stream = settings.stream
     options = {
         "subscribe": topic,
         "startingOffsets": starting,
-        "maxOffsetsPerTrigger": str(bronze.max_offsets_per_trigger),
-        "failOnDataLoss": str(bronze.fail_on_data_loss).lower(),
+        "maxOffsetsPerTrigger": str(stream.max_offsets_per_trigger),
+        "failOnDataLoss": str(stream.fail_on_data_loss).lower(),
         "groupIdPrefix": "k2-bronze",
         # Fewer, larger polls: reading Kafka is most of a micro-batch's cost (about 30 % less).
         "kafka.max.poll.records": "20000",
@@ -141,13 +141,13 @@ def start_stream(
         stream,
         resolver,
         (trades.settled, rejects.settled),
-        settings.bronze.write_tasks or int(spark.sparkContext.defaultParallelism),
+        settings.stream.write_tasks or int(spark.sparkContext.defaultParallelism),
         catalog,
         on_commit=listener.batch_committed if listener is not None else None,
     )
     if listener is not None:
         listener.watch(stream.name, stream.exchange)
-    interval_ms = max(1, round(settings.bronze.trigger_interval_s * 1000))
+    interval_ms = max(1, round(settings.stream.trigger_interval_s * 1000))
     return (
         spark.readStream.format("kafka")
         .options(**kafka_source_options(settings, stream.topic, starting))
@@ -181,8 +181,8 @@ def _starting(
             **context,
         )
         return starting
-    log.info("bronze_started", starting_offsets=settings.bronze.starting_offsets, **context)
-    return settings.bronze.starting_offsets
+    log.info("bronze_started", starting_offsets=settings.stream.starting_offsets, **context)
+    return settings.stream.starting_offsets
 
 
 def start_bronze(
@@ -233,7 +233,7 @@ def run_bronze(
     spark = build_session(service_settings(settings), "k2-bronze")
     metrics = Metrics("bronze")
     listener = BronzeListener(BronzeMetrics(metrics))
-    server = serve_metrics(metrics, settings.stack.host, settings.bronze.metrics_port)
+    server = serve_metrics(metrics, settings.stack.host, settings.stream.metrics_port)
     spark.streams.addListener(listener)
     log.info(
         "bronze_job_started",
@@ -241,8 +241,8 @@ def run_bronze(
         git_sha=git_sha(),
         exchanges=names,
         metrics_port=server.port,
-        trigger_interval_s=settings.bronze.trigger_interval_s,
-        max_offsets_per_trigger=settings.bronze.max_offsets_per_trigger,
+        trigger_interval_s=settings.stream.trigger_interval_s,
+        max_offsets_per_trigger=settings.stream.max_offsets_per_trigger,
     )
     running: list[_Supervised] = []
     try:
@@ -255,7 +255,7 @@ def run_bronze(
     finally:
         for item in running:
             if item.query is not None:
-                stop_between_batches(item.query, settings.bronze.trigger_interval_s + 60)
+                stop_between_batches(item.query, settings.stream.trigger_interval_s + 60)
         spark.streams.removeListener(listener)
         server.stop()
         spark.stop()

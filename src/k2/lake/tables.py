@@ -6,18 +6,29 @@ follows it. Raw columns are all nullable: Bronze never refuses a record its sche
 a field a later schema version drops must not break the append of newer records; validation is
 Silver's job. The Kafka lineage columns Bronze adds are required.
 
-Partitioning: ``hours(received_us)``. The receive time is on every record, is never null, and
-grows with the Kafka offsets, so a micro-batch touches one hour (two at the turn of an hour) and a
-query for an hour or a day reads only that hour's or day's files. The exchange's own trade times
-are protocol-specific (Kraken v1 sends a string), so they cannot partition one table.
+Silver and Gold hold the unified trade, so their columns are derived from
+:class:`k2.domain.Trade` (types from its annotations, comments from ``TRADE_FIELD_DOCS``); the
+bars and the gap events have their own definitions here (the gaps from the gap Avro schema).
+
+Partitioning. Bronze: ``hours(received_us)``: the receive time is on every record, is never
+null, and grows with the Kafka offsets, so a micro-batch touches one hour (two at the turn of an
+hour) and a query for an hour or a day reads only that hour's or day's files; the exchange's own
+trade times are protocol-specific (Kraken v1 sends a string), so they cannot partition one
+table. Silver: ``days(exchange_ts)``, one exchange per table. Gold: ``hours(exchange_ts)``, so
+deduplication and bar recomputation read only the hours a micro-batch touches.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from k2.domain import BAR_INTERVALS, TRADE_FIELD_DOCS, Trade
 from k2.errors import LakeError
 
 PARTITION_SOURCE = "received_us"
@@ -85,6 +96,8 @@ class TableDefinition:
     partitioning: tuple[str, ...] = ()
     comment: str = ""
     properties: Mapping[str, str] = field(default_factory=lambda: dict(STREAMING_PROPERTIES))
+    identifier_fields: tuple[str, ...] = ()  # Iceberg's row identity (required columns)
+    write_order: tuple[str, ...] = ()  # sort within each written file, for row-group pruning
 
     @property
     def qualified(self) -> str:
@@ -105,6 +118,17 @@ class TableDefinition:
         props = ", ".join(f"'{k}'='{_quote(v)}'" for k, v in sorted(self.properties.items()))
         parts.append(f"TBLPROPERTIES ({props})")
         return "\n".join(parts)
+
+    def layout_sql(self) -> list[str]:
+        """``ALTER TABLE`` statements that set the identifier fields and the write order."""
+        statements = []
+        if self.identifier_fields:
+            fields = ", ".join(f"`{name}`" for name in self.identifier_fields)
+            statements.append(f"ALTER TABLE {self.qualified} SET IDENTIFIER FIELDS {fields}")
+        if self.write_order:
+            order = ", ".join(f"`{name}`" for name in self.write_order)
+            statements.append(f"ALTER TABLE {self.qualified} WRITE LOCALLY ORDERED BY {order}")
+        return statements
 
 
 KAFKA_LINEAGE: tuple[Column, ...] = (
@@ -197,6 +221,158 @@ def bronze_rejects(identifier: str) -> TableDefinition:
     )
 
 
+_UNIFIED_TYPES: Mapping[Any, str] = {
+    str: "string",
+    Decimal: "decimal(38,18)",
+    datetime: "timestamp",
+}
+
+KAFKA_ORIGIN: tuple[Column, ...] = KAFKA_LINEAGE[:3]  # topic, partition, offset
+PROTOCOL = Column("protocol", "string", True, "Feed protocol: kraken-v2, binance-trade, ...")
+
+
+def _unified_type(annotation: Any) -> tuple[str, bool]:
+    """Spark SQL type of one ``Trade`` annotation, and whether it is required."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _unified_type(inner)[0], False
+    if typing.get_origin(annotation) is typing.Literal:
+        return "string", True
+    if annotation not in _UNIFIED_TYPES:
+        raise LakeError(f"unified trade field type {annotation!r} has no column type")
+    return _UNIFIED_TYPES[annotation], True
+
+
+def unified_trade_columns() -> tuple[Column, ...]:
+    """The unified trade of DESIGN.md §3: every ``Trade`` field, then its Kafka origin."""
+    hints = typing.get_type_hints(Trade)
+    columns = []
+    for trade_field in dataclasses.fields(Trade):
+        sql_type, required = _unified_type(hints[trade_field.name])
+        columns.append(
+            Column(trade_field.name, sql_type, required, TRADE_FIELD_DOCS[trade_field.name])
+        )
+    return (*columns, *KAFKA_ORIGIN)
+
+
+def silver_trades(exchange: str) -> TableDefinition:
+    """``silver.<exchange>_trades``: validated trades of one exchange in the unified schema."""
+    return TableDefinition(
+        identifier=f"silver.{exchange}_trades",
+        columns=(
+            *unified_trade_columns(),
+            PROTOCOL,
+            Column("silver_written_at", "timestamp", True, "When the Silver write committed."),
+        ),
+        partitioning=("days(exchange_ts)",),
+        comment=f"Validated {exchange} trades in K2's unified schema, one row per Kafka record.",
+        write_order=("exchange_symbol", "exchange_ts"),
+    )
+
+
+QUARANTINE = "silver.quarantine"
+
+
+def silver_quarantine() -> TableDefinition:
+    """``silver.quarantine``: trades that failed validation, with every reason and the raw
+    fields as sent."""
+    return TableDefinition(
+        identifier=QUARANTINE,
+        columns=(
+            Column("exchange", "string", True, "Exchange the record came from."),
+            Column("protocol", "string", False, "Feed protocol of the record, when known."),
+            Column("reasons", "array<string>", True, "Every validation rule the trade failed."),
+            Column("raw", "string", True, "The record's raw fields as sent, as JSON text."),
+            Column("message_id", "string", False, "The record's message_id, when it has one."),
+            Column("exchange_symbol", "string", False, "Symbol as the exchange spelled it."),
+            Column("exchange_ts", "timestamp", False, "Match time, when it could be read."),
+            Column("received_ts", "timestamp", False, "When K2 received the frame."),
+            *KAFKA_ORIGIN,
+            Column("quarantined_at", "timestamp", True, "When the Silver write committed."),
+        ),
+        partitioning=("days(quarantined_at)",),
+        comment="Trades that failed Silver validation, kept whole with their reason codes.",
+    )
+
+
+GOLD_TRADES = "gold.trades"
+
+
+def gold_trades() -> TableDefinition:
+    """``gold.trades``: every exchange's trades, exactly one row per ``message_id``."""
+    return TableDefinition(
+        identifier=GOLD_TRADES,
+        columns=(
+            *unified_trade_columns(),
+            PROTOCOL,
+            Column("gold_written_at", "timestamp", True, "When the Gold write committed."),
+        ),
+        partitioning=("hours(exchange_ts)",),
+        comment="Every trade of every exchange, exactly once (one row per message_id).",
+        identifier_fields=("message_id",),
+        write_order=("exchange", "symbol", "exchange_ts"),
+    )
+
+
+def bars_table(interval: str) -> str:
+    """The identifier of the bars of ``interval`` (``1m`` → ``gold.ohlcv_1m``)."""
+    if interval not in BAR_INTERVALS:
+        raise LakeError(f"unknown bar interval {interval!r}; known: {', '.join(BAR_INTERVALS)}")
+    return f"gold.ohlcv_{interval}"
+
+
+_DECIMAL = "decimal(38,18)"
+
+
+def gold_bars(interval: str) -> TableDefinition:
+    """``gold.ohlcv_<interval>``: one OHLCV bar per exchange, symbol and interval with trades."""
+    return TableDefinition(
+        identifier=bars_table(interval),
+        columns=(
+            Column("exchange", "string", True, "Exchange name."),
+            Column("symbol", "string", True, "Canonical BASE/QUOTE."),
+            Column("bar_start", "timestamp", True, "Start of the bar (inclusive, UTC)."),
+            Column("bar_end", "timestamp", True, "End of the bar (exclusive, UTC)."),
+            Column("open", _DECIMAL, True, "Price of the first trade (by exchange_ts, trade id)."),
+            Column("high", _DECIMAL, True, "Highest price."),
+            Column("low", _DECIMAL, True, "Lowest price."),
+            Column("close", _DECIMAL, True, "Price of the last trade (by exchange_ts, trade id)."),
+            Column("volume", _DECIMAL, True, "Σ quantity, base units."),
+            Column("quote_volume", _DECIMAL, True, "Σ price × quantity, quote units, exact."),
+            Column("vwap", _DECIMAL, True, "quote_volume / volume, rounded half-even to 18 dp."),
+            Column("trade_count", "bigint", True, "Trades in the bar."),
+            Column("buy_volume", _DECIMAL, True, "Σ quantity of taker buys."),
+            Column("sell_volume", _DECIMAL, True, "Σ quantity of taker sells."),
+            Column("first_trade_id", "string", False, "trade_id of the opening trade."),
+            Column("last_trade_id", "string", False, "trade_id of the closing trade."),
+            Column("updated_at", "timestamp", True, "When the bar was last written or revised."),
+        ),
+        partitioning=("months(bar_start)",) if interval == "1d" else ("days(bar_start)",),
+        comment=f"{interval} OHLCV bars from gold.trades, one row per exchange, symbol, bar.",
+        identifier_fields=("exchange", "symbol", "bar_start"),
+    )
+
+
+GOLD_GAPS = "gold.gaps"
+
+
+def gold_gaps(gap_schema: Mapping[str, Any]) -> TableDefinition:
+    """``gold.gaps``: every gap event of ``market.crypto.gaps`` (fields of the gap Avro schema),
+    with the canonical symbol and the Kafka lineage."""
+    return TableDefinition(
+        identifier=GOLD_GAPS,
+        columns=(
+            *avro_columns(gap_schema),
+            Column("symbol", "string", False, "Canonical BASE/QUOTE of exchange_symbol."),
+            *KAFKA_ORIGIN,
+            Column("gold_written_at", "timestamp", True, "When the Gold write committed."),
+        ),
+        partitioning=("days(detected_us)",),
+        comment="Gap events: trades K2 knows it missed, and whether they were backfilled.",
+    )
+
+
 def missing_columns(definition: TableDefinition, existing: Sequence[str]) -> list[Column]:
     """Columns of ``definition`` the existing table lacks (a field a newer schema added)."""
     present = {name.lower() for name in existing}
@@ -219,6 +395,8 @@ def ensure_table(spark: Any, definition: TableDefinition) -> list[str]:
     :class:`LakeError`, because rewriting Bronze is never the remedy.
     """
     spark.sql(definition.create_sql())
+    for statement in definition.layout_sql():
+        spark.sql(statement)
     schema = spark.table(definition.qualified).schema
     existing = {f.name.lower(): f.dataType.simpleString() for f in schema.fields}
     added = []

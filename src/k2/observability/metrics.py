@@ -7,13 +7,14 @@ in one process) and serves it with :func:`serve_metrics` on ``/metrics``, next t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -292,3 +293,142 @@ class BronzeMetrics:
             ("exchange",),
             registry=registry,
         )
+
+
+class StreamMetrics:
+    """Metrics of the streaming job (``k2 job stream``): one query, every layer.
+
+    Per layer and table, the rows each micro-batch wrote are counted by the writes themselves;
+    rates, batch durations and the Kafka lag come from Spark's streaming progress
+    (:mod:`k2.jobs.listener`). Freshness is read at scrape time from the newest ``exchange_ts``
+    each exchange has in ``gold.trades``.
+    """
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] | None = None) -> None:
+        registry = metrics.registry
+        exchange = ("exchange",)
+        self.query_active = Gauge(
+            "k2_stream_query_active", "1 while the streaming query runs.", registry=registry
+        )
+        self.query_restarts = Counter(
+            "k2_stream_query_restarts",
+            "Times the streaming query was restarted after a failure.",
+            registry=registry,
+        )
+        self.batches = Counter(
+            "k2_stream_batches_committed",
+            "Micro-batches whose every table write committed.",
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "k2_stream_last_commit_timestamp_seconds",
+            "Unix time the last micro-batch finished committing.",
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "k2_stream_batch_duration_seconds",
+            "Wall time of a micro-batch with records, planning to the last commit.",
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
+            registry=registry,
+        )
+        self.step_duration = Histogram(
+            "k2_stream_step_duration_seconds",
+            "Wall time of one step of a micro-batch: bronze, silver, gold, bars, rollup, gaps.",
+            ("step",),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 60),
+            registry=registry,
+        )
+        self.input_rate = Gauge(
+            "k2_stream_input_rows_per_second",
+            "Records per second arriving in the last micro-batch (Spark's inputRowsPerSecond).",
+            registry=registry,
+        )
+        self.processed_rate = Gauge(
+            "k2_stream_processed_rows_per_second",
+            "Records per second the last micro-batch processed (Spark's processedRowsPerSecond).",
+            registry=registry,
+        )
+        self.offset_lag = Gauge(
+            "k2_stream_offset_lag",
+            "Records in Kafka not yet read by the job, per topic and partition, after the last "
+            "micro-batch.",
+            ("topic", "partition"),
+            registry=registry,
+        )
+        self.bronze_rows = Counter(
+            "k2_bronze_rows_written",
+            "Records appended to bronze.<exchange>_trades.",
+            exchange,
+            registry=registry,
+        )
+        self.bronze_rejects = Counter(
+            "k2_bronze_rejects",
+            "Records appended to bronze.<exchange>_rejects, by reason.",
+            ("exchange", "kind"),
+            registry=registry,
+        )
+        self.silver_rows = Counter(
+            "k2_silver_rows_written",
+            "Validated trades appended to silver.<exchange>_trades.",
+            exchange,
+            registry=registry,
+        )
+        self.quarantined = Counter(
+            "k2_silver_quarantined",
+            "Trades appended to silver.quarantine, by exchange and reason (a trade that fails "
+            "several rules counts once per reason).",
+            ("exchange", "reason"),
+            registry=registry,
+        )
+        self.gold_rows = Counter(
+            "k2_gold_rows_written",
+            "Trades inserted into gold.trades (first copy of each message_id).",
+            exchange,
+            registry=registry,
+        )
+        self.gold_duplicates = Counter(
+            "k2_gold_duplicates_removed",
+            "Valid trades not inserted into gold.trades because their message_id was already "
+            "there or came twice in the batch (reconnect snapshots, backfill overlap, replays).",
+            exchange,
+            registry=registry,
+        )
+        self.bars_written = Counter(
+            "k2_gold_bars_written",
+            "OHLCV bars inserted (change=new) or revised (change=revised), by interval.",
+            ("interval", "change"),
+            registry=registry,
+        )
+        self.gaps_written = Counter(
+            "k2_gold_gaps_written",
+            "Gap events appended to gold.gaps, by exchange.",
+            exchange,
+            registry=registry,
+        )
+        self.newest_trade = Gauge(
+            "k2_gold_newest_trade_timestamp_seconds",
+            "exchange_ts of the newest trade in gold.trades, per exchange (Unix time).",
+            exchange,
+            registry=registry,
+        )
+        registry.register(_Freshness(self.newest_trade, clock or time.time))
+
+
+class _Freshness(Collector):
+    """``k2_gold_freshness_seconds{exchange}``: now minus the newest ``exchange_ts`` in Gold."""
+
+    def __init__(self, newest: Gauge, clock: Callable[[], float]) -> None:
+        self._newest = newest
+        self._clock = clock
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "k2_gold_freshness_seconds",
+            "Seconds between now and the newest exchange_ts of the exchange in gold.trades.",
+            labels=("exchange",),
+        )
+        now = self._clock()
+        for metric in self._newest.collect():
+            for sample in metric.samples:
+                family.add_metric((sample.labels["exchange"],), max(0.0, now - sample.value))
+        yield family
