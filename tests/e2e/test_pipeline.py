@@ -85,7 +85,7 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
             os.killpg(run.pid, signal.SIGKILL)
     events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     stopped = {e["part"]: e["exit_code"] for e in events if e["event"] == "pipeline_part_stopped"}
-    assert stopped == {"simulator": 0, "ingest-binance": 0, "bronze": 0}
+    assert stopped == {"simulator": 0, "ingest-binance": 0, "stream": 0}
     rows = _rows(settings)
     assert all(r["kafka_topic"] == "test.pipeline.market.crypto.trades.binance.raw" for r in rows)
     assert all(r["protocol"] == "binance-trade" and r["price"] for r in rows)

@@ -15,26 +15,38 @@ def job() -> None:
     """Run K2's Spark jobs (local[*] by default, any master with K2_SPARK__MASTER)."""
 
 
-@job.command("bronze")
-@click.option(
+_EXCHANGE_OPTION = click.option(
     "--exchange",
     "exchanges",
     multiple=True,
     type=click.Choice(KNOWN_EXCHANGES),
     help="Stream only this exchange; repeatable (default: every configured exchange).",
 )
-@click.pass_context
-def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
-    """Stream the raw Kafka topics into k2.bronze.<exchange>_trades, exactly once.
 
-    Runs until Ctrl-C or SIGTERM, then stops its queries cleanly. Restarting resumes where it
-    stopped (from its checkpoint, or from the offsets in the tables if the checkpoint is gone).
-    Prometheus metrics on K2_STREAM__METRICS_PORT.
+
+@job.command("stream")
+@_EXCHANGE_OPTION
+@click.pass_context
+def job_stream(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
+    """Stream the raw Kafka topics into every layer of the lakehouse, exactly once.
+
+    Runs until Ctrl-C or SIGTERM, then stops cleanly between micro-batches. Restarting resumes
+    where it stopped (from its checkpoint, or from the offsets in the tables if the checkpoint
+    is gone). Prometheus metrics on K2_STREAM__METRICS_PORT.
     """
     from k2.jobs.bronze import run_bronze  # noqa: PLC0415
 
     settings = settings_of(ctx)
     run_bronze(settings, list(exchanges) or None, stop_on_signals())
+
+
+@job.command("bronze", hidden=True)
+@_EXCHANGE_OPTION
+@click.pass_context
+def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
+    """The former name of `k2 job stream`, which now writes every layer; runs it."""
+    click.echo("note: `k2 job bronze` is now `k2 job stream` (every layer); running it", err=True)
+    ctx.invoke(job_stream, exchanges=exchanges)
 
 
 @job.command("spark-conf")
@@ -52,7 +64,7 @@ def job_spark_conf(ctx: click.Context, output: Path | None) -> None:
 
     \b
       PYSPARK_PYTHON=.venv/bin/python spark-submit \\
-        --properties-file "$(k2 job spark-conf)" --master MASTER src/k2/__main__.py job bronze
+        --properties-file "$(k2 job spark-conf)" --master MASTER src/k2/__main__.py job stream
 
     What spark-submit is given (--master, --conf) wins over K2_SPARK__* settings.
     """
