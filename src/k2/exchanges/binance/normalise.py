@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
-from typing import Literal
+from typing import Any, Literal, cast
 
 from k2.domain import Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
-from k2.exchanges.base import FieldValue, RawTrade, SequenceTracker, SequenceVerdict
+from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
 from k2.exchanges.binance import EXCHANGE
 
 __all__ = [
@@ -30,7 +30,9 @@ __all__ = [
     "SequenceVerdict",
     "message_id",
     "normalise_trade",
+    "raw_from_record",
     "split_symbol",
+    "trade_from_record",
     "trade_time_micros",
 ]
 
@@ -110,6 +112,10 @@ def normalise_trade(
     if raw.trade_key is None:
         raise TradeInvalidError("binance trade without an id", "trade_id")
     price, quantity = _decimal(fields, "p"), _decimal(fields, "q")
+    try:
+        exchange_ts = datetime_from_micros(trade_time_micros(trade_time, time_unit))
+    except OverflowError:
+        raise TradeInvalidError(f"binance trade T {trade_time} is out of range", "time") from None
     return Trade(
         message_id=message_id(raw),
         exchange=EXCHANGE,
@@ -123,6 +129,64 @@ def normalise_trade(
         quote_quantity=_exact_product(price, quantity),
         side="sell" if maker else "buy",
         order_type=None,
-        exchange_ts=datetime_from_micros(trade_time_micros(trade_time, time_unit)),
+        exchange_ts=exchange_ts,
         received_ts=datetime_from_micros(raw.envelope.received_us),
     )
+
+
+# Record field names of the payload's one-letter keys (the raw Avro schema's renaming).
+RECORD_FIELDS = {
+    "e": "event_type",
+    "E": "event_time",
+    "s": "exchange_symbol",
+    "t": "trade_id",
+    "a": "agg_trade_id",
+    "p": "price",
+    "q": "quantity",
+    "f": "first_trade_id",
+    "l": "last_trade_id",
+    "T": "trade_time",
+    "m": "buyer_is_maker",
+    "M": "ignore_m",
+}
+
+
+def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
+    """The raw trade a Kafka raw record (or a Bronze row) was made from: the payload under its
+    one-letter keys (fields the record has as null are left out, as the venue leaves them out)
+    and the envelope.
+
+    The inverse of the ingest's record for this venue: ``raw_from_record(record)`` normalises to
+    the same :class:`~k2.domain.Trade` as the raw trade the record was written from.
+    """
+    fields: dict[str, FieldValue] = {
+        key: record[name] for key, name in RECORD_FIELDS.items() if record.get(name) is not None
+    }
+    key = "a" if fields.get("e") == "aggTrade" else "t"
+    trade_id = fields.get(key)
+    envelope = Envelope(
+        received_us=int(record["received_us"]),
+        connection_id=str(record.get("connection_id")),
+        position=int(record.get("position") or 0),
+        protocol=cast(Any, record.get("protocol")),
+    )
+    return RawTrade(
+        exchange=EXCHANGE,
+        native_symbol=str(record.get("exchange_symbol")),
+        trade_key=trade_id
+        if isinstance(trade_id, int) and not isinstance(trade_id, bool)
+        else None,
+        fields=fields,
+        envelope=envelope,
+        snapshot=bool(record.get("snapshot")),
+    )
+
+
+def trade_from_record(
+    record: Mapping[str, Any], assets: Mapping[str, tuple[str, str]] | None = None
+) -> Trade:
+    """Normalise a Kafka raw record (or a Bronze row) of Binance in the record's own time unit;
+    raises :class:`~k2.errors.TradeInvalidError` as :func:`normalise_trade` does."""
+    unit = record.get("time_unit")
+    time_unit: TimeUnit | None = unit if unit in ("MILLISECOND", "MICROSECOND") else None
+    return normalise_trade(raw_from_record(record), assets, time_unit)

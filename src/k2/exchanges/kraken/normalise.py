@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
+from typing import Any, cast
 
 from k2.domain import Side, Trade, canonical_asset, datetime_from_micros, micros_from_datetime
 from k2.errors import TradeInvalidError
-from k2.exchanges.base import FieldValue, RawTrade, SequenceTracker, SequenceVerdict
+from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
 from k2.exchanges.kraken import EXCHANGE
-from k2.exchanges.kraken.wire import V1_TRADE_FIELDS
+from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_TRADE_FIELDS
 
 __all__ = [
     "SequenceTracker",
@@ -37,6 +38,8 @@ __all__ = [
     "normalise_trade",
     "parse_rfc3339_micros",
     "parse_v1_time_micros",
+    "raw_from_record",
+    "trade_from_record",
     "v1_message_id",
 ]
 
@@ -171,6 +174,12 @@ def _trade(
     exchange_us: int,
 ) -> Trade:
     base, quote = _pair_assets(raw.native_symbol)
+    try:
+        exchange_ts = datetime_from_micros(exchange_us)
+    except OverflowError:
+        raise TradeInvalidError(
+            f"kraken trade time {exchange_us} µs is out of range", "time"
+        ) from None
     return Trade(
         message_id=message_id,
         exchange=EXCHANGE,
@@ -184,7 +193,7 @@ def _trade(
         quote_quantity=exact_product(price, quantity),
         side=side,
         order_type=order_type,
-        exchange_ts=datetime_from_micros(exchange_us),
+        exchange_ts=exchange_ts,
         received_ts=datetime_from_micros(raw.envelope.received_us),
     )
 
@@ -244,3 +253,42 @@ def normalise_trade(raw: RawTrade) -> Trade:
     if protocol == "kraken-rest":
         return _normalise_rest(raw)
     return _normalise_v2(raw)
+
+
+_V1_RECORD_FIELDS = (*V1_TRADE_FIELDS, "trade_id")
+
+
+def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
+    """The raw trade a Kafka raw record (or a Bronze row) was made from: the fields of its
+    protocol under the venue's names, its envelope, occurrence and snapshot flag.
+
+    The inverse of the ingest's record for this venue: ``raw_from_record(record)`` normalises to
+    the same :class:`~k2.domain.Trade` as the raw trade the record was written from.
+    """
+    protocol = record.get("protocol")
+    names = V2_TRADE_FIELDS if protocol == "kraken-v2" else _V1_RECORD_FIELDS
+    fields: dict[str, FieldValue] = {name: record.get(name) for name in names}
+    if protocol == "kraken-v2":
+        fields["symbol"] = record.get("exchange_symbol")
+    trade_id = record.get("trade_id")
+    envelope = Envelope(
+        received_us=int(record["received_us"]),
+        connection_id=str(record.get("connection_id")),
+        position=int(record.get("position") or 0),
+        protocol=cast(Any, protocol),
+    )
+    return RawTrade(
+        exchange=EXCHANGE,
+        native_symbol=str(record.get("exchange_symbol")),
+        trade_key=trade_id if isinstance(trade_id, int) else None,
+        fields=fields,
+        envelope=envelope,
+        occurrence=int(record.get("occurrence") or 0),
+        snapshot=bool(record.get("snapshot")),
+    )
+
+
+def trade_from_record(record: Mapping[str, Any]) -> Trade:
+    """Normalise a Kafka raw record (or a Bronze row) of Kraken; raises
+    :class:`~k2.errors.TradeInvalidError` as :func:`normalise_trade` does."""
+    return normalise_trade(raw_from_record(record))
