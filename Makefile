@@ -7,8 +7,12 @@ VENV_STAMP := $(VENV)/.k2-installed
 JVM_STAMP := jvm/lib/.k2-fetched
 SOURCE ?= live
 PYTEST_ARGS ?=
+# Debian packages some tests drive as a person would: a real Prometheus (promtool and server) and
+# a real browser. Installed by `make test` when missing (as root, or through sudo).
+SYSTEM_PACKAGES := prometheus chromium chromium-driver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run stop test lint format bench venv jvm clean
+.PHONY: help run stop test lint format bench venv jvm sysdeps clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +32,16 @@ $(JVM_STAMP): jvm/pom.xml
 	@mvn -q -B -f jvm/pom.xml package > jvm/mvn.log 2>&1 || { grep -m1 ERROR jvm/mvn.log; echo "error: Maven could not fetch the JVM artifacts (see jvm/mvn.log); check access to Maven Central or ~/.m2/settings.xml"; exit 1; }
 	@touch $@
 
+sysdeps:  ## Debian packages the tests use (Prometheus, Chromium), installed when missing
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests (first run only): "$$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { $(SUDO) apt-get install -y -q --no-install-recommends $$missing || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
+	  } > apt.log 2>&1 || { tail -n 5 apt.log; echo "error: apt-get could not install $$missing (see apt.log); install them, or run make test as root"; exit 1; }; \
+	fi
+
 run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=simulator: local venues)
 	@$(BIN)/k2 run $(if $(SOURCE),--source $(SOURCE))
 
@@ -43,7 +57,7 @@ format: venv  ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix src tests bench
 	@$(BIN)/ruff format src tests bench
 
-test: venv jvm lint  ## lint, then every test (unit, integration against real services, e2e)
+test: venv jvm sysdeps lint  ## lint, then every test (unit, integration against real services, e2e)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: venv jvm  ## benchmarks: print figures and write bench/results/*.json
