@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k2.ingest.venues import venue_ingest
+
 from bench.services import private_settings, start_simulator
 from k2.config import Settings
 from k2.ingest.service import IngestService, feed_spec
-from k2.ingest.venues import venue_ingest
 from k2.observability.logging import configure_logging
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.stack.manager import Stack

@@ -107,12 +107,40 @@ class DurableProducer:
         self._producer.poll(0)
         return True
 
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> bool:
+        """Queue one record, as :meth:`try_produce` but without a callback object of its own
+        and without a poll: the hot path's caller polls once per batch and gives a callback
+        only to the records whose acknowledgement it counts (see :mod:`k2.ingest.delivery`).
+        False (nothing queued) while the bounded local queue is full."""
+        try:
+            self._producer.produce(topic, value, key, on_delivery=on_delivery)
+        except BufferError:
+            return False
+        self.stats.produced += 1
+        return True
+
+    def acknowledged(self, count: int, error: KafkaError | None) -> None:
+        """Count ``count`` records acknowledged (or refused, with ``error``) by one report."""
+        with self.stats.lock:
+            if error is None:
+                self.stats.delivered += count
+            else:
+                self.stats.failed += count
+                self.stats.last_error = str(error)
+
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve delivery callbacks."""
         self._producer.poll(timeout_s)
 
     def queue_depth(self) -> int:
-        """Records queued locally and not yet acknowledged by the broker."""
+        """Records queued locally and not yet acknowledged by the broker (librdkafka also
+        counts the delivery reports waiting for a poll)."""
         return len(self._producer)
 
     def close(self, timeout_s: float) -> int:

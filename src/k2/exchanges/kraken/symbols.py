@@ -25,6 +25,7 @@ class KrakenPair:
     altname: str  # REST alternative name, e.g. XBTUSD
     base: str  # canonical base, e.g. BTC
     quote: str  # canonical quote, e.g. USD
+    status: str = "online"  # AssetPairs status: online, cancel_only, delisted, ...
 
     @property
     def canonical(self) -> str:
@@ -59,6 +60,7 @@ def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
             continue
         wsname = entry["wsname"]
         altname = entry.get("altname")
+        status = entry.get("status")
         base, _, quote = v2_name(wsname).partition("/")
         pairs[wsname] = KrakenPair(
             wsname=wsname,
@@ -66,6 +68,7 @@ def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
             altname=altname if isinstance(altname, str) else str(key),
             base=base,
             quote=quote,
+            status=status if isinstance(status, str) else "online",
         )
     return pairs
 

@@ -1,4 +1,4 @@
-"""Binance's part of the ingest: feed options, the raw Avro record, and REST backfill.
+"""Binance's adapter for the ingest: feed options, the raw Avro record, and REST backfill.
 
 Backfill pages the public history by id: ``historicalTrades?fromId=`` for the ``@trade``
 stream and ``aggTrades?fromId=`` for ``@aggTrade``, 1,000 rows a request, in the connection's
@@ -11,18 +11,26 @@ the ``message_id`` of the stream trade it stands in for. REST rows carry no even
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from k2.config import IngestSettings
-from k2.errors import ExchangeError
-from k2.exchanges.base import Envelope, FeedClient, FieldValue, RawTrade
+from k2.errors import BackfillError, ExchangeError
+from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
+from k2.exchanges.binance.config import BinanceSettings
 from k2.exchanges.binance.normalise import message_id, trade_time_micros
-from k2.ingest.venues import BackfillError, FeedSpec, simulator_ws_base
-from k2.transport.http import RestPacer, fetch_json
+from k2.exchanges.contract import (
+    DEFAULT_BACKFILL,
+    WHOLE_VENUE,
+    AdapterBase,
+    BackfillOptions,
+    FeedSpec,
+    Shard,
+    simulator_ws_base,
+)
+from k2.transport.http import fetch_json
 
 HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
 AGG_TRADES_PATH = "/api/v3/aggTrades"
@@ -36,35 +44,37 @@ _TRADE_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker":
 _AGG_KEYS = {key: key for key in ("a", "p", "q", "f", "l", "T", "m", "M")}
 
 
-class BinanceIngest:
+class BinanceAdapter(AdapterBase):
+    """Binance's :class:`~k2.exchanges.contract.VenueAdapter`."""
+
     exchange = EXCHANGE
     schema_name = "binance_raw"
+    public_interval_s = PUBLIC_INTERVAL_S
+    client_type = BinanceFeedClient
 
-    def __init__(self, settings: IngestSettings) -> None:
-        self.settings = settings
-        self.stream: wire.StreamKind = settings.binance_stream
-        self.time_unit: wire.TimeUnit = settings.binance_time_unit
-        interval = settings.backfill_request_interval_s
-        self._pacer = RestPacer(PUBLIC_INTERVAL_S if interval is None else interval)
+    def __init__(
+        self,
+        settings: BinanceSettings,
+        backfill: BackfillOptions = DEFAULT_BACKFILL,
+        shard: Shard = WHOLE_VENUE,
+    ) -> None:
+        super().__init__(settings, backfill, shard)
+        self.stream: wire.StreamKind = settings.stream
+        self.time_unit: wire.TimeUnit = settings.time_unit
         self._event = "trade" if self.stream == "trade" else "aggTrade"
 
-    def client(self, spec: FeedSpec) -> FeedClient:
-        options = BinanceFeedOptions(
-            symbols=spec.symbols,
+    def options(self, spec: FeedSpec) -> BinanceFeedOptions:
+        return BinanceFeedOptions(
             stream=self.stream,
             time_unit=self.time_unit,
             ws_url=spec.ws_url or wire.WS_URL,
             rest_url=spec.rest_url or wire.REST_URL,
-            last_trade_ids=dict(spec.last_trade_ids),
+            **self.feed_options(spec),
         )
-        return BinanceFeedClient(options)
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)
         return ws, base_url.rstrip("/")
-
-    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
-        return {symbol.strip().upper() for symbol in symbols}
 
     def message_id(self, raw: RawTrade) -> str:
         return message_id(raw)
@@ -127,7 +137,7 @@ class BinanceIngest:
             else (AGG_TRADES_PATH, _AGG_KEYS)
         )
         id_key = "t" if self._event == "trade" else "a"
-        limit = self.settings.backfill_max_trades
+        limit = self.backfill_options.max_trades
         found: list[RawTrade] = []
         next_id = first_id
         position = 0
