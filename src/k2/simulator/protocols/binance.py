@@ -1,21 +1,22 @@
 """Binance spot market streams (``wss://stream.binance.com:9443``), the venue side.
 
-Raw streams at ``/ws/<stream>`` (several joined by ``/``) send bare payloads; combined streams at
-``/stream?streams=a/b`` wrap them ``{"stream":...,"data":...}``; ``timeUnit=MICROSECOND`` (or
-``MILLISECOND``, either case) sets the unit of ``E``/``T``. Live requests ``SUBSCRIBE``,
-``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY combined`` are answered as
-documented: a well-formed stream of a symbol the venue does not list is accepted (``result:null``)
-and never sends anything; a malformed stream name gets ``{"error":{"code":2,"msg":"Invalid request:
-invalid stream"},"id":N}``. Only ``@trade`` and ``@aggTrade`` carry data here; other well-formed
-streams (depth, kline...) are accepted and stay quiet. Each trade is one frame, ``"M":true`` kept.
+Raw streams at ``/ws/<stream>`` (several joined by ``/``) send bare payloads; ``/ws`` and
+``/ws/<any name that is no stream>`` open a bare connection that subscribes with ``SUBSCRIBE``;
+combined streams at ``/stream?streams=a/b`` wrap them ``{"stream":...,"data":...}``;
+``timeUnit=MICROSECOND`` (or ``MILLISECOND``, either case) sets the unit of ``E``/``T``. Live
+requests ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY
+combined`` are answered as documented: a well-formed stream of a symbol the venue does not list
+is accepted (``result:null``) and never sends anything; a malformed stream name gets
+``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":N}``. Only ``@trade`` and
+``@aggTrade`` carry data here; other well-formed streams (depth, kline...) are accepted and stay
+quiet. Each trade is one frame, ``"M":true`` kept.
 
-Keep-alive and limits as the venue enforces them: a ping frame every 20 s and a disconnect when no
-pong answers it within 60 s (unsolicited pongs do not count); more than 5 incoming control
+Keep-alive and limits as the venue enforces them: a ping frame every 20 s and a disconnect when
+no pong answers it within 60 s (unsolicited pongs do not count); more than 5 incoming control
 messages (text requests, pings, pongs) in a second disconnects; at most 1024 streams; the
 connection ends at its maximum age (24 h on the venue, shortened by configuration); a
-``serverShutdown`` event on demand or after ``shutdown_after_s``, then disconnection.
-Frames are rendered by :mod:`k2.exchanges.binance.wire`.
-"""
+``serverShutdown`` event on demand or after ``shutdown_after_s``, then disconnection. Frames are
+rendered by :mod:`k2.exchanges.binance.wire`."""
 
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def connect_request(raw_streams: str, combined: bool, query: Mapping[str, str]) 
     if unit not in _TIME_UNITS:
         raise BadConnectRequestError(f"Invalid timeUnit {unit}")
     streams = tuple(name for name in raw_streams.split("/") if name)
+    if not combined and len(streams) == 1 and not _STREAM.fullmatch(streams[0]):
+        streams = ()  # /ws/<any name>: a bare connection that subscribes later, as clients do
     if any(not _STREAM.fullmatch(name) for name in streams):
         raise BadConnectRequestError(INVALID_STREAM)
     return ConnectRequest(streams, combined, _TIME_UNITS[unit])

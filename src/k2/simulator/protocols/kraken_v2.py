@@ -8,7 +8,8 @@ frames. Symbols are v2 names (``BTC/USD``, ``DOGE/USD``): the v1/REST names ``XB
 and sizes are bare JSON numbers with the engine's precision. ``{"channel":"heartbeat"}`` comes
 about once a second without other updates once anything is subscribed; a ``subscribe`` to the
 ``heartbeat`` channel is acknowledged harmlessly (the venue's docs disagree on whether it is
-needed). ``ping`` is answered with ``pong`` and ``time_in``/``time_out``.
+needed). ``ping`` is answered with ``pong`` and ``time_in``/``time_out``. More than
+``kraken_msg_rate`` messages in a second get ``Exceeded msg rate``, as in v1.
 
 Frames are rendered by :mod:`k2.exchanges.kraken.wire`; the two shapes that module has no renderer
 for (the ack of a non-trade channel, and an error to a request without a ``method``) are built
@@ -26,7 +27,9 @@ from typing import Any
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import wire
 from k2.simulator.instruments import KRAKEN, Instrument
+from k2.simulator.limits import MessageRate
 from k2.simulator.market import SimTrade
+from k2.simulator.protocols.kraken_v1 import EXCEEDED_MSG_RATE
 from k2.simulator.session import Rendered, Session
 from k2.simulator.venue import now_us
 
@@ -125,6 +128,7 @@ class KrakenV2Session(Session):
         self.connection_id = self.ctx.venue_connection_id()
         self._clock = TimestampCache()
         self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
+        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -134,6 +138,9 @@ class KrakenV2Session(Session):
 
     async def on_text(self, text: str) -> None:
         time_in = _stamp()
+        if not self.rate.allow():
+            await self.send_control(render_request_error(EXCEEDED_MSG_RATE, time_in, _stamp()))
+            return
         try:
             message = json.loads(text)
         except ValueError:
