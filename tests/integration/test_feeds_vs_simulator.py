@@ -377,3 +377,25 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
             assert feed.controls(ControlKind.DISCONNECTED) == []
 
     run(scenario)
+
+
+def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_path: Path) -> None:
+    """A venue that answers ``Exceeded msg rate``: the client re-sends what is unconfirmed."""
+    from k2.simulator.instruments import catalog
+
+    pairs = tuple(inst.symbol for inst in catalog("kraken")[:160])
+    v2_names = tuple(inst.v2_symbol for inst in catalog("kraken")[:160])
+
+    async def scenario() -> None:
+        config = sim_config(tmp_path, kraken_symbols=pairs, kraken_msg_rate=1)
+        async with Simulator(config) as sim:
+            options = KrakenFeedOptions(
+                v2_names, ws_url=sim.urls.kraken_v2, rest_url=sim.urls.kraken_rest
+            )
+            async with Feed(KrakenFeedClient(options)) as feed:
+                await feed.until(lambda f: bool(f.controls(ControlKind.CONNECTED)), 60)
+                errors = [e for _, e in feed.controls(ControlKind.ERROR)]
+            assert any("Exceeded msg rate" in str(e.detail.get("message")) for e in errors)
+            assert feed.controls(ControlKind.DISCONNECTED) == []
+
+    run(scenario)

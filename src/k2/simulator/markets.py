@@ -10,6 +10,7 @@ venue's reference data), and the generator stays off."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 from k2.errors import ConfigError
@@ -37,10 +38,20 @@ def _listed(exchange: str, symbols: tuple[str, ...] | None) -> list[Instrument]:
     return [by_name[symbol] for symbol in symbols]
 
 
+def symbol_weight(exchange: str, symbol: str, skew: float) -> int:
+    """The integer weight ``1/rank**skew`` (scaled) of a symbol, its rank from the venue's
+    catalogue order."""
+    weight: int = round(_WEIGHT_SCALE / _ranks(exchange)[symbol] ** skew)
+    return max(1, weight)
+
+
+@functools.cache
+def _ranks(exchange: str) -> dict[str, int]:
+    return {inst.symbol: index + 1 for index, inst in enumerate(catalog(exchange))}
+
+
 def _weights(exchange: str, instruments: list[Instrument], skew: float) -> list[int]:
-    """Integer weights ``1/rank**skew`` (scaled), rank from the venue's catalogue order."""
-    rank = {inst.symbol: index + 1 for index, inst in enumerate(catalog(exchange))}
-    return [max(1, round(_WEIGHT_SCALE / rank[inst.symbol] ** skew)) for inst in instruments]
+    return [symbol_weight(exchange, inst.symbol, skew) for inst in instruments]
 
 
 def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:

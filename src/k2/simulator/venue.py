@@ -75,6 +75,21 @@ class SyntheticSource:
         for index in range(len(self._generators)):
             self._schedule(index)
 
+    def add(self, generator: SymbolGenerator, weight: int) -> None:
+        """Start trading one more symbol (a new listing), from now."""
+        self._generators.append(generator)
+        self._weights.append(weight)
+        self._carry.append(0)
+        self._made.append(0)
+        self._since.append(self._clock)
+        self._schedule(len(self._generators) - 1)
+
+    def stop(self, symbol: str) -> None:
+        """Stop trading ``symbol`` (a delisting): it never falls due again."""
+        for index, generator in enumerate(self._generators):
+            if generator.instrument.symbol == symbol:
+                self._weights[index] = 0
+
     def _schedule(self, index: int) -> None:
         speed = self._rate * self._weights[index]  # carry units per µs
         if speed <= 0 or (self._limit is not None and self._made[index] >= self._limit):
@@ -113,6 +128,7 @@ class VenueMarket:
             symbol: SymbolHistory(inst, retention) for symbol, inst in self.instruments.items()
         }
         self.sources: list[TradeSource] = []
+        self.delisted: set[str] = set()  # still in the history (REST), no longer trading
         self.pulse = asyncio.Event()
         self._lose_every: dict[str | None, int] = {}
         self._lose_count: dict[str, int] = {}

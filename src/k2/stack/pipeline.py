@@ -1,13 +1,13 @@
 """``k2 run``: the whole pipeline on one machine, as far as it exists, until Ctrl-C.
 
-It brings the embedded stack up (if it is not already), then starts one child process per part:
-the simulator (with ``--source simulator``), one ingest per configured exchange and the
-streaming job (every lakehouse layer). Each child runs in its own session, so Ctrl-C reaches only
-this supervisor, which then stops the children in data-flow order with one SIGTERM each: ingests
-first (they flush to Kafka), then the streaming job (it finishes its micro-batch), then the
-simulator, and finally the services of the stack it started itself. A child that exits on its
-own stops the pipeline: its last error line is already on the console, and the supervisor says
-which part stopped.
+It brings the embedded stack up (if it is not already), then starts one child process per part: the
+simulator (with ``--source simulator``), one ingest per configured exchange (or
+``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it) and the streaming job (every lakehouse layer).
+Each child runs in its own session, so Ctrl-C reaches only this supervisor, which then stops the
+children in data-flow order with one SIGTERM each: ingests first (they flush to Kafka), then the
+streaming job (it finishes its micro-batch), then the simulator, and finally the services of the
+stack it started itself. A child that exits on its own stops the pipeline: its last error line is
+already on the console, and the supervisor says which part stopped.
 """
 
 from __future__ import annotations
@@ -86,10 +86,12 @@ def run_pipeline(
             parts.append(simulator)
             _wait_for_port(host, port, simulator, _SIMULATOR_START_S)
         flush = settings.ingest.flush_timeout_s + 10.0
+        shards = settings.ingest.shards_per_exchange
         for exchange in settings.exchanges:
-            parts.append(
-                _start(f"ingest-{exchange}", ["ingest", "--exchange", exchange], env, flush)
-            )
+            for index in range(shards):
+                name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
+                command = ["ingest", "--exchange", exchange, "--shard", f"{index}/{shards}"]
+                parts.append(_start(name, command, env, flush))
         parts.append(_start("stream", ["job", "stream"], env, 120.0))
         echo(
             f"K2 runs: {', '.join(p.name for p in parts)} (source: {source}). "

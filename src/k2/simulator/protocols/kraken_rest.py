@@ -104,7 +104,9 @@ class KrakenRest:
         instruments = (
             [self._instrument(name) for name in names]
             if names
-            else list(self.market.instruments.values())
+            else [
+                i for i in self.market.instruments.values() if i.symbol not in self.market.delisted
+            ]
         )
         return _envelope({inst.rest_key: _pair_info(inst) for inst in instruments})
 

@@ -191,6 +191,8 @@ class KrakenV2Session(Session):
                 await self._unsubscribe(symbol, req_id, time_in)
 
     def _symbol_error(self, symbol: object) -> str | None:
+        if isinstance(symbol, str) and symbol not in self.by_v2:  # listed since the connect?
+            self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
         if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
             return f"Currency pair not supported {symbol}"
         if symbol in self.symbols:
