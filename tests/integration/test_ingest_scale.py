@@ -209,6 +209,8 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
             await again.until(
                 lambda: both() + delivered(again.service) >= sent, 60, "every trade delivered"
             )
+            # one REST request per symbol of shard 1 fills what it missed while down
+            await again.until(lambda: again.service._backfills.waiting == 0, 120, "backfill")
             owned[1] |= set(again.service.state.symbols)
             await again.finish()
             await first.finish()

@@ -249,7 +249,33 @@ def _json_number(name: str, value: FieldValue) -> str:
     raise ValueError(f"v2 field {name} must be decimal text or an int, got {value!r}")
 
 
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9/:.+_ -]*")  # text json.dumps writes as it is, quoted
+
+
+def _plain(value: FieldValue) -> bool:
+    return isinstance(value, str) and _PLAIN_TEXT.fullmatch(value) is not None
+
+
 def _v2_trade_object(trade: Mapping[str, FieldValue]) -> str:
+    symbol, side, ord_type = trade.get("symbol"), trade.get("side"), trade.get("ord_type")
+    price, qty, trade_id = trade.get("price"), trade.get("qty"), trade.get("trade_id")
+    timestamp = trade.get("timestamp")
+    if (  # the common trade: the same text as below, without a json.dumps per value
+        len(trade) == len(V2_TRADE_FIELDS)
+        and _plain(symbol)
+        and _plain(side)
+        and _plain(ord_type)
+        and _plain(timestamp)
+        and type(trade_id) is int
+        and isinstance(price, str)
+        and isinstance(qty, str)
+        and _JSON_NUMBER.fullmatch(price)
+        and _JSON_NUMBER.fullmatch(qty)
+    ):
+        return (
+            f'{{"symbol":"{symbol}","side":"{side}","price":{price},"qty":{qty},'
+            f'"ord_type":"{ord_type}","trade_id":{trade_id},"timestamp":"{timestamp}"}}'
+        )
     names = [name for name in V2_TRADE_FIELDS if name in trade]
     names += [name for name in trade if name not in V2_TRADE_FIELDS]
     parts = []
