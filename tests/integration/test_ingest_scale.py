@@ -244,7 +244,7 @@ def test_lost_ids_are_backfilled_while_the_live_feed_stays_within_a_second(
             running = Running(private, "binance", venue)
             await running.until(running.connected, 60, "subscribed")
             lags: list[float] = []
-            for _ in range(60):  # 12 s, sampled as a dashboard would
+            for _ in range(50):  # 10 s, sampled as a dashboard would
                 await asyncio.sleep(0.2)
                 newest = running.service._newest_us
                 if newest is not None:

@@ -37,3 +37,18 @@ def test_binance_connect_urls() -> None:
         connect_request("@@@lixo###", True, {})
     with pytest.raises(BadConnectRequestError):
         connect_request("btcusdt@trade", True, {"timeUnit": "NANOSECOND"})
+
+
+def test_v2_frames_without_a_ledger_are_the_frames_with_one() -> None:
+    """The simulator's direct v2 text equals the frame rendered from each trade's fields."""
+    from k2.simulator.instruments import KRAKEN_INSTRUMENTS
+    from k2.simulator.market import SymbolGenerator
+    from k2.simulator.protocols.kraken_v2 import KrakenV2Session, _Symbol, v2_fields
+
+    instrument = KRAKEN_INSTRUMENTS[1]
+    trades, _ = SymbolGenerator(instrument, 3).generate(200, 1_700_000_000_000_000)
+    session = KrakenV2Session.__new__(KrakenV2Session)
+    session._clock, session._numbers = TimestampCache(), {}
+    entry = _Symbol(instrument.v2_symbol, instrument, 0)
+    fields = [v2_fields(entry.symbol, instrument, trade, TimestampCache()) for trade in trades]
+    assert session._texts(entry, trades, "update") == wire.render_v2_trades(fields, "update")

@@ -34,6 +34,7 @@ from k2.simulator.session import Rendered, Session
 from k2.simulator.venue import now_us
 
 PROTOCOL = "kraken-v2"
+_NO_FIELDS: dict[str, FieldValue] = {}  # trades of a frame rendered without a ledger
 SYSTEM_VERSION = "2.0.10"
 _PASSIVE_CHANNELS = frozenset({"heartbeat", "status"})
 
@@ -129,6 +130,7 @@ class KrakenV2Session(Session):
         self._clock = TimestampCache()
         self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
         self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self._numbers: dict[tuple[str, int], str] = {}  # engine-precision text of decimals
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -245,6 +247,8 @@ class KrakenV2Session(Session):
 
     async def _send(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> None:
         def render() -> Rendered:
+            if not self.ctx.ledger.enabled:  # no ledger lines: no field mappings to build
+                return self._texts(entry, trades, kind), [(t.trade_id, _NO_FIELDS) for t in trades]
             emitted = [
                 (trade.trade_id, v2_fields(entry.symbol, entry.instrument, trade, self._clock))
                 for trade in trades
@@ -256,6 +260,33 @@ class KrakenV2Session(Session):
         await self.emit(
             frame, entry.symbol, emitted, protocol=PROTOCOL, snapshot=kind == "snapshot"
         )
+
+    def _texts(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> str:
+        """The frame straight from the history's trades (the same text as from their fields)."""
+        keep, numbers, stamp = entry.instrument.price_decimals, self._numbers, self._clock.format
+        text, symbol = wire.v2_trade_text, entry.symbol
+        objects = []
+        for trade in trades:
+            price = numbers.get((trade.price, keep)) or self._number(trade.price, keep)
+            qty = numbers.get((trade.qty, 1)) or self._number(trade.qty, 1)
+            objects.append(
+                text(
+                    symbol,
+                    trade.side,
+                    price,
+                    qty,
+                    trade.ord_type,
+                    trade.trade_id,
+                    stamp(trade.time_us),
+                )
+            )
+        return wire.render_v2_trade_texts(objects, kind)
+
+    def _number(self, value: str, keep: int) -> str:
+        if len(self._numbers) > 100_000:
+            self._numbers.clear()
+        found = self._numbers[(value, keep)] = v2_decimal(value, keep)
+        return found
 
     async def flush(self) -> None:
         batch = self.ctx.config.max_batch
