@@ -107,11 +107,11 @@ class SymbolGenerator:
         self._high = max(self._low + 1, units_of(instrument.high, instrument.price_decimals))
         self._price = self._low + int(rng.random() * (self._high - self._low))
         self._step = max(1, self._price * _STEP_BP // 10_000)
-        self._sizes = _size_table(rng, instrument.min_lots, instrument.max_lots)
-        self._size_texts = tuple(
-            format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
-            for lots in self._sizes
-        )
+        # Drawn on the first trade, from a generator of its own: a listed symbol that never
+        # trades (most of a venue's universe, most of the time) costs nothing.
+        self._sizes: tuple[int, ...] = ()
+        self._size_texts: tuple[str, ...] = ()
+        self._size_seed = f"{seed}/{instrument.exchange}/{instrument.symbol}/sizes"
         self._qty_format = units_formatter(instrument.lot_decimals, instrument.qty_text_decimals)
         self._price_format = units_formatter(
             instrument.price_decimals, instrument.price_text_decimals
@@ -137,6 +137,8 @@ class SymbolGenerator:
         """
         trades: list[SimTrade] = []
         aggs: list[AggTrade] = []
+        if not self._sizes:
+            self._draw_sizes()
         random_ = self._rng.random
         sizes, size_texts, table = self._sizes, self._size_texts, len(self._sizes)
         binance, new_tuple, append = self._binance, tuple.__new__, trades.append
@@ -173,6 +175,15 @@ class SymbolGenerator:
         self._fills_left, self._last_time, self.next_id = fills_left, last_time, next_id
         self.next_agg_id, self._agg_lots = agg_id, agg_lots
         return trades, aggs
+
+    def _draw_sizes(self) -> None:
+        instrument = self.instrument
+        rng = random.Random(self._size_seed)
+        self._sizes = _size_table(rng, instrument.min_lots, instrument.max_lots)
+        self._size_texts = tuple(
+            format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
+            for lots in self._sizes
+        )
 
     def _start_order(self, order_time: int, first_id: int) -> int:
         """Begin a taker order: move the price, pick side and type; returns its fill count."""
