@@ -36,7 +36,7 @@ from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = 150_000
+MAX_RATE = 40_000  # what the simulator sustains beside the ingest on this machine
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
