@@ -28,6 +28,9 @@ Protocol_ = Literal[
     "kraken-v1", "kraken-v2", "kraken-rest", "binance-trade", "binance-aggtrade", "binance-rest"
 ]
 FieldValue = str | int | bool | None
+# Ids and times are stored as Avro ``long``: a frame with an integer outside this range is
+# malformed for K2 (dead-lettered with its text) rather than a record no writer can encode.
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)

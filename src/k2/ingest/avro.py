@@ -46,6 +46,7 @@ CHUNK = tuple(bytes(((x & 0x7F) | 0x80, ((x >> 7) & 0x7F) | 0x80)) for x in rang
 
 _HIGH: dict[int, bytes] = {}  # varint bytes of the part above the low 14 bits, recently seen
 _HIGH_LIMIT = 4096
+_HIGH_BITS = 64 - _TABLE_BITS
 
 
 def _high(part: int) -> bytes:
@@ -58,7 +59,9 @@ def zigzag_long(value: int) -> bytes:
     """Avro ``long`` (and ``int``): zigzag, then a little-endian base-128 varint.
 
     Large values on the hot path are ids and microsecond times that rise slowly, so the bytes
-    of everything above their low 14 bits are remembered (a small bounded cache).
+    of everything above their low 14 bits are remembered (a small bounded cache). A value
+    outside the signed 64-bit range raises OverflowError, as fastavro does, instead of being
+    written as a number no reader could decode.
     """
     z = (value << 1) ^ (value >> 63)
     if z < _TABLE_SIZE:
@@ -66,6 +69,8 @@ def zigzag_long(value: int) -> bytes:
     part = z >> _TABLE_BITS
     high = _HIGH.get(part)
     if high is None:
+        if part >> _HIGH_BITS:  # z >= 2**64: only a value outside the long range maps there
+            raise OverflowError(f"{value} is outside the range of an Avro long")
         if len(_HIGH) >= _HIGH_LIMIT:
             _HIGH.clear()
         high = _HIGH[part] = _high(part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,13 +44,37 @@ def test_every_recorded_binance_frame_parses_the_same_on_both_paths() -> None:
 def test_kraken_v2_trade_frames_parse_the_same_on_both_paths(
     trades: list[dict[str, FieldValue]], snapshot: bool
 ) -> None:
-    """Rendered v2 trade frames: the fast path takes them (ids up to 2**64) and agrees."""
+    """Rendered v2 trade frames: the fast path takes them (ids of the whole long range) and
+    agrees."""
     frame = kraken_wire.render_v2_trades(trades, "snapshot" if snapshot else "update")
     fast = parse_v2_trades(frame, KRAKEN)
     generic = generic_v2_frame(frame, KRAKEN)
     assert fast is None or fast == generic
-    if all(isinstance(t["trade_id"], int) and t["trade_id"] < 2**64 for t in trades):
+    if all(isinstance(t["trade_id"], int) for t in trades):
         assert fast == generic
+
+
+@pytest.mark.parametrize("trade_id", [2**63, 2**64, -(2**63) - 1])
+def test_an_id_beyond_the_long_range_is_malformed_on_both_kraken_paths(trade_id: int) -> None:
+    """A v2 trade id no Avro long holds: the fast path steps aside, the frame is dead-lettered."""
+    timestamp = "2024-01-01T00:00:00.000001Z"
+    fields = kraken_wire.v2_trade_fields("BTC/USD", "buy", "1", "1", "limit", trade_id, timestamp)
+    frame = kraken_wire.render_v2_trades([fields], "update")
+    generic = generic_v2_frame(frame, KRAKEN)
+    assert parse_v2_trades(frame, KRAKEN) is None
+    assert generic.malformed is not None and not generic.trades
+    assert "64-bit" in generic.malformed.error
+
+
+@pytest.mark.parametrize("name", ["t", "T", "E"])
+def test_a_number_beyond_the_long_range_is_malformed_on_both_binance_paths(name: str) -> None:
+    """A Binance id or time no Avro long holds: the fast path steps aside, the frame is
+    dead-lettered."""
+    fields = {**binance_wire.trade_fields("BTCUSDT", 7, "1", "1", 1, True), name: 2**63}
+    frame = binance_wire.render_trade(fields, "btcusdt@trade")
+    generic = generic_frame(frame, BINANCE)
+    assert parse_trade(frame, BINANCE) is None
+    assert generic.malformed is not None and not generic.trades
 
 
 @SETTINGS

@@ -9,32 +9,36 @@ or ``@aggTrade`` with its eleven, each of the right type, raw or wrapped in a co
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from k2.exchanges.base import Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
 from k2.exchanges.binance import EXCHANGE
+
+Long = Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX)]  # as the generic parser checks
 
 
 class _Trade(msgspec.Struct, tag_field="e", tag="trade", forbid_unknown_fields=True):
-    E: int
+    E: Long
     s: str
-    t: int
+    t: Long
     p: str
     q: str
-    T: int
+    T: Long
     m: bool
     M: bool
 
 
 class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", forbid_unknown_fields=True):
-    E: int
+    E: Long
     s: str
-    a: int
+    a: Long
     p: str
     q: str
-    f: int
-    l: int  # noqa: E741 - the venue's field name
-    T: int
+    f: Long
+    l: Long  # noqa: E741 - the venue's field name
+    T: Long
     m: bool
     M: bool
 

@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import NoReturn
 
 from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
     Control,
     ControlKind,
     Envelope,
@@ -126,6 +128,8 @@ def _trade(kind: str, obj: dict[str, object], envelope: Envelope) -> RawTrade:
     for name, value in obj.items():
         if value is not None and not isinstance(value, str | int | bool):
             _reject(f"{kind} field {name} has an unexpected value type")
+        if isinstance(value, int) and not LONG_MIN <= value <= LONG_MAX:
+            _reject(f"{kind} field {name} is outside the signed 64-bit range")
         fields[name] = value
     symbol, key = obj["s"], obj[_TRADE_KEY[kind]]
     assert isinstance(symbol, str) and isinstance(key, int)  # checked above

@@ -11,11 +11,11 @@ never float, and kept as their exact decimal text.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from k2.exchanges.base import Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
 from k2.exchanges.kraken import EXCHANGE
 
 _MAX_DIGITS_EXPONENT = 60  # as the generic parser: beyond this no price or size
@@ -27,7 +27,7 @@ class _Trade(msgspec.Struct, forbid_unknown_fields=True):
     price: Decimal
     qty: Decimal
     ord_type: str
-    trade_id: int
+    trade_id: Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX)]
     timestamp: str
 
 

@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import NoReturn
 
 from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
     Control,
     ControlKind,
     Envelope,
@@ -280,6 +282,8 @@ def _v2_fields(item: dict[str, object]) -> dict[str, FieldValue]:
     trade_id = item["trade_id"]
     if not isinstance(trade_id, int) or isinstance(trade_id, bool):
         _reject("trade_id is not an integer")
+    if not LONG_MIN <= trade_id <= LONG_MAX:
+        _reject("trade_id is outside the signed 64-bit range")
     # price and qty are always decimal text, also when an integral one arrives as a JSON int
     return {
         name: _number_text(item, name) if name in V2_DECIMAL_FIELDS else _scalar(value)
