@@ -10,7 +10,8 @@ and the ingest in this process, exactly as ``k2 ingest`` builds it (uvloop inclu
 - ceiling: librdkafka alone with the same producer settings, producing pre-encoded records of the
   size the ingest writes from a tight loop, no per-record callback object, one poll per 10,000;
   the ingest is reported as a fraction of it (measured rate, and per-core capacity);
-- latency at a steady ``STEADY_RATE`` trades/s: receive to Kafka acknowledgement, p50/p99/max;
+- latency at a steady ``STEADY_RATE`` trades/s: receive to Kafka acknowledgement of every record,
+  p50/p99/max (elsewhere: the ingest's own sample, one record per event-loop turn);
 - every symbol: 2,000 Binance symbols at ``ALL_RATE`` trades/s: delivered/s, connections, RSS;
 - lag with 1% of ids lost: how far behind the venue the live feed reads (now minus the exchange
   time of the newest trade received, sampled every 0.2 s) while REST fills the gaps.
@@ -69,9 +70,26 @@ def _delivered(service: IngestService) -> int:
     return sum(c.delivered for c in service.state.symbols.values())
 
 
-async def _measure(service: IngestService, seconds: float) -> dict[str, Any]:
+def _time_every_record(service: IngestService, latencies: list[float]) -> None:
+    """Receive-to-acknowledged latency of every raw record (its Kafka timestamp is its receive
+    time, in ms), not only the ingest's one sample per loop turn."""
+    deliveries = service._deliveries
+    counted = deliveries.tracked
+
+    def timed(err: Any, msg: Any) -> None:
+        counted(err, msg)
+        if err is None:
+            latencies.append(time.time() - msg.timestamp()[1] / 1000)
+
+    deliveries.tracked = timed
+
+
+async def _measure(service: IngestService, seconds: float, every_record: bool) -> dict[str, Any]:
     latencies: list[float] = []
-    service._deliveries._observe_latency = latencies.append  # keep every observation
+    if every_record:
+        _time_every_record(service, latencies)
+    else:
+        service._deliveries._observe_latency = latencies.append  # keep every sample
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await asyncio.sleep(WARMUP_S)
@@ -142,9 +160,11 @@ def _ceiling(settings: Settings, size: int) -> float:
     return (CEILING_RECORDS - undelivered) / (time.monotonic() - started)
 
 
-def _run(service: IngestService, seconds: float = SECONDS) -> dict[str, Any]:
+def _run(
+    service: IngestService, seconds: float = SECONDS, every_record: bool = False
+) -> dict[str, Any]:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_measure(service, seconds))
+        return runner.run(_measure(service, seconds, every_record))
 
 
 def _with_simulator(
@@ -167,7 +187,8 @@ def _scenarios(settings: Settings, home: Path) -> dict[str, Any]:
             simulator.wait(30)
         simulator, urls = _with_simulator(home, STEADY_RATE, kraken, binance)
         try:
-            steady = _run(_service(settings, exchange, urls, "steady" + exchange))
+            service = _service(settings, exchange, urls, "steady" + exchange)
+            steady = _run(service, every_record=True)
             result[f"steady_{name}"] = {"requested_per_s": STEADY_RATE, **steady}
         finally:
             simulator.terminate()
@@ -183,7 +204,8 @@ def _scenarios(settings: Settings, home: Path) -> dict[str, Any]:
     simulator, urls = _with_simulator(home, STEADY_RATE, "", _TWO["binance"], *lossy)
     try:
         service = _service(settings, "binance", urls, "lost")
-        result["lost_ids_1pct_binance"] = {"requested_per_s": STEADY_RATE, **_run(service, 30)}
+        lost = _run(service, 30, every_record=True)
+        result["lost_ids_1pct_binance"] = {"requested_per_s": STEADY_RATE, **lost}
     finally:
         simulator.terminate()
         simulator.wait(30)

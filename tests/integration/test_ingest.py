@@ -177,8 +177,11 @@ class SimulatorThread:
 
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
+    # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
+    # also on a loaded machine where starting the ingest takes seconds.
     base: dict[str, Any] = {
         "rate": 400,
+        "skew": 0.0,
         "kraken_symbols": KRAKEN_V1,
         "binance_symbols": BINANCE,
         "ledger_path": tmp_path / "ledger.jsonl",
@@ -276,7 +279,7 @@ def test_every_ledger_trade_lands_once_in_order_binance(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
     private = lane(settings, "nbinance", binance={"symbols": BINANCE, "time_unit": "MILLISECOND"})
-    per_symbol = 300
+    per_symbol = 600
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
     ledger_path = tmp_path / "ledger.jsonl"
 
@@ -317,7 +320,7 @@ def test_every_ledger_trade_lands_once_in_order_kraken_v2(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
     private = lane(settings, "nkraken", kraken={"symbols": KRAKEN_V2})
-    per_symbol = 200
+    per_symbol = 400
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
     ledger_path = tmp_path / "ledger.jsonl"
 

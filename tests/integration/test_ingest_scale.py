@@ -188,7 +188,9 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
         lane(settings, "shards", binance={"symbols": ("*",)}, shard=f"{index}/2")
         for index in range(2)
     ]
-    config = sim(tmp_path, binance_symbols=listed, rate=600, trades_per_symbol=16)
+    # 5 trades/s per symbol for 15 s: still trading when shard 1 stops, also on a loaded
+    # machine where starting two ingests takes seconds.
+    config = sim(tmp_path, binance_symbols=listed, rate=1500, trades_per_symbol=75)
 
     async def scenario() -> list[set[str]]:
         async with Simulator(config) as venue:

@@ -1,18 +1,22 @@
-"""Records on their way to Kafka: queued per event-loop turn, acknowledged per symbol run.
+"""Records on their way to Kafka, each one acknowledged by its own delivery report.
 
-Every record the feed produces in one turn of the event loop (all the frames one socket read
-delivered) is queued here and handed to the producer in one pass right after, with one poll.
-Only the last record of each symbol in the pass carries a delivery callback, and its report
-counts the whole run: a symbol's records share one partition (key = symbol), and the
-idempotent producer (``acks=all``) writes and acknowledges a partition's records in order, so
-when the last one is acknowledged so are those before it; when it fails, the run is counted as
-failed. That keeps a Python callback, a closure and a poll off every single record while every
-record is still accounted for.
+A record is handed to the producer as soon as it is made, with the Kafka timestamp set to when
+K2 received it, and every record carries a delivery callback: one bound method shared by every
+record of the raw topic (no closure or other object per record), which finds the symbol's
+counters by the record's key. So a record Kafka refuses is counted as failed even when records
+just before and after it in the same partition were written: the broker can refuse one batch
+(too large, a policy) and accept the next, and librdkafka then carries on, so no record's
+report may stand in for another's. Reports are served by one ``poll`` per event-loop turn that
+produced records (and by the service's poller while the feed is quiet).
 
-When the producer's bounded queue is full the pass stops where it is: the rest waits here,
-:attr:`Deliveries.blocked` tells the feed to stop reading, and :meth:`Deliveries.wait_ready`
-returns once everything waiting was handed over (memory stays bounded by what one socket read
-delivered).
+The delivery-latency metric samples the first record of each loop turn (its receive time in µs
+travels in the callback): that record waited longest in its turn, and one sample per turn keeps
+the histogram off the per-record path.
+
+When the producer's bounded queue is full the record waits here, and so does every later one
+(order per symbol is kept); :attr:`Deliveries.blocked` tells the feed to stop reading, and
+:meth:`Deliveries.wait_ready` returns once everything waiting was handed over (memory stays
+bounded by what one socket read delivered).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from k2.transport.producer import DurableProducer
 
 _RETRY_S = 0.05
@@ -34,6 +40,7 @@ class SymbolCounts:
     """One symbol's counters in this run (read by the summary, the metrics and tests)."""
 
     symbol: str
+    key: bytes = b""  # the Kafka key of its records
     received: int = 0
     delivered: int = 0
     failed: int = 0
@@ -41,28 +48,34 @@ class SymbolCounts:
     backfilled: int = 0
     last_received_mono: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.key = self.key or self.symbol.encode()
 
-_Item = tuple[str, bytes, bytes | None, SymbolCounts | None]
+
+_Item = tuple[str, bytes, bytes | None, SymbolCounts | None, int]
 
 
 class Deliveries:
-    """The records waiting for the producer, and the acknowledgement of each symbol's runs."""
+    """Hands records to the producer and counts every one's delivery report."""
 
     def __init__(
         self,
         producer: DurableProducer,
         observe_latency: Callable[[float], None],
-        on_failure: Callable[[SymbolCounts, int, Any], None],
+        on_failure: Callable[[SymbolCounts | None, int, Any], None],
     ) -> None:
         self._producer = producer
+        self._produce = producer.produce_raw
         self._observe_latency = observe_latency
         self._on_failure = on_failure
-        self._pending: list[_Item] = []
-        self._last: dict[SymbolCounts, int] = {}  # index of each symbol's last waiting record
-        self._runs: dict[SymbolCounts, int] = {}  # records since the symbol's last callback
-        self._first_us: dict[SymbolCounts, int] = {}  # receive time of the run's first record
-        self._scheduled = False
-        self._untracked = self._acknowledged_one  # one bound method for every untracked record
+        self._pending: list[_Item] = []  # only while the producer's queue is full
+        self._by_key: dict[bytes, SymbolCounts] = {}
+        self._sampled = False  # this loop turn's latency sample is taken
+        self._polling = False
+        self._delivered = 0  # reports not yet folded into the producer's stats
+        # One bound method per kind of record, made once: no object per record.
+        self.tracked = self._tracked_report
+        self.untracked = self._untracked_report
         self.blocked = False
 
     @property
@@ -77,68 +90,91 @@ class Deliveries:
         counts: SymbolCounts | None,
         received_us: int,
     ) -> None:
-        """Queue one record; it is handed to the producer at the end of this loop turn."""
-        if counts is not None:
-            self._last[counts] = len(self._pending)
-            self._runs[counts] = self._runs.get(counts, 0) + 1
-            if counts not in self._first_us:
-                self._first_us[counts] = received_us
-        self._pending.append((topic, value, key, counts))
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+        """Hand one record to the producer now (or queue it behind those already waiting)."""
+        if not self._polling:
+            self._polling = True
+            asyncio.get_running_loop().call_soon(self._poll)
+        item = (topic, value, key, counts, received_us)
+        if self._pending or not self._send(item):
+            self._pending.append(item)
+            self.blocked = True
 
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        self.flush()
-
-    def flush(self) -> bool:
-        """Hand every waiting record to the producer; False when its queue filled first."""
-        pending = self._pending
-        if not pending:
-            self.blocked = False
-            return True
-        send, last = self._producer.send, self._last
-        for index, (topic, value, key, counts) in enumerate(pending):
-            callback: Any = None
-            if counts is None:
-                callback = self._untracked  # dead letters and gap events: rare, each counted
-            elif last.get(counts) == index:
-                callback = partial(
-                    self._acknowledged, counts, self._runs[counts], self._first_us[counts]
-                )
-            if not send(topic, value, key, callback):
-                self._keep(index)
-                self._producer.poll(0)
-                return False
-            if counts is not None and callback is not None:
-                del last[counts], self._runs[counts], self._first_us[counts]
-        pending.clear()
-        self.blocked = False
-        self._producer.poll(0)
+    def _send(self, item: _Item) -> bool:
+        """False when the producer's queue is full (nothing queued)."""
+        topic, value, key, counts, received_us = item
+        sample = counts is not None and not self._sampled
+        if counts is None:
+            callback: Any = self.untracked
+        elif sample:
+            self._sampled = True
+            self._by_key.setdefault(counts.key, counts)
+            callback = partial(self._sample_report, received_us)
+        else:
+            callback = self.tracked
+            if counts.key not in self._by_key:
+                self._by_key[counts.key] = counts
+        try:
+            self._produce(topic, value, key, callback, received_us // 1000)
+        except BufferError:
+            self._sampled = self._sampled and not sample
+            return False
+        except KafkaException as exc:  # refused before queueing (a record too large)
+            self._refused(counts, exc.args[0] if exc.args else exc)
         return True
 
-    def _keep(self, index: int) -> None:
-        """Keep the records from ``index`` on, re-indexing each symbol's last one."""
-        self._pending = self._pending[index:]
-        self._last = {counts: at - index for counts, at in self._last.items()}
-        self.blocked = True
+    def _poll(self) -> None:
+        self._polling = False
+        self._sampled = False
+        self.poll()
+
+    def poll(self) -> None:
+        """Serve the delivery reports that arrived (and count them)."""
+        self._producer.poll(0)
+        if self._delivered:
+            self._producer.acknowledged(self._delivered, None)
+            self._delivered = 0
+
+    def flush(self) -> bool:
+        """Hand what waits to the producer, in order; False when its queue filled first."""
+        pending = self._pending
+        sent = 0
+        for item in pending:
+            if not self._send(item):
+                break
+            sent += 1
+        del pending[:sent]
+        self.poll()
+        self.blocked = bool(pending)
+        return not pending
 
     async def wait_ready(self) -> None:
         """Return once every waiting record was handed to the producer."""
         while not self.flush():
             await asyncio.sleep(_RETRY_S)
 
-    def _acknowledged_one(self, err: Any, msg: Any) -> None:
-        self._producer.acknowledged(1, err)
+    # --- delivery reports (served by poll, on the event loop's thread) -------------------------
 
-    def _acknowledged(
-        self, counts: SymbolCounts, records: int, first_us: int, err: Any, msg: Any
-    ) -> None:
-        self._producer.acknowledged(records, err)
+    def _tracked_report(self, err: Any, msg: Any) -> None:
+        counts = self._by_key[msg.key()]
         if err is None:
-            counts.delivered += records
-            self._observe_latency(max(0.0, time.time() - first_us / 1e6))
+            counts.delivered += 1
+            self._delivered += 1
         else:
-            counts.failed += records
-            self._on_failure(counts, records, err)
+            self._refused(counts, err)
+
+    def _sample_report(self, received_us: int, err: Any, msg: Any) -> None:
+        self.tracked(err, msg)
+        if err is None:
+            self._observe_latency(max(0.0, time.time() - received_us / 1e6))
+
+    def _untracked_report(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self._delivered += 1
+        else:
+            self._refused(None, err)
+
+    def _refused(self, counts: SymbolCounts | None, err: Any) -> None:
+        self._producer.acknowledged(1, err)
+        if counts is not None:
+            counts.failed += 1
+        self._on_failure(counts, 1, err)

@@ -11,11 +11,11 @@ The feed client calls :meth:`IngestService.accept` once per received frame, sync
   Kraken v1 has no ids, so a reconnect there is a gap event over the time interval it may have
   lost.
 
-Records are handed to the producer once per event-loop turn and acknowledged per symbol run
-(:mod:`k2.ingest.delivery`); the resume point per symbol is read back from the raw topic at
-start-up (:mod:`k2.ingest.resume`). When Kafka is unreachable the producer's bounded queue
-fills and the feed stops reading from the venue until it drains (memory stays bounded); trades
-the venue sent meanwhile are recovered as gaps once reading resumes.
+Records are handed to the producer as they are made and each is acknowledged by its own
+delivery report (:mod:`k2.ingest.delivery`); the resume point per symbol is read back from the
+raw topic at start-up (:mod:`k2.ingest.resume`). When Kafka is unreachable the producer's
+bounded queue fills and the feed stops reading from the venue until it drains (memory stays
+bounded); trades the venue sent meanwhile are recovered as gaps once reading resumes.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ from k2.version import git_sha, k2_version
 log = structlog.get_logger(__name__)
 
 _LAG_SAMPLE_S = 0.1
-_POLL_S = 0.05
+_POLL_IDLE_S = 0.05  # how often delivery reports are served while nothing is in flight
+_POLL_BUSY_S = 0.005  # ... and while records are: a report never waits long for a quiet feed
 _STOP_BACKFILL_S = 10.0
 
 
@@ -98,7 +99,7 @@ class IngestService:
         )
         self._version = k2_version()
         self._debug = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
-        self._keys: dict[str, bytes] = {}
+        self._failures_logged: set[str] = set()
         # The last trade handled per symbol (its match time is where a time-paged backfill
         # starts); after a restart, the match time of the last record in the topic.
         self._last_trade: dict[str, RawTrade] = {}
@@ -236,10 +237,12 @@ class IngestService:
 
     async def _poll_deliveries(self, stop: asyncio.Event) -> None:
         """Serve delivery reports while the feed is quiet (a busy feed polls once per turn)."""
+        waiting = self.metrics.backfill_waiting.labels(self.exchange)
         while not stop.is_set():
-            await asyncio.sleep(_POLL_S)
-            self._producer.poll(0)
-            self.metrics.backfill_waiting.labels(self.exchange).set(self._backfills.waiting)
+            busy = self._producer.queue_depth() > 0
+            await asyncio.sleep(_POLL_BUSY_S if busy else _POLL_IDLE_S)
+            self._deliveries.poll()
+            waiting.set(self._backfills.waiting)
 
     # ---------------------------------------------------------------------------- the sink
 
@@ -291,16 +294,19 @@ class IngestService:
         if self._debug:  # per trade: skip even building the call when DEBUG is off
             log.debug("ingest_trade", exchange=self.exchange, symbol=symbol, id=message_id)
         value = self._raw_encoder.encode(self.venue.to_record(raw, message_id, self._version))
-        key = self._keys.get(symbol) or self._keys.setdefault(symbol, symbol.encode())
-        self._deliveries.add(self.raw_topic, value, key, counts, raw.envelope.received_us)
+        self._deliveries.add(self.raw_topic, value, counts.key, counts, raw.envelope.received_us)
 
-    def _delivery_failed(self, counts: SymbolCounts, records: int, err: Any) -> None:
-        log.error(
+    def _delivery_failed(self, counts: SymbolCounts | None, records: int, err: Any) -> None:
+        """ERROR once per kind of refusal (each refused record is counted either way)."""
+        error = str(err)
+        level = log.debug if error in self._failures_logged else log.error
+        self._failures_logged.add(error)
+        level(
             "kafka_delivery_failed",
             exchange=self.exchange,
-            symbol=counts.symbol,
+            symbol=None if counts is None else counts.symbol,
             records=records,
-            error=str(err),
+            error=error,
         )
 
     def _dead_letter(self, bad: Malformed) -> None:

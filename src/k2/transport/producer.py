@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 DeliveryHook = Callable[[Message | None, KafkaError | None, object], None]
 
@@ -107,19 +107,36 @@ class DurableProducer:
         self._producer.poll(0)
         return True
 
-    def send(
+    def produce_raw(
         self,
         topic: str,
         value: bytes,
         key: bytes | None,
-        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-    ) -> bool:
-        """Queue one record, as :meth:`try_produce` but without a callback object of its own
-        and without a poll: the hot path's caller polls once per batch and gives a callback
-        only to the records whose acknowledgement it counts (see :mod:`k2.ingest.delivery`).
-        False (nothing queued) while the bounded local queue is full."""
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        timestamp_ms: int,
+    ) -> None:
+        """Queue one record for the hot path: no callback object of its own, no poll (the
+        caller polls once per batch and counts reports with :meth:`acknowledged`).
+
+        ``timestamp_ms`` becomes the record's Kafka timestamp. Raises BufferError (nothing
+        queued) while the bounded local queue is full, and KafkaException when librdkafka
+        refuses the record outright (larger than ``message.max.bytes``); such a record counts
+        as produced, and the caller reports it failed.
+        """
         try:
-            self._producer.produce(topic, value, key, on_delivery=on_delivery)
+            self._producer.produce(
+                topic, value, key, on_delivery=on_delivery, timestamp=timestamp_ms
+            )
+        except KafkaException:
+            self.stats.produced += 1
+            raise
+        self.stats.produced += 1
+
+    def send(self, topic: str, value: bytes, key: bytes | None) -> bool:
+        """Queue one record without any callback and without a poll (the benchmark's ceiling:
+        librdkafka alone). False (nothing queued) while the bounded local queue is full."""
+        try:
+            self._producer.produce(topic, value, key)
         except BufferError:
             return False
         self.stats.produced += 1
