@@ -39,6 +39,7 @@ def test_a_record_the_broker_refuses_is_failed_while_its_neighbours_are_delivere
     failures: list[tuple[SymbolCounts | None, Any]] = []
     deliveries = Deliveries(producer, lambda _: None, lambda c, _, e: failures.append((c, e)))
     counts = SymbolCounts("BTCUSDT")
+    deliveries.track(counts)
     # Random bytes, so lz4 cannot shrink the large ones below the topic's limit.
     sizes = [100] * 5 + [5000] + [100] * 5 + [2_000_000] + [100] * 3
 

@@ -148,7 +148,16 @@ class VenueAdapter(Protocol):
 
     def message_id(self, raw: RawTrade) -> str: ...
 
-    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]: ...
+    record_fields: tuple[str, ...]  # the raw schema's fields, in the order of record_values
+
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        """The raw Avro record of a trade: its fields' values in :attr:`record_fields` order
+        (the ingest's hot path: no dict per trade)."""
+        ...
+
+    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
+        """The same record as a mapping of field names (tests, tools)."""
+        ...
 
     def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
         """The trade id of a record read back from the raw topic, for this run's id sequence
@@ -208,6 +217,15 @@ class AdapterBase:
 
     def client(self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None) -> Any:
         return type(self).client_type(self.options(spec), on_silence)
+
+    record_fields: ClassVar[tuple[str, ...]]
+
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
+        values = self.record_values(raw, message_id, k2_version)
+        return dict(zip(self.record_fields, values, strict=True))
 
     async def resolve_symbols(self, spec: FeedSpec) -> list[str]:
         symbols: list[str] = await self.client(spec).list_symbols(spec.symbols)

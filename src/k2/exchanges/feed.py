@@ -376,19 +376,23 @@ class FeedClientBase:
     def accept_trades(self, lane: Lane, trades: Sequence[RawTrade]) -> list[FeedEvent]:
         """Trades checked against their symbol's id sequence: replays dropped, gaps reported."""
         events: list[FeedEvent] = []
-        observe, seen = lane.tracker.observe, self._silence.seen
+        append, observe, seen = events.append, lane.tracker.observe, self._silence.seen
+        active = None  # the symbol last marked seen: once per run of a symbol, not per trade
         for trade in trades:
-            if trade.trade_key is not None:
-                verdict = observe(trade.native_symbol, trade.trade_key)
+            symbol, key = trade.native_symbol, trade.trade_key
+            if key is not None:
+                verdict = observe(symbol, key)
                 if verdict.duplicate:
                     self.stats.duplicates_dropped += 1
                     continue
                 if verdict.gap is not None:
                     self.stats.gaps += 1
                     self._log_gap(verdict.gap)
-                    events.append(verdict.gap)
-            seen(trade.native_symbol)
-            events.append(trade)
+                    append(verdict.gap)
+            if symbol != active:
+                active = symbol
+                seen(symbol)
+            append(trade)
         self.stats.trades += len(trades)
         return events
 

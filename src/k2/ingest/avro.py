@@ -16,7 +16,7 @@ else is refused when the encoder is built.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from k2.schemas import schema_json
@@ -25,8 +25,6 @@ _MAGIC = b"\x00"
 _TABLE_BITS = 14
 _TABLE_SIZE = 1 << _TABLE_BITS
 _PRIMITIVES = {"string", "long", "int", "boolean"}
-
-Encoder = Callable[[Mapping[str, Any]], bytes]
 
 
 def _varint_of(value: int) -> bytes:
@@ -41,6 +39,8 @@ def _varint_of(value: int) -> bytes:
 # VARINT[x]: the varint of x (already zigzagged) for small x; CHUNK[x]: 14 bits as two bytes
 # that both carry the continuation bit, for the low part of large values.
 VARINT = tuple(_varint_of(value) for value in range(_TABLE_SIZE))
+_LENGTHS = _TABLE_SIZE // 2
+LENGTH = VARINT[::2]  # LENGTH[n]: the Avro long n (a string's length), n < _LENGTHS
 CHUNK = tuple(bytes(((x & 0x7F) | 0x80, ((x >> 7) & 0x7F) | 0x80)) for x in range(_TABLE_SIZE))
 
 
@@ -66,15 +66,18 @@ def zigzag_long(value: int) -> bytes:
     z = (value << 1) ^ (value >> 63)
     if z < _TABLE_SIZE:
         return VARINT[z]
+    return CHUNK[z & (_TABLE_SIZE - 1)] + (_HIGH.get(z >> _TABLE_BITS) or high_part(z))
+
+
+def high_part(z: int) -> bytes:
+    """The varint bytes of ``z`` above its low 14 bits, remembered (``z`` zigzagged)."""
     part = z >> _TABLE_BITS
-    high = _HIGH.get(part)
-    if high is None:
-        if part >> _HIGH_BITS:  # z >= 2**64: only a value outside the long range maps there
-            raise OverflowError(f"{value} is outside the range of an Avro long")
-        if len(_HIGH) >= _HIGH_LIMIT:
-            _HIGH.clear()
-        high = _HIGH[part] = _high(part)
-    return CHUNK[z & (_TABLE_SIZE - 1)] + high
+    if part >> _HIGH_BITS:  # z >= 2**64: only a value outside the long range maps there
+        raise OverflowError(f"{(z >> 1) ^ -(z & 1)} is outside the range of an Avro long")
+    if len(_HIGH) >= _HIGH_LIMIT:
+        _HIGH.clear()
+    high = _HIGH[part] = _high(part)
+    return high
 
 
 def _plain(type_: Any) -> str:
@@ -86,60 +89,119 @@ def _plain(type_: Any) -> str:
     return type_
 
 
-def _value_steps(type_: str, var: str, indent: str, cached: bool = False) -> list[str]:
-    if type_ == "string" and cached:
-        return [f"{indent}out += STRINGS.get({var}) or string_bytes({var})"]
-    if type_ == "string":
-        return [
-            f"{indent}{var} = {var}.encode()",
-            f"{indent}n = len({var}) << 1",
-            f"{indent}out += VARINT[n] if n < {_TABLE_SIZE} else zigzag_long(n >> 1)",
-            f"{indent}out += {var}",
-        ]
-    if type_ == "boolean":
-        return [f"{indent}out += TRUE if {var} else FALSE"]
-    return [f"{indent}out += zigzag_long({var})"]  # long, int
+class _Steps:
+    """The statements of an encoder being generated, and the state its caches need."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.slots = 0  # cells of STATE: (last value, its bytes) per remembered long
+
+    def value(self, type_: str, var: str, cached: bool, indent: str) -> list[str]:
+        """Statements computing ``var``'s encoding; the expressions that are its bytes, in order,
+        for the final join."""
+        if type_ == "string" and cached:
+            return [f"(STRINGS.get({var}) or string_bytes({var}))"]
+        if type_ == "string":
+            self.lines.append(f"{indent}e_{var} = {var}.encode()")
+            self.lines.append(f"{indent}n_{var} = len(e_{var})")
+            length = f"(LENGTH[n_{var}] if n_{var} < {_LENGTHS} else zigzag_long(n_{var}))"
+            return [length, f"e_{var}"]
+        if type_ == "boolean":
+            return [f"(TRUE if {var} else FALSE)"]
+        if cached:  # a long that repeats from one record to the next (a frame's receive time)
+            last, encoded = self.slots, self.slots + 1
+            self.slots += 2
+            self.lines.extend(
+                [
+                    f"{indent}if {var} == STATE[{last}]:",
+                    f"{indent}    b_{var} = STATE[{encoded}]",
+                    f"{indent}else:",
+                    f"{indent}    b_{var} = STATE[{encoded}] = zigzag_long({var})",
+                    f"{indent}    STATE[{last}] = {var}",
+                ]
+            )
+            return [f"b_{var}"]
+        # long, int: zigzag_long written out, as a call per value costs as much as the rest
+        z, mask = f"z_{var}", _TABLE_SIZE - 1
+        self.lines.append(f"{indent}{z} = ({var} << 1) ^ ({var} >> 63)")
+        large = f"CHUNK[{z} & {mask}] + (HIGH.get({z} >> {_TABLE_BITS}) or high_part({z}))"
+        return [f"(VARINT[{z}] if {z} < {_TABLE_SIZE} else {large})"]
+
+    def field(self, field: Mapping[str, Any], var: str, cached: bool) -> list[str]:
+        """The join parts of one field whose value is in ``var``."""
+        type_ = field["type"]
+        if not isinstance(type_, list):
+            return self.value(_plain(type_), var, cached, "    ")
+        branches = [_plain(t) if t != "null" else "null" for t in type_]
+        if len(branches) != 2 or "null" not in branches:
+            raise ValueError(f"the specialised encoder supports unions of null and one type: {var}")
+        null_at = branches.index("null")
+        self.lines.append(f"    if {var} is None:")
+        self.lines.append(f"        u_{var} = {VARINT[null_at << 1]!r}")
+        self.lines.append("    else:")
+        parts = self.value(branches[1 - null_at], var, cached, "        ")
+        self.lines.append(
+            f"        u_{var} = {' + '.join([repr(VARINT[(1 - null_at) << 1]), *parts])}"
+        )
+        return [f"u_{var}"]
 
 
-def _field_steps(field: Mapping[str, Any], index: int, cached: bool) -> list[str]:
-    name = field["name"]
-    var = f"v{index}"
-    if "default" in field:
-        read = f"{var} = record.get({name!r}, {field['default']!r})"
+def _source(
+    schema: Mapping[str, Any], header: bytes, repeated: frozenset[str], order: Sequence[str] | None
+) -> tuple[str, int]:
+    """Python source of ``encode(record)`` (a mapping), or of ``encode(values)`` (a sequence in
+    ``order``) when an order is given; and the size of the STATE list it uses."""
+    fields = list(schema["fields"])
+    names = [field["name"] for field in fields]
+    steps = _Steps()
+    if order is None:
+        signature = "record"
+        for index, field in enumerate(fields):
+            name = field["name"]
+            read = f"record.get({name!r}, {field['default']!r})" if "default" in field else None
+            steps.lines.append(f"    v{index} = {read or f'record[{name!r}]'}")
     else:
-        read = f"{var} = record[{name!r}]"
-    type_ = field["type"]
-    if not isinstance(type_, list):
-        return [f"    {read}", *_value_steps(_plain(type_), var, "    ", cached)]
-    branches = [_plain(t) if t != "null" else "null" for t in type_]
-    if len(branches) != 2 or "null" not in branches:
-        raise ValueError(f"the specialised encoder supports unions of null and one type: {name}")
-    null_at = branches.index("null")
-    other = branches[1 - null_at]
-    return [
-        f"    {read}",
-        f"    if {var} is None:",
-        f"        out += {VARINT[null_at << 1]!r}",
-        "    else:",
-        f"        out += {VARINT[(1 - null_at) << 1]!r}",
-        *_value_steps(other, var, "        ", cached),
-    ]
+        unknown = [name for name in order if name not in names]
+        if unknown:
+            raise ValueError(f"the record order names fields the schema lacks: {unknown}")
+        signature = "values"
+        steps.lines.append(f"    ({', '.join(f'v{names.index(n)}' for n in order)},) = values")
+    parts = [repr(header)] if header else []
+    for index, field in enumerate(fields):
+        if order is not None and field["name"] not in order:
+            parts.append(repr(_default_bytes(field)))  # the same bytes for every record
+        else:
+            parts.extend(steps.field(field, f"v{index}", field["name"] in repeated))
+    body = [f"def encode({signature}):", *steps.lines]
+    body.append(f"    return b''.join(({', '.join(parts)},))")
+    return "\n".join(body), steps.slots
+
+
+def _default_bytes(field: Mapping[str, Any]) -> bytes:
+    """The encoding of a field's default (for fields a record order leaves out)."""
+    if "default" not in field:
+        raise ValueError(f"the record order lacks {field['name']}, which has no default")
+    alone = {"type": "record", "name": "Default", "fields": [field]}
+    return compile_encoder(alone)({})
 
 
 def compile_encoder(
-    schema: Mapping[str, Any], header: bytes = b"", repeated: frozenset[str] = frozenset()
-) -> Encoder:
+    schema: Mapping[str, Any],
+    header: bytes = b"",
+    repeated: frozenset[str] = frozenset(),
+    order: Sequence[str] | None = None,
+) -> Callable[[Any], bytes]:
     """An encoder for records of ``schema``: ``header`` followed by the Avro binary body.
 
-    String fields named in ``repeated`` take few distinct values (symbols, sides, versions):
-    their encoded bytes are remembered instead of encoded again (a bounded cache).
+    The encoder takes a mapping of field names, or, with ``order``, a sequence of the values of
+    those fields in that order (fields it leaves out take their default): no dict is built per
+    record. Each field's bytes are computed in straight-line code and joined once. Fields named
+    in ``repeated`` take few distinct values: for strings (symbols, sides, versions) their
+    encoded bytes are remembered (a bounded cache), for longs (a frame's receive time and
+    position, shared by its trades) the last value's bytes are.
     """
     if schema.get("type") != "record":
         raise ValueError("the specialised encoder encodes records")
-    lines = ["def encode(record):", f"    out = {header!r}"]
-    for index, field in enumerate(schema["fields"]):
-        lines.extend(_field_steps(field, index, field["name"] in repeated))
-    lines.append("    return out")
     strings: dict[str, bytes] = {}
 
     def string_bytes(value: str) -> bytes:
@@ -151,14 +213,20 @@ def compile_encoder(
 
     namespace: dict[str, Any] = {
         "VARINT": VARINT,
+        "LENGTH": LENGTH,
         "zigzag_long": zigzag_long,
+        "CHUNK": CHUNK,
+        "HIGH": _HIGH,
+        "high_part": high_part,
         "TRUE": b"\x01",
         "FALSE": b"\x00",
         "STRINGS": strings,
         "string_bytes": string_bytes,
     }
-    exec(compile("\n".join(lines), f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102
-    encoder: Encoder = namespace["encode"]
+    source, slots = _source(schema, header, repeated, order)
+    namespace["STATE"] = [None] * slots
+    exec(compile(source, f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102
+    encoder: Callable[[Any], bytes] = namespace["encode"]
     return encoder
 
 
@@ -166,17 +234,36 @@ def _string(encoded: bytes) -> bytes:
     return zigzag_long(len(encoded)) + encoded
 
 
-# String fields of K2's schemas that take few distinct values per process.
+# Fields of K2's schemas that take few distinct values, or the same one many times running.
 REPEATED_FIELDS = frozenset(
     {"exchange", "exchange_symbol", "side", "ord_type", "order_type", "misc", "event_type",
-     "time_unit", "stream", "connection_id", "protocol", "k2_version", "detected_by"}
+     "time_unit", "stream", "connection_id", "protocol", "k2_version", "detected_by",
+     "received_us", "position"}
 )  # fmt: skip
 
 
 class ConfluentEncoder:
-    """Encodes records of one registered schema, framed for the Confluent wire format."""
+    """Encodes records of one registered schema, framed for the Confluent wire format.
 
-    def __init__(self, schema_name: str, schema_id: int) -> None:
+    :meth:`encode` takes a record as a mapping; with ``order``, :meth:`encode_values` takes the
+    values of those fields in that order (the ingest's hot path, no dict per record).
+    """
+
+    def __init__(
+        self, schema_name: str, schema_id: int, order: Sequence[str] | None = None
+    ) -> None:
         self.schema_id = schema_id
         self.header = _MAGIC + struct.pack(">I", schema_id)
-        self.encode = compile_encoder(schema_json(schema_name), self.header, REPEATED_FIELDS)
+        schema = schema_json(schema_name)
+        self.encode: Callable[[Mapping[str, Any]], bytes] = compile_encoder(
+            schema, self.header, REPEATED_FIELDS
+        )
+        self.encode_values: Callable[[Sequence[Any]], bytes] = (
+            compile_encoder(schema, self.header, REPEATED_FIELDS, order)
+            if order is not None
+            else self._no_order
+        )
+
+    @staticmethod
+    def _no_order(values: Sequence[Any]) -> bytes:
+        raise TypeError("this encoder was built without a field order; use encode(record)")

@@ -1,7 +1,8 @@
 """Records on their way to Kafka, each one acknowledged by its own delivery report.
 
-A record is handed to the producer as soon as it is made, with the Kafka timestamp set to when
-K2 received it, and every record carries a delivery callback: one bound method shared by every
+A record is handed to the producer as soon as it is made (while its frame is being handled, so
+its Kafka timestamp is within that handling of its receipt), and every record carries a
+delivery callback: one bound method shared by every
 record of the raw topic (no closure or other object per record), which finds the symbol's
 counters by the record's key. So a record Kafka refuses is counted as failed even when records
 just before and after it in the same partition were written: the broker can refuse one batch
@@ -65,14 +66,15 @@ class Deliveries:
         on_failure: Callable[[SymbolCounts | None, int, Any], None],
     ) -> None:
         self._producer = producer
-        self._produce = producer.produce_raw
+        self._produce = producer.hot_produce()
         self._observe_latency = observe_latency
         self._on_failure = on_failure
         self._pending: list[_Item] = []  # only while the producer's queue is full
         self._by_key: dict[bytes, SymbolCounts] = {}
         self._sampled = False  # this loop turn's latency sample is taken
         self._polling = False
-        self._delivered = 0  # reports not yet folded into the producer's stats
+        self._produced = 0  # records handed over, not yet added to the producer's stats
+        self._delivered = 0  # reports of delivery, not yet added to the producer's stats
         # One bound method per kind of record, made once: no object per record.
         self.tracked = self._tracked_report
         self.untracked = self._untracked_report
@@ -82,6 +84,10 @@ class Deliveries:
     def waiting(self) -> int:
         return len(self._pending)
 
+    def track(self, counts: SymbolCounts) -> None:
+        """Count the records keyed ``counts.key`` in ``counts`` (before any is added)."""
+        self._by_key[counts.key] = counts
+
     def add(
         self,
         topic: str,
@@ -90,37 +96,37 @@ class Deliveries:
         counts: SymbolCounts | None,
         received_us: int,
     ) -> None:
-        """Hand one record to the producer now (or queue it behind those already waiting)."""
+        """Hand one record to the producer now (or queue it behind those already waiting).
+
+        ``counts`` (tracked with :meth:`track`) counts its delivery; None for records that are
+        not a symbol's trades (dead letters, gap events), which only the producer's stats count.
+        """
         if not self._polling:
             self._polling = True
             asyncio.get_running_loop().call_soon(self._poll)
-        item = (topic, value, key, counts, received_us)
-        if self._pending or not self._send(item):
-            self._pending.append(item)
-            self.blocked = True
-
-    def _send(self, item: _Item) -> bool:
-        """False when the producer's queue is full (nothing queued)."""
-        topic, value, key, counts, received_us = item
+        if self._pending:
+            self._pending.append((topic, value, key, counts, received_us))
+            return
         sample = counts is not None and not self._sampled
         if counts is None:
             callback: Any = self.untracked
         elif sample:
             self._sampled = True
-            self._by_key.setdefault(counts.key, counts)
             callback = partial(self._sample_report, received_us)
         else:
             callback = self.tracked
-            if counts.key not in self._by_key:
-                self._by_key[counts.key] = counts
         try:
-            self._produce(topic, value, key, callback, received_us // 1000)
-        except BufferError:
+            self._produce(topic, value, key, on_delivery=callback)
+        except BufferError:  # the queue is full: this record and all after it wait here
             self._sampled = self._sampled and not sample
-            return False
+            self._pending.append((topic, value, key, counts, received_us))
+            self.blocked = True
+            return
         except KafkaException as exc:  # refused before queueing (a record too large)
+            self._produced += 1
             self._refused(counts, exc.args[0] if exc.args else exc)
-        return True
+            return
+        self._produced += 1
 
     def _poll(self) -> None:
         self._polling = False
@@ -130,22 +136,25 @@ class Deliveries:
     def poll(self) -> None:
         """Serve the delivery reports that arrived (and count them)."""
         self._producer.poll(0)
-        if self._delivered:
-            self._producer.acknowledged(self._delivered, None)
-            self._delivered = 0
+        self._fold()
+
+    def _fold(self) -> None:
+        """Add what this object counted to the producer's stats."""
+        if self._produced or self._delivered:
+            self._producer.counted(self._produced, self._delivered)
+            self._produced = self._delivered = 0
 
     def flush(self) -> bool:
         """Hand what waits to the producer, in order; False when its queue filled first."""
-        pending = self._pending
-        sent = 0
-        for item in pending:
-            if not self._send(item):
+        waiting, self._pending = self._pending, []
+        self.blocked = False
+        for index, item in enumerate(waiting):
+            self.add(*item)
+            if self._pending:  # full again: the rest stays behind it, in order
+                self._pending.extend(waiting[index + 1 :])
                 break
-            sent += 1
-        del pending[:sent]
         self.poll()
-        self.blocked = bool(pending)
-        return not pending
+        return not self._pending
 
     async def wait_ready(self) -> None:
         """Return once every waiting record was handed to the producer."""
@@ -155,12 +164,11 @@ class Deliveries:
     # --- delivery reports (served by poll, on the event loop's thread) -------------------------
 
     def _tracked_report(self, err: Any, msg: Any) -> None:
-        counts = self._by_key[msg.key()]
         if err is None:
-            counts.delivered += 1
+            self._by_key[msg.key()].delivered += 1
             self._delivered += 1
         else:
-            self._refused(counts, err)
+            self._refused(self._by_key[msg.key()], err)
 
     def _sample_report(self, received_us: int, err: Any, msg: Any) -> None:
         self.tracked(err, msg)
@@ -174,6 +182,7 @@ class Deliveries:
             self._refused(None, err)
 
     def _refused(self, counts: SymbolCounts | None, err: Any) -> None:
+        self._fold()
         self._producer.acknowledged(1, err)
         if counts is not None:
             counts.failed += 1

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 DeliveryHook = Callable[[Message | None, KafkaError | None, object], None]
 
@@ -107,30 +107,17 @@ class DurableProducer:
         self._producer.poll(0)
         return True
 
-    def produce_raw(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None,
-        on_delivery: Callable[[KafkaError | None, Message], None],
-        timestamp_ms: int,
-    ) -> None:
-        """Queue one record for the hot path: no callback object of its own, no poll (the
-        caller polls once per batch and counts reports with :meth:`acknowledged`).
+    def hot_produce(self) -> Callable[..., None]:
+        """The underlying ``produce(topic, value, key, on_delivery=, timestamp=)`` for a hot
+        path that counts itself: it adds what it produced and what was delivered with
+        :meth:`counted`, and failures with :meth:`acknowledged`, and polls once per batch.
 
-        ``timestamp_ms`` becomes the record's Kafka timestamp. Raises BufferError (nothing
-        queued) while the bounded local queue is full, and KafkaException when librdkafka
-        refuses the record outright (larger than ``message.max.bytes``); such a record counts
-        as produced, and the caller reports it failed.
+        It raises BufferError (nothing queued) while the bounded local queue is full, and
+        KafkaException when librdkafka refuses the record outright (larger than
+        ``message.max.bytes``): the caller counts such a record produced, and failed.
         """
-        try:
-            self._producer.produce(
-                topic, value, key, on_delivery=on_delivery, timestamp=timestamp_ms
-            )
-        except KafkaException:
-            self.stats.produced += 1
-            raise
-        self.stats.produced += 1
+        produce: Callable[..., None] = self._producer.produce
+        return produce
 
     def send(self, topic: str, value: bytes, key: bytes | None) -> bool:
         """Queue one record without any callback and without a poll (the benchmark's ceiling:
@@ -141,6 +128,12 @@ class DurableProducer:
             return False
         self.stats.produced += 1
         return True
+
+    def counted(self, produced: int, delivered: int) -> None:
+        """Add records a :meth:`hot_produce` caller produced and saw delivered."""
+        with self.stats.lock:
+            self.stats.produced += produced
+            self.stats.delivered += delivered
 
     def acknowledged(self, count: int, error: KafkaError | None) -> None:
         """Count ``count`` records acknowledged (or refused, with ``error``) by one report."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -106,3 +108,30 @@ def test_odd_frames_step_aside_or_agree(value: object) -> None:
         assert fast_k is None or fast_k == generic_v2_frame(frame, KRAKEN)
         fast_b = parse_trade(frame, BINANCE)
         assert fast_b is None or fast_b == generic_frame(frame, BINANCE)
+
+
+@SETTINGS
+@given(
+    number=st.one_of(
+        st.decimals(allow_nan=False, allow_infinity=False).map(str),
+        st.integers().map(str),
+        st.from_regex(
+            r"-?(0|[1-9][0-9]{0,70})(\.[0-9]{1,70})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+        ),
+    ),
+    where=st.sampled_from(["price", "qty"]),
+)
+def test_any_json_number_text_takes_the_fast_path_only_when_it_is_kept_as_sent(
+    number: str, where: str
+) -> None:
+    """Exponents, signs and long numbers step aside; what the fast path keeps is exactly the
+    decimal text the generic path makes of the number."""
+    price, qty = (number, "1") if where == "price" else ("1", number)
+    timestamp = "2024-01-01T00:00:00.000001Z"
+    text = kraken_wire.v2_trade_text("BTC/USD", "buy", price, qty, "limit", 7, timestamp)
+    frame = kraken_wire.render_v2_trade_texts([text], "update")
+    fast = parse_v2_trades(frame, KRAKEN)
+    generic = generic_v2_frame(frame, KRAKEN)
+    assert fast is None or fast == generic
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", number) and len(number) <= 60:
+        assert fast is not None and fast.trades[0].fields[where] == number

@@ -20,7 +20,8 @@ from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
 from k2.exchanges.binance.config import BinanceSettings
-from k2.exchanges.binance.normalise import message_id, trade_time_micros
+from k2.exchanges.binance.normalise import message_id as venue_message_id
+from k2.exchanges.binance.normalise import trade_time_micros
 from k2.exchanges.contract import (
     DEFAULT_BACKFILL,
     WHOLE_VENUE,
@@ -51,6 +52,12 @@ class BinanceAdapter(AdapterBase):
     schema_name = "binance_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = BinanceFeedClient
+    record_fields = (
+        "exchange_symbol", "event_type", "event_time", "trade_id", "agg_trade_id",
+        "first_trade_id", "last_trade_id", "price", "quantity", "trade_time", "buyer_is_maker",
+        "ignore_m", "time_unit", "stream", "received_us", "connection_id", "position",
+        "protocol", "snapshot", "message_id", "k2_version",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -62,6 +69,7 @@ class BinanceAdapter(AdapterBase):
         self.stream: wire.StreamKind = settings.stream
         self.time_unit: wire.TimeUnit = settings.time_unit
         self._event = "trade" if self.stream == "trade" else "aggTrade"
+        self._streams: dict[tuple[str, FieldValue], str] = {}
 
     def options(self, spec: FeedSpec) -> BinanceFeedOptions:
         return BinanceFeedOptions(
@@ -76,37 +84,27 @@ class BinanceAdapter(AdapterBase):
         ws = simulator_ws_base(base_url)
         return ws, base_url.rstrip("/")
 
-    def message_id(self, raw: RawTrade) -> str:
-        return message_id(raw)
+    message_id = staticmethod(venue_message_id)
 
-    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
-        f = raw.fields
-        envelope = raw.envelope
-        rest = envelope.protocol == "binance-rest"
-        kind: wire.StreamKind = "trade" if f.get("e") == "trade" else "aggTrade"
-        return {
-            "exchange_symbol": raw.native_symbol,
-            "event_type": f.get("e"),
-            "event_time": f.get("E"),
-            "trade_id": f.get("t"),
-            "agg_trade_id": f.get("a"),
-            "first_trade_id": f.get("f"),
-            "last_trade_id": f.get("l"),
-            "price": f["p"],
-            "quantity": f["q"],
-            "trade_time": f["T"],
-            "buyer_is_maker": f["m"],
-            "ignore_m": f.get("M"),
-            "time_unit": self.time_unit,
-            "stream": None if rest else wire.stream_name(raw.native_symbol, kind),
-            "received_us": envelope.received_us,
-            "connection_id": envelope.connection_id,
-            "position": envelope.position,
-            "protocol": envelope.protocol,
-            "snapshot": raw.snapshot,
-            "message_id": message_id,
-            "k2_version": k2_version,
-        }
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        _, symbol, _, f, envelope, _, snapshot = raw
+        received_us, connection_id, position, protocol = envelope
+        get = f.get
+        kind = get("e")
+        stream = None if protocol == "binance-rest" else self._stream(symbol, kind)
+        return (
+            symbol, kind, get("E"), get("t"), get("a"), get("f"), get("l"), f["p"], f["q"],
+            f["T"], f["m"], get("M"), self.time_unit, stream, received_us, connection_id,
+            position, protocol, snapshot, message_id, k2_version,
+        )  # fmt: skip
+
+    def _stream(self, symbol: str, kind: FieldValue) -> str:
+        """The combined-stream name of a symbol's trades (remembered per symbol and kind)."""
+        stream = self._streams.get((symbol, kind))
+        if stream is None:
+            stream_kind: wire.StreamKind = "trade" if kind == "trade" else "aggTrade"
+            stream = self._streams[(symbol, kind)] = wire.stream_name(symbol, stream_kind)
+        return stream
 
     def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
         if record.get("event_type") != self._event:

@@ -30,7 +30,8 @@ from k2.exchanges.contract import (
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
 from k2.exchanges.kraken.config import KrakenSettings
-from k2.exchanges.kraken.normalise import message_id, parse_rfc3339_micros, parse_v1_time_micros
+from k2.exchanges.kraken.normalise import message_id as venue_message_id
+from k2.exchanges.kraken.normalise import parse_rfc3339_micros, parse_v1_time_micros
 from k2.exchanges.kraken.symbols import parse_asset_pairs, resolve_pairs
 from k2.transport.http import fetch_json
 
@@ -38,7 +39,6 @@ TRADES_PATH = "/0/public/Trades"
 PUBLIC_INTERVAL_S = 1.0  # Kraken's public REST endpoints allow about one call per second
 _PAGE_ROWS = 1000
 _TIMEOUT_S = 15.0
-_RECORD_FIELDS = ("volume", "time", "order_type", "misc", "qty", "ord_type", "timestamp")
 
 
 class KrakenAdapter(AdapterBase):
@@ -48,6 +48,11 @@ class KrakenAdapter(AdapterBase):
     schema_name = "kraken_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = KrakenFeedClient
+    record_fields = (
+        "exchange_symbol", "price", "side", "volume", "time", "order_type", "misc", "qty",
+        "ord_type", "trade_id", "timestamp", "received_us", "connection_id", "position",
+        "protocol", "occurrence", "snapshot", "message_id", "k2_version",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -71,28 +76,17 @@ class KrakenAdapter(AdapterBase):
         ws = simulator_ws_base(base_url)
         return (ws + "/" if self.protocol == "kraken-v1" else ws + "/v2"), base_url.rstrip("/")
 
-    def message_id(self, raw: RawTrade) -> str:
-        return message_id(raw)
+    message_id = staticmethod(venue_message_id)
 
-    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
-        fields = raw.fields
-        envelope = raw.envelope
-        record: dict[str, Any] = {name: fields.get(name) for name in _RECORD_FIELDS}
-        record.update(
-            exchange_symbol=raw.native_symbol,
-            price=fields["price"],
-            side=fields["side"],
-            trade_id=raw.trade_key,
-            received_us=envelope.received_us,
-            connection_id=envelope.connection_id,
-            position=envelope.position,
-            protocol=envelope.protocol,
-            occurrence=raw.occurrence,
-            snapshot=raw.snapshot,
-            message_id=message_id,
-            k2_version=k2_version,
-        )
-        return record
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        _, symbol, trade_key, fields, envelope, occurrence, snapshot = raw
+        received_us, connection_id, position, protocol = envelope
+        get = fields.get
+        return (
+            symbol, fields["price"], fields["side"], get("volume"), get("time"), get("order_type"),
+            get("misc"), get("qty"), get("ord_type"), trade_key, get("timestamp"), received_us,
+            connection_id, position, protocol, occurrence, snapshot, message_id, k2_version,
+        )  # fmt: skip
 
     def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
         value = record.get("trade_id")

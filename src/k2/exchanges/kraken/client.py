@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
@@ -293,7 +293,7 @@ class KrakenFeedClient(FeedClientBase):
         for raw in trades:
             trade = session.counter.assign(raw)
             if snapshot:
-                trade = replace(trade, snapshot=True)
+                trade = trade._replace(snapshot=True)
             message_id = v1_message_id(pair, trade.fields, trade.occurrence)
             if snapshot and message_id in recent:
                 self.stats.duplicates_dropped += 1
