@@ -27,6 +27,7 @@ from k2.simulator.instruments import BINANCE, Instrument
 # Per-order price move, in basis points of the starting price (the scale of the triangular step).
 _STEP_BP = 1
 _SIZE_TABLE = 4096
+_PRICE_TEXTS = 4096  # price strings remembered per symbol
 # Fills per taker order: most orders fill once, some sweep two to four resting orders.
 _FILLS = (1,) * 14 + (2,) * 3 + (3,) * 2 + (4,)
 
@@ -127,13 +128,15 @@ class SymbolGenerator:
         self._last_time = 0
         self._agg_first = 0
         self._agg_lots = 0
+        self._price_texts: dict[int, str] = {}
 
     def generate(self, count: int, now_us: int) -> tuple[list[SimTrade], list[AggTrade]]:
         """The next ``count`` trades, stamped from ``now_us``, and the aggregates they complete.
 
-        The hot loop of the simulator: state lives in locals, sizes and their strings come from
-        a precomputed table, a price string is formatted once per order, and trades are built
-        as plain tuples.
+        The hot loop of the simulator: all state lives in locals (an order's draws are made
+        inline, in the same order as ever, so a seed gives the same market), sizes and their
+        strings come from a precomputed table, a price string is formatted once per order, and
+        trades are built as plain tuples.
         """
         trades: list[SimTrade] = []
         aggs: list[AggTrade] = []
@@ -144,22 +147,38 @@ class SymbolGenerator:
         binance, new_tuple, append = self._binance, tuple.__new__, trades.append
         fills_left, last_time, next_id = self._fills_left, self._last_time, self.next_id
         agg_id, agg_lots = self.next_agg_id, self._agg_lots
+        price, step, low, high = self._price, self._step, self._low, self._high
+        price_text, side, ord_type = self._price_text, self._side, self._ord_type
+        order_time, agg_first = self._order_time, self._agg_first
+        fill_counts, choices = _FILLS, len(_FILLS)
+        texts, price_text_of = self._price_texts, self._price_text_of
         for _ in range(count):
-            if fills_left == 0:
-                fills_left = self._start_order(max(now_us, last_time), next_id)
-                agg_lots = 0
+            if fills_left == 0:  # a new taker order: move the price, pick side and type
+                move = int(random_() * (step + 1)) - int(random_() * (step + 1))
+                moved = price + move
+                if moved < low or moved > high:
+                    moved = min(max(price - move, low), high)
+                price, price_text = moved, texts.get(moved) or price_text_of(moved)
+                side = "buy" if random_() < 0.5 else "sell"
+                ord_type = "market" if random_() < 0.6 else "limit"
+                order_time = now_us if now_us > last_time else last_time
+                agg_first, agg_lots = next_id, 0
+                fills_left = fill_counts[int(random_() * choices)]
             pick = int(random_() * table)
-            last_time = self._order_time if binance else max(now_us, last_time + 1)
+            if binance:
+                last_time = order_time
+            else:
+                last_time = now_us if now_us > last_time + 1 else last_time + 1
             append(
                 new_tuple(
                     SimTrade,
                     (
                         next_id,
-                        self._price_text,
+                        price_text,
                         size_texts[pick],
                         last_time,
-                        self._side,
-                        self._ord_type,
+                        side,
+                        ord_type,
                         agg_id,
                         False,
                     ),
@@ -170,11 +189,35 @@ class SymbolGenerator:
             fills_left -= 1
             if fills_left == 0:
                 if binance:
-                    aggs.append(self._aggregate(agg_id, agg_lots, next_id - 1))
+                    aggs.append(
+                        AggTrade(
+                            agg_id,
+                            price_text,
+                            self._qty_format(agg_lots),
+                            agg_first,
+                            next_id - 1,
+                            order_time,
+                            side,
+                        )
+                    )
                 agg_id += 1
         self._fills_left, self._last_time, self.next_id = fills_left, last_time, next_id
         self.next_agg_id, self._agg_lots = agg_id, agg_lots
+        self._price, self._price_text, self._side, self._ord_type = (
+            price,
+            price_text,
+            side,
+            ord_type,
+        )
+        self._order_time, self._agg_first = order_time, agg_first
         return trades, aggs
+
+    def _price_text_of(self, units: int) -> str:
+        """The price text of ``units``, remembered (a walk revisits the same few prices)."""
+        if len(self._price_texts) >= _PRICE_TEXTS:
+            self._price_texts.clear()
+        text = self._price_texts[units] = self._price_format(units)
+        return text
 
     def _draw_sizes(self) -> None:
         instrument = self.instrument
@@ -183,34 +226,6 @@ class SymbolGenerator:
         self._size_texts = tuple(
             format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
             for lots in self._sizes
-        )
-
-    def _start_order(self, order_time: int, first_id: int) -> int:
-        """Begin a taker order: move the price, pick side and type; returns its fill count."""
-        random_ = self._rng.random
-        step = self._step
-        move = int(random_() * (step + 1)) - int(random_() * (step + 1))
-        price = self._price + move
-        if price < self._low or price > self._high:
-            price = min(max(self._price - move, self._low), self._high)
-        self._price = price
-        self._price_text = self._price_format(price)
-        self._side = "buy" if random_() < 0.5 else "sell"
-        self._ord_type = "market" if random_() < 0.6 else "limit"
-        self._order_time = order_time
-        self._agg_first = first_id
-        return _FILLS[int(random_() * len(_FILLS))]
-
-    def _aggregate(self, agg_id: int, lots: int, last_id: int) -> AggTrade:
-        """Binance's aggregate of the order just filled (Kraken has no aggregates)."""
-        return AggTrade(
-            agg_id,
-            self._price_text,
-            self._qty_format(lots),
-            self._agg_first,
-            last_id,
-            self._order_time,
-            self._side,
         )
 
 

@@ -155,11 +155,31 @@ def _plain_trade(fields: Mapping[str, FieldValue], stream: str | None) -> str | 
         and (stream is None or _PLAIN_TEXT.fullmatch(stream))
     ):
         return None
+    return _trade_text(str(s), stream, event_time, t, str(p), str(q), trade_time,
+                       _JSON_BOOL[m], _JSON_BOOL[big_m])  # fmt: skip
+
+
+def _trade_text(
+    s: str, stream: str | None, e_time: int | str, t: int | str, p: str, q: str,
+    trade_time: int | str, m: str, big_m: str,
+) -> str:  # fmt: skip
     payload = (
-        f'{{"e":"trade","E":{event_time},"s":"{s}","t":{t},"p":"{p}","q":"{q}",'
-        f'"T":{trade_time},"m":{_JSON_BOOL[m]},"M":{_JSON_BOOL[big_m]}}}'
+        f'{{"e":"trade","E":{e_time},"s":"{s}","t":{t},"p":"{p}","q":"{q}",'
+        f'"T":{trade_time},"m":{m},"M":{big_m}}}'
     )
     return payload if stream is None else f'{{"stream":"{stream}","data":{payload}}}'
+
+
+def trade_template(symbol: str, stream: str | None) -> str | None:
+    """:func:`render_trade` of one symbol (and stream) as a ``%`` template of ``(E, t, p, q, T,
+    m, M)``, ``m``/``M`` as ``true``/``false`` and ``p``/``q`` plain decimal text: one formatting
+    operation per trade (the simulator's hot path), the same text. None when the names need
+    JSON escaping."""
+    if not _PLAIN_TEXT.fullmatch(symbol) or (
+        stream is not None and not _PLAIN_TEXT.fullmatch(stream)
+    ):
+        return None
+    return _trade_text(symbol, stream, "%d", "%d", "%s", "%s", "%d", "%s", "%s")
 
 
 def render_trade(fields: Mapping[str, FieldValue], stream: str | None = None) -> str:

@@ -28,13 +28,13 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from k2.errors import K2Error
 from k2.exchanges.binance import wire
 from k2.simulator.instruments import BINANCE, Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session
+from k2.simulator.session import Rendered, Session, text_frame
 from k2.simulator.venue import now_us
 
 PROTOCOL = "binance"
@@ -44,6 +44,7 @@ _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `G
 _ID = re.compile(r"[A-Za-z0-9]{1,36}")
 INVALID_STREAM = "Invalid request: invalid stream"
 _BATCH = 256  # frames written to the socket at once
+_TRUE, _FALSE = "true", "false"  # JSON booleans
 
 
 class BadConnectRequestError(K2Error):
@@ -106,6 +107,7 @@ class BinanceSession(Session):
             None if config.shutdown_after_s is None else self.opened + config.shutdown_after_s
         )
         self._close_at: float | None = None
+        self._templates: dict[tuple[str, str | None], str | None] = {}
         self._add(connect.streams)
 
     def describe(self) -> dict[str, Any]:
@@ -273,6 +275,12 @@ class BinanceSession(Session):
         symbol = stream.instrument.symbol
         wrap = stream.name if self.combined else None
         protocol = "binance-trade" if stream.kind == "trade" else "binance-aggtrade"
+        if stream.kind == "trade" and not self.faults.active and not self.ctx.ledger.enabled:
+            template = self._templates.get((symbol, wrap))
+            if template is None:
+                template = self._templates[(symbol, wrap)] = wire.trade_template(symbol, wrap)
+            if template is not None:
+                return await self._send_plain(template, cast(list[SimTrade], items))
         frames = self.ctx.frames
         batch: list[bytes] = []
         for item in items:
@@ -289,6 +297,27 @@ class BinanceSession(Session):
                 await asyncio.sleep(0)  # let the clock and other connections run
         if batch:
             await self.write(batch)
+        return not self.dropped and self.stall is None
+
+    async def _send_plain(self, template: str, trades: list[SimTrade]) -> bool:
+        """``@trade`` frames of a connection with no faults and no ledger: each one formatted
+        from a template (the text :func:`wire.render_trade` writes), written in batches."""
+        micros, faults = self.micros, self.faults
+        sent = [trade for trade in trades if not trade.lost]
+        for start in range(0, len(sent), _BATCH):
+            batch = []
+            for trade_id, price, qty, time_us, side, _, _, _ in sent[start : start + _BATCH]:
+                when = time_us if micros else time_us // 1_000
+                maker = _TRUE if side == "sell" else _FALSE
+                batch.append(
+                    text_frame(template % (when, trade_id, price, qty, when, maker, _TRUE))
+                )
+            faults.trade_frames += len(batch)
+            faults.trades_sent += len(batch)
+            await self.write(batch)
+            if self.dropped or self.faults.active:
+                break
+            await asyncio.sleep(0)  # let the clock and other connections run
         return not self.dropped and self.stall is None
 
     def skip_to_head(self) -> None:

@@ -68,12 +68,57 @@ class TimestampCache:
         self._second = -1
         self._prefix = ""
 
-    def format(self, micros: int) -> str:
-        second, fraction = divmod(micros, 1_000_000)
+    def prefix(self, second: int) -> str:
+        """The text of ``second`` (since the epoch) up to its fraction digits."""
         if second != self._second:
             whole = wire.format_timestamp_v2(second * 1_000_000)
             self._second, self._prefix = second, whole[: -len("000000Z")]
-        return f"{self._prefix}{fraction:06d}Z"
+        return self._prefix
+
+    def format(self, micros: int) -> str:
+        second, fraction = divmod(micros, 1_000_000)
+        return f"{self.prefix(second)}{fraction:06d}Z"
+
+
+class TradeFrameWriter:
+    """v2 trade frames straight from the history's trades, for connections without a ledger:
+    the text :func:`wire.render_v2_trades` makes of the trades' fields, at a fraction of its
+    cost (a template per symbol, engine-precision numbers remembered)."""
+
+    def __init__(self) -> None:
+        self._clock = TimestampCache()
+        self._templates: dict[str, str] = {}
+        self._numbers: dict[int, dict[str, str]] = {}  # kept decimals → decimal → text
+
+    def frame(
+        self, symbol: str, instrument: Instrument, trades: list[SimTrade], kind: wire.V2TradeType
+    ) -> str:
+        template = self._templates.get(symbol)
+        if template is None:
+            template = self._templates[symbol] = wire.v2_trade_template(symbol)
+        prices = self._numbers_of(instrument.price_decimals)
+        sizes = self._numbers_of(1)
+        prefix, second, objects, clock = "", -1, [], self._clock.prefix
+        for trade_id, price, qty, time_us, side, ord_type, _, _ in trades:
+            if time_us // 1_000_000 != second:
+                second = time_us // 1_000_000
+                prefix = clock(second)
+            price_text = prices.get(price) or self._number(prices, price, instrument.price_decimals)
+            qty_text = sizes.get(qty) or self._number(sizes, qty, 1)
+            values = (side, price_text, qty_text, ord_type, trade_id, prefix, time_us % 1_000_000)
+            objects.append(template % values)
+        return wire.render_v2_trade_texts(objects, kind)
+
+    def _numbers_of(self, keep: int) -> dict[str, str]:
+        found = self._numbers.get(keep)
+        if found is None or len(found) > 100_000:
+            found = self._numbers[keep] = {}
+        return found
+
+    @staticmethod
+    def _number(numbers: dict[str, str], value: str, keep: int) -> str:
+        found = numbers[value] = v2_decimal(value, keep)
+        return found
 
 
 def v2_fields(
@@ -130,7 +175,7 @@ class KrakenV2Session(Session):
         self._clock = TimestampCache()
         self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
         self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
-        self._numbers: dict[tuple[str, int], str] = {}  # engine-precision text of decimals
+        self._writer = TradeFrameWriter()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -248,7 +293,8 @@ class KrakenV2Session(Session):
     async def _send(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> None:
         def render() -> Rendered:
             if not self.ctx.ledger.enabled:  # no ledger lines: no field mappings to build
-                return self._texts(entry, trades, kind), [(t.trade_id, _NO_FIELDS) for t in trades]
+                text = self._writer.frame(entry.symbol, entry.instrument, trades, kind)
+                return text, [(t.trade_id, _NO_FIELDS) for t in trades]
             emitted = [
                 (trade.trade_id, v2_fields(entry.symbol, entry.instrument, trade, self._clock))
                 for trade in trades
@@ -260,33 +306,6 @@ class KrakenV2Session(Session):
         await self.emit(
             frame, entry.symbol, emitted, protocol=PROTOCOL, snapshot=kind == "snapshot"
         )
-
-    def _texts(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> str:
-        """The frame straight from the history's trades (the same text as from their fields)."""
-        keep, numbers, stamp = entry.instrument.price_decimals, self._numbers, self._clock.format
-        text, symbol = wire.v2_trade_text, entry.symbol
-        objects = []
-        for trade in trades:
-            price = numbers.get((trade.price, keep)) or self._number(trade.price, keep)
-            qty = numbers.get((trade.qty, 1)) or self._number(trade.qty, 1)
-            objects.append(
-                text(
-                    symbol,
-                    trade.side,
-                    price,
-                    qty,
-                    trade.ord_type,
-                    trade.trade_id,
-                    stamp(trade.time_us),
-                )
-            )
-        return wire.render_v2_trade_texts(objects, kind)
-
-    def _number(self, value: str, keep: int) -> str:
-        if len(self._numbers) > 100_000:
-            self._numbers.clear()
-        found = self._numbers[(value, keep)] = v2_decimal(value, keep)
-        return found
 
     async def flush(self) -> None:
         batch = self.ctx.config.max_batch
