@@ -351,8 +351,9 @@ class FeedClientBase:
         self, lane: Lane, conn: WsConnection, text: str, received_us: int, position: int
     ) -> None:
         self.stats.frames += 1
-        envelope = Envelope(received_us, self.connection_id(lane, conn), position, self.protocol)
-        parsed = self.parse(text, envelope)
+        # tuple.__new__ is Envelope(...) without the named tuple's Python-level constructor
+        values = (received_us, self.connection_id(lane, conn), position, self.protocol)
+        parsed = self.parse(text, tuple.__new__(Envelope, values))
         if parsed.trades and not parsed.controls and parsed.malformed is None:
             self._deliver(self.accept_trades(lane, parsed.trades))  # the hot path
             return

@@ -111,15 +111,12 @@ class _Steps:
         if cached:  # a long that repeats from one record to the next (a frame's receive time)
             last, encoded = self.slots, self.slots + 1
             self.slots += 2
-            self.lines.extend(
-                [
-                    f"{indent}if {var} == STATE[{last}]:",
-                    f"{indent}    b_{var} = STATE[{encoded}]",
-                    f"{indent}else:",
-                    f"{indent}    b_{var} = STATE[{encoded}] = zigzag_long({var})",
-                    f"{indent}    STATE[{last}] = {var}",
-                ]
-            )
+            self.lines.append(f"{indent}if {var} == STATE[{last}]:")
+            self.lines.append(f"{indent}    b_{var} = STATE[{encoded}]")
+            self.lines.append(f"{indent}else:")
+            (fresh,) = self.value(type_, var, False, indent + "    ")
+            self.lines.append(f"{indent}    b_{var} = STATE[{encoded}] = {fresh}")
+            self.lines.append(f"{indent}    STATE[{last}] = {var}")
             return [f"b_{var}"]
         # long, int: zigzag_long written out, as a call per value costs as much as the rest
         z, mask = f"z_{var}", _TABLE_SIZE - 1

@@ -271,9 +271,9 @@ class IngestService:
             elif kind is Control:
                 self._control(event)  # type: ignore[arg-type]
         last = events[-1]
-        if isinstance(last, RawTrade):
+        if type(last) is RawTrade:
             now = time.monotonic()
-            self.state.of(last.native_symbol).last_received_mono = now
+            self.state.symbols[last.native_symbol].last_received_mono = now
             if now - self._lag_sampled >= _LAG_SAMPLE_S:
                 self._lag_sampled = now
                 self._sample_lag(last)

@@ -33,6 +33,7 @@ import structlog
 from k2.errors import WsConnectionError
 from k2.exchanges.base import Control, ControlKind, Envelope, ParsedFrame, Protocol_, Silence
 from k2.exchanges.binance import EXCHANGE, wire
+from k2.exchanges.binance.fastparse import parse_trade
 from k2.exchanges.binance.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
 from k2.exchanges.binance.symbols import BinanceSymbol, asset_map, parse_exchange_info
 from k2.exchanges.binance.symbols import resolve_symbols as resolve
@@ -156,6 +157,10 @@ class BinanceFeedClient(FeedClientBase):
         )
 
     def parse(self, text: str, envelope: Envelope) -> ParsedFrame:
+        if len(text) <= self.options.max_frame_chars:  # the common trade frame, one call less
+            fast = parse_trade(text, envelope)
+            if fast is not None:
+                return fast
         return parse_frame(text, envelope, self.options.max_frame_chars)
 
     def new_session(self, lane: Lane, conn: WsConnection) -> _Session:

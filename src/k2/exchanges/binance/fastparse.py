@@ -76,5 +76,6 @@ def parse_trade(text: str, envelope: Envelope) -> ParsedFrame | None:
             "f": agg.f, "l": agg.l, "T": agg.T, "m": agg.m, "M": agg.M,
         }  # fmt: skip
         key = agg.a
-    trade = RawTrade(EXCHANGE, payload.s, key, fields, envelope)
-    return ParsedFrame(trades=(trade,))
+    # tuple.__new__ builds the named tuples without their Python-level constructors
+    trade = tuple.__new__(RawTrade, (EXCHANGE, payload.s, key, fields, envelope, 0, False))
+    return tuple.__new__(ParsedFrame, ((trade,), (), None, None))

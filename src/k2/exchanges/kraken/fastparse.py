@@ -80,4 +80,4 @@ def parse_v2_trades(text: str, envelope: Envelope) -> ParsedFrame | None:
         }
         # tuple.__new__ is RawTrade(...) without the named tuple's Python-level constructor
         append(new(RawTrade, (EXCHANGE, symbol, trade_id, fields, envelope, 0, snapshot)))
-    return ParsedFrame(tuple(trades))
+    return tuple.__new__(ParsedFrame, (tuple(trades), (), None, None))
