@@ -1,17 +1,22 @@
 """Ingest cost and speed into a real broker with ``acks=all``, beside the machine's ceiling.
 
-A private stack runs in a temporary folder; the simulator runs as its own process (``k2 simulate``)
-and the ingest in this process, exactly as ``k2 ingest`` builds it (uvloop included). Measured:
+A private stack runs in a temporary folder; the simulator runs as its own process (``k2 simulate``,
+without a ledger) and the ingest in this process, exactly as ``k2 ingest`` builds it (uvloop
+included). CPU is this process's (the ingest and librdkafka's threads, ``time.process_time``).
 
-- throughput and CPU per protocol: the simulator asked for more than the ingest can take; trades
-  acknowledged by Kafka per second over ``SECONDS``, and the ingest's CPU time per trade (this
-  process: the ingest and librdkafka's threads, from ``time.process_time``), with the trades/s
-  one core could carry at that cost when the source is not the limit;
+- full speed, the source not the limit: the ingest subscribes to a simulator that sends nothing,
+  and frames rendered in advance by the venues' wire renderers (``FULL_SPEED_TRADES`` trades of
+  two symbols, ids in sequence) are handed to its feed client's frame handler as fast as it
+  takes them: everything the ingest does per frame except the socket read. Trades acknowledged
+  by Kafka per second and CPU per trade, as a fraction of the ceiling;
+- throughput over the socket: the simulator asked for ``MAX_RATE`` trades/s; acknowledged trades
+  per second over ``SECONDS``, CPU per trade and the trades/s one core could carry at that cost.
+  The simulator and the broker share the machine's cores with the ingest here;
 - ceiling: librdkafka alone with the same producer settings, producing pre-encoded records of the
   size the ingest writes from a tight loop, no per-record callback object, one poll per 10,000;
-  the ingest is reported as a fraction of it (measured rate, and per-core capacity);
-- latency at a steady ``STEADY_RATE`` trades/s: receive to Kafka acknowledgement of every record,
-  p50/p99/max (elsewhere: the ingest's own sample, one record per event-loop turn);
+- latency at a steady ``STEADY_RATE`` trades/s: receive to Kafka acknowledgement of every record
+  (from its Kafka timestamp, taken while its frame is handled), p50/p99/max, and the ingest's
+  own exact sample (one record per event-loop turn, from the frame's receive time);
 - every symbol: 2,000 Binance symbols at ``ALL_RATE`` trades/s: delivered/s, connections, RSS;
 - lag with 1% of ids lost: how far behind the venue the live feed reads (now minus the exchange
   time of the newest trade received, sampled every 0.2 s) while REST fills the gaps.
@@ -20,8 +25,10 @@ and the ingest in this process, exactly as ``k2 ingest`` builds it (uvloop inclu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,12 @@ import psutil
 import uvloop
 
 from bench.services import private_settings, start_simulator
-from k2.config import Settings
+from k2.config import IngestSettings, Settings
+from k2.exchanges.base import Envelope
+from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.kraken import wire as kraken_wire
+from k2.exchanges.kraken.parse import parse_frame
+from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.service import IngestService, adapter_for, feed_spec
 from k2.observability.logging import configure_logging
 from k2.observability.metrics import IngestMetrics, Metrics
@@ -37,13 +49,15 @@ from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = 40_000  # what the simulator sustains beside the ingest on this machine
+MAX_RATE = {"kraken": 150_000, "binance": 100_000}  # asked of the simulator beside the ingest
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
 WARMUP_S = 4.0
+FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000}
 CEILING_RECORDS = 600_000
 _TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT"}
+_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade"}
 
 
 def _service(
@@ -66,13 +80,30 @@ def _service(
     return IngestService(configured, adapter, feed_spec(configured, adapter), metrics)
 
 
+@contextlib.contextmanager
+def _simulator(
+    home: Path, rate: int, exchange: str | None, *extra: str
+) -> Iterator[dict[str, str]]:
+    """``k2 simulate`` listing the two symbols of ``exchange`` (None: Binance's universe)."""
+    if exchange is None:
+        kraken, binance = "", None
+    else:
+        kraken, binance = (_TWO["kraken"], "") if exchange == "kraken" else ("", _TWO["binance"])
+    process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
+    try:
+        yield urls
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def _delivered(service: IngestService) -> int:
     return sum(c.delivered for c in service.state.symbols.values())
 
 
 def _time_every_record(service: IngestService, latencies: list[float]) -> None:
-    """Receive-to-acknowledged latency of every raw record (its Kafka timestamp is its receive
-    time, in ms), not only the ingest's one sample per loop turn."""
+    """Receive-to-acknowledged latency of every raw record from its Kafka timestamp (ms), set
+    when the record was produced, while its frame was being handled."""
     deliveries = service._deliveries
     counted = deliveries.tracked
 
@@ -86,15 +117,15 @@ def _time_every_record(service: IngestService, latencies: list[float]) -> None:
 
 async def _measure(service: IngestService, seconds: float, every_record: bool) -> dict[str, Any]:
     latencies: list[float] = []
+    sampled: list[float] = []
     if every_record:
         _time_every_record(service, latencies)
-    else:
-        service._deliveries._observe_latency = latencies.append  # keep every sample
+    service._deliveries._observe_latency = sampled.append  # the ingest's own samples, all
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await asyncio.sleep(WARMUP_S)
     before, started, cpu = _delivered(service), time.monotonic(), time.process_time()
-    first = len(latencies)
+    first, first_sampled = len(latencies), len(sampled)
     lags: list[float] = []
     rss = 0
     while (elapsed := time.monotonic() - started) < seconds:
@@ -105,21 +136,23 @@ async def _measure(service: IngestService, seconds: float, every_record: bool) -
         rss = max(rss, psutil.Process().memory_info().rss)
     cpu_s = time.process_time() - cpu
     done = _delivered(service) - before
-    window = latencies[first:]
     client = service._client
     connections = client.connections_open() if client is not None else 0
     stop.set()
     await task
     per_trade = cpu_s / max(1, done)
-    return {
+    measured = {
         "delivered_per_s": round(done / elapsed),
         "ingest_cpu_us_per_trade": round(per_trade * 1e6, 2),
         "capacity_per_core_per_s": round(1 / per_trade) if done else 0,
         "connections": connections,
         "rss_mb": round(rss / 2**20),
-        "latency": _percentiles(window),
+        "latency_sampled": _percentiles(sampled[first_sampled:]),
         "lag": _percentiles(lags),
     }
+    if every_record:
+        measured["latency"] = _percentiles(latencies[first:])
+    return measured
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -131,6 +164,78 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 2)
 
     return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
+
+
+def _frames(exchange: str, trades: int) -> list[str]:
+    """Frames of two symbols as the venue sends them, ids from 1 in sequence per symbol."""
+    frames = []
+    if exchange == "kraken":
+        for index in range(trades // 100):
+            symbol, first = ("BTC/USD", "ETH/USD")[index % 2], (index // 2) * 100 + 1
+            batch = [
+                kraken_wire.v2_trade_fields(
+                    symbol,
+                    ("buy", "sell")[n % 2],
+                    f"{65000 + n}.{index % 10}",
+                    f"0.{1000 + n}",
+                    ("limit", "market")[n % 2],
+                    first + n,
+                    kraken_wire.format_timestamp_v2(1_700_000_000_000_000 + index * 100 + n),
+                )
+                for n in range(100)
+            ]
+            frames.append(kraken_wire.render_v2_trades(batch, "update"))
+        return frames
+    for index in range(trades):
+        symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
+        fields = binance_wire.trade_fields(
+            symbol, index // 2 + 1, f"{65000 + index % 500}.10000000", "0.00120000",
+            1_700_000_000_000_000 + index, index % 3 == 0,
+        )  # fmt: skip
+        frames.append(binance_wire.render_trade(fields, symbol.lower() + "@trade"))
+    return frames
+
+
+async def _feed_from_memory(service: IngestService, frames: list[str], trades: int) -> Any:
+    """Hand ``frames`` to the running ingest's frame handler; CPU and time until acknowledged."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    while service._client is None or not any(lane.connected for lane in service._client.lanes):
+        await asyncio.sleep(0.05)
+    client = service._client
+    lane = client.lanes[0]
+    handle, deliveries = client._frame, service._deliveries
+    started, cpu = time.monotonic(), time.process_time()
+    for position, text in enumerate(frames):
+        if deliveries.blocked:
+            await deliveries.wait_ready()
+        handle(lane, lane.conn, text, time.time_ns() // 1000, position)
+        if position % 20 == 19:
+            await asyncio.sleep(0)  # let delivery reports in, as between socket reads
+    while _delivered(service) < trades and time.monotonic() - started < 120:
+        await asyncio.sleep(0.005)
+    elapsed, cpu_s, done = (
+        time.monotonic() - started,
+        time.process_time() - cpu,
+        _delivered(service),
+    )
+    stop.set()
+    await task
+    return {
+        "delivered_per_s": round(done / elapsed),
+        "ingest_cpu_us_per_trade": round(cpu_s / max(1, done) * 1e6, 2),
+        "trades": done,
+    }
+
+
+def _full_speed(settings: Settings, home: Path, exchange: str) -> dict[str, Any]:
+    trades = FULL_SPEED_TRADES[exchange]
+    frames = _frames(exchange, trades)
+    with _simulator(home, 0, exchange) as urls:
+        service = _service(settings, exchange, urls, "full" + exchange)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            measured: dict[str, Any] = runner.run(_feed_from_memory(service, frames, trades))
+    return measured
 
 
 def _ceiling(settings: Settings, size: int) -> float:
@@ -167,49 +272,36 @@ def _run(
         return runner.run(_measure(service, seconds, every_record))
 
 
-def _with_simulator(
-    home: Path, rate: int, kraken: str | None, binance: str | None, *extra: str
-) -> Any:
-    return start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
-
-
 def _scenarios(settings: Settings, home: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for exchange, name in (("kraken", "kraken-v2"), ("binance", "binance-trade")):
-        kraken, binance = (_TWO["kraken"], "") if exchange == "kraken" else ("", _TWO["binance"])
-        simulator, urls = _with_simulator(home, MAX_RATE, kraken, binance)
-        try:
-            result[f"throughput_{name}"] = _run(
-                _service(settings, exchange, urls, "max" + exchange)
-            )
-        finally:
-            simulator.terminate()
-            simulator.wait(30)
-        simulator, urls = _with_simulator(home, STEADY_RATE, kraken, binance)
-        try:
+    for exchange, name in _NAMES.items():
+        result[f"full_speed_{name}"] = _full_speed(settings, home, exchange)
+        with _simulator(home, MAX_RATE[exchange], exchange) as urls:
+            measured = _run(_service(settings, exchange, urls, "max" + exchange))
+            result[f"throughput_{name}"] = {"requested_per_s": MAX_RATE[exchange], **measured}
+        with _simulator(home, STEADY_RATE, exchange) as urls:
             service = _service(settings, exchange, urls, "steady" + exchange)
             steady = _run(service, every_record=True)
             result[f"steady_{name}"] = {"requested_per_s": STEADY_RATE, **steady}
-        finally:
-            simulator.terminate()
-            simulator.wait(30)
-    simulator, urls = _with_simulator(home, ALL_RATE, "", None, "--skew", "1")
-    try:
+    with _simulator(home, ALL_RATE, None, "--skew", "1") as urls:
         service = _service(settings, "binance", urls, "all", symbols=("*",))
         result["every_symbol_binance"] = {"requested_per_s": ALL_RATE, **_run(service)}
-    finally:
-        simulator.terminate()
-        simulator.wait(30)
     lossy = ("--lose-every", "100", "--lose-exchange", "binance", "--binance-weight-limit", "0")
-    simulator, urls = _with_simulator(home, STEADY_RATE, "", _TWO["binance"], *lossy)
-    try:
-        service = _service(settings, "binance", urls, "lost")
-        lost = _run(service, 30, every_record=True)
+    with _simulator(home, STEADY_RATE, "binance", *lossy) as urls:
+        lost = _run(_service(settings, "binance", urls, "lost"), 30, every_record=True)
         result["lost_ids_1pct_binance"] = {"requested_per_s": STEADY_RATE, **lost}
-    finally:
-        simulator.terminate()
-        simulator.wait(30)
     return result
+
+
+def _record_bytes() -> int:
+    """The size of a Kraken v2 raw record as the ingest writes it (Confluent framing included)."""
+    adapter = adapter_for("kraken", IngestSettings())
+    envelope = Envelope(time.time_ns() // 1000, "0123456789abcdef", 12345, "kraken-v2")
+    (raw, *_) = parse_frame(_frames("kraken", 100)[0], envelope).trades
+    values = adapter.record_values(raw, adapter.message_id(raw), "0.1.0")
+    return len(
+        ConfluentEncoder(adapter.schema_name, 1, adapter.record_fields).encode_values(values)
+    )
 
 
 def run() -> dict[str, Any]:
@@ -219,15 +311,16 @@ def run() -> dict[str, Any]:
         settings = private_settings(home)
         stack = Stack(settings)
         stack.up()
-        result: dict[str, Any] = {"acks": "all", "requested_max_per_s": MAX_RATE}
+        result: dict[str, Any] = {"acks": "all"}
         try:
             result.update(_scenarios(settings, home))
-            ceiling = _ceiling(settings, 185)
-            result["ceiling"] = {"record_bytes": 185, "records_per_s": round(ceiling)}
-            for key in [k for k in result if k.startswith("throughput_")]:
+            size = _record_bytes()
+            ceiling = _ceiling(settings, size)
+            result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
+            for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
                 measured = result[key]
                 measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
-                capacity = measured["capacity_per_core_per_s"]
+                capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
                 measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
         finally:
             stack.down()
