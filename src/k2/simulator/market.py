@@ -16,6 +16,7 @@ generated.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -108,11 +109,11 @@ class SymbolGenerator:
         self._high = max(self._low + 1, units_of(instrument.high, instrument.price_decimals))
         self._price = self._low + int(rng.random() * (self._high - self._low))
         self._step = max(1, self._price * _STEP_BP // 10_000)
-        # Drawn on the first trade, from a generator of its own: a listed symbol that never
-        # trades (most of a venue's universe, most of the time) costs nothing.
+        # Looked up on the first trade (one table per size shape, see size_tables): a listed
+        # symbol that never trades (most of a venue's universe, most of the time) costs nothing.
         self._sizes: tuple[int, ...] = ()
         self._size_texts: tuple[str, ...] = ()
-        self._size_seed = f"{seed}/{instrument.exchange}/{instrument.symbol}/sizes"
+        self._size_seed = f"{seed}/{instrument.exchange}/sizes"
         self._qty_format = units_formatter(instrument.lot_decimals, instrument.qty_text_decimals)
         self._price_format = units_formatter(
             instrument.price_decimals, instrument.price_text_decimals
@@ -221,12 +222,29 @@ class SymbolGenerator:
 
     def _draw_sizes(self) -> None:
         instrument = self.instrument
-        rng = random.Random(self._size_seed)
-        self._sizes = _size_table(rng, instrument.min_lots, instrument.max_lots)
-        self._size_texts = tuple(
-            format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
-            for lots in self._sizes
+        self._sizes, self._size_texts = size_tables(
+            self._size_seed,
+            instrument.min_lots,
+            instrument.max_lots,
+            instrument.lot_decimals,
+            instrument.qty_text_decimals,
         )
+
+
+@functools.cache
+def size_tables(
+    seed: str, min_lots: int, max_lots: int, lot_decimals: int, text_decimals: int
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The trade sizes of one size shape and their texts, drawn once per shape and seed.
+
+    A venue's generated symbols share a few shapes; drawing 4,096 sizes and formatting them
+    per symbol cost seconds of CPU as 2,000 symbols traded for the first time. Symbols of one
+    shape still trade different sizes: each picks from the table with its own generator.
+    """
+    rng = random.Random(f"{seed}/{min_lots}/{max_lots}")
+    sizes = _size_table(rng, min_lots, max_lots)
+    texts = tuple(format_units(lots, lot_decimals, text_decimals) for lots in sizes)
+    return sizes, texts
 
 
 def _size_table(rng: random.Random, min_lots: int, max_lots: int) -> tuple[int, ...]:

@@ -253,10 +253,14 @@ class BinanceSession(Session):
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
 
     async def flush(self) -> None:
+        histories = self.market.histories
         for stream in list(self.streams.values()):
             if stream.instrument is None or self.streams.get(stream.name) is not stream:
                 continue
-            history = self.market.histories[stream.instrument.symbol]
+            history = histories[stream.instrument.symbol]
+            end = history.trade_end if stream.kind == "trade" else history.agg_end
+            if end == stream.cursor:
+                continue  # most of a venue's streams have nothing new at any moment
             if stream.kind == "trade":
                 items: list[SimTrade] | list[AggTrade] | None = history.trades_from(stream.cursor)
                 stream.cursor = history.trade_end

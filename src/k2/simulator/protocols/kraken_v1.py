@@ -184,6 +184,8 @@ class KrakenV1Session(Session):
             if not entry.active:
                 continue
             history = self.market.histories[entry.pair]
+            if history.trade_end == entry.cursor:
+                continue  # most of a venue's symbols have nothing new at any moment
             trades = history.trades_from(entry.cursor)
             if trades is None:
                 self.drop("slow_consumer")
