@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
 from k2.exchanges.base import (
@@ -397,5 +398,31 @@ def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_pat
                 errors = [e for _, e in feed.controls(ControlKind.ERROR)]
             assert any("Exceeded msg rate" in str(e.detail.get("message")) for e in errors)
             assert feed.controls(ControlKind.DISCONNECTED) == []
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", ["kraken-v2", "binance-trade"])
+def test_a_configured_symbol_the_venue_delists_is_dropped_and_taken_up_again(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Explicit symbols: a refresh after one leaves the venue's listings drops it (no warning,
+    no error), and one after it is listed again subscribes to it again."""
+    market = "binance" if protocol.startswith("binance") else "kraken"
+    symbol = "ETHUSDT" if market == "binance" else "ETH/USD"  # the same name in v1 and v2
+
+    async def scenario() -> None:
+        async with Simulator(sim_config(tmp_path, ledger_path=None)) as sim:
+            client = make_client(sim, protocol)
+            async with Feed(client) as feed:
+                await feed.until(lambda f: bool(f.controls(ControlKind.CONNECTED)))
+                sim.delist_symbol(market, symbol)
+                with capture_logs() as logs:
+                    assert await client.refresh_listings() == ([], [symbol])
+                assert symbol not in client.natives
+                assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+                sim.list_symbol(market, symbol)
+                assert await client.refresh_listings() == ([symbol], [])
+                assert symbol in client.natives
 
     run(scenario)

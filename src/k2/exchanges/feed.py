@@ -132,9 +132,10 @@ class FeedClientBase:
 
     # --- what a venue implements ------------------------------------------------------------
 
-    async def list_symbols(self, requested: Sequence[str]) -> list[str]:
+    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
         """The native symbols ``requested`` names (every trading one for ``*``), from the
-        venue's reference data; raises UnknownSymbolError for a name the venue lacks."""
+        venue's reference data; raises UnknownSymbolError for a name the venue lacks. Without
+        ``strict`` (a refresh), names the venue no longer lists or trades are left out."""
         raise NotImplementedError
 
     def lane_url(self, lane: Lane) -> str:
@@ -466,10 +467,12 @@ class FeedClientBase:
     async def refresh_listings(self) -> tuple[list[str], list[str]]:
         """Re-read the reference data: subscribe new listings, drop delisted symbols.
 
-        Returns ``(added, removed)``. With explicit symbols only delistings change anything.
+        Returns ``(added, removed)``. Explicit symbols are resolved again from the configured
+        names: one the venue no longer lists or trades is dropped, and taken up again when it
+        comes back; ``*`` follows every listing.
         """
         try:
-            listed = await self.list_symbols(self._wanted())
+            listed = await self.list_symbols(self.options.symbols, strict=False)
         except Exception as exc:
             log.warning("feed_reference_refresh_failed", exchange=self.exchange, error=str(exc))
             raise
@@ -483,11 +486,6 @@ class FeedClientBase:
             log.info("feed_symbols_listed", exchange=self.exchange, symbols=added)
             await self._place(added)
         return added, removed
-
-    def _wanted(self) -> Sequence[str]:
-        """What a refresh resolves: ``*`` stays ``*``; explicit names are what is still held."""
-        requested: Sequence[str] = self.options.symbols
-        return requested if "*" in requested else self._natives
 
     async def _drop(self, removed: Sequence[str]) -> None:
         gone = set(removed)

@@ -131,12 +131,14 @@ class BinanceFeedClient(FeedClientBase):
         self.assets.update(asset_map(listed.values()))
         return listed
 
-    async def list_symbols(self, requested: Sequence[str]) -> list[str]:
+    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
         listed = await self._exchange_info()
         if "*" in requested:
             symbols = [entry for entry in listed.values() if entry.status == "TRADING"]
         else:
-            symbols = resolve(requested, listed)
+            symbols = resolve(requested, listed, strict)
+            if not strict:
+                symbols = [entry for entry in symbols if entry.status == "TRADING"]
         return owned([entry.symbol for entry in symbols], self.options.shard)
 
     def _add_lane(self, symbols: list[str]) -> Lane:

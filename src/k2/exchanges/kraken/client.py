@@ -144,12 +144,14 @@ class KrakenFeedClient(FeedClientBase):
         url = self.options.rest_url.rstrip("/") + wire.ASSET_PAIRS_PATH
         return parse_asset_pairs(await fetch_json(url, self.options.reference_timeout_s))
 
-    async def list_symbols(self, requested: Sequence[str]) -> list[str]:
+    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
         listed = await self._asset_pairs()
         if "*" in requested:
             pairs = [pair for pair in listed.values() if pair.status == "online"]
         else:
-            pairs = resolve_pairs(requested, listed)
+            pairs = resolve_pairs(requested, listed, strict)
+            if not strict:
+                pairs = [pair for pair in pairs if pair.status == "online"]
         natives = [pair.native(self.protocol) for pair in pairs]
         return owned(natives, self.options.shard)
 

@@ -73,9 +73,11 @@ def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
     return pairs
 
 
-def resolve_pairs(requested: Iterable[str], listed: Mapping[str, KrakenPair]) -> list[KrakenPair]:
+def resolve_pairs(
+    requested: Iterable[str], listed: Mapping[str, KrakenPair], strict: bool = True
+) -> list[KrakenPair]:
     """The listed pairs for the requested names, in order; the first unknown name raises
-    :class:`~k2.errors.UnknownSymbolError` naming it."""
+    :class:`~k2.errors.UnknownSymbolError` naming it (without ``strict``, it is left out)."""
     index: dict[str, KrakenPair] = {}
     for pair in listed.values():
         for name in (pair.wsname, pair.v2_name, pair.altname, pair.wsname.replace("/", "")):
@@ -83,9 +85,10 @@ def resolve_pairs(requested: Iterable[str], listed: Mapping[str, KrakenPair]) ->
     resolved: list[KrakenPair] = []
     for name in requested:
         found = index.get(name.strip().upper())
-        if found is None:
+        if found is None and strict:
             raise UnknownSymbolError(
                 f"kraken does not list the symbol {name!r} (not in its AssetPairs)"
             )
-        resolved.append(found)
+        if found is not None:
+            resolved.append(found)
     return resolved
