@@ -141,6 +141,12 @@ class LakeSettings(_Section):
     warehouse: str | None = Field(
         None, description="Warehouse location (folder or s3://...); default: state folder."
     )
+    namespace_prefix: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]*$",
+        description="Prepended to the bronze, silver and gold namespace names (e.g. 'staging_'), "
+        "to share a catalog.",
+    )
 
 
 class IngestSettings(_Section):

@@ -34,10 +34,10 @@ def job_stream(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
     where it stopped (from its checkpoint, or from the offsets in the tables if the checkpoint
     is gone). Prometheus metrics on K2_STREAM__METRICS_PORT.
     """
-    from k2.jobs.bronze import run_bronze  # noqa: PLC0415
+    from k2.jobs.stream import run_stream  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    run_bronze(settings, list(exchanges) or None, stop_on_signals())
+    run_stream(settings, list(exchanges) or None, stop_on_signals())
 
 
 @job.command("bronze", hidden=True)
