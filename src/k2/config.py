@@ -292,7 +292,7 @@ class GoldSettings(_Section):
     """Gold: ``gold.trades`` (one row per trade) and the OHLCV bars computed from it."""
 
     rollup_interval_s: float = Field(
-        30.0,
+        60.0,
         gt=0,
         description="How often bars above 1 minute (5m ... 1d) are brought up to date from the "
         "1-minute bars, which follow every micro-batch. Each rollup is one commit per interval.",

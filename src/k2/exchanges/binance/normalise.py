@@ -227,6 +227,6 @@ SILVER_SQL: Mapping[str, str] = {
     "trade_id": f"CAST(CASE WHEN {_AGGREGATE} THEN agg_trade_id ELSE trade_id END AS STRING)",
     "needs_trade_id": "true",
     "message_id": f"concat('{EXCHANGE}:', exchange_symbol, ':', "
-    f"CASE WHEN {_AGGREGATE} THEN concat('agg-', agg_trade_id) ELSE trade_id END)",
+    f"CASE WHEN {_AGGREGATE} THEN concat('agg-', agg_trade_id) ELSE CAST(trade_id AS STRING) END)",
     "complete": "true",
 }

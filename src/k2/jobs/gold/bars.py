@@ -10,8 +10,9 @@ exists only for an interval that had trades.
 Open and close are the first and last trades of the bar by ``exchange_ts``, then trade id
 (numerically where the id is a number), then ``message_id``: never by arrival order.
 ``quote_volume`` is the exact sum of the trades' exact ``price × quantity``; ``vwap`` is
-``quote_volume / volume`` rounded half-even to 18 decimals (computed in Python's decimal, since
-Spark cannot divide two decimal(38,18) values without losing digits).
+``quote_volume / volume`` rounded half-even to 18 decimals, computed on the driver in Python's
+decimal for the few bars that changed (Spark cannot divide two decimal(38,18) values without
+losing digits).
 
 The larger bars (5m ... 1d) are rolled up from the 1-minute bars every
 ``GoldSettings.rollup_interval_s`` (and when the job stops): a 1-minute bar revised since a
@@ -29,10 +30,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 import structlog
-from pyspark import StorageLevel
 from pyspark.sql import Column
 from pyspark.sql import functions as sf
-from pyspark.sql.types import DecimalType
 
 from k2.domain import BAR_INTERVALS
 from k2.jobs.commit import with_commit_retries
@@ -43,7 +42,8 @@ log = structlog.get_logger(__name__)
 
 KEYS = ("exchange", "symbol", "bar_start")
 BAR_COLUMNS = tuple(gold_bars("1m").column_names())
-_VALUES = tuple(c for c in BAR_COLUMNS if c not in (*KEYS, "updated_at"))
+# What a bar is made of; bar_end follows from bar_start and vwap from the volumes.
+_AGGREGATES = tuple(c for c in BAR_COLUMNS if c not in (*KEYS, "bar_end", "vwap", "updated_at"))
 _MINUTE = "1m"
 _DIVISION = Context(prec=120)
 _EIGHTEEN = Decimal(1).scaleb(-18)
@@ -57,29 +57,15 @@ def exact_vwap(quote_volume: Decimal | None, volume: Decimal | None) -> Decimal 
     return _DIVISION.divide(quote_volume, volume).quantize(_EIGHTEEN, rounding=ROUND_HALF_EVEN)
 
 
-def _vwap(quote_volume: Column, volume: Column) -> Column:
-    udf = sf.udf(exact_vwap, DecimalType(38, 18))
-    return udf(quote_volume, volume)
-
-
 def _start(column: str, seconds: int) -> Column:
     """The start of the ``seconds``-long bar holding ``column`` (UTC)."""
     micros = sf.unix_micros(sf.col(column))
     return sf.timestamp_micros(micros - sf.pmod(micros, sf.lit(seconds * 1_000_000)))
 
 
-def _with_derived(frame: Any, seconds: int) -> Any:
-    """Bars of ``frame`` with their end, VWAP and write time."""
-    return frame.select(
-        *KEYS,
-        sf.timestamp_micros(sf.unix_micros("bar_start") + seconds * 1_000_000).alias("bar_end"),
-        *(c for c in _VALUES if c not in ("bar_end", "vwap")),
-        _vwap(sf.col("quote_volume"), sf.col("volume")).alias("vwap"),
-    ).select(*BAR_COLUMNS[:-1], sf.current_timestamp().alias("updated_at"))
-
-
 def bars_from_trades(trades: Any, seconds: int) -> Any:
-    """``seconds``-long bars of Gold rows ``trades``."""
+    """``seconds``-long bars of Gold rows ``trades`` (keys and aggregates; see :func:`_store`
+    for the end, VWAP and write time)."""
     trade_number = sf.when(
         sf.col("trade_id").rlike(_NUMERIC_ID), sf.col("trade_id").cast("decimal(38,0)")
     )
@@ -106,7 +92,7 @@ def bars_from_trades(trades: Any, seconds: int) -> Any:
             sf.max_by("trade_id", order).alias("last_trade_id"),
         )
     )
-    return _with_derived(bars, seconds)
+    return bars
 
 
 def bars_from_bars(bars: Any, seconds: int) -> Any:
@@ -129,7 +115,7 @@ def bars_from_bars(bars: Any, seconds: int) -> Any:
             sf.max_by("last_trade_id", "part_start").alias("last_trade_id"),
         )
     )
-    return _with_derived(larger, seconds)
+    return larger
 
 
 @dataclass(frozen=True)
@@ -229,20 +215,34 @@ class BarTables:
         return frame.select("exchange", "symbol", sf.timestamp_micros("start").alias("bar_start"))
 
     def _store(self, interval: str, bars: Any, keys: Sequence[Key], span: int) -> BarChanges:
-        """Write the bars of ``bars`` that are new or differ from the stored ones (one MERGE,
-        only when something changed)."""
+        """Write the bars of ``bars`` that are new or differ from the stored ones: one MERGE,
+        only when something changed.
+
+        The changed bars are few (those of the minutes a batch touched), so they come to the
+        driver, where each gets its exact VWAP, and go back as the MERGE's source.
+        """
         identifier = self.tables[interval]
         stored = self._spark.table(f"k2.{identifier}").where(
             in_ranges("bar_start", (k[2] for k in keys), span)
         )
-        changed = _changed(bars, stored).persist(StorageLevel.MEMORY_AND_DISK)
+        changed = _changed(bars, stored).collect()
+        if not changed:
+            return BarChanges(interval)
+        source = (
+            self._spark.createDataFrame([_with_vwap(row) for row in changed], _CHANGED_SCHEMA)
+            .select(
+                "exchange",
+                "symbol",
+                sf.timestamp_micros("start_us").alias("bar_start"),
+                sf.timestamp_micros(sf.col("start_us") + span).alias("bar_end"),
+                *(c for c in BAR_COLUMNS if c in _AGGREGATES or c == "vwap"),
+                sf.current_timestamp().alias("updated_at"),
+            )
+            .select(*BAR_COLUMNS)
+        )
         view = f"k2_bars_{uuid.uuid4().hex}"
+        source.createOrReplaceTempView(view)
         try:
-            tally = changed.groupBy("change").agg(sf.count(sf.lit(1)).alias("n")).collect()
-            counts = {row.change: int(row.n) for row in tally}
-            if not counts:
-                return BarChanges(interval)
-            changed.drop("change").createOrReplaceTempView(view)
             keys_match = " AND ".join(f"t.{key} = s.{key}" for key in KEYS)
             in_span = ranges_sql("t.bar_start", (k[2] for k in keys), span)
             statement = (
@@ -250,22 +250,50 @@ class BarTables:
                 "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
             )
             with_commit_retries(identifier, lambda: self._spark.sql(statement))
-            return BarChanges(interval, counts.get("new", 0), counts.get("revised", 0))
         finally:
             self._spark.catalog.dropTempView(view)
-            changed.unpersist()
+        new = sum(1 for row in changed if row.change == "new")
+        return BarChanges(interval, new, len(changed) - new)
+
+
+_TYPES = {column.name: column.sql_type for column in gold_bars(_MINUTE).columns}
+_CHANGED_SCHEMA = ", ".join(
+    [
+        "exchange string, symbol string, start_us bigint",
+        *(f"{name} {_TYPES[name]}" for name in (*_AGGREGATES, "vwap")),
+    ]
+)
+
+
+def _with_vwap(row: Any) -> tuple[Any, ...]:
+    values = [getattr(row, c) for c in _AGGREGATES]
+    return (
+        row.exchange,
+        row.symbol,
+        row.start_us,
+        *values,
+        exact_vwap(row.quote_volume, row.volume),
+    )
 
 
 def _changed(bars: Any, stored: Any) -> Any:
-    """``bars`` that are not stored yet (``change`` new) or whose values differ (revised)."""
-    old = stored.select(*KEYS, *(sf.col(c).alias(f"old_{c}") for c in _VALUES))
+    """``bars`` not stored yet (``change`` new) or whose aggregates differ (revised), with their
+    start as µs (times cross into Python as integers: PySpark would shift a timestamp into the
+    Python process's own time zone)."""
+    old = stored.select(*KEYS, *(sf.col(c).alias(f"old_{c}") for c in _AGGREGATES))
     joined = bars.join(old, list(KEYS), "left")
     same = sf.lit(True)
-    for name in _VALUES:
+    for name in _AGGREGATES:
         same = same & sf.col(name).eqNullSafe(sf.col(f"old_{name}"))
     change = sf.when(sf.col("old_open").isNull(), sf.lit("new")).when(~same, sf.lit("revised"))
     return (
         joined.withColumn("change", change)
         .where(sf.col("change").isNotNull())
-        .select(*BAR_COLUMNS, "change")
+        .select(
+            "exchange",
+            "symbol",
+            sf.unix_micros("bar_start").alias("start_us"),
+            *_AGGREGATES,
+            "change",
+        )
     )

@@ -4,11 +4,11 @@ A micro-batch's valid trades are first made unique by ``message_id`` (a reconnec
 overlapping backfill can bring one trade twice in one batch; the copy kept is the one earliest in
 Kafka, so a rebuild from Bronze keeps the same one), then anti-joined with the trades Gold already
 holds, and only the new ones are appended. The copies of one trade share its ``exchange_ts`` (it
-is part of what the exchange sent), so the lookup reads only the hour partitions the batch's
-trades fall in, and a duplicate arriving hours or days later is still found: no time window lets
-it through, and no batch scans the whole table. The hour next to a trade's is read too when the
-trade is in the first or last minute of its hour, for a copy whose time a venue's REST history
-rounds differently.
+is part of what the exchange sent), so the lookup reads only the minutes the batch's trades fall
+in (a second either side, for a copy whose time a venue's REST history rounds differently): the
+hour partitions holding them, and in those only the files whose ``exchange_ts`` bounds overlap.
+A duplicate arriving hours or days later is still found (no time window lets it through), and
+no batch scans the whole table.
 
 One writer is enough, and is what makes the anti-join exact: only the streaming job (or a rebuild
 while it is stopped, which refuses to run beside it) appends to ``gold.trades``, one micro-batch
@@ -32,8 +32,7 @@ from k2.jobs.silver.normalise import SILVER, valid
 from k2.lake.tables import ensure_table, gold_trades
 
 MINUTE_US = 60_000_000
-HOUR_US = 3_600_000_000
-_EDGE_US = 1_000_000
+_EDGE_US = 1_000_000  # a copy whose time a venue's REST history rounds differently
 _ORIGIN = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 
@@ -64,26 +63,13 @@ def minutes_of(trades: Any) -> list[tuple[str, str, int]]:
     return [(row.exchange, row.symbol, int(row.minute)) for row in rows]
 
 
-def hours_of(minutes: Iterable[int]) -> list[int]:
-    """The hour partitions (µs) that may hold copies of trades in ``minutes`` (µs)."""
-    hours: set[int] = set()
-    for minute in minutes:
-        hour = minute - minute % HOUR_US
-        hours.add(hour)
-        if minute - hour < _EDGE_US:
-            hours.add(hour - HOUR_US)
-        if hour + HOUR_US - minute <= MINUTE_US:
-            hours.add(hour + HOUR_US)
-    return sorted(hours)
-
-
 def spans(starts: Iterable[int], length_us: int) -> list[tuple[int, int]]:
-    """The spans ``[start, start + length_us)`` (µs), adjoining ones merged: a run of minutes
-    or hours becomes one range."""
+    """The spans ``[start, start + length_us)`` (µs), adjoining or overlapping ones merged: a
+    run of minutes becomes one range."""
     ranges: list[list[int]] = []
     for start in sorted(set(starts)):
-        if ranges and ranges[-1][1] == start:
-            ranges[-1][1] = start + length_us
+        if ranges and ranges[-1][1] >= start:
+            ranges[-1][1] = max(ranges[-1][1], start + length_us)
         else:
             ranges.append([start, start + length_us])
     return [(first, end) for first, end in ranges]
@@ -125,12 +111,12 @@ class GoldTrades:
     def insert(self, trades: Any, minutes: Iterable[int]) -> GoldResult:
         """Insert the valid ones of ``trades`` (unified, with reasons) that Gold lacks;
         ``minutes`` are the minutes (µs) their ``exchange_ts`` fall in."""
-        hours = hours_of(minutes)
+        starts = [minute - _EDGE_US for minute in minutes]
         result = GoldResult()
-        if not hours:
+        if not starts:
             return result
         table = self._spark.table(f"k2.{self.identifier}")
-        held = table.where(in_ranges("exchange_ts", hours, HOUR_US))
+        held = table.where(in_ranges("exchange_ts", starts, MINUTE_US + 2 * _EDGE_US))
         candidates = valid(trades)
         counts = {e: sf.count_if(sf.col("exchange") == e) for e in self._exchanges}
         newest = {
