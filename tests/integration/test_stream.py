@@ -136,3 +136,99 @@ def _micros(moment: Any) -> int:
     naive = moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
     delta = naive - datetime(1970, 1, 1)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _bar(spark: Any, lane: Any, interval: str, symbol: str) -> dict[str, Any] | None:
+    """The one bar of ``symbol`` in the interval's table, or None."""
+    table = lane.table(f"gold.ohlcv_{interval}")
+    found = [r for r in rows(spark, table) if r["symbol"] == symbol]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def _counted(spark: Any, lane: Any, interval: str, trades: int) -> bool:
+    bar = _bar(spark, lane, interval, "BTC/USD")
+    return bar is not None and bar["trade_count"] == trades
+
+
+def test_a_late_duplicate_is_still_one_row_and_a_late_trade_revises_every_bar(
+    spark: Any, settings: Settings, stack: Any, tmp_path: Path
+) -> None:
+    lane = make_lane(settings, tmp_path, "late", exchanges=("kraken",))
+    producer = RawProducer(lane)
+    minute = T0 + 3_600_000_000  # 01:00:00
+    # Two trades share a time: ids 9 and 10 (numerically 9 first, though "10" < "9" as text).
+    first = [
+        kraken_v2("BTC/USD", 9, "100.5", "1", minute + 20_000_000, side="buy"),
+        kraken_v2("BTC/USD", 10, "101.5", "2", minute + 20_000_000, side="sell"),
+        kraken_v2("BTC/USD", 11, "99.5", "3", minute + 30_000_000, side="buy"),
+    ]
+    producer.send([to_record(t) for t in reversed(first)], "kraken")  # arrival order reversed
+    gold = lane.table("gold.trades")
+    with contextlib.contextmanager(running)(spark, lane):
+        wait_until(lambda: _counted(spark, lane, "1d", 3), "the first bars, rolled up")
+        bar = _bar(spark, lane, "1m", "BTC/USD")
+        assert bar is not None
+        assert (bar["open"], bar["close"]) == (Decimal("100.5"), Decimal("99.5"))
+        assert (bar["first_trade_id"], bar["last_trade_id"]) == ("9", "11")
+        hour_before = _bar(spark, lane, "1h", "BTC/USD")
+        assert hour_before is not None
+
+        # Three hours later: a backfill re-sends trade 10 and brings an earlier one, id 8.
+        later = 3 * 3_600_000_000
+        again = kraken_v2("BTC/USD", 10, "101.5", "2", minute + 20_000_000, minute + later, "sell")
+        early = kraken_v2("BTC/USD", 8, "98.5", "4", minute + 5_000_000, minute + later, "sell")
+        producer.send([to_record(again), to_record(early)], "kraken")
+        wait_until(lambda: _counted(spark, lane, "1d", 4), "the late trade, rolled up")
+
+    ids = [r["message_id"] for r in rows(spark, gold)]
+    assert sorted(ids) == [f"kraken:BTC/USD:{i}" for i in (10, 11, 8, 9)]
+    for interval in BAR_INTERVALS:
+        bar = _bar(spark, lane, interval, "BTC/USD")
+        assert bar is not None, interval
+        assert bar["open"] == Decimal("98.5"), interval  # the late trade opens the bar
+        assert bar["close"] == Decimal("99.5"), interval
+        assert (bar["first_trade_id"], bar["last_trade_id"]) == ("8", "11"), interval
+        assert bar["trade_count"] == 4 and bar["volume"] == Decimal(10), interval
+        assert bar["sell_volume"] == Decimal(6) and bar["buy_volume"] == Decimal(4), interval
+        expected_quote = Decimal("100.5") + Decimal("203") + Decimal("298.5") + Decimal("394")
+        assert bar["quote_volume"] == expected_quote, interval
+        assert bar["vwap"] == Decimal("99.6") and bar["low"] == Decimal("98.5"), interval
+    revised = _bar(spark, lane, "1h", "BTC/USD")
+    assert revised is not None and revised["updated_at"] > hour_before["updated_at"]
+
+
+def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
+    spark: Any, settings: Settings, stack: Any, tmp_path: Path
+) -> None:
+    lane = make_lane(settings, tmp_path, "readers", exchanges=("binance",))
+    RawProducer(lane).send([to_record(_binance(i)) for i in range(40)], "binance")
+    gold = lane.table("gold.trades")
+    with contextlib.contextmanager(running)(spark, lane):
+        wait_until(lambda: count(spark, gold) >= 40, "Gold")
+    from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, open_catalog
+
+    catalog = open_catalog(lane.settings)
+    for table, key in (("gold.trades", "message_id"), ("gold.ohlcv_1m", "bar_start")):
+        identifier = f"{lane.settings.lake.namespace_prefix}{table}"
+        columns = ["price", "quantity", "quote_quantity"] if key == "message_id" else [
+            "open", "high", "low", "close", "volume", "quote_volume", "vwap"
+        ]  # fmt: skip
+        through_spark = sorted(
+            tuple(_text(r[c]) for c in (key, *columns)) for r in rows(spark, lane.table(table))
+        )
+        arrow = catalog.load_table(identifier).scan().to_arrow().to_pylist()
+        through_pyiceberg = sorted(tuple(_text(r[c]) for c in (key, *columns)) for r in arrow)
+        con = duckdb_connect(lane.settings)
+        scan = duckdb_scan_sql(lane.settings, identifier)
+        fetched = con.execute(f"SELECT {key}, {', '.join(columns)} FROM {scan}").fetchall()
+        through_duckdb = sorted(tuple(_text(v) for v in r) for r in fetched)
+        assert through_spark == through_pyiceberg == through_duckdb, table
+        assert all("e" not in value.lower() for row in through_duckdb for value in row[1:])
+
+
+def _text(value: Any) -> str:
+    """A value as text, times as µs since the epoch (readers differ only in time zone display)."""
+    from datetime import datetime
+
+    return str(_micros(value)) if isinstance(value, datetime) else str(value)
