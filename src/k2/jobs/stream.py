@@ -34,6 +34,7 @@ from k2.jobs.gold.bars import BarTables
 from k2.jobs.gold.gaps import GoldGaps
 from k2.jobs.gold.trades import GoldTrades
 from k2.jobs.layout import Layout, layout
+from k2.jobs.lock import writer_lock
 from k2.jobs.offsets import (
     TableProgress,
     checkpoint_has_offsets,
@@ -215,9 +216,10 @@ def run_stream(
 
     supervisor: Supervisor | None = None
     try:
-        supervisor = Supervisor(QUERY_NAME, start, listener.metrics.query_restarts.inc)
-        while not stop.wait(1.0):
-            supervisor.check()
+        with writer_lock(plan, "k2 job stream"):
+            supervisor = Supervisor(QUERY_NAME, start, listener.metrics.query_restarts.inc)
+            while not stop.wait(1.0):
+                supervisor.check()
     finally:
         if supervisor is not None:
             supervisor.stop(settings.stream.trigger_interval_s + 60)

@@ -158,7 +158,7 @@ class BarTables:
         wanted = self._keys_frame(keys)
         located = trades.withColumn("bar_start", _start("exchange_ts", seconds))
         chosen = located.join(sf.broadcast(wanted), list(KEYS), "left_semi").drop("bar_start")
-        return self._store(_MINUTE, bars_from_trades(chosen, seconds), keys, span)
+        return self.store(_MINUTE, bars_from_trades(chosen, seconds), keys, span)
 
     def rollup(self) -> list[BarChanges]:
         """Bring every larger interval up to date with the 1-minute bars revised since its last
@@ -196,7 +196,7 @@ class BarTables:
                 sf.broadcast(wanted), ["exchange", "symbol", "bucket"], "left_semi"
             ).drop("bucket")
             changes.append(
-                self._store(interval, bars_from_bars(chosen, BAR_INTERVALS[interval]), keys, span)
+                self.store(interval, bars_from_bars(chosen, BAR_INTERVALS[interval]), keys, span)
             )
             self._rolled_up_us[interval] = max(r.at for r in fresh)
         return changes
@@ -214,7 +214,7 @@ class BarTables:
         frame = self._spark.createDataFrame(rows, "exchange string, symbol string, start bigint")
         return frame.select("exchange", "symbol", sf.timestamp_micros("start").alias("bar_start"))
 
-    def _store(self, interval: str, bars: Any, keys: Sequence[Key], span: int) -> BarChanges:
+    def store(self, interval: str, bars: Any, keys: Sequence[Key], span: int) -> BarChanges:
         """Write the bars of ``bars`` that are new or differ from the stored ones: one MERGE,
         only when something changed.
 

@@ -28,7 +28,7 @@ from k2.jobs.offsets import Positions
 from k2.jobs.silver.normalise import REASONS, SILVER, unified
 from k2.lake.tables import ensure_table, silver_quarantine, silver_trades
 
-_QUARANTINE_COLUMNS = (
+QUARANTINE_COLUMNS = (
     "exchange",
     "protocol",
     "reasons",
@@ -139,7 +139,7 @@ class SilverStep:
             trades.where(sf.size("reasons") > 0),
             batch_last,
             counts=counts,
-            columns=[*_QUARANTINE_COLUMNS, sf.current_timestamp().alias("quarantined_at")],
+            columns=[*QUARANTINE_COLUMNS, sf.current_timestamp().alias("quarantined_at")],
             files=1,
         )
         found: Counter[tuple[str, str]] = Counter()
