@@ -20,6 +20,7 @@ from k2.config import (
 )
 from k2.errors import LakeError
 from k2.jobs.bronze.decode import DECODED_FLAG, flagged_reader
+from k2.jobs.bronze.schemas import SchemaResolver
 from k2.jobs.listener import offset_lag
 from k2.jobs.offsets import (
     MARKER,
@@ -32,7 +33,6 @@ from k2.jobs.offsets import (
     parse_marker,
     starting_offsets,
 )
-from k2.jobs.bronze.schemas import SchemaResolver
 from k2.jobs.session import write_submit_properties
 from k2.jobs.stream import kafka_source_options
 from k2.lake.maintenance import step_sql
