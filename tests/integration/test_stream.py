@@ -288,3 +288,59 @@ def test_a_rebuild_from_bronze_gives_the_streamed_rows(
     rebuild(spark, lane.settings, "gold", ["kraken"], hour)
     rebuild(spark, lane.settings, "bars", ["kraken"], hour)
     assert _contents(spark, lane) == streamed
+
+
+def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
+    spark: Any, settings: Settings, stack: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    from k2.config import MaintenanceSettings
+    from k2.jobs.maintain import maintain
+    from k2.lake.maintenance import maintained_tables
+
+    lane = make_lane(settings, tmp_path, "maintain", exchanges=("kraken",))
+    producer = RawProducer(lane)
+    gold = lane.table("gold.trades")
+    done = threading.Event()
+
+    def trickle() -> None:  # trades keep revising the same bars while maintenance runs
+        for i in range(400, 700, 20):
+            producer.send([to_record(_kraken(j)) for j in range(i, i + 20)], "kraken")
+            if done.wait(0.3):
+                return
+
+    with contextlib.contextmanager(running)(spark, lane):
+        for start in range(0, 200, 50):  # four micro-batches of small files first
+            producer.send([to_record(_kraken(j)) for j in range(start, start + 50)], "kraken")
+            wait_until(lambda n=start + 50: count(spark, gold) >= n, "a batch in Gold")
+        writer = threading.Thread(target=trickle)
+        writer.start()
+        config = MaintenanceSettings(snapshot_retention_hours=0, retain_last=1, min_input_files=2)
+        tables = maintained_tables(lane.settings)
+        assert any(t.endswith("ohlcv_1m") for t in tables) and len(tables) >= 14
+        reports = maintain(spark, lane.settings.model_copy(update={"maintenance": config}), tables)
+        done.set()
+        writer.join()
+        wait_until(lambda: count(spark, gold) >= 500, "the trickled trades")
+
+    by_table = {r.table: r for r in reports}
+    assert by_table[f"{lane.settings.lake.namespace_prefix}gold.trades"].files_after >= 1
+    trades = rows(spark, gold)
+    ids = [r["message_id"] for r in trades]
+    assert len(ids) == len(set(ids)) == 500
+    bars = expected_bars(
+        (
+            (r["exchange"], r["symbol"], _micros(r["exchange_ts"]), r["trade_id"], r["price"],
+             r["quantity"], r["side"])
+            for r in trades
+        ),
+        BAR_INTERVALS["1m"],
+    )  # fmt: skip
+    stored = {
+        (r["exchange"], r["symbol"], _micros(r["bar_start"])): r
+        for r in rows(spark, lane.table("gold.ohlcv_1m"))
+    }
+    assert set(stored) == set(bars)
+    for key, bar in bars.items():
+        assert {name: stored[key][name] for name in bar.__dataclass_fields__} == bar.__dict__
