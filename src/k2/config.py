@@ -141,6 +141,12 @@ class LakeSettings(_Section):
     warehouse: str | None = Field(
         None, description="Warehouse location (folder or s3://...); default: state folder."
     )
+    namespace_prefix: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]*$",
+        description="Prepended to the bronze, silver and gold namespace names (e.g. 'staging_'), "
+        "to share a catalog.",
+    )
 
 
 class IngestSettings(_Section):
@@ -286,7 +292,7 @@ class GoldSettings(_Section):
     """Gold: ``gold.trades`` (one row per trade) and the OHLCV bars computed from it."""
 
     rollup_interval_s: float = Field(
-        30.0,
+        60.0,
         gt=0,
         description="How often bars above 1 minute (5m ... 1d) are brought up to date from the "
         "1-minute bars, which follow every micro-batch. Each rollup is one commit per interval.",

@@ -48,6 +48,10 @@ class LakeError(K2Error):
     """Raised when the Iceberg catalog or a table cannot be opened or changed."""
 
 
+class WriterBusyError(LakeError):
+    """Raised when another job is writing the tables a job would write (one writer per table)."""
+
+
 class ExchangeError(K2Error):
     """Raised when an exchange feed cannot be used (unknown symbol, rejected subscription, ...)."""
 

@@ -159,8 +159,8 @@ class KafkaBroker:
             f"{self.lib}/*",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: a random id may start with "-", which would read as an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
         ]

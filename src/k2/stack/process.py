@@ -36,6 +36,7 @@ class ManagedProcess:
         self.state_dir = state_dir
         self.pid_file = state_dir / f"{name}.pid"
         self.log_file = state_dir / f"{name}.log"
+        self._started: subprocess.Popen[bytes] | None = None
 
     @property
     def marker(self) -> str:
@@ -73,13 +74,14 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        self._started = proc
         return proc.pid
 
     def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str) -> None:
         """Poll ``ready`` until true; fail with the log if the process dies or time runs out."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.info() is None:
+            if not self._running():
                 raise StackError(
                     f"{self.name} exited during start-up: {self.last_error_line()}; "
                     f"full log: {self.log_file}"
@@ -90,6 +92,13 @@ class ManagedProcess:
         raise StackError(
             f"{self.name} did not become {what} within {timeout_s:.0f}s; see {self.log_file}"
         )
+
+    def _running(self) -> bool:
+        """Whether the process is alive: for one this object started, its own handle says (its
+        command line can be unreadable for a moment while it starts); else its pid file."""
+        if self._started is not None:
+            return self._started.poll() is None
+        return self.info() is not None
 
     def stop(self, timeout_s: float) -> bool:
         """SIGTERM, a bounded wait, then SIGKILL. True if a process was stopped."""
