@@ -7,7 +7,7 @@ import pytest
 from k2.jobs import commit
 
 
-class _Conflict(Exception):
+class _ConflictError(Exception):
     """Stands for Spark wrapping Iceberg's ValidationException (a lost race)."""
 
     def __str__(self) -> str:
@@ -22,7 +22,7 @@ def test_a_lost_race_is_retried_until_the_commit_lands(monkeypatch: pytest.Monke
     def write() -> str:
         attempts.append(1)
         if len(attempts) < 3:
-            raise _Conflict
+            raise _ConflictError
         return "committed"
 
     assert commit.with_commit_retries("gold.ohlcv_1m", write) == "committed"
@@ -36,7 +36,7 @@ def test_a_failed_commit_that_landed_is_not_repeated(monkeypatch: pytest.MonkeyP
 
     def write() -> str:
         attempts.append(1)
-        raise _Conflict
+        raise _ConflictError
 
     assert commit.with_commit_retries("silver.x", write, landed=lambda: True) is None
     assert len(attempts) == 1
@@ -60,7 +60,7 @@ def test_a_race_lost_every_time_gives_up(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(commit.time, "sleep", lambda _: None)
 
     def write() -> str:
-        raise _Conflict
+        raise _ConflictError
 
-    with pytest.raises(_Conflict):
+    with pytest.raises(_ConflictError):
         commit.with_commit_retries("gold.trades", write)
