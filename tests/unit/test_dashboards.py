@@ -33,7 +33,7 @@ def test_panels_are_laid_out_on_the_grid_and_read_the_provisioned_source() -> No
         assert len(ids) == len(set(ids)), name
         for panel in board["panels"]:
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel
             assert panel["datasource"]["uid"] == DATASOURCE_UID
             refs = [target["refId"] for target in panel["targets"]]
             assert refs and len(refs) == len(set(refs)), panel["title"]
