@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from k2.cli import config_cmd, deploy, ingest, jobs, lake, run, simulate, stack, topics
+from k2.cli import (
+    config_cmd,
+    deploy,
+    ingest,
+    jobs,
+    lake,
+    run,
+    simulate,
+    stack,
+    status,
+    topics,
+)
 from k2.cli.context import K2Group
 from k2.version import git_sha, k2_version
 
@@ -45,5 +56,6 @@ for _command in (
     ingest.ingest,
     run.run_command,
     deploy.deploy,
+    status.status,
 ):
     main.add_command(_command)

@@ -129,9 +129,8 @@ class _Figures:
     rates: dict[str, Rate] = field(default_factory=dict)
 
     def update(self, parts: Sequence[RunningPart]) -> None:
-        for part in parts:
+        for part in parts:  # a part that exited keeps its last figures on the screen
             if part.metrics_url is None or part.exit_code() is not None:
-                self.scrapes.pop(part.name, None)
                 continue
             found = scrape(part.metrics_url, timeout_s=1.0)
             if found is not None:

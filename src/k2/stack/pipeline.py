@@ -220,9 +220,13 @@ def run_pipeline(
     logs = logs_dir(settings)
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
-    started_services = [name for name, now in stack.up() if now]
-    for name, reason in stack.skipped:
-        console.echo(f"{name}: not started ({reason})")
+    services = stack.up()
+    started_services = [name for name, now in services if now]
+    console.echo(
+        "stack: "
+        + ", ".join(f"{name} {'started' if now else 'already running'}" for name, now in services)
+        + "".join(f", {name} not started ({reason})" for name, reason in stack.skipped)
+    )
     parts: list[Part] = []
     failed: Part | None = None
     try:
@@ -250,11 +254,19 @@ def run_pipeline(
         if started_services:
             stack.stop_services(started_services)
         clear_run(settings.stack.state_dir, os.getpid())
+        console.echo(_goodbye(parts, started_services))
     if failed is not None:
         raise K2Error(
             f"the {failed.name} stopped on its own (exit {failed.process.returncode}), so the "
             f"pipeline was stopped; its log: {failed.log}"
         )
+
+
+def _goodbye(parts: Sequence[Part], services: list[str]) -> str:
+    """The last line of a run: how each part exited, and which services were stopped."""
+    exits = ", ".join(f"{p.name} (exit {p.process.returncode})" for p in parts)
+    left = f"; stopped the services it started: {', '.join(services)}" if services else ""
+    return f"K2 stopped: {exits or 'no part started'}{left}"
 
 
 def _stages(parts: Sequence[Part]) -> list[list[Part]]:
