@@ -144,3 +144,23 @@ def status_renderable(status: Any) -> Any:
     )
     blocks += [Text(f"could not read {what}", style="yellow") for what in status.unreadable]
     return Group(*blocks)
+
+
+_MARKS = {"ok": "✓", "failed": "✗", "not reached": "–"}
+
+
+def doctor_line(check: Any) -> list[str]:
+    """One stage of ``k2 doctor`` as a checklist line (and its cause and fix when broken)."""
+    mark = _MARKS[check.state]
+    if check.state == "ok":
+        return [f"{mark} {check.title:<50} {check.detail} ({check.seconds:.1f}s)"]
+    if check.state == "not reached":
+        return [f"{mark} {check.title:<50} not reached"]
+    return [f"{mark} {check.title}", f"    cause: {check.cause}", f"    fix:   {check.fix}"]
+
+
+def doctor_verdict(report: Any) -> str:
+    broken = report.broken
+    if broken is None:
+        return f"healthy: every stage passed in {report.seconds:.1f}s"
+    return f"broken at stage {broken.stage!r}: {broken.title} (checked in {report.seconds:.1f}s)"

@@ -7,6 +7,7 @@ import click
 from k2.cli import (
     config_cmd,
     deploy,
+    doctor,
     ingest,
     jobs,
     lake,
@@ -57,5 +58,6 @@ for _command in (
     run.run_command,
     deploy.deploy,
     status.status,
+    doctor.doctor,
 ):
     main.add_command(_command)
