@@ -99,8 +99,9 @@ def test_doctor_stops_at_the_first_broken_stage() -> None:
         "    cause: the broker does not answer",
         "    fix:   start it",
     ]
-    assert doctor_line(report.checks[2])[0].startswith("– c") and "not reached" in (
-        doctor_line(report.checks[2])[0]
+    assert (
+        doctor_line(report.checks[2])[0].startswith("– c")
+        and "not reached" in (doctor_line(report.checks[2])[0])
     )
 
 
