@@ -48,7 +48,10 @@ def run_command(ctx: click.Context, source: str | None, jvm_logs: bool) -> None:
                     f"K2 · source {chosen} · Ctrl-C stops every part cleanly · logs in {logs}/"
                 )
                 console = Console(summary.echo, summary.watch, summary.close)
-                run_pipeline(settings, chosen, stop, console, jvm_logs)
+                try:
+                    run_pipeline(settings, chosen, stop, console, jvm_logs)
+                finally:
+                    summary.close()  # also when the stack could not come up
             finally:
                 configure_logging(settings.log_level, settings.log_format)
         return

@@ -54,181 +54,182 @@ def _events(counter: str, by: str, window: str = "1h", where: str = "") -> str:
     return f"sum by ({by}) (increase({counter}{where}[{window}])) or vector(0)"
 
 
-def overview_panels() -> list[Panel]:
-    lat = "k2_ingest_delivery_latency_seconds_bucket"
-    return [
-        Panel(
-            "Trades per second by exchange and symbol",
-            (
-                _q(
-                    "sum by (exchange, symbol) (rate(k2_ingest_trades_delivered_total[1m]))",
-                    "{{exchange}} {{symbol}}",
-                ),
-            ),
-            "ops",
-            description="Trades Kafka acknowledged, per second.",
-        ),
-        Panel(
-            "Receive-to-acknowledged latency",
-            (
-                _q(
-                    f"histogram_quantile(0.5, sum by (exchange, le) (rate({lat}[5m])))",
-                    "p50 {{exchange}}",
-                ),
-                _q(
-                    f"histogram_quantile(0.99, sum by (exchange, le) (rate({lat}[5m])))",
-                    "p99 {{exchange}}",
-                ),
-            ),
-            "s",
-            description="From receiving a trade's frame to Kafka acknowledging its record.",
-        ),
-        Panel(
-            "Gaps and unfilled trades (last hour)",
-            (
-                _q(_events("k2_ingest_gaps_total", "exchange"), "gaps {{exchange}}"),
-                _q(
-                    _events("k2_ingest_gap_trades_unfilled_total", "exchange"),
-                    "unfilled trades {{exchange}}",
-                ),
+_LATENCY = "k2_ingest_delivery_latency_seconds_bucket"
+# The overview: the whole pipeline, every exchange.
+OVERVIEW_PANELS = (
+    Panel(
+        "Trades per second by exchange and symbol",
+        (
+            _q(
+                "sum by (exchange, symbol) (rate(k2_ingest_trades_delivered_total[1m]))",
+                "{{exchange}} {{symbol}}",
             ),
         ),
-        Panel(
-            "DLQ and Bronze rejects (last hour)",
-            (
-                _q(_events("k2_ingest_frames_dead_lettered_total", "exchange"), "DLQ {{exchange}}"),
-                _q(_events("k2_bronze_rejects_total", "exchange, kind"), "{{exchange}} {{kind}}"),
+        "ops",
+        description="Trades Kafka acknowledged, per second.",
+    ),
+    Panel(
+        "Receive-to-acknowledged latency",
+        (
+            _q(
+                f"histogram_quantile(0.5, sum by (exchange, le) (rate({_LATENCY}[5m])))",
+                "p50 {{exchange}}",
+            ),
+            _q(
+                f"histogram_quantile(0.99, sum by (exchange, le) (rate({_LATENCY}[5m])))",
+                "p99 {{exchange}}",
             ),
         ),
-        Panel(
-            "Kafka lag of the streaming job",
-            (_q("sum by (topic) (k2_stream_offset_lag)", "{{topic}}"),),
-            description="Records in Kafka the job has not read yet, after its last micro-batch.",
-        ),
-        Panel(
-            "Micro-batch durations",
-            (
-                _q(
-                    "histogram_quantile(0.95, sum by (le) "
-                    "(rate(k2_stream_batch_duration_seconds_bucket[5m])))",
-                    "batch p95",
-                ),
-                _q(
-                    "histogram_quantile(0.95, sum by (step, le) "
-                    "(rate(k2_stream_step_duration_seconds_bucket[5m])))",
-                    "{{step}} p95",
-                ),
+        "s",
+        description="From receiving a trade's frame to Kafka acknowledging its record.",
+    ),
+    Panel(
+        "Gaps and unfilled trades (last hour)",
+        (
+            _q(_events("k2_ingest_gaps_total", "exchange"), "gaps {{exchange}}"),
+            _q(
+                _events("k2_ingest_gap_trades_unfilled_total", "exchange"),
+                "unfilled trades {{exchange}}",
             ),
-            "s",
         ),
-        Panel(
-            "Rows written per layer",
-            (
-                _q("sum(rate(k2_bronze_rows_written_total[1m]))", "bronze"),
-                _q("sum(rate(k2_silver_rows_written_total[1m]))", "silver"),
-                _q("sum(rate(k2_gold_rows_written_total[1m]))", "gold"),
+    ),
+    Panel(
+        "DLQ and Bronze rejects (last hour)",
+        (
+            _q(_events("k2_ingest_frames_dead_lettered_total", "exchange"), "DLQ {{exchange}}"),
+            _q(_events("k2_bronze_rejects_total", "exchange, kind"), "{{exchange}} {{kind}}"),
+        ),
+    ),
+    Panel(
+        "Kafka lag of the streaming job",
+        (_q("sum by (topic) (k2_stream_offset_lag)", "{{topic}}"),),
+        description="Records in Kafka the job has not read yet, after its last micro-batch.",
+    ),
+    Panel(
+        "Micro-batch durations",
+        (
+            _q(
+                "histogram_quantile(0.95, sum by (le) "
+                "(rate(k2_stream_batch_duration_seconds_bucket[5m])))",
+                "batch p95",
             ),
-            "rowsps",
+            _q(
+                "histogram_quantile(0.95, sum by (step, le) "
+                "(rate(k2_stream_step_duration_seconds_bucket[5m])))",
+                "{{step}} p95",
+            ),
         ),
-        Panel(
-            "Gold freshness per exchange",
-            (_q("k2_gold_freshness_seconds", "{{exchange}}"),),
-            "s",
-            description="Age of the newest exchange_ts per exchange in gold.trades.",
+        "s",
+    ),
+    Panel(
+        "Rows written per layer",
+        (
+            _q("sum(rate(k2_bronze_rows_written_total[1m]))", "bronze"),
+            _q("sum(rate(k2_silver_rows_written_total[1m]))", "silver"),
+            _q("sum(rate(k2_gold_rows_written_total[1m]))", "gold"),
         ),
-        Panel(
-            "Quarantined trades by reason (last hour)",
-            (_q(_events("k2_silver_quarantined_total", "reason"), "{{reason}}"),),
-        ),
-        Panel(
-            "Producer queue depth",
-            (_q("k2_ingest_producer_queue_depth", "{{exchange}}"),),
-            description="Records waiting for Kafka's acknowledgement.",
-        ),
-        Panel(
-            "Build per service",
-            (_q("k2_build_info", instant=True),),
-            kind="table",
-            width=_WIDTH,
-            description="Version and git sha each service runs; two shas mean stale code.",
-        ),
-        Panel(
-            "Scrape targets up",
-            (_q('up{job=~"k2-.*"}', "{{component}}"),),
-            width=_WIDTH,
-        ),
-    ]
+        "rowsps",
+    ),
+    Panel(
+        "Gold freshness per exchange",
+        (_q("k2_gold_freshness_seconds", "{{exchange}}"),),
+        "s",
+        description="Age of the newest exchange_ts per exchange in gold.trades.",
+    ),
+    Panel(
+        "Quarantined trades by reason (last hour)",
+        (_q(_events("k2_silver_quarantined_total", "reason"), "{{reason}}"),),
+    ),
+    Panel(
+        "Producer queue depth",
+        (_q("k2_ingest_producer_queue_depth", "{{exchange}}"),),
+        description="Records waiting for Kafka's acknowledgement.",
+    ),
+    Panel(
+        "Build per service",
+        (_q("k2_build_info", instant=True),),
+        kind="table",
+        width=_WIDTH,
+        description="Version and git sha each service runs; two shas mean stale code.",
+    ),
+    Panel(
+        "Scrape targets up",
+        (_q('up{job=~"k2-.*"}', "{{component}}"),),
+        width=_WIDTH,
+    ),
+)
 
-
-def venue_panels() -> list[Panel]:
-    ex = '{exchange="$exchange"}'
-    lat = f"k2_ingest_delivery_latency_seconds_bucket{ex}"
-    return [
-        Panel("Connected", (_q(f"k2_ingest_connected{ex}", "{{instance}}"),)),
-        Panel(
-            "Trades per second by symbol",
-            (
-                _q(
-                    f"sum by (symbol) (rate(k2_ingest_trades_received_total{ex}[1m]))",
-                    "received {{symbol}}",
-                ),
-                _q(
-                    f"sum by (symbol) (rate(k2_ingest_trades_delivered_total{ex}[1m]))",
-                    "delivered {{symbol}}",
-                ),
+_EX = '{exchange="$exchange"}'
+# The drill-down: one exchange, chosen with the dashboard's variable.
+VENUE_PANELS = (
+    Panel("Connected", (_q(f"k2_ingest_connected{_EX}", "{{instance}}"),)),
+    Panel(
+        "Trades per second by symbol",
+        (
+            _q(
+                f"sum by (symbol) (rate(k2_ingest_trades_received_total{_EX}[1m]))",
+                "received {{symbol}}",
             ),
-            "ops",
-        ),
-        Panel(
-            "Age of the last trade by symbol",
-            (_q(f"k2_ingest_last_trade_age_seconds{ex}", "{{symbol}}"),),
-            "s",
-        ),
-        Panel(
-            "Latency quantiles",
-            tuple(
-                _q(f"histogram_quantile({q}, sum by (le) (rate({lat}[5m])))", f"p{q * 100:g}")
-                for q in (0.5, 0.9, 0.99)
-            ),
-            "s",
-        ),
-        Panel(
-            "Gaps, unfilled and backfilled trades by symbol (last hour)",
-            (
-                _q(_events("k2_ingest_gaps_total", "symbol", where=ex), "gaps {{symbol}}"),
-                _q(
-                    _events("k2_ingest_gap_trades_unfilled_total", "symbol", where=ex),
-                    "unfilled {{symbol}}",
-                ),
-                _q(
-                    _events("k2_ingest_trades_backfilled_total", "symbol", where=ex),
-                    "backfilled {{symbol}}",
-                ),
+            _q(
+                f"sum by (symbol) (rate(k2_ingest_trades_delivered_total{_EX}[1m]))",
+                "delivered {{symbol}}",
             ),
         ),
-        Panel(
-            "Feed events by kind",
-            (_q(f"sum by (kind) (rate(k2_ingest_feed_events_total{ex}[1m]))", "{{kind}}"),),
-            "ops",
+        "ops",
+    ),
+    Panel(
+        "Age of the last trade by symbol",
+        (_q(f"k2_ingest_last_trade_age_seconds{_EX}", "{{symbol}}"),),
+        "s",
+    ),
+    Panel(
+        "Latency quantiles",
+        tuple(
+            _q(
+                f"histogram_quantile({q}, sum by (le) (rate({_LATENCY}{_EX}[5m])))",
+                f"p{q * 100:g}",
+            )
+            for q in (0.5, 0.9, 0.99)
         ),
-        Panel(
-            "Kafka failures and dead letters (last hour)",
-            (
-                _q(_events("k2_ingest_trades_failed_total", "symbol", where=ex), "failed"),
-                _q(_events("k2_ingest_frames_dead_lettered_total", "exchange", where=ex), "DLQ"),
+        "s",
+    ),
+    Panel(
+        "Gaps, unfilled and backfilled trades by symbol (last hour)",
+        (
+            _q(_events("k2_ingest_gaps_total", "symbol", where=_EX), "gaps {{symbol}}"),
+            _q(
+                _events("k2_ingest_gap_trades_unfilled_total", "symbol", where=_EX),
+                "unfilled {{symbol}}",
+            ),
+            _q(
+                _events("k2_ingest_trades_backfilled_total", "symbol", where=_EX),
+                "backfilled {{symbol}}",
             ),
         ),
-        Panel("Producer queue depth", (_q(f"k2_ingest_producer_queue_depth{ex}"),)),
-        Panel("Gold freshness", (_q(f"k2_gold_freshness_seconds{ex}"),), "s"),
-        Panel(
-            "Rows into Bronze and Gold",
-            (
-                _q(f"sum(rate(k2_bronze_rows_written_total{ex}[1m]))", "bronze"),
-                _q(f"sum(rate(k2_gold_rows_written_total{ex}[1m]))", "gold"),
-            ),
-            "rowsps",
+    ),
+    Panel(
+        "Feed events by kind",
+        (_q(f"sum by (kind) (rate(k2_ingest_feed_events_total{_EX}[1m]))", "{{kind}}"),),
+        "ops",
+    ),
+    Panel(
+        "Kafka failures and dead letters (last hour)",
+        (
+            _q(_events("k2_ingest_trades_failed_total", "symbol", where=_EX), "failed"),
+            _q(_events("k2_ingest_frames_dead_lettered_total", "exchange", where=_EX), "DLQ"),
         ),
-    ]
+    ),
+    Panel("Producer queue depth", (_q(f"k2_ingest_producer_queue_depth{_EX}"),)),
+    Panel("Gold freshness", (_q(f"k2_gold_freshness_seconds{_EX}"),), "s"),
+    Panel(
+        "Rows into Bronze and Gold",
+        (
+            _q(f"sum(rate(k2_bronze_rows_written_total{_EX}[1m]))", "bronze"),
+            _q(f"sum(rate(k2_gold_rows_written_total{_EX}[1m]))", "gold"),
+        ),
+        "rowsps",
+    ),
+)
 
 
 def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
@@ -302,8 +303,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
         "multi": False,
     }
     return {
-        "k2-overview.json": dashboard(OVERVIEW_UID, "K2 overview", overview_panels(), []),
-        "k2-venue.json": dashboard(VENUE_UID, "K2 venue", venue_panels(), [exchange]),
+        "k2-overview.json": dashboard(OVERVIEW_UID, "K2 overview", list(OVERVIEW_PANELS), []),
+        "k2-venue.json": dashboard(VENUE_UID, "K2 venue", list(VENUE_PANELS), [exchange]),
     }
 
 

@@ -67,9 +67,12 @@ def _new_or_rising(counter: str, window: str, per_s: float) -> str:
 
 
 def _ingest_rules(settings: Settings) -> list[AlertRule]:
+    return [*_feed_rules(settings), *_delivery_rules(settings)]
+
+
+def _feed_rules(settings: Settings) -> list[AlertRule]:
+    """The venue side of the ingest: connection, trades per symbol, gaps."""
     alerts = settings.alerts
-    queue_bound = settings.ingest.queue_max_messages
-    queue_limit = round(queue_bound * alerts.queue_fraction)
     return [
         AlertRule(
             "K2VenueDisconnected",
@@ -106,6 +109,14 @@ def _ingest_rules(settings: Settings) -> list[AlertRule]:
             "on market.crypto.gaps (gold.gaps); check the ingest's log for the reason, and the "
             "venue's REST access.",
         ),
+    ]
+
+
+def _delivery_rules(settings: Settings) -> list[AlertRule]:
+    """The Kafka side of the ingest: refused records, a filling producer queue."""
+    queue_bound = settings.ingest.queue_max_messages
+    queue_limit = round(queue_bound * settings.alerts.queue_fraction)
+    return [
         AlertRule(
             "K2KafkaDeliveryFailures",
             _new_or_rising("k2_ingest_trades_failed_total", "5m", 0),

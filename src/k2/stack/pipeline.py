@@ -220,13 +220,7 @@ def run_pipeline(
     logs = logs_dir(settings)
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
-    services = stack.up()
-    started_services = [name for name, now in services if now]
-    console.echo(
-        "stack: "
-        + ", ".join(f"{name} {'started' if now else 'already running'}" for name, now in services)
-        + "".join(f", {name} not started ({reason})" for name, reason in stack.skipped)
-    )
+    started_services = _stack_up(stack, console)
     parts: list[Part] = []
     failed: Part | None = None
     try:
@@ -267,6 +261,17 @@ def _goodbye(parts: Sequence[Part], services: list[str]) -> str:
     exits = ", ".join(f"{p.name} (exit {p.process.returncode})" for p in parts)
     left = f"; stopped the services it started: {', '.join(services)}" if services else ""
     return f"K2 stopped: {exits or 'no part started'}{left}"
+
+
+def _stack_up(stack: Stack, console: Console) -> list[str]:
+    """Bring the stack up, say what runs; the services started now (the run stops only those)."""
+    services = stack.up()
+    console.echo(
+        "stack: "
+        + ", ".join(f"{name} {'started' if now else 'already running'}" for name, now in services)
+        + "".join(f", {name} not started ({reason})" for name, reason in stack.skipped)
+    )
+    return [name for name, now in services if now]
 
 
 def _stages(parts: Sequence[Part]) -> list[list[Part]]:
