@@ -74,4 +74,10 @@ def stack_status(ctx: click.Context) -> None:
 def _print_status(settings: Settings) -> None:
     from k2.stack.manager import Stack  # noqa: PLC0415
 
-    service_table(Stack(settings).status(), click.echo)
+    optional = settings.prometheus.local == "auto"
+    rows = [
+        row
+        for row in Stack(settings).status()
+        if row.up or not optional or row.name != "prometheus"
+    ]
+    service_table(rows, click.echo)
