@@ -127,13 +127,17 @@ class _Figures:
 
     scrapes: dict[str, Scrape] = field(default_factory=dict)
     rates: dict[str, Rate] = field(default_factory=dict)
+    silent: set[str] = field(default_factory=set)  # running parts whose metrics did not answer
 
     def update(self, parts: Sequence[RunningPart]) -> None:
         for part in parts:  # a part that exited keeps its last figures on the screen
             if part.metrics_url is None or part.exit_code() is not None:
                 continue
             found = scrape(part.metrics_url, timeout_s=1.0)
-            if found is not None:
+            if found is None:
+                self.silent.add(part.name)
+            else:
+                self.silent.discard(part.name)
                 self.scrapes[part.name] = found
                 rate = self.rates.setdefault(part.name, Rate())
                 rate.update(found, "k2_ingest_trades_delivered_total", "exchange", "symbol")
@@ -247,6 +251,8 @@ class LiveSummary:
         for part in self._parts:
             code = part.exit_code()
             state = "running" if code is None else f"exited {code}"
+            if code is None and part.name in self.figures.silent:
+                state = "[yellow]not answering (figures are old)[/]"
             table.add_row(part.name, state, str(part.pid), str(part.log))
         return table
 
