@@ -64,8 +64,6 @@ def family_of(sample: str, families: Mapping[str, str]) -> str | None:
     for family, kind in families.items():
         if sample == family or sample in {family + s for s in _SUFFIXES.get(kind, ())}:
             return family
-        if kind == "info" and sample == f"{family}_info":
-            return family
     return None
 
 

@@ -10,6 +10,7 @@ service whose git sha differs from the installed code is marked stale, in words.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -147,6 +148,19 @@ def simulator_component(endpoint: Endpoint) -> Component:
     )
 
 
+def listening_component(endpoint: Endpoint) -> Component:
+    """A recorded part that serves no metrics: up while something accepts on its address."""
+    address = urlsplit(endpoint.url).netloc
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            up = True
+    except (OSError, ValueError):
+        up = False
+    pid = endpoint.pid if up else None
+    return Component(endpoint.name, endpoint.kind, up, address, pid, _uptime(pid), log=endpoint.log)
+
+
 def stack_components(settings: Settings) -> list[Component]:
     """The stack's services; a local Prometheus only when it runs or is required."""
     required = settings.prometheus.local == "on"
@@ -188,6 +202,9 @@ def collect_components(settings: Settings) -> Components:
     for endpoint in endpoints(settings, run):
         if endpoint.kind == "simulator":
             items.append(simulator_component(endpoint))
+            continue
+        if not endpoint.url.endswith("/metrics"):
+            items.append(listening_component(endpoint))
             continue
         found = scrape(endpoint.url)
         if found is not None:
