@@ -241,7 +241,10 @@ class LiveSummary:
             blocks.append(_layers_table(layers))
         if self.notices:
             blocks.append(Text("recent warnings and errors (full logs in the files above):"))
-            blocks.extend(Text(f"  {notice}", style="yellow") for notice in self.notices)
+            blocks.extend(
+                Text(f"  {notice}", style="yellow", no_wrap=True, overflow="ellipsis")
+                for notice in self.notices
+            )
         return Group(*blocks)
 
     def _parts_table(self) -> Table:
