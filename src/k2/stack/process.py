@@ -46,6 +46,7 @@ class ManagedProcess:
         # The mark of the state folder the process belongs to; a marker that names a path in
         # the folder (a config file) is such a mark already.
         self.home_marker = f"-Dk2.home={home}" if home is not None else None
+        self._started: subprocess.Popen[bytes] | None = None
 
     def marks(self) -> list[str]:
         """The command-line arguments that make a process this service of this state folder."""
@@ -67,7 +68,7 @@ class ManagedProcess:
         return found
 
     def info(self) -> ProcessInfo | None:
-        """The running process, or None (a stale pid file is removed)."""
+        """The running process, or None (a pid file that is certainly stale is removed)."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -75,14 +76,17 @@ class ManagedProcess:
         try:
             proc = psutil.Process(pid)
             alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-            ours = alive and any(self.marker == arg for arg in proc.cmdline())
+            args = proc.cmdline() if alive else []
             started = proc.create_time()
-        except psutil.Error:
-            ours, started = False, 0.0
-        if not ours:
-            self.pid_file.unlink(missing_ok=True)
+        except psutil.NoSuchProcess:
+            alive, args, started = False, [], 0.0
+        except psutil.Error:  # unreadable now (access, a process mid-exec): not proof either way
             return None
-        return ProcessInfo(pid=pid, started_at=started)
+        if alive and self.marker in args:
+            return ProcessInfo(pid=pid, started_at=started)
+        if not alive or args:  # gone, or a pid the system gave to another program
+            self.pid_file.unlink(missing_ok=True)
+        return None
 
     def start(self, argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> int:
         """Start ``argv`` in its own session with output appended to the log file."""
@@ -98,7 +102,15 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        self._started = proc
         return proc.pid
+
+    def _exited(self) -> bool:
+        """True once the process is gone: by its exit status when this object started it (exact,
+        and it reaps the child), else by its pid file."""
+        if self._started is not None:
+            return self._started.poll() is not None
+        return self.info() is None
 
     def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str) -> None:
         """Poll ``ready`` until true; fail with the log if the process dies or time runs out.
@@ -108,7 +120,7 @@ class ManagedProcess:
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.info() is None:
+            if self._exited():
                 raise StackError(
                     f"{self.name} exited during start-up: {self.last_error_line()}; "
                     f"full log: {self.log_file}"
