@@ -329,6 +329,67 @@ class MaintenanceSettings(_Section):
     )
 
 
+class PrometheusSettings(_Section):
+    """Prometheus: the scrape settings of the generated config, and the local server ``k2 stack
+    up`` may start so that a laptop has history and alerts."""
+
+    local: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Start a local Prometheus with `k2 stack up` (and `k2 run`): auto when the "
+        "binary is installed and the port is free, on to require it, off never.",
+    )
+    binary: Path | None = Field(
+        None, description="The prometheus executable; default: `prometheus` on PATH."
+    )
+    port: int = Field(9090, ge=1, description="Port of the local Prometheus on the stack host.")
+    scrape_interval_s: float = Field(
+        5.0, gt=0, description="How often Prometheus scrapes every K2 service."
+    )
+    retention: str = Field("7d", description="How long the local Prometheus keeps samples.")
+
+
+class AlertSettings(_Section):
+    """Thresholds of the alert rules (``k2 deploy prometheus`` writes them into the rules) and of
+    ``k2 doctor``, so an alert and the doctor judge by the same numbers."""
+
+    stale_symbol_s: float = Field(
+        300.0, gt=0, description="A symbol with no trade for this long raises K2SymbolStale."
+    )
+    stale_for_s: float = Field(
+        60.0, ge=0, description="How long a symbol must stay stale before the alert fires."
+    )
+    freshness_s: float = Field(
+        120.0,
+        gt=0,
+        description="Newest row of a layer older than this: K2GoldStale, and a failed "
+        "freshness check in `k2 doctor`.",
+    )
+    queue_fraction: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Producer queue above this fraction of K2_INGEST__QUEUE_MAX_MESSAGES.",
+    )
+    bad_records_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="DLQ, reject and quarantine rates above this (records/s over 5 min) alert; "
+        "0: any bad record.",
+    )
+    commit_intervals: int = Field(
+        6,
+        ge=2,
+        description="The streaming job not committing for this many trigger intervals while "
+        "trades arrive raises K2StreamNotCommitting.",
+    )
+    lag_records: int = Field(
+        100_000,
+        ge=0,
+        description="Kafka records the streaming job is behind before a growing lag alerts, and "
+        "the most `k2 doctor` accepts.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting K2 reads. Built once by the CLI and passed down."""
 
@@ -355,6 +416,8 @@ class Settings(BaseSettings):
     silver: SilverSettings = SilverSettings()
     gold: GoldSettings = GoldSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("exchanges")
     @classmethod

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import click
 
-from k2.cli import config_cmd, ingest, jobs, lake, run, simulate, stack, topics
+from k2.cli import (
+    config_cmd,
+    deploy,
+    doctor,
+    ingest,
+    jobs,
+    lake,
+    run,
+    simulate,
+    stack,
+    status,
+    topics,
+)
 from k2.cli.context import K2Group
 from k2.version import git_sha, k2_version
 
@@ -44,5 +56,8 @@ for _command in (
     jobs.job,
     ingest.ingest,
     run.run_command,
+    deploy.deploy,
+    status.status,
+    doctor.doctor,
 ):
     main.add_command(_command)

@@ -33,7 +33,7 @@ import structlog
 
 from k2.config import Settings
 from k2.errors import LakeError
-from k2.lake.catalog import namespaces, open_catalog
+from k2.lake.catalog import lake_tables, open_catalog
 from k2.lake.tables import LEGACY_OFFSETS_PROPERTY, OFFSETS_PROPERTY
 
 log = structlog.get_logger(__name__)
@@ -58,14 +58,7 @@ StepCallback = Callable[[str, str], None]
 
 def maintained_tables(settings: Settings) -> list[str]:
     """Every table of the lakehouse namespaces (``bronze.x``, ``silver.y``, ...)."""
-    catalog = open_catalog(settings)
-    existing = {ns[0] for ns in catalog.list_namespaces()}
-    return sorted(
-        ".".join(identifier)
-        for namespace in namespaces(settings.lake.namespace_prefix)
-        if namespace in existing
-        for identifier in catalog.list_tables(namespace)
-    )
+    return lake_tables(open_catalog(settings), settings.lake.namespace_prefix)
 
 
 def step_sql(
