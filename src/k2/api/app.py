@@ -141,19 +141,19 @@ def _add_stream(app: FastAPI, live: LiveTrades) -> None:
     ) -> None:
         """Trades of one symbol as they reach Kafka; the first message is ``start``."""
         ctx: ApiContext = app.state.k2
-        await websocket.accept()
         try:
             if ctx.keys.required:
                 ctx.keys.identify(presented_key(dict(websocket.headers), api_key))
             if exchange not in live.topics.values():
                 raise ApiRequestError(404, f"unknown exchange {exchange!r}")
+            # Accepted only once subscribed: a client whose connection opened misses nothing.
             subscriber = await live.subscribe(exchange, symbol)
-        except ApiRequestError as exc:
-            await websocket.close(code=1008, reason=str(exc)[:120])
-            return
         except K2Error as exc:
-            await websocket.close(code=1011, reason=str(exc)[:120])
+            await websocket.accept()
+            code = 1008 if isinstance(exc, ApiRequestError) else 1011
+            await websocket.close(code=code, reason=str(exc)[:120])
             return
+        await websocket.accept()
         try:
             await _pump(websocket, subscriber.queue)
         finally:

@@ -60,7 +60,7 @@ class ResultStream:
 
     def __init__(self, reader: LakeReader, connection: Any, result: Any) -> None:
         self._reader, self._connection = reader, connection
-        self._batches = result.fetch_record_batch(BATCH_ROWS)
+        self._batches = result.to_arrow_reader(BATCH_ROWS)
         self.schema: pa.Schema = self._batches.schema
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:

@@ -135,7 +135,8 @@ def get_exchanges(ctx: Ctx) -> dict[str, Any]:
         first, last = time_text(stat.first_trade), time_text(stat.last_trade)
         row["first_trade"] = min(filter(None, (row["first_trade"], first)))
         row["last_trade"] = max(filter(None, (row["last_trade"], last)))
-    return {"data": [by_exchange[name] for name in sorted(by_exchange)]}
+    rows = [by_exchange[name] for name in sorted(by_exchange)]
+    return {"data": rows, "intervals": BAR_INTERVALS}
 
 
 @router.get("/symbols", summary="Every exchange and symbol: first and last trade, trade count")

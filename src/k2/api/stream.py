@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -61,6 +62,15 @@ def trade_message(trade: Trade) -> dict[str, Any]:
             value = time_text(value)
         out[name] = value
     return out
+
+
+def _as_written(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with the values the ingest wrote: Avro's timestamp-micros fields come back
+    from the decoder as datetimes, the venue's ``trade_from_record`` reads them as µs."""
+    return {
+        name: micros_from_datetime(value) if isinstance(value, datetime) else value
+        for name, value in record.items()
+    }
 
 
 def trade_key(trade: Trade) -> TradeKey:
@@ -256,7 +266,7 @@ class LiveTrades:
                 record = decode(
                     message.value(), SerializationContext(message.topic(), MessageField.VALUE)
                 )
-                trade = venue(exchange).module("normalise").trade_from_record(record)
+                trade = venue(exchange).module("normalise").trade_from_record(_as_written(record))
             except Exception as exc:  # undecodable or invalid records are Bronze's and Silver's
                 self._warn_once(type(exc).__name__, exc)
                 continue
