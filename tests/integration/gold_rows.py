@@ -132,7 +132,9 @@ def bars(rows: Iterable[dict[str, Any]], interval: str) -> list[dict[str, Any]]:
                 "quote_volume": quote_volume,
                 "vwap": (quote_volume / volume).quantize(_E18, rounding=ROUND_HALF_EVEN),
                 "trade_count": len(members),
-                "buy_volume": sum((m["quantity"] for m in members if m["side"] == "buy"), Decimal()),
+                "buy_volume": sum(
+                    (m["quantity"] for m in members if m["side"] == "buy"), Decimal()
+                ),
                 "sell_volume": sum(
                     (m["quantity"] for m in members if m["side"] == "sell"), Decimal()
                 ),
@@ -167,3 +169,19 @@ def gap(series: Series, **fields: Any) -> dict[str, Any]:
     }
     row.update(fields)
     return row
+
+
+def from_trades(trades: Iterable[Any], topic: str) -> list[dict[str, Any]]:
+    """gold.trades rows of :class:`k2.domain.Trade` values (as the Gold job writes them)."""
+    rows = []
+    for offset, trade in enumerate(trades):
+        row = {name: getattr(trade, name) for name in trade.__dataclass_fields__}
+        row.update(
+            kafka_topic=topic,
+            kafka_partition=0,
+            kafka_offset=offset,
+            protocol="test",
+            gold_written_at=WRITTEN,
+        )
+        rows.append(row)
+    return rows

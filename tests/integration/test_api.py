@@ -66,7 +66,13 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ),
     ]
     gold_rows.append(catalog, "gold.gaps", gaps)
-    return {"settings": settings, "catalog": catalog, "first": first, "all": everything}
+    return {
+        "settings": settings,
+        "catalog": catalog,
+        "first": first,
+        "first_snapshot": first_snapshot,
+        "all": everything,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +191,7 @@ def test_as_of_returns_the_earlier_snapshots_rows(client: TestClient, lake: dict
     """as_of a snapshot id, or a time just after it, reads that snapshot only."""
     wait_for_series(client, **BTC)
     table = lake["catalog"].load_table("gold.trades")
-    first = next(s for s in table.metadata.snapshots if s.parent_snapshot_id is None)
+    first = table.snapshot_by_id(lake["first_snapshot"])
     expected = sorted(r["message_id"] for r in lake["first"])
     at = datetime.fromtimestamp(first.timestamp_ms // 1000, UTC) + timedelta(
         milliseconds=first.timestamp_ms % 1000

@@ -24,7 +24,7 @@ from k2.api.params import (
 from k2.api.reader import RECENT_S, LakeReader, ResultStream
 from k2.api.security import KeyCheck, RateLimiter, presented_key
 from k2.config import ApiSettings
-from k2.domain import BAR_INTERVALS, micros_from_datetime
+from k2.domain import BAR_INTERVALS, datetime_from_micros, micros_from_datetime
 from k2.errors import ApiRequestError, QueryError
 from k2.lake.export import MEDIA_TYPES, Format, encode, time_text
 from k2.lake.query import TableSnapshot
@@ -182,8 +182,10 @@ def get_trades(
         limit or ctx.settings.default_page_size, ctx.settings.max_page_size, "limit"
     )
     table = _table(ctx, GOLD_TRADES)
-    page_cursor = _page_cursor(ctx, table, series, cursor, start, end, as_of)
     before = decode_until(until) if until is not None else None
+    if before is not None and end is None:  # up to the live stream's first trade
+        end = time_text(datetime_from_micros(before.exchange_ts_us + 1))
+    page_cursor = _page_cursor(ctx, table, series, cursor, start, end, as_of)
     statement = queries.trades_page(
         table,
         page_cursor.snapshot_id,
