@@ -64,13 +64,23 @@ def json_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _decimal_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Exact decimal text, vectorised; Arrow writes magnitudes below 1e-6 in scientific
+    notation, so those few values are rendered from their exact Python value instead."""
+    text = pc.cast(column, pa.string())
+    if column.type.scale > 0:
+        text = pc.utf8_rtrim(pc.utf8_rtrim(text, characters="0"), characters=".")
+    scientific = pc.match_substring(text, "E")
+    if not pc.any(scientific).as_py():
+        return text
+    exact = [None if v is None else decimal_text(v) for v in column.to_pylist()]
+    return pa.array(exact, pa.string())
+
+
 def _text_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     kind = column.type
     if pa.types.is_decimal(kind):
-        text = pc.cast(column, pa.string())
-        if kind.scale > 0:
-            text = pc.utf8_rtrim(pc.utf8_rtrim(text, characters="0"), characters=".")
-        return text
+        return _decimal_column(column)
     if pa.types.is_timestamp(kind):
         utc = column if kind.tz is not None else pc.assume_timezone(column, "UTC")
         if kind.unit != "us":
