@@ -114,6 +114,8 @@ def _interactive(run: Runner, history: Path) -> None:
             if not statement or not statement.endswith(";"):
                 continue
             lines = []
+            if not sys.stdin.isatty():  # readline records only what it read from a terminal
+                readline.add_history(statement)
             try:
                 result = run(statement)
                 if result is not None:
@@ -121,6 +123,7 @@ def _interactive(run: Runner, history: Path) -> None:
             except QueryError as exc:
                 click.echo(f"error: {exc}", err=True)
     finally:
+        readline.set_history_length(1000)
         readline.write_history_file(history)
 
 
