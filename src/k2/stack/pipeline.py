@@ -1,13 +1,13 @@
 """``k2 run``: the whole pipeline on one machine, as far as it exists, until Ctrl-C.
 
 It brings the embedded stack up (if it is not already), then starts one child process per part:
-the simulator (with ``--source simulator``), one ingest per configured exchange and the
-streaming job (every lakehouse layer). Each child runs in its own session, so Ctrl-C reaches only
-this supervisor, which then stops the children in data-flow order with one SIGTERM each: ingests
-first (they flush to Kafka), then the streaming job (it finishes its micro-batch), then the
-simulator, and finally the services of the stack it started itself. A child that exits on its
-own stops the pipeline: its last error line is already on the console, and the supervisor says
-which part stopped.
+the simulator (with ``--source simulator``), one ingest per configured exchange, the streaming
+job (every lakehouse layer) and the API (``k2 api``). Each child runs in its own session, so
+Ctrl-C reaches only this supervisor, which then stops the children in data-flow order with one
+SIGTERM each: ingests first (they flush to Kafka) and the API, then the streaming job (it
+finishes its micro-batch), then the simulator, and finally the services of the stack it started
+itself. A child that exits on its own stops the pipeline: its last error line is already on the
+console, and the supervisor says which part stopped.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def run_pipeline(
                 _start(f"ingest-{exchange}", ["ingest", "--exchange", exchange], env, flush)
             )
         parts.append(_start("stream", ["job", "stream"], env, 120.0))
+        parts.append(_start("api", ["api"], env, 30.0))
         echo(
             f"K2 runs: {', '.join(p.name for p in parts)} (source: {source}). "
             "Ctrl-C stops every part cleanly."
@@ -115,7 +116,7 @@ def _stop_parts(parts: list[Part]) -> None:
     """Stop the ingests first, then the streaming job, then the simulator: the order data
     flows in."""
     stages = (
-        [p for p in parts if p.name.startswith("ingest-")],
+        [p for p in parts if p.name.startswith("ingest-") or p.name == "api"],
         [p for p in parts if p.name == "stream"],
         [p for p in parts if p.name == "simulator"],
     )
