@@ -366,8 +366,9 @@ class ApiSettings(_Section):
     stream_queue_max: int = Field(
         10_000,
         ge=1,
-        description="Trades waiting for one WebSocket client; a client that falls this far "
-        "behind is disconnected (code 1013) rather than silently skipped.",
+        description="Messages (each a batch of trades) waiting for one WebSocket client; a "
+        "client that falls this far behind is disconnected (code 1013) rather than silently "
+        "skipped.",
     )
 
 

@@ -40,11 +40,16 @@ SYMBOL = "BTCUSDT"
 
 
 async def collect(url: str, into: list[dict[str, Any]], opened: asyncio.Event) -> None:
-    """Every message of one stream connection, until cancelled."""
+    """Every message of one stream connection, each trade of a batch on its own, until
+    cancelled."""
     async with websockets.connect(url) as socket:
         opened.set()
         async for text in socket:
-            into.append(json.loads(text))
+            message = json.loads(text)
+            if message["type"] == "trades":
+                into.extend({"type": "trade", **trade} for trade in message["trades"])
+            else:
+                into.append(message)
 
 
 def land_gold(settings: Settings, catalog: Any) -> int:

@@ -176,11 +176,14 @@ async def _pump(websocket: WebSocket, queue: asyncio.Queue[Any]) -> None:
             if getter not in done:
                 getter.cancel()
                 return
-            item = getter.result()
-            if item is CLOSE:
-                await websocket.close(code=1013, reason="client too slow; join again")
-                return
-            await websocket.send_text(item)
+            items = [getter.result()]
+            while not queue.empty():  # one wake-up sends everything already queued
+                items.append(queue.get_nowait())
+            for item in items:
+                if item is CLOSE:
+                    await websocket.close(code=1013, reason="client too slow; join again")
+                    return
+                await websocket.send_text(item)
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:

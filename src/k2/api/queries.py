@@ -52,6 +52,18 @@ def _source(table: TableSnapshot, snapshot_id: int | None) -> tuple[str, list[An
     return "iceberg_scan(?, snapshot_from_id => ?)", [table.location, snapshot_id]
 
 
+def _key_bound(key: TradeKey, operator: str) -> tuple[str, list[Any]]:
+    """``AND (exchange_ts, seq, message_id) <operator> key``, beside a plain bound on
+    ``exchange_ts`` that lets the scan prune partitions and files."""
+    moment = datetime_from_micros(key.exchange_ts_us)
+    plain = ">=" if operator == ">" else "<="
+    sql = (
+        f" AND exchange_ts {plain} ? AND (exchange_ts, {_SEQ}, message_id) {operator} "
+        "(?::TIMESTAMPTZ, ?::BIGINT, ?::VARCHAR)"
+    )
+    return sql, [moment, moment, key.seq, key.message_id]
+
+
 def trades_page(
     table: TableSnapshot,
     snapshot_id: int | None,
@@ -70,20 +82,11 @@ def trades_page(
         "WHERE exchange = ? AND symbol = ? AND exchange_ts >= ? AND exchange_ts < ?"
     )
     params += [*series, *window]
-    if after is not None:
-        after_ts = datetime_from_micros(after.exchange_ts_us)
-        sql += (
-            f" AND exchange_ts >= ? AND (exchange_ts, {_SEQ}, message_id) > (?::TIMESTAMPTZ, "
-            "?::BIGINT, ?::VARCHAR)"
-        )
-        params += [after_ts, after_ts, after.seq, after.message_id]
-    if before is not None:
-        before_ts = datetime_from_micros(before.exchange_ts_us)
-        sql += (
-            f" AND exchange_ts <= ? AND (exchange_ts, {_SEQ}, message_id) < (?::TIMESTAMPTZ, "
-            "?::BIGINT, ?::VARCHAR)"
-        )
-        params += [before_ts, before_ts, before.seq, before.message_id]
+    for key, operator in ((after, ">"), (before, "<")):
+        if key is not None:
+            bound, values = _key_bound(key, operator)
+            sql += bound
+            params += values
     sql += f" ORDER BY exchange_ts, {_SEQ}, message_id LIMIT ?"
     return Statement(sql, [*params, limit + 1])
 
@@ -115,18 +118,17 @@ def latest_trades(
     table: TableSnapshot,
     snapshot_id: int | None,
     series: tuple[str, str],
-    since: datetime | None,
+    window: tuple[datetime, datetime],
     n: int,
 ) -> Statement:
-    """The ``n`` newest trades of one series, newest first; ``since`` bounds the scan."""
+    """The ``n`` newest trades of one series in ``[start, end)``, newest first."""
     source, params = _source(table, snapshot_id)
-    sql = f"SELECT {_TRADES} FROM {source} WHERE exchange = ? AND symbol = ?"
-    params += list(series)
-    if since is not None:
-        sql += " AND exchange_ts >= ?"
-        params.append(since)
-    sql += f" ORDER BY exchange_ts DESC, {_SEQ} DESC, message_id DESC LIMIT ?"
-    return Statement(sql, [*params, n])
+    sql = (
+        f"SELECT {_TRADES} FROM {source} WHERE exchange = ? AND symbol = ? "
+        "AND exchange_ts >= ? AND exchange_ts < ? "
+        f"ORDER BY exchange_ts DESC, {_SEQ} DESC, message_id DESC LIMIT ?"
+    )
+    return Statement(sql, [*params, *series, *window, n])
 
 
 def bars(

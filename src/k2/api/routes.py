@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -21,8 +21,9 @@ from k2.api.params import (
     parse_as_of,
     parse_window,
 )
-from k2.api.reader import RECENT_S, LakeReader, ResultStream
+from k2.api.reader import RECENT_S, LakeReader
 from k2.api.security import KeyCheck, RateLimiter, presented_key
+from k2.api.windows import PiecewiseResult, first_span
 from k2.config import ApiSettings
 from k2.domain import BAR_INTERVALS, datetime_from_micros, micros_from_datetime
 from k2.errors import ApiRequestError, QueryError
@@ -30,7 +31,6 @@ from k2.lake.export import MEDIA_TYPES, Format, encode, time_text
 from k2.lake.query import TableSnapshot
 from k2.lake.tables import GOLD_TRADES, bars_table
 
-_LATEST_LOOKBACK = timedelta(hours=1)
 _TIME = "RFC 3339 time, e.g. 2024-05-01T12:00:00Z (no offset: UTC)."
 _AS_OF = "Time travel: an Iceberg snapshot id, or a time (the snapshot current then)."
 _FORMAT = "json, csv, parquet or arrow (Arrow IPC stream); default: by Accept, else json."
@@ -94,7 +94,7 @@ def _snapshot(table: TableSnapshot, as_of: str | None) -> int | None:
 
 def _respond(
     fmt: Format,
-    result: ResultStream,
+    result: Any,
     batches: Iterator[pa.RecordBatch],
     schema: pa.Schema,
     trailer: Any = None,
@@ -117,19 +117,16 @@ def _limit_check(value: int, maximum: int, name: str) -> int:
     return value
 
 
-@router.get("/exchanges", summary="Exchanges with trades in Gold")
+def _exchange_row(name: str) -> dict[str, Any]:
+    return {"exchange": name, "symbols": 0, "trade_count": 0, "first_trade": None,
+            "last_trade": None}  # fmt: skip
+
+
+@router.get("/exchanges", summary="Exchanges with trades in Gold, and the bar intervals")
 def get_exchanges(ctx: Ctx) -> dict[str, Any]:
-    by_exchange: dict[str, dict[str, Any]] = {
-        name: {"exchange": name, "symbols": 0, "trade_count": 0, "first_trade": None}
-        | {"last_trade": None}
-        for name in ctx.exchanges
-    }
+    by_exchange = {name: _exchange_row(name) for name in ctx.exchanges}
     for stat in ctx.reader.summary.symbols.values():
-        row = by_exchange.setdefault(
-            stat.exchange,
-            {"exchange": stat.exchange, "symbols": 0, "trade_count": 0}
-            | {"first_trade": None, "last_trade": None},
-        )
+        row = by_exchange.setdefault(stat.exchange, _exchange_row(stat.exchange))
         row["symbols"] += 1
         row["trade_count"] += stat.trade_count
         first, last = time_text(stat.first_trade), time_text(stat.last_trade)
@@ -186,16 +183,20 @@ def get_trades(
     if before is not None and end is None:  # up to the live stream's first trade
         end = time_text(datetime_from_micros(before.exchange_ts_us + 1))
     page_cursor = _page_cursor(ctx, table, series, cursor, start, end, as_of)
-    statement = queries.trades_page(
-        table,
-        page_cursor.snapshot_id,
-        series,
-        page_cursor.window,
-        _after(cursor, page_cursor),
-        size,
-        before,
-    )
-    result = ctx.reader.stream(statement)
+    after = _after(cursor, page_cursor)
+
+    def piece(window: tuple[datetime, datetime], wanted: int) -> queries.Statement:
+        return queries.trades_page(
+            table, page_cursor.snapshot_id, series, window, after, wanted - 1, before
+        )
+
+    start_at = page_cursor.window[0]
+    if after is not None:
+        start_at = max(start_at, datetime_from_micros(after.exchange_ts_us))
+    window = (start_at, page_cursor.window[1])
+    span = first_span(ctx.reader.summary.symbols.get(series), size + 1)
+    result = PiecewiseResult(ctx.reader, piece, window, size + 1, span)
+    statement = piece(page_cursor.window, size + 1)
     page = queries.Page(iter(result), size)
     landed = _landed(ctx, table, page_cursor.snapshot_id, series, before)
 
@@ -301,14 +302,16 @@ def get_latest(
     table = _table(ctx, GOLD_TRADES)
     snapshot = _snapshot(table, as_of)
     stat = ctx.reader.summary.symbols[series]
-    since = stat.last_trade - _LATEST_LOOKBACK if as_of is None else None
-    if since is not None and stat.trade_count > n:
-        rows = ctx.reader.fetch_all(queries.latest_trades(table, snapshot, series, since, n))
-        if len(rows) < n:
-            since = None  # the last hour holds fewer than n: read the whole series
+    if as_of is None:  # the newest trade is known: read back from it, a piece at a time
+        window = (stat.first_trade, stat.last_trade + timedelta(microseconds=1))
+        span = first_span(stat, n)
     else:
-        since = None
-    result = ctx.reader.stream(queries.latest_trades(table, snapshot, series, since, n))
+        window, span = (datetime_from_micros(0), datetime_from_micros(2**62)), None
+
+    def piece(bounds: tuple[datetime, datetime], wanted: int) -> queries.Statement:
+        return queries.latest_trades(table, snapshot, series, bounds, wanted)
+
+    result = PiecewiseResult(ctx.reader, piece, window, n, span, newest_first=True)
     return _respond(fmt, result, iter(result), result.schema)
 
 

@@ -8,12 +8,14 @@ very values Gold will hold. A symbol's records share one partition, so its trade
 order the ingest delivered them; a trade seen twice (same ``message_id``, for example a
 reconnect re-send) is pushed once.
 
-Joining history: a client's first message is ``{"type": "start", ...}`` with the first trade it
-will get and an ``until`` token; ``GET /v1/trades?...&until=<token>`` returns every trade before
-that one in the chronological order, and says ``until_landed`` once Gold holds the first streamed
-trade (then everything before it has landed too). History then stream: no gap, no duplicate.
+Messages: ``{"type": "trades", "trades": [...]}``, the series' trades of one read from Kafka in
+order (one frame for many trades keeps up with bursts). Joining history: a client's first
+message is ``{"type": "start", ...}`` with the first trade it will get and an ``until`` token;
+``GET /v1/trades?...&until=<token>`` returns every trade before that one in the chronological
+order, and says ``until_landed`` once Gold holds the first streamed trade (then everything
+before it has landed too). History then stream: no gap, no duplicate.
 
-A client that falls ``stream_queue_max`` trades behind is disconnected (close code 1013) rather
+A client that falls ``stream_queue_max`` messages behind is disconnected (close code 1013) rather
 than silently skipped, so it can join again from history.
 """
 
@@ -23,17 +25,20 @@ import asyncio
 import json
 import threading
 import time
+import typing
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
 
 from k2.api.metrics import ApiMetrics
 from k2.api.params import encode_until
-from k2.api.queries import TRADE_COLUMNS, TradeKey
+from k2.api.queries import TradeKey
 from k2.config import Settings
 from k2.domain import Trade, micros_from_datetime
 from k2.errors import K2Error
@@ -51,16 +56,25 @@ _SEEN_PER_SYMBOL = 10_000
 CLOSE = object()  # queued to end a subscriber's stream
 
 
+def _formatter(annotation: Any) -> Callable[[Any], Any] | None:
+    kinds = typing.get_args(annotation) or (annotation,)
+    if Decimal in kinds:
+        return decimal_text
+    if datetime in kinds:
+        return time_text
+    return None
+
+
+# Derived once from the unified trade's fields: (name, how its value is written).
+_FIELDS = tuple((name, _formatter(kind)) for name, kind in typing.get_type_hints(Trade).items())
+
+
 def trade_message(trade: Trade) -> dict[str, Any]:
     """A trade as the API writes it: decimals as exact text, times RFC 3339 with µs."""
-    out: dict[str, Any] = {}
-    for name in TRADE_COLUMNS:
+    out = {}
+    for name, write in _FIELDS:
         value = getattr(trade, name)
-        if hasattr(value, "as_tuple"):
-            value = decimal_text(value)
-        elif hasattr(value, "tzinfo"):
-            value = time_text(value)
-        out[name] = value
+        out[name] = write(value) if write is not None and value is not None else value
     return out
 
 
@@ -135,35 +149,39 @@ class LiveTrades:
             self._metrics.stream_clients.dec()
 
     def _deliver(self, trades: list[Trade]) -> None:
-        """On the event loop: queue each trade for its series' subscribers."""
+        """On the event loop: one ``trades`` message per series with subscribers, holding
+        that series' trades of one poll in order."""
+        series: dict[tuple[str, str], list[Trade]] = {}
         for trade in trades:
-            group = self._subscribers.get((trade.exchange, trade.symbol))
+            if (trade.exchange, trade.symbol) in self._subscribers:
+                series.setdefault((trade.exchange, trade.symbol), []).append(trade)
+        for key, batch in series.items():
+            group = self._subscribers.get(key)
             if not group:
                 continue
-            text = json.dumps({"type": "trade", **trade_message(trade)})
+            text = json.dumps({"type": "trades", "trades": [trade_message(t) for t in batch]})
             for subscriber in list(group):
-                self._offer(subscriber, trade, text)
+                self._offer(subscriber, batch[0], text)
 
-    def _offer(self, subscriber: Subscriber, trade: Trade, text: str) -> None:
+    def _offer(self, subscriber: Subscriber, first: Trade, text: str) -> None:
         if subscriber.dropped:
             return
         if not subscriber.started:
             subscriber.started = True
-            key = trade_key(trade)
             start = {
                 "type": "start",
-                "exchange": trade.exchange,
-                "symbol": trade.symbol,
-                "first_trade_id": trade.trade_id,
-                "first_message_id": trade.message_id,
-                "first_exchange_ts": time_text(trade.exchange_ts),
-                "until": encode_until(key),
+                "exchange": first.exchange,
+                "symbol": first.symbol,
+                "first_trade_id": first.trade_id,
+                "first_message_id": first.message_id,
+                "first_exchange_ts": time_text(first.exchange_ts),
+                "until": encode_until(trade_key(first)),
             }
             subscriber.queue.put_nowait(json.dumps(start))
         if subscriber.queue.qsize() >= subscriber.queue.maxsize - 1:
             subscriber.dropped = True
             self._metrics.stream_dropped_clients.inc()
-            log.warning("stream_client_dropped", exchange=trade.exchange, symbol=trade.symbol)
+            log.warning("stream_client_dropped", exchange=first.exchange, symbol=first.symbol)
             subscriber.queue.put_nowait(CLOSE)
             return
         subscriber.queue.put_nowait(text)

@@ -189,7 +189,6 @@ function onLiveTrade(trade) {
       open: trade.price, high: trade.price, low: trade.price, close: trade.price,
       volume: trade.quantity, live: true });
   }
-  draw();
 }
 
 function connectLive() {
@@ -211,7 +210,8 @@ function connectLive() {
   };
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "trade") onLiveTrade(message);
+    if (message.type === "trades") message.trades.forEach(onLiveTrade);
+    draw();
   };
 }
 
