@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -208,11 +209,49 @@ def _queries(base: str, api: psutil.Process) -> dict[str, Any]:
     }
 
 
-def _live(settings: Settings, base: str) -> dict[str, Any]:
-    """Kafka acknowledgement → WebSocket receipt, per trade, at RATE trades/s."""
+def _live(settings: Settings, base: str, api: psutil.Process) -> dict[str, Any]:
+    """Kafka acknowledgement → WebSocket receipt, per trade, at RATE trades/s, and the API
+    process's CPU time per streamed trade."""
     from bench.live_feed import measure_live  # noqa: PLC0415
 
-    return asyncio.run(measure_live(settings, base, RATE, LIVE_S))
+    cpu = sum(api.cpu_times()[:2])
+    result = asyncio.run(measure_live(settings, base, RATE, LIVE_S))
+    spent = sum(api.cpu_times()[:2]) - cpu
+    result["api_cpu_us_per_trade"] = round(spent * 1e6 / max(result["received"], 1), 1)
+    return result
+
+
+def _engine_reference(settings: Settings) -> dict[str, Any]:
+    """The bars and page statements run directly in DuckDB in this process (no HTTP, no JSON):
+    the engine's share of the API's latency, measured on the same machine in the same run."""
+    catalog = open_catalog(settings)
+    con = duckdb_connect(settings)
+    con.execute("SET TimeZone = 'UTC'")
+    where = "exchange = 'binance' AND symbol = 'BTC/USDT'"
+    statements = {
+        "bars_1m_one_day": (
+            f"SELECT * FROM iceberg_scan(?) WHERE {where} AND bar_start >= ? AND bar_start < ? "
+            "ORDER BY bar_start",
+            "gold.ohlcv_1m",
+        ),
+        "trades_page_10000": (
+            f"SELECT * FROM iceberg_scan(?) WHERE {where} AND exchange_ts >= ? AND "
+            "exchange_ts < ? ORDER BY exchange_ts, trade_id::BIGINT LIMIT 10000",
+            "gold.trades",
+        ),
+    }
+    out = {}
+    start, end = (datetime.fromisoformat(t) for t in DAY)
+    for name, (sql, table) in statements.items():
+        location = catalog.load_table(table).metadata_location
+        times = []
+        for _ in range(50):
+            began = time.perf_counter()
+            con.execute(sql, [location, start, end]).arrow().read_all()
+            times.append((time.perf_counter() - began) * 1000)
+        quantiles = statistics.quantiles(times, n=100)
+        out[name] = {"p50_ms": round(quantiles[49], 1), "p99_ms": round(quantiles[98], 1)}
+    return out
 
 
 def run() -> dict[str, Any]:
@@ -233,12 +272,15 @@ def run() -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, api)
+            result["load_average_before"] = [round(x, 1) for x in os.getloadavg()]
             result["queries"] = _queries(base, psutil.Process(api.pid))
+            result["duckdb_direct"] = _engine_reference(settings)
             try:
-                result["live"] = _live(settings, base)
+                result["live"] = _live(settings, base, psutil.Process(api.pid))
             except Exception as exc:  # keep the query figures when the live part fails
                 result["live"] = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
+            result["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
             api.terminate()
             api.wait(30)
             stack.down()
