@@ -20,26 +20,12 @@ from typing import Any
 import pyarrow as pa
 
 from k2.domain import Trade, datetime_from_micros
-from k2.lake.export import JSON_COLUMN
 from k2.lake.query import TableSnapshot
-from k2.lake.tables import Column, gold_bars, gold_trades
+from k2.lake.tables import gold_bars
 
 TRADE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Trade))
 BAR_COLUMNS: tuple[str, ...] = tuple(gold_bars("1m").column_names())
-TRADE_DEFINITIONS: tuple[Column, ...] = tuple(
-    c for c in gold_trades().columns if c.name in TRADE_COLUMNS
-)
-BAR_DEFINITIONS: tuple[Column, ...] = gold_bars("1m").columns
 SEQ_COLUMN = "__seq"
-TS_COLUMN = "__ts"
-MID_COLUMN = "__mid"
-HIDDEN = (SEQ_COLUMN, TS_COLUMN, MID_COLUMN)
-TRADES_ORDER = "q.exchange_ts, q.__seq, q.message_id"
-LATEST_ORDER = (
-    "q.exchange_ts DESC, coalesce(TRY_CAST(q.trade_id AS BIGINT), -1) DESC, q.message_id DESC"
-)
-BARS_ORDER = "q.bar_start"
-_RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"
 _SEQ = "coalesce(TRY_CAST(trade_id AS BIGINT), -1)"
 _TRADES = ", ".join(TRADE_COLUMNS)
 _BARS = ", ".join(BAR_COLUMNS)
@@ -233,40 +219,6 @@ def unfilled_gaps(
     return Statement(sql, [*params, *window, *extra])
 
 
-def _text_expression(column: Column) -> str:
-    name = f'q."{column.name}"'
-    if column.sql_type.startswith("decimal(") and not column.sql_type.endswith(",0)"):
-        return f"rtrim(rtrim(CAST({name} AS VARCHAR), '0'), '.')"
-    if column.sql_type == "timestamp":
-        return f"strftime({name}, '{_RFC3339}')"
-    return name
-
-
-def as_text(
-    statement: Statement,
-    columns: Sequence[Column],
-    order: str,
-    json_rows: bool,
-    keys: bool = False,
-) -> Statement:
-    """``statement`` with its columns rendered by DuckDB as the API writes them (decimals as
-    exact text without trailing zeros, times RFC 3339 with µs), in one JSON text per row
-    (``json_rows``) or as text columns; with ``keys``, a trades page's order columns beside
-    them (hidden from the output)."""
-    expressions = [_text_expression(c) for c in columns]
-    if json_rows:
-        fields = ", ".join(f'"{c.name}" := {e}' for c, e in zip(columns, expressions, strict=True))
-        select = f"to_json(struct_pack({fields})) AS {JSON_COLUMN}"
-    else:
-        select = ", ".join(f'{e} AS "{c.name}"' for c, e in zip(columns, expressions, strict=True))
-    if keys:
-        select += f", epoch_us(q.exchange_ts) AS {TS_COLUMN}, q.{SEQ_COLUMN}"
-        select += f", q.message_id AS {MID_COLUMN}"
-    return Statement(
-        f"SELECT {select} FROM ({statement.sql}) AS q ORDER BY {order}", statement.params
-    )
-
-
 class Page:
     """Batches of a trades page: at most ``limit`` rows, the look-ahead row and the order
     column dropped; after iteration, :attr:`next_key` is where the next page starts (None when
@@ -289,31 +241,24 @@ class Page:
                 part = batch.slice(0, self._left)
                 self.next_key = key_of(part, part.num_rows - 1)
                 self._left = 0
-                yield _visible(part)
+                yield part.drop_columns([SEQ_COLUMN])
                 return
             self._left -= batch.num_rows
             self._last = key_of(batch, batch.num_rows - 1)
-            yield _visible(batch)
+            yield batch.drop_columns([SEQ_COLUMN])
 
     def schema(self, schema: pa.Schema) -> pa.Schema:
         """The schema of the batches this page yields, from the statement's schema."""
-        for name in HIDDEN:
-            if name in schema.names:
-                schema = schema.remove(schema.get_field_index(name))
-        return schema
-
-
-def _visible(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.drop_columns([name for name in HIDDEN if name in batch.schema.names])
+        return schema.remove(schema.get_field_index(SEQ_COLUMN))
 
 
 def key_of(batch: pa.RecordBatch, row: int) -> TradeKey:
-    """The :class:`TradeKey` of one row of a trades page batch (typed, or text with keys)."""
-    if TS_COLUMN in batch.schema.names:
-        ts, message_id = batch.column(TS_COLUMN)[row].as_py(), batch.column(MID_COLUMN)[row]
-    else:
-        ts, message_id = batch.column("exchange_ts")[row].value, batch.column("message_id")[row]
-    return TradeKey(int(ts), int(batch.column(SEQ_COLUMN)[row].as_py()), str(message_id.as_py()))
+    """The :class:`TradeKey` of one row of a trades page batch."""
+    return TradeKey(
+        exchange_ts_us=int(batch.column("exchange_ts")[row].value),
+        seq=int(batch.column(SEQ_COLUMN)[row].as_py()),
+        message_id=str(batch.column("message_id")[row].as_py()),
+    )
 
 
 def hours_of(window: tuple[datetime, datetime]) -> Sequence[datetime]:

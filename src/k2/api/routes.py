@@ -109,20 +109,6 @@ def _respond(
     return StreamingResponse(body(), media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
-def _shaped(
-    fmt: Format,
-    statement: queries.Statement,
-    columns: tuple[Any, ...],
-    order: str,
-    keys: bool = False,
-) -> queries.Statement:
-    """The statement as ``fmt`` needs it: rendered as text by DuckDB for JSON and CSV (one
-    pass in the engine instead of one per value in Python), with its own types otherwise."""
-    if fmt in ("json", "csv"):
-        return queries.as_text(statement, columns, order, json_rows=fmt == "json", keys=keys)
-    return statement
-
-
 def _limit_check(value: int, maximum: int, name: str) -> int:
     if value > maximum:
         raise ApiRequestError(
@@ -200,10 +186,9 @@ def get_trades(
     after = _after(cursor, page_cursor)
 
     def piece(window: tuple[datetime, datetime], wanted: int) -> queries.Statement:
-        statement = queries.trades_page(
+        return queries.trades_page(
             table, page_cursor.snapshot_id, series, window, after, wanted - 1, before
         )
-        return _shaped(fmt, statement, queries.TRADE_DEFINITIONS, queries.TRADES_ORDER, True)
 
     start_at = page_cursor.window[0]
     if after is not None:
@@ -211,9 +196,7 @@ def get_trades(
     window = (start_at, page_cursor.window[1])
     span = first_span(ctx.reader.summary.symbols.get(series), size + 1)
     result = PiecewiseResult(ctx.reader, piece, window, size + 1, span)
-    statement = queries.trades_page(
-        table, page_cursor.snapshot_id, series, page_cursor.window, after, size, before
-    )
+    statement = piece(page_cursor.window, size + 1)
     page = queries.Page(iter(result), size)
     landed = _landed(ctx, table, page_cursor.snapshot_id, series, before)
 
@@ -326,8 +309,7 @@ def get_latest(
         window, span = (datetime_from_micros(0), datetime_from_micros(2**62)), None
 
     def piece(bounds: tuple[datetime, datetime], wanted: int) -> queries.Statement:
-        statement = queries.latest_trades(table, snapshot, series, bounds, wanted)
-        return _shaped(fmt, statement, queries.TRADE_DEFINITIONS, queries.LATEST_ORDER)
+        return queries.latest_trades(table, snapshot, series, bounds, wanted)
 
     result = PiecewiseResult(ctx.reader, piece, window, n, span, newest_first=True)
     return _respond(fmt, result, iter(result), result.schema)
@@ -357,9 +339,7 @@ def get_bars(
     window = parse_window(start, end, step * ctx.settings.default_page_size, step * most, "bars")
     table = _table(ctx, bars_table(interval))
     snapshot = _snapshot(table, as_of)
-    statement = queries.bars(table, snapshot, series, window, most)
-    shaped = _shaped(fmt, statement, queries.BAR_DEFINITIONS, queries.BARS_ORDER)
-    result = ctx.reader.stream(shaped)
+    result = ctx.reader.stream(queries.bars(table, snapshot, series, window, most))
     return _respond(fmt, result, iter(result), result.schema)
 
 

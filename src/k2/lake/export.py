@@ -34,9 +34,7 @@ MEDIA_TYPES: dict[Format, str] = {
     "parquet": "application/vnd.apache.parquet",
     "arrow": "application/vnd.apache.arrow.stream",
 }
-RFC3339_US = "%Y-%m-%dT%H:%M:%SZ"
-# A batch whose only column is this holds each row already as JSON text (rendered by the engine).
-JSON_COLUMN = "__json"  # Arrow's %S carries the fraction of a µs timestamp
+RFC3339_US = "%Y-%m-%dT%H:%M:%SZ"  # Arrow's %S carries the fraction of a µs timestamp
 
 
 def decimal_text(value: Decimal) -> str:
@@ -124,14 +122,10 @@ class JsonWriter:
         return b'{"data":['
 
     def write(self, batch: pa.RecordBatch) -> bytes:
-        if batch.num_rows == 0:
+        rows = text_batch(batch).to_pylist()
+        if not rows:
             return b""
-        if batch.schema.names == [JSON_COLUMN]:
-            rows: list[Any] = batch.column(0).to_pylist()
-            body = ",".join(rows)
-        else:
-            rows = text_batch(batch).to_pylist()
-            body = json.dumps(rows, separators=(",", ":"), default=json_value)[1:-1]
+        body = json.dumps(rows, separators=(",", ":"), default=json_value)[1:-1]
         prefix = "," if self._rows else ""
         self._rows += len(rows)
         return (prefix + body).encode()
