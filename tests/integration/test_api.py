@@ -389,6 +389,8 @@ def test_health_metrics_docs_and_page(client: TestClient) -> None:
         'k2_api_requests_total{method="GET",route="/v1/ohlcv/{interval}",status="200"}' in metrics
     )
     assert "k2_build_info{" in metrics
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
     assert "/v1/trades" in client.get("/openapi.json").json()["paths"]
     assert "<title>K2" in client.get("/").text

@@ -1,6 +1,7 @@
 """The web page in a real browser (Debian's chromium and chromium-driver, driven by selenium):
 it loads with no console errors, its chart shows the bars the API returns, and its live part
-updates as trades reach Kafka. A screenshot is saved as ``k2-page.png`` in the test's tmp path."""
+updates as trades reach Kafka; the API docs render from the vendored Swagger UI. A screenshot is
+saved as ``k2-page.png`` in the test's tmp path."""
 
 from __future__ import annotations
 
@@ -164,5 +165,11 @@ def test_page_shows_health_the_api_bars_and_live_trades(
         shot = tmp_path / "k2-page.png"
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        browser.get(base + "/docs")  # the vendored Swagger UI renders with no network
+        until(lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"), "the docs")
+        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert "/v1/trades" in paths
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -65,7 +66,7 @@ def create_app(settings: Settings, reader: LakeReader | None = None) -> FastAPI:
         version=k2_version(),
         description=_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below from the vendored Swagger UI: no CDN, works offline
         redoc_url=None,
     )
     app.state.k2 = ApiContext(
@@ -113,6 +114,16 @@ def _add_service_routes(app: FastAPI, lake: LakeReader, metrics: ApiMetrics) -> 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(f"{_static_dir()}/index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="K2 API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
 
     @app.get("/healthz", summary="Catalog and DuckDB usable; age of the newest commit")
     def healthz() -> JSONResponse:

@@ -73,8 +73,11 @@ def _decimal_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
     scientific = pc.match_substring(text, "E")
     if not pc.any(scientific).as_py():
         return text
-    exact = [None if v is None else decimal_text(v) for v in column.to_pylist()]
-    return pa.array(exact, pa.string())
+    if isinstance(column, pa.ChunkedArray):
+        column, text, scientific = (a.combine_chunks() for a in (column, text, scientific))
+    positions = pc.indices_nonzero(scientific).to_pylist()
+    exact = pa.array([decimal_text(column[i].as_py()) for i in positions], pa.string())
+    return pc.replace_with_mask(text, scientific, exact)
 
 
 def _text_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
