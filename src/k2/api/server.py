@@ -108,10 +108,16 @@ def _serve_in_thread(settings: Settings, sock: socket.socket, stop: threading.Ev
 
     server = uvicorn.Server(_config(settings))
     # In a thread uvicorn leaves the signals alone: the CLI owns them (``stop``).
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+    )
     thread.start()
     while thread.is_alive() and not stop.wait(0.2):
         pass
     server.should_exit = True
     thread.join(_STOP_TIMEOUT_S)
+    if thread.is_alive():  # a client that never lets go must not keep the process alive
+        log.warning("api_stop_forced", waited_s=_STOP_TIMEOUT_S)
+        server.force_exit = True
+        thread.join(5)
     sock.close()
