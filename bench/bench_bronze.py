@@ -21,11 +21,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from k2.jobs.bronze_sink import BronzeStream
 
 from bench.services import private_settings
 from k2.config import Settings
 from k2.ingest.avro import ConfluentEncoder
-from k2.jobs.bronze_sink import BronzeStream
 from k2.jobs.offsets import MARKER, parse_marker
 from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.schemas import schema_text

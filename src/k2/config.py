@@ -390,6 +390,55 @@ class AlertSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """``k2 api``: the read-only HTTP API over Gold and the bars, and its web page."""
+
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="API port; 0 picks a free one.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Server processes sharing the port. Each keeps its own DuckDB connections, "
+        "live-stream consumer and rate-limit counters (a key's limit applies per process).",
+    )
+    key_hashes: tuple[SecretStr, ...] = Field(
+        (),
+        description="SHA-256 hex digests of the accepted API keys (`k2 api hash-key` makes "
+        "one). Empty: no key needed. Keys are sent as `X-API-Key` or `Authorization: Bearer`.",
+    )
+    rate_limit_per_s: float = Field(
+        50.0, gt=0, description="Requests per second each key (or client address) may make."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a key may make at once before the rate applies."
+    )
+    max_page_size: int = Field(10_000, ge=1, description="Most trades or bars in one response.")
+    default_page_size: int = Field(1_000, ge=1, description="Trades per page when not given.")
+    max_range_hours: float = Field(
+        24.0, gt=0, description="Longest start..end of one trades request."
+    )
+    max_coverage_hours: float = Field(
+        31 * 24.0, gt=0, description="Longest start..end of one coverage request."
+    )
+    refresh_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the catalog is checked for new commits; a table's snapshot is "
+        "reloaded only when its metadata location changed.",
+    )
+    duckdb_threads: int = Field(2, ge=1, description="DuckDB worker threads.")
+    duckdb_connections: int = Field(
+        8, ge=1, description="DuckDB connections kept open and reused by requests."
+    )
+    stream_queue_max: int = Field(
+        10_000,
+        ge=1,
+        description="Messages (each a batch of trades) waiting for one WebSocket client; a "
+        "client that falls this far behind is disconnected (code 1013) rather than silently "
+        "skipped.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting K2 reads. Built once by the CLI and passed down."""
 
@@ -418,6 +467,7 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     alerts: AlertSettings = AlertSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("exchanges")
     @classmethod

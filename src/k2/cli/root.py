@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from k2.cli import (
+    api,
     config_cmd,
+    coverage,
     deploy,
     doctor,
     ingest,
@@ -13,6 +15,7 @@ from k2.cli import (
     lake,
     run,
     simulate,
+    sql,
     stack,
     status,
     topics,
@@ -59,5 +62,8 @@ for _command in (
     deploy.deploy,
     status.status,
     doctor.doctor,
+    sql.sql,
+    api.api,
+    coverage.coverage_command,
 ):
     main.add_command(_command)

@@ -1,10 +1,11 @@
 """``k2 run``: the whole pipeline on one machine, as far as it exists, until Ctrl-C.
 
 It brings the embedded stack up (what is not already running), then starts one child process
-per part: the simulator (with ``--source simulator``), the ingests (one per configured exchange)
-and the streaming job (every lakehouse layer). Each child runs in its own session, so Ctrl-C
-reaches only this supervisor, which then stops the children in data-flow order with one SIGTERM
-each: ingests first (they flush to Kafka), then the streaming job (it finishes its micro-batch),
+per part: the simulator (with ``--source simulator``), the ingests (one per configured exchange),
+the streaming job (every lakehouse layer) and the API (``k2 api``). Each child runs in its own
+session, so Ctrl-C reaches only this supervisor, which then stops the children with one SIGTERM
+each: the API first (it only reads), then in data-flow order the ingests (they flush to Kafka),
+the streaming job (it finishes its micro-batch),
 then the simulator, and finally the stack services that this run started itself (a service that
 was already running is left running). A child that exits on its own stops the pipeline, and the
 supervisor says which part stopped and where its log is.
@@ -47,7 +48,7 @@ log = structlog.get_logger(__name__)
 _POLL_S = 0.5
 _SIMULATOR_START_S = 60.0
 # Parts stop stage by stage in this order (data-flow order); a stage not named here stops last.
-STOP_ORDER = ("ingest", "stream", "simulator")
+STOP_ORDER = ("api", "ingest", "stream", "simulator")
 _SPARK_LOG4J = """\
 rootLogger.level = warn
 rootLogger.appenderRef.file.ref = file
@@ -134,6 +135,12 @@ def stream_part(settings: Settings, logs: Path, jvm_logs: bool) -> PartSpec:
     return PartSpec("stream", "stream", ("job", "stream"), 120.0, env, metrics_port=port)
 
 
+def api_part(settings: Settings) -> PartSpec:
+    """The read-only HTTP API over the lake; its ``/metrics`` is on the same port."""
+    port = _port(settings.api.port, settings.api.host)
+    return PartSpec("api", "api", ("api", "--port", str(port)), 30.0, metrics_port=port)
+
+
 def simulator_part(settings: Settings) -> PartSpec:
     url = urlsplit(settings.ingest.simulator_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
@@ -146,6 +153,7 @@ def plan_parts(settings: Settings, source: str, logs: Path, jvm_logs: bool) -> l
     parts = [simulator_part(settings)] if source == "simulator" else []
     parts += ingest_parts(settings)
     parts.append(stream_part(settings, logs, jvm_logs))
+    parts.append(api_part(settings))
     return parts
 
 
@@ -284,7 +292,7 @@ def _stages(parts: Sequence[Part]) -> list[list[Part]]:
 
 
 def _stop_parts(parts: Sequence[Part]) -> None:
-    """Stop the ingests first, then the streaming job, then the simulator: the order data
+    """Stop the API, then the ingests, the streaming job and the simulator: the order data
     flows in."""
     for stage in _stages(parts):
         for part in stage:
