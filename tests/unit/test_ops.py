@@ -147,20 +147,23 @@ def test_status_with_nothing_running_is_one_line(tmp_path: Path) -> None:
 
 
 def test_parts_start_in_data_flow_order_on_known_ports(tmp_path: Path) -> None:
-    """The simulator starts first, every part has a metrics port even when the setting is 0,
-    and the stream's JVM logs to a file of its own."""
+    """The simulator starts first and the API last, every part has a metrics port even when the
+    setting is 0, and the stream's JVM logs to a file of its own."""
     settings = _settings(tmp_path).model_copy(
         update={"ingest": _settings(tmp_path).ingest.model_copy(update={"metrics_port": 0})}
     )
     parts = plan_parts(settings, "simulator", tmp_path, jvm_logs=False)
-    assert [p.name for p in parts] == ["simulator", "ingest-kraken", "ingest-binance", "stream"]
+    names = [p.name for p in parts]
+    assert names == ["simulator", "ingest-kraken", "ingest-binance", "stream", "api"]
     assert all(p.metrics_port for p in parts if p.stage != "simulator")
     assert "--metrics-port" in parts[1].args
-    conf = json.loads(parts[-1].env["K2_SPARK__CONF"])
+    stream = next(p for p in parts if p.name == "stream")
+    conf = json.loads(stream.env["K2_SPARK__CONF"])
     assert "log4j2.configurationFile" in conf["spark.driver.extraJavaOptions"]
     assert "stream-jvm.log" in (tmp_path / "log4j2-stream.properties").read_text()
-    assert "K2_SPARK__CONF" not in plan_parts(settings, "live", tmp_path, True)[-1].env
-    assert STOP_ORDER == ("ingest", "stream", "simulator")
+    live = {p.name: p for p in plan_parts(settings, "live", tmp_path, True)}
+    assert "K2_SPARK__CONF" not in live["stream"].env
+    assert STOP_ORDER == ("api", "ingest", "stream", "simulator")
 
 
 def test_the_console_copies_new_log_lines_and_picks_out_warnings(tmp_path: Path) -> None:
