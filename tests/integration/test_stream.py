@@ -299,7 +299,7 @@ def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
     from k2.jobs.maintain import maintain
     from k2.lake.maintenance import maintained_tables
 
-    lane = make_lane(settings, tmp_path, "maintain", exchanges=("kraken",))
+    lane = make_lane(settings, tmp_path, "upkeep", exchanges=("kraken",))
     producer = RawProducer(lane)
     gold = lane.table("gold.trades")
     done = threading.Event()
