@@ -36,7 +36,7 @@ from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
 from k2.simulator.ledger import LedgerEntry, read_ledger
 from k2.stack.ports import free_port
-from k2.transport.topics import dlq_topic, raw_topic
+from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
 from tests.integration.lanes import Lane, RawProducer, expected_bars, kraken_v2, to_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1500)]
@@ -266,6 +266,7 @@ def test_every_ledger_trade_reaches_gold_once_through_every_fault(
     home = tmp_path / "home"
     home.mkdir()
     parts = Parts(settings, home)
+    TopicAdmin(parts.settings).ensure(k2_topics(parts.settings))  # as `k2 run` does first
     try:
         parts.start_simulator()
         assert parts.running("simulator"), parts.log("simulator")
