@@ -8,8 +8,9 @@ JVM_STAMP := jvm/lib/.k2-fetched
 SOURCE ?= live
 PYTEST_ARGS ?=
 # Debian packages some tests drive as a person would: a real Prometheus (promtool and server) and
-# a real browser. Installed by `make test` when missing (as root, or through sudo).
-SYSTEM_PACKAGES := prometheus chromium chromium-driver
+# a real browser; and the HTTP load generator the API benchmark drives. Installed by `make test`
+# and `make bench` when missing (as root, or through sudo).
+SYSTEM_PACKAGES := prometheus chromium chromium-driver hey
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help run stop test lint format bench venv jvm sysdeps clean
@@ -60,7 +61,7 @@ format: venv  ## apply ruff's fixes and formatting
 test: venv jvm sysdeps lint  ## lint, then every test (unit, integration against real services, e2e)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: venv jvm  ## benchmarks: print figures and write bench/results/*.json
+bench: venv jvm sysdeps  ## benchmarks: print figures and write bench/results/*.json
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and fetched JVM artifacts (keeps K2_HOME data)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from k2.config import Settings, StackSettings
+from k2.config import PrometheusSettings, Settings, StackSettings
 from k2.stack.ports import free_port
 
 # Tests build their own settings; the developer's K2_* environment must not leak in.
@@ -31,6 +31,8 @@ def make_settings(home: Path, **stack: Any) -> Settings:
     }
     return Settings(
         stack=StackSettings(home=home, start_timeout_s=180, **{**ports, **stack}),
+        # Tests that want a Prometheus start their own on a free port.
+        prometheus=PrometheusSettings(local="off"),
         _env_file=None,  # type: ignore[call-arg]
     )
 

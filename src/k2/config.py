@@ -151,6 +151,12 @@ class LakeSettings(_Section):
     warehouse: str | None = Field(
         None, description="Warehouse location (folder or s3://...); default: state folder."
     )
+    namespace_prefix: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]*$",
+        description="Prepended to the bronze, silver and gold namespace names (e.g. 'staging_'), "
+        "to share a catalog.",
+    )
 
 
 class _IngestBase(_Section):
@@ -354,7 +360,7 @@ class GoldSettings(_Section):
     """Gold: ``gold.trades`` (one row per trade) and the OHLCV bars computed from it."""
 
     rollup_interval_s: float = Field(
-        30.0,
+        60.0,
         gt=0,
         description="How often bars above 1 minute (5m ... 1d) are brought up to date from the "
         "1-minute bars, which follow every micro-batch. Each rollup is one commit per interval.",
@@ -391,6 +397,116 @@ class MaintenanceSettings(_Section):
     )
 
 
+class PrometheusSettings(_Section):
+    """Prometheus: the scrape settings of the generated config, and the local server ``k2 stack
+    up`` may start so that a laptop has history and alerts."""
+
+    local: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Start a local Prometheus with `k2 stack up` (and `k2 run`): auto when the "
+        "binary is installed and the port is free, on to require it, off never.",
+    )
+    binary: Path | None = Field(
+        None, description="The prometheus executable; default: `prometheus` on PATH."
+    )
+    port: int = Field(9090, ge=1, description="Port of the local Prometheus on the stack host.")
+    scrape_interval_s: float = Field(
+        5.0, gt=0, description="How often Prometheus scrapes every K2 service."
+    )
+    retention: str = Field("7d", description="How long the local Prometheus keeps samples.")
+
+
+class AlertSettings(_Section):
+    """Thresholds of the alert rules (``k2 deploy prometheus`` writes them into the rules) and of
+    ``k2 doctor``, so an alert and the doctor judge by the same numbers."""
+
+    stale_symbol_s: float = Field(
+        300.0, gt=0, description="A symbol with no trade for this long raises K2SymbolStale."
+    )
+    stale_for_s: float = Field(
+        60.0, ge=0, description="How long a symbol must stay stale before the alert fires."
+    )
+    freshness_s: float = Field(
+        120.0,
+        gt=0,
+        description="Newest row of a layer older than this: K2GoldStale, and a failed "
+        "freshness check in `k2 doctor`.",
+    )
+    queue_fraction: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Producer queue above this fraction of K2_INGEST__QUEUE_MAX_MESSAGES.",
+    )
+    bad_records_per_s: float = Field(
+        0.0,
+        ge=0,
+        description="DLQ, reject and quarantine rates above this (records/s over 5 min) alert; "
+        "0: any bad record.",
+    )
+    commit_intervals: int = Field(
+        6,
+        ge=2,
+        description="The streaming job not committing for this many trigger intervals while "
+        "trades arrive raises K2StreamNotCommitting.",
+    )
+    lag_records: int = Field(
+        100_000,
+        ge=0,
+        description="Kafka records the streaming job is behind before a growing lag alerts, and "
+        "the most `k2 doctor` accepts.",
+    )
+
+
+class ApiSettings(_Section):
+    """``k2 api``: the read-only HTTP API over Gold and the bars, and its web page."""
+
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="API port; 0 picks a free one.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Server processes sharing the port. Each keeps its own DuckDB connections, "
+        "live-stream consumer and rate-limit counters (a key's limit applies per process).",
+    )
+    key_hashes: tuple[SecretStr, ...] = Field(
+        (),
+        description="SHA-256 hex digests of the accepted API keys (`k2 api hash-key` makes "
+        "one). Empty: no key needed. Keys are sent as `X-API-Key` or `Authorization: Bearer`.",
+    )
+    rate_limit_per_s: float = Field(
+        50.0, gt=0, description="Requests per second each key (or client address) may make."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a key may make at once before the rate applies."
+    )
+    max_page_size: int = Field(10_000, ge=1, description="Most trades or bars in one response.")
+    default_page_size: int = Field(1_000, ge=1, description="Trades per page when not given.")
+    max_range_hours: float = Field(
+        24.0, gt=0, description="Longest start..end of one trades request."
+    )
+    max_coverage_hours: float = Field(
+        31 * 24.0, gt=0, description="Longest start..end of one coverage request."
+    )
+    refresh_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often the catalog is checked for new commits; a table's snapshot is "
+        "reloaded only when its metadata location changed.",
+    )
+    duckdb_threads: int = Field(2, ge=1, description="DuckDB worker threads.")
+    duckdb_connections: int = Field(
+        8, ge=1, description="DuckDB connections kept open and reused by requests."
+    )
+    stream_queue_max: int = Field(
+        10_000,
+        ge=1,
+        description="Messages (each a batch of trades) waiting for one WebSocket client; a "
+        "client that falls this far behind is disconnected (code 1013) rather than silently "
+        "skipped.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting K2 reads. Built once by the CLI and passed down."""
 
@@ -417,6 +533,9 @@ class Settings(BaseSettings):
     silver: SilverSettings = SilverSettings()
     gold: GoldSettings = GoldSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    alerts: AlertSettings = AlertSettings()
+    api: ApiSettings = ApiSettings()
 
     @field_validator("exchanges")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Literal
 Side = Literal["buy", "sell"]
 
 # Legacy asset codes some venues still use on the wire, mapped to the codes users know.
-_CANONICAL_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+CANONICAL_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -22,7 +22,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def canonical_asset(code: str) -> str:
     """``XBT`` → ``BTC``, ``XDG`` → ``DOGE``; other codes upper-cased and unchanged."""
     upper = code.upper()
-    return _CANONICAL_ASSETS.get(upper, upper)
+    return CANONICAL_ASSETS.get(upper, upper)
 
 
 def canonical_symbol(base: str, quote: str) -> str:

@@ -48,6 +48,10 @@ class LakeError(K2Error):
     """Raised when the Iceberg catalog or a table cannot be opened or changed."""
 
 
+class WriterBusyError(LakeError):
+    """Raised when another job is writing the tables a job would write (one writer per table)."""
+
+
 class ExchangeError(K2Error):
     """Raised when an exchange feed cannot be used (unknown symbol, rejected subscription, ...)."""
 
@@ -95,3 +99,27 @@ class ParseError(K2Error):
     def __init__(self, message: str, raw: str) -> None:
         super().__init__(message)
         self.raw = raw
+
+
+class QueryError(K2Error):
+    """Raised when a SQL statement or an API query cannot be run; the message is the engine's."""
+
+
+class ApiRequestError(K2Error):
+    """Raised when an API request cannot be served as asked; ``status`` is the HTTP status and
+    the message says what to change."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiRateLimitedError(ApiRequestError):
+    """Raised when an API key has used its request rate; ``retry_after_s`` says when a request
+    may pass again."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            429, f"rate limit reached; retry after {retry_after_s} s (K2_API__RATE_LIMIT_PER_S)"
+        )
+        self.retry_after_s = retry_after_s

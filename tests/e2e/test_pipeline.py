@@ -54,6 +54,7 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
             "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
             "K2_INGEST__METRICS_PORT": "0",
             "K2_STREAM__METRICS_PORT": "0",
+            "K2_API__PORT": str(free_port()),
             "K2_STREAM__TRIGGER_INTERVAL_S": "1",
             "K2_SPARK__DRIVER_MEMORY": "1g",
             "K2_LOG_FORMAT": "json",
@@ -85,7 +86,7 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
             os.killpg(run.pid, signal.SIGKILL)
     events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     stopped = {e["part"]: e["exit_code"] for e in events if e["event"] == "pipeline_part_stopped"}
-    assert stopped == {"simulator": 0, "ingest-binance": 0, "stream": 0}
+    assert stopped == {"simulator": 0, "ingest-binance": 0, "stream": 0, "api": 0}
     rows = _rows(settings)
     assert all(r["kafka_topic"] == "test.pipeline.market.crypto.trades.binance.raw" for r in rows)
     assert all(r["protocol"] == "binance-trade" and r["price"] for r in rows)

@@ -1,7 +1,8 @@
 """Bronze against the real broker, registry, Spark and Iceberg: every offset once, every value kept.
 
-Each test streams its own topic into its own tables (in the session's Spark and catalog), with
-half-second triggers; waits poll the tables with a deadline.
+Each test runs the streaming job over its own topics and tables (a lane), with half-second
+triggers; waits poll the tables with a deadline. The records are raw Kraken records of every
+shape (v1 and v2, odd values included): Bronze keeps whatever its schema accepts.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,24 +23,26 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from k2.config import MaintenanceSettings, Settings, StreamSettings
-from k2.jobs.bronze import start_stream
-from k2.jobs.bronze_sink import BronzeSink, BronzeStream
-from k2.jobs.listener import BronzeListener
+from k2.config import MaintenanceSettings, Settings
+from k2.jobs.batch import BatchWriter
+from k2.jobs.layout import Source
+from k2.jobs.listener import StreamListener
+from k2.jobs.maintain import maintain
 from k2.jobs.offsets import marker_offsets, table_progress
-from k2.jobs.schemas import SchemaResolver, avro_resolution_check
-from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, ensure_namespaces, open_catalog
-from k2.lake.maintenance import maintain
-from k2.observability.metrics import BronzeMetrics, Metrics
+from k2.jobs.stream import QUERY_NAME, prepare_tables, start_stream
+from k2.jobs.supervisor import stop_between_batches
+from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, open_catalog
+from k2.observability.metrics import Metrics, StreamMetrics
 from k2.schemas import schema_json, schema_text
 from k2.schemas.registry import register_value_schema
-from k2.transport.topics import TopicAdmin, TopicSpec
+
+from . import lanes
 
 pytestmark = pytest.mark.integration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYMBOLS = ("XBT/USD", "ETH/USD", "XDG/USD", "SOL/EUR", "ADA/USD")
-WAIT_S = 120.0
+WAIT_S = 180.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,40 +122,31 @@ def has_rows(spark: Any, table: str, count: int) -> bool:
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.25)
+    lanes.wait_until(condition, what, timeout_s)
 
 
 @dataclass
 class Lane:
-    """A private topic, tables and checkpoint for one test, with the settings to stream them."""
+    """A lane streaming one Kraken topic: its settings and its source (topic and tables)."""
 
     settings: Settings
-    stream: BronzeStream
+    source: Source
 
     @property
     def topic(self) -> str:
-        return self.stream.topic
+        return self.source.topic
+
+    @property
+    def layout(self) -> Any:
+        return lanes.Lane(self.settings).layout
 
 
 def make_lane(settings: Settings, root: Path, name: str, partitions: int = 3) -> Lane:
-    topic = f"test.bronze.{name}.raw"
-    TopicAdmin(settings).ensure([TopicSpec(topic, partitions, 1)])
-    bronze = StreamSettings(
-        trigger_interval_s=0.5, checkpoint_dir=root / "checkpoints", metrics_port=0
+    base = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"topic_partitions": partitions})}
     )
-    stream = BronzeStream(
-        exchange="kraken",
-        topic=topic,
-        trades=f"bronze.{name}_trades",
-        rejects=f"bronze.{name}_rejects",
-        checkpoint=root / "checkpoints" / name,
-        fallback_schema=schema_text("kraken_raw"),
-    )
-    return Lane(settings.model_copy(update={"stream": bronze}), stream)
+    lane = lanes.make_lane(base, root, name, exchanges=("kraken",))
+    return Lane(lane.settings, lane.layout.source("kraken"))
 
 
 @pytest.fixture
@@ -165,25 +158,33 @@ def lane_factory(
 
     yield make
     for query in spark.streams.active:
-        if query.name and query.name.startswith("bronze:"):
+        if query.name == QUERY_NAME:
             query.stop()
 
 
-def stream_until(spark: Any, lane: Lane, done: Callable[[], bool], listener: Any = None) -> Any:
-    """Run the lane's query until ``done``; stop it; return the stopped query."""
-    query = start_stream(spark, lane.settings, lane.stream, listener)
+def start(spark: Any, lane: Lane, listener: StreamListener | None = None) -> Any:
+    on_commit = listener.batch_committed if listener is not None else None
+    query, _ = start_stream(spark, lane.settings, lane.layout, on_commit)
+    return query
+
+
+def stream_until(
+    spark: Any, lane: Lane, done: Callable[[], bool], listener: StreamListener | None = None
+) -> Any:
+    """Run the lane's query until ``done``; stop it between batches; return the stopped query."""
+    query = start(spark, lane, listener)
     try:
-        wait_until(lambda: done() or not query.isActive, f"{lane.stream.name} to land")
+        wait_until(lambda: done() or not query.isActive, f"{lane.source.table} to land")
         assert query.exception() is None, query.exception()
     finally:
-        query.stop()
+        stop_between_batches(query, 120)
     return query
 
 
 def assert_each_offset_once(spark: Any, lane: Lane, expected: set[tuple[int, int]]) -> None:
     seen = [
         (row.kafka_partition, row.kafka_offset)
-        for table in (lane.stream.trades, lane.stream.rejects)
+        for table in (lane.source.table, lane.source.rejects)
         for row in spark.sql(f"SELECT kafka_partition, kafka_offset FROM k2.{table}").collect()
     ]
     assert len(seen) == len(set(seen)), "an offset landed twice"
@@ -212,14 +213,14 @@ def landed(
     values: list[bytes | None] = [encode(record, lane.topic) for record in records]
     coordinates = produce(settings, lane.topic, values)
     metrics = Metrics("bronze-test")
-    listener = BronzeListener(BronzeMetrics(metrics))
+    listener = StreamListener(StreamMetrics(metrics), QUERY_NAME)
     spark.streams.addListener(listener)
     try:
         stream_until(
             spark,
             lane,
-            lambda: count_of(spark, lane.stream.trades) >= len(records)
-            and metrics.registry.get_sample_value("k2_bronze_offset_lag", _lag(3)) == 0,
+            lambda: count_of(spark, lane.source.table) >= len(records)
+            and metrics.registry.get_sample_value("k2_stream_offset_lag", _lag(lane, 3)) == 0,
             listener,
         )
     finally:
@@ -228,12 +229,12 @@ def landed(
     return Landed(lane, dict(zip(coordinates, records, strict=True)), schema_id, metrics)
 
 
-def _lag(partition: int) -> dict[str, str]:
-    return {"exchange": "kraken", "partition": str(partition)}
+def _lag(lane: Lane, partition: int) -> dict[str, str]:
+    return {"topic": lane.topic, "partition": str(partition)}
 
 
 def test_every_record_lands_once_with_every_value(spark: Any, landed: Landed) -> None:
-    rows = rows_of(spark, landed.lane.stream.trades)
+    rows = rows_of(spark, landed.lane.source.table)
     by_offset = {(row.kafka_partition, row.kafka_offset): row for row in rows}
     assert len(rows) == len(by_offset) == len(landed.produced)
     assert set(by_offset) == set(landed.produced)
@@ -246,19 +247,19 @@ def test_every_record_lands_once_with_every_value(spark: Any, landed: Landed) ->
         assert row["kafka_topic"] == landed.lane.topic
         assert row["schema_id"] == landed.schema_id
         assert row["bronze_written_at"] >= row["kafka_timestamp"]
-    assert count_of(spark, landed.lane.stream.rejects) == 0
+    assert count_of(spark, landed.lane.source.rejects) == 0
 
 
 def test_the_listener_reports_rows_and_lag(landed: Landed) -> None:
     sample = landed.metrics.registry.get_sample_value
     assert sample("k2_bronze_rows_written_total", {"exchange": "kraken"}) == len(landed.produced)
-    assert (sample("k2_bronze_batches_committed_total", {"exchange": "kraken"}) or 0) >= 1
-    assert sample("k2_bronze_offset_lag", _lag(0)) == 0
-    assert (sample("k2_bronze_batch_duration_seconds_count", {"exchange": "kraken"}) or 0) >= 1
+    assert (sample("k2_stream_batches_committed_total") or 0) >= 1
+    assert sample("k2_stream_offset_lag", _lag(landed.lane, 0)) == 0
+    assert (sample("k2_stream_batch_duration_seconds_count") or 0) >= 1
 
 
 def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Landed) -> None:
-    table = open_catalog(settings).load_table(landed.lane.stream.trades)
+    table = open_catalog(settings).load_table(landed.lane.source.table)
     field = table.spec().fields[0]
     assert str(field.transform) == "hour"
     assert table.schema().find_column_name(field.source_id) == "received_us"
@@ -267,7 +268,7 @@ def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Lande
 
 
 def test_bronze_reads_the_same_in_pyiceberg_and_duckdb(settings: Settings, landed: Landed) -> None:
-    identifier = landed.lane.stream.trades
+    identifier = landed.lane.source.table
     arrow = open_catalog(settings).load_table(identifier).scan().to_arrow()
     from_pyiceberg = sorted(
         (r["kafka_partition"], r["kafka_offset"], r["message_id"], r["price"])
@@ -302,7 +303,7 @@ def test_old_and_new_schema_versions_land_side_by_side(
     first = produce(
         settings, lane.topic, [encode_v1(kraken_record(i), lane.topic) for i in range(40)]
     )
-    stream_until(spark, lane, lambda: count_of(spark, lane.stream.trades) >= 40)
+    stream_until(spark, lane, lambda: count_of(spark, lane.source.table) >= 40)
 
     # A version is added while Bronze has already seen the first: mixed records follow.
     registry = SchemaRegistryClient(settings.registry_config())
@@ -316,11 +317,11 @@ def test_old_and_new_schema_versions_land_side_by_side(
         else:
             mixed.append(encode_v2({**record, "venue_note": f"note-{i}"}, lane.topic))
     second = produce(settings, lane.topic, mixed)
-    stream_until(spark, lane, lambda: count_of(spark, lane.stream.trades) >= 100)
+    stream_until(spark, lane, lambda: count_of(spark, lane.source.table) >= 100)
 
     rows = {
         row.kafka_offset + 10**6 * row.kafka_partition: row
-        for row in rows_of(spark, lane.stream.trades)
+        for row in rows_of(spark, lane.source.table)
     }
     assert len(rows) == 100
     for index, (partition, offset) in enumerate(first + second):
@@ -330,7 +331,7 @@ def test_old_and_new_schema_versions_land_side_by_side(
             assert row.venue_note == f"note-{index}" and row.schema_id == v2_id
         else:
             assert row.venue_note is None and row.schema_id != v2_id
-    assert count_of(spark, lane.stream.rejects) == 0
+    assert count_of(spark, lane.source.rejects) == 0
 
 
 def test_poison_records_go_to_rejects_and_the_rest_lands(
@@ -360,9 +361,9 @@ def test_poison_records_go_to_rejects_and_the_rest_lands(
             values.append(poison[kind])
             kinds.append(kind)
     coordinates = produce(settings, lane.topic, values)
-    stream_until(spark, lane, lambda: count_of(spark, lane.stream.rejects) >= len(poison))
+    stream_until(spark, lane, lambda: count_of(spark, lane.source.rejects) >= len(poison))
 
-    rejects = {(r.kafka_partition, r.kafka_offset): r for r in rows_of(spark, lane.stream.rejects)}
+    rejects = {(r.kafka_partition, r.kafka_offset): r for r in rows_of(spark, lane.source.rejects)}
     expected = {c: (k, v) for c, k, v in zip(coordinates, kinds, values, strict=True) if k}
     assert set(rejects) == set(expected)
     for coordinate, (kind, value) in expected.items():
@@ -380,27 +381,22 @@ class DriverDiedError(Exception):
     """Stands for the driver dying at the worst moment."""
 
 
-def _sink(spark: Any, lane: Lane) -> BronzeSink:
+def _writer(spark: Any, lane: Lane) -> BatchWriter:
     """A fresh writer, as a restarted driver builds it (markers read from the tables)."""
-    client = SchemaRegistryClient(lane.settings.registry_config())
-    resolver = SchemaResolver(
-        client, lane.stream.subject, lane.stream.fallback_schema, avro_resolution_check(spark)
-    )
-    resolver.prime()
-    BronzeSink.prepare(spark, lane.stream, resolver.plan.reader)
+    layout = lane.layout
+    resolvers = prepare_tables(spark, lane.settings, layout)
     catalog = open_catalog(lane.settings)
-    trades, rejects = (
-        table_progress(spark, catalog, table, lane.topic)
-        for table in (lane.stream.trades, lane.stream.rejects)
-    )
-    return BronzeSink(spark, lane.stream, resolver, (trades.settled, rejects.settled), 2, catalog)
+    progress = {
+        table: table_progress(spark, catalog, table)
+        for table in (lane.source.table, lane.source.rejects, *layout.silver.values())
+    }
+    return BatchWriter(spark, lane.settings, layout, catalog, resolvers, progress)
 
 
 def test_a_replayed_batch_is_written_once(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane], monkeypatch: Any
 ) -> None:
     lane = lane_factory("replay")
-    ensure_namespaces(open_catalog(settings))
     encode = serializer(settings, schema_text("kraken_raw"))
     values: list[bytes | None] = [encode(kraken_record(i), lane.topic) for i in range(50)]
     values[7] = b"\x07poison"
@@ -412,21 +408,21 @@ def test_a_replayed_batch_is_written_once(
     )
 
     # The driver dies after the trades commit, before the rejects commit ...
-    sink = _sink(spark, lane)
+    writer = _writer(spark, lane)
 
     def die(*args: Any) -> None:
         raise DriverDiedError
 
-    monkeypatch.setattr(sink, "_append_rejects", die)
+    monkeypatch.setattr(writer.bronze[0], "_append_rejects", die)
     with pytest.raises(DriverDiedError):
-        sink(batch, 0)
-    assert count_of(spark, lane.stream.trades) == 49 and count_of(spark, lane.stream.rejects) == 0
+        writer(batch, 0)
+    assert count_of(spark, lane.source.table) == 49 and count_of(spark, lane.source.rejects) == 0
     # ... a run without checkpoint would start at that batch, not after it ...
-    progress = table_progress(spark, open_catalog(settings), lane.stream.trades, lane.topic)
+    progress = table_progress(spark, open_catalog(settings), lane.source.table)
     assert progress.resume == {} and progress.settled
     # ... and the restarted driver replays the batch, twice for good measure.
-    _sink(spark, lane)(batch, 0)
-    _sink(spark, lane)(batch, 0)
+    _writer(spark, lane)(batch, 0)
+    _writer(spark, lane)(batch, 0)
     assert_each_offset_once(spark, lane, set(coordinates))
 
 
@@ -435,27 +431,30 @@ def test_a_lost_checkpoint_resumes_from_the_tables(
 ) -> None:
     lane = lane_factory("lostckpt")
     encode = serializer(settings, schema_text("kraken_raw"))
-    first: list[tuple[int, int]] = []
-    query = start_stream(spark, lane.settings, lane.stream)
+    produced: list[tuple[int, int]] = []
+    query = start(spark, lane)
     try:
-        for start, end in ((0, 60), (60, 90)):  # two micro-batches
-            batch = [encode(kraken_record(i), lane.topic) for i in range(start, end)]
-            first += produce(settings, lane.topic, list[bytes | None](batch))
-            wait_until(partial(has_rows, spark, lane.stream.trades, end), "a batch")
+        for first, end in ((0, 60), (60, 90)):  # two micro-batches
+            batch = [encode(kraken_record(i), lane.topic) for i in range(first, end)]
+            produced += produce(settings, lane.topic, list[bytes | None](batch))
+            wait_until(partial(has_rows, spark, lane.source.table, end), "a batch")
     finally:
-        query.stop()
-    shutil.rmtree(lane.stream.checkpoint)
-    progress = table_progress(spark, open_catalog(settings), lane.stream.trades, lane.topic)
+        stop_between_batches(query, 120)
+    shutil.rmtree(lane.layout.checkpoint)
+    progress = table_progress(spark, open_catalog(settings), lane.source.table)
     second = produce(
         settings, lane.topic, [encode(kraken_record(i), lane.topic) for i in range(90, 150)]
     )
-    query = stream_until(spark, lane, lambda: count_of(spark, lane.stream.trades) >= 150)
+    query = stream_until(spark, lane, lambda: count_of(spark, lane.source.table) >= 150)
 
-    assert_each_offset_once(spark, lane, set(first + second))
+    assert_each_offset_once(spark, lane, set(produced + second))
     # Resumed at the start of the last committed batch: neither earliest nor latest.
-    replayed = [(p, o) for p, o in first if o > progress.resume.get(p, -1)]
-    assert 0 < len(replayed) < len(first)
-    assert sum(p["numInputRows"] for p in query.recentProgress) == len(replayed) + len(second)
+    resume = progress.resume.get(lane.topic, {})
+    replayed = [(p, o) for p, o in produced if o > resume.get(p, -1)]
+    assert 0 < len(replayed) < len(produced)
+    # The lane's gap topic is empty: every record read is one of the lane's trades.
+    read = sum(p["numInputRows"] for p in query.recentProgress)
+    assert read == len(replayed) + len(second)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,7 +470,7 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane]
 ) -> None:
     lane = lane_factory("maintain")
-    table = lane.stream.trades
+    table = lane.source.table
     hour = 1_714_564_800 // 3600  # kraken_record(0..359) were received in this hour
     encode = serializer(settings, schema_text("kraken_raw"))
     coordinates: list[tuple[int, int]] = []
@@ -480,7 +479,7 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
         batch = [encode(kraken_record(i), lane.topic) for i in range(first, last)]
         coordinates.extend(produce(settings, lane.topic, list[bytes | None](batch)))
 
-    query = start_stream(spark, lane.settings, lane.stream)
+    query = start(spark, lane)
     try:
         for first in range(0, 200, 50):  # one micro-batch each: four commits of small files
             produce_records(first, first + 50)
@@ -496,7 +495,7 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
         writer.join()
         wait_until(lambda: count_of(spark, table) >= 260, "the next hour's trades")
     finally:
-        query.stop()
+        stop_between_batches(query, 120)
 
     assert _files_in_hour(spark, table, hour) < files_before
     after = sorted(tuple(r) for r in spark.sql(in_hour).drop("bronze_written_at").collect())
@@ -504,4 +503,4 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
     assert_each_offset_once(spark, lane, set(coordinates))
     assert report.counts["rewritten_data_files_count"] >= files_before
     # The stream's position survives expiry, behind the compaction's snapshots.
-    assert marker_offsets(open_catalog(settings).load_table(table), lane.topic) is not None
+    assert marker_offsets(open_catalog(settings).load_table(table)) is not None

@@ -19,8 +19,8 @@ from k2.config import (
     StreamSettings,
 )
 from k2.errors import LakeError
-from k2.jobs.bronze import kafka_source_options
-from k2.jobs.decode import DECODED_FLAG, flagged_reader
+from k2.jobs.bronze.decode import DECODED_FLAG, flagged_reader
+from k2.jobs.bronze.schemas import SchemaResolver
 from k2.jobs.listener import offset_lag
 from k2.jobs.offsets import (
     MARKER,
@@ -33,8 +33,8 @@ from k2.jobs.offsets import (
     parse_marker,
     starting_offsets,
 )
-from k2.jobs.schemas import SchemaResolver
 from k2.jobs.session import write_submit_properties
+from k2.jobs.stream import kafka_source_options
 from k2.lake.maintenance import step_sql
 from k2.lake.tables import bronze_rejects, bronze_trades, missing_columns, spark_type
 from k2.schemas import schema_json
@@ -103,11 +103,13 @@ def test_a_field_added_by_a_new_schema_version_is_a_missing_column() -> None:
 
 
 def test_markers_only_move_forward_and_round_trip() -> None:
-    assert merged({0: 10, 1: 5}, {0: 7, 2: 3}) == {0: 10, 1: 5, 2: 3}
-    value = marker_value("t", {1: 5, 0: 10})
-    assert json.loads(value) == {"t": {"0": 10, "1": 5}}
-    assert parse_marker(value, "t") == {0: 10, 1: 5}
-    assert parse_marker(value, "other") == {}
+    assert merged({"t": {0: 10, 1: 5}}, {"t": {0: 7, 2: 3}, "u": {0: 1}}) == {
+        "t": {0: 10, 1: 5, 2: 3},
+        "u": {0: 1},
+    }
+    value = marker_value({"t": {1: 5, 0: 10}, "u": {0: 2}})
+    assert json.loads(value) == {"t": {"0": 10, "1": 5}, "u": {"0": 2}}
+    assert parse_marker(value) == {"t": {0: 10, 1: 5}, "u": {0: 2}}
 
 
 class _Snapshot:
@@ -128,19 +130,27 @@ class _Metadata:
 
 def test_the_marker_is_found_behind_a_compaction_snapshot() -> None:
     snapshots = [
-        _Snapshot(1, None, {MARKER: marker_value("t", {0: 4})}),
-        _Snapshot(2, 1, {MARKER: marker_value("t", {0: 9}), PREVIOUS: marker_value("t", {0: 4})}),
+        _Snapshot(1, None, {MARKER: marker_value({"t": {0: 4}})}),
+        _Snapshot(
+            2, 1, {MARKER: marker_value({"t": {0: 9}}), PREVIOUS: marker_value({"t": {0: 4}})}
+        ),
         _Snapshot(3, 2, {}),  # rewrite_data_files
     ]
     table = type("T", (), {"metadata": _Metadata(3, snapshots)})()
-    assert marker_offsets(table, "t") == TableProgress(settled={0: 9}, resume={0: 4})
+    assert marker_offsets(table) == TableProgress(settled={"t": {0: 9}}, resume={"t": {0: 4}})
     expired = type("T", (), {"metadata": _Metadata(3, snapshots[2:])})()
-    assert marker_offsets(expired, "t") is None
+    assert marker_offsets(expired) is None
+
+
+def test_a_table_written_before_the_rename_keeps_its_marker() -> None:
+    legacy = {"k2.bronze.offsets": marker_value({"t": {0: 9}})}
+    table = type("T", (), {"metadata": _Metadata(1, [_Snapshot(1, None, legacy)])})()
+    assert marker_offsets(table) == TableProgress(settled={"t": {0: 9}}, resume={"t": {0: 9}})
 
 
 def test_starting_offsets_name_every_partition() -> None:
-    starts = json.loads(starting_offsets("t", [0, 1, 2], {0: 9, 2: 0}))
-    assert starts == {"t": {"0": 10, "1": -2, "2": 1}}
+    starts = json.loads(starting_offsets({"t": [0, 1, 2], "u": [0]}, {"t": {0: 9, 2: 0}}))
+    assert starts == {"t": {"0": 10, "1": -2, "2": 1}, "u": {"0": -2}}
 
 
 def test_a_checkpoint_without_planned_offsets_does_not_count(tmp_path: Path) -> None:
@@ -173,7 +183,8 @@ def test_kafka_source_options_carry_sasl_and_tls() -> None:
         ssl_ca_location=Path("/ca.pem"),
     )
     settings = Settings(kafka=kafka, _env_file=None)
-    options = kafka_source_options(settings, "t", "earliest")
+    options = kafka_source_options(settings, ["t", "u"], "earliest")
+    assert options["subscribe"] == "t,u"
     assert options["kafka.bootstrap.servers"] == "b:9093"
     assert options["kafka.sasl.jaas.config"] == (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -20,7 +21,7 @@ _EXCHANGE_OPTION = click.option(
     "exchanges",
     multiple=True,
     type=click.Choice(KNOWN_EXCHANGES),
-    help="Stream only this exchange; repeatable (default: every configured exchange).",
+    help="Only this exchange; repeatable (default: every configured exchange).",
 )
 
 
@@ -34,10 +35,10 @@ def job_stream(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
     where it stopped (from its checkpoint, or from the offsets in the tables if the checkpoint
     is gone). Prometheus metrics on K2_STREAM__METRICS_PORT.
     """
-    from k2.jobs.bronze import run_bronze  # noqa: PLC0415
+    from k2.jobs.stream import run_stream  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    run_bronze(settings, list(exchanges) or None, stop_on_signals())
+    run_stream(settings, list(exchanges) or None, stop_on_signals())
 
 
 @job.command("bronze", hidden=True)
@@ -47,6 +48,76 @@ def job_bronze(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
     """The former name of `k2 job stream`, which now writes every layer; runs it."""
     click.echo("note: `k2 job bronze` is now `k2 job stream` (every layer); running it", err=True)
     ctx.invoke(job_stream, exchanges=exchanges)
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """An ISO 8601 time (UTC unless it says otherwise) as µs since the epoch."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from k2.domain import micros_from_datetime  # noqa: PLC0415
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T09:00"
+        ) from None
+    return micros_from_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@job.command("rebuild")
+@click.argument("layer", type=click.Choice(["silver", "gold", "bars"]))
+@_EXCHANGE_OPTION
+@click.option("--from", "start", callback=_instant, help="First exchange time (ISO 8601, UTC).")
+@click.option(
+    "--to", "end", callback=_instant, help="End exchange time, exclusive (ISO 8601, UTC)."
+)
+@click.pass_context
+def job_rebuild(
+    ctx: click.Context,
+    layer: str,
+    exchanges: tuple[str, ...],
+    start: int | None,
+    end: int | None,
+) -> None:
+    """Recompute LAYER (silver, gold or bars) from the layer below, in batch.
+
+    \b
+      silver  from Bronze, with the streaming job's normalisation and validation
+      gold    from Silver, one row per message_id as the stream keeps it
+      bars    from gold.trades, every interval
+
+    --from/--to bound it by exchange time (bars: every bar overlapping the range, whole).
+    The streaming job must be stopped meanwhile; the rebuild refuses to start beside it.
+    Rebuild silver, then gold, then bars, to carry a change through every layer.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+
+    from k2.jobs.rebuild import Layer, Window, rebuild, steps_of  # noqa: PLC0415
+    from k2.jobs.service import service_settings  # noqa: PLC0415
+    from k2.jobs.session import build_session  # noqa: PLC0415
+
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter("--from must be before --to")
+    settings = settings_of(ctx)
+    names = list(exchanges) or list(settings.exchanges)
+    spark = build_session(service_settings(settings), f"k2-rebuild-{layer}")
+    columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, transient=False) as progress:
+            chosen = cast(Layer, layer)
+            task = progress.add_task(f"rebuilding {layer}", total=steps_of(chosen, names))
+
+            def advance(table: str) -> None:
+                progress.update(task, advance=1, description=f"{table} rebuilt")
+
+            report = rebuild(spark, settings, chosen, names, Window(start, end), advance)
+    finally:
+        spark.stop()
+    for table, rows in sorted(report.rows.items()):
+        click.echo(f"{table}: {rows} rows in the rebuilt range")
 
 
 @job.command("spark-conf")

@@ -16,10 +16,12 @@ def lake() -> None:
 @click.pass_context
 def lake_init(ctx: click.Context) -> None:
     """Create the namespaces bronze, silver and gold (idempotent)."""
-    from k2.lake.catalog import NAMESPACES, ensure_namespaces, open_catalog  # noqa: PLC0415
+    from k2.lake.catalog import ensure_namespaces, namespaces, open_catalog  # noqa: PLC0415
 
-    created = ensure_namespaces(open_catalog(settings_of(ctx)))
-    for namespace in NAMESPACES:
+    settings = settings_of(ctx)
+    prefix = settings.lake.namespace_prefix
+    created = ensure_namespaces(open_catalog(settings), prefix)
+    for namespace in namespaces(prefix):
         click.echo(f"k2.{namespace}: {'created' if namespace in created else 'exists'}")
 
 
@@ -43,6 +45,6 @@ def lake_maintain(ctx: click.Context, schedule_s: float | None, tables: tuple[st
 
     Safe while the streaming jobs write. Retention and sizes: K2_MAINTENANCE__* settings.
     """
-    from k2.lake.maintenance import run_maintenance  # noqa: PLC0415
+    from k2.jobs.maintain import run_maintenance  # noqa: PLC0415
 
     run_maintenance(settings_of(ctx), list(tables) or None, schedule_s, stop_on_signals())

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import click
 
-from k2.cli import config_cmd, ingest, jobs, lake, run, simulate, stack, topics
+from k2.cli import (
+    api,
+    config_cmd,
+    coverage,
+    deploy,
+    doctor,
+    ingest,
+    jobs,
+    lake,
+    run,
+    simulate,
+    sql,
+    stack,
+    status,
+    topics,
+)
 from k2.cli.context import K2Group
 from k2.version import git_sha, k2_version
 
@@ -44,5 +59,11 @@ for _command in (
     jobs.job,
     ingest.ingest,
     run.run_command,
+    deploy.deploy,
+    status.status,
+    doctor.doctor,
+    sql.sql,
+    api.api,
+    coverage.coverage_command,
 ):
     main.add_command(_command)

@@ -13,7 +13,8 @@ from k2.version import git_sha, k2_version
 
 @click.group(cls=K2Group)
 def stack() -> None:
-    """Run the embedded default stack: a local Kafka broker and schema registry.
+    """Run the embedded default stack: a local Kafka broker and schema registry (and a local
+    Prometheus when one is installed, K2_PROMETHEUS__LOCAL).
 
     State (data, logs, pid files) lives in K2_HOME (default ./.k2). Services bind to 127.0.0.1.
     """
@@ -34,8 +35,11 @@ def stack_up(ctx: click.Context) -> None:
         git_sha=git_sha(),
         home=str(settings.stack.state_dir),
     )
-    for name, started in Stack(settings).up():
+    stack = Stack(settings)
+    for name, started in stack.up():
         click.echo(f"{name}: {'started' if started else 'already running'}")
+    for name, reason in stack.skipped:
+        click.echo(f"{name}: not started ({reason})")
     for spec, outcome in TopicAdmin(settings).ensure(k2_topics(settings)):
         if outcome == "created":
             click.echo(f"topic {spec.name}: created ({spec.partitions} partitions)")
@@ -45,10 +49,18 @@ def stack_up(ctx: click.Context) -> None:
 @stack.command("down")
 @click.pass_context
 def stack_down(ctx: click.Context) -> None:
-    """Stop the services (SIGTERM, bounded wait, then SIGKILL). Data stays in K2_HOME."""
-    from k2.stack.manager import Stack  # noqa: PLC0415
+    """Stop a `k2 run` of this K2_HOME, then the services (SIGTERM, bounded wait, SIGKILL).
 
-    for name, stopped in Stack(settings_of(ctx)).down():
+    Every K2 process recorded for the state folder stops, also one whose start failed half-way.
+    Data stays in K2_HOME.
+    """
+    from k2.stack.manager import Stack  # noqa: PLC0415
+    from k2.stack.runfile import stop_run  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    for what in stop_run(settings.stack.state_dir, timeout_s=240.0):
+        click.echo(f"{what}: stopped")
+    for name, stopped in Stack(settings).down():
         click.echo(f"{name}: {'stopped' if stopped else 'not running'}")
 
 
@@ -62,4 +74,10 @@ def stack_status(ctx: click.Context) -> None:
 def _print_status(settings: Settings) -> None:
     from k2.stack.manager import Stack  # noqa: PLC0415
 
-    service_table(Stack(settings).status(), click.echo)
+    optional = settings.prometheus.local == "auto"
+    rows = [
+        row
+        for row in Stack(settings).status()
+        if row.up or not optional or row.name != "prometheus"
+    ]
+    service_table(rows, click.echo)

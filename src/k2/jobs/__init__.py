@@ -1,1 +1,2 @@
-"""Spark jobs: the session builder and one module per job (bronze, silver, gold)."""
+"""Spark jobs: the session builder, the streaming job of every layer (one query, one
+``foreachBatch``), the rebuild from Bronze, and the lake maintenance run."""

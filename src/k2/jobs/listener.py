@@ -1,10 +1,10 @@
 """Spark's streaming progress as Prometheus metrics, and each committed batch as metrics too.
 
 Spark reports every micro-batch of every query in the session to a ``StreamingQueryListener`` on
-its listener thread; :class:`BronzeListener` keeps those of the Bronze queries it watches (by
-query name) and turns them into rates, batch durations and the offset lag per partition (the
-source's latest offsets minus the batch's end offsets). The rows and rejects a batch wrote come
-from the writer itself (:meth:`BronzeListener.batch_committed`), which knows them exactly.
+its listener thread; :class:`StreamListener` keeps those of the streaming job's query (by name)
+and turns them into rates, batch durations and the offset lag per topic and partition (the
+source's latest offsets minus the batch's end offsets). What each layer wrote comes from the
+writer itself (:meth:`StreamListener.batch_committed`), which knows it exactly.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
-from k2.jobs.bronze_sink import BatchResult
-from k2.observability.metrics import BronzeMetrics
+from k2.jobs.batch import BatchReport
+from k2.observability.metrics import StreamMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -39,67 +39,81 @@ def offset_lag(latest: str | None, end: str | None) -> dict[str, dict[int, int]]
     return lag
 
 
-class BronzeListener(StreamingQueryListener):
-    """Feeds :class:`BronzeMetrics` from the progress of the Bronze queries it watches."""
+class StreamListener(StreamingQueryListener):
+    """Feeds :class:`StreamMetrics` from the progress of the query named ``query_name``."""
 
-    def __init__(self, metrics: BronzeMetrics) -> None:
+    def __init__(self, metrics: StreamMetrics, query_name: str) -> None:
         super().__init__()
         self.metrics = metrics
-        self._exchanges: dict[str, str] = {}  # query name -> exchange
-        self._running: dict[str, str] = {}  # query id -> exchange
+        self._name = query_name
+        self._running: set[str] = set()
+        self._newest_s: dict[str, float] = {}  # exchange -> newest exchange_ts in Gold
         self._lock = threading.Lock()
 
-    def watch(self, query_name: str, exchange: str) -> None:
-        """Report progress of the query named ``query_name`` under ``exchange``."""
-        with self._lock:
-            self._exchanges[query_name] = exchange
-
-    def batch_committed(self, result: BatchResult) -> None:
+    def batch_committed(self, report: BatchReport) -> None:
         """Count what a micro-batch wrote (called by the writer after its commits)."""
-        metrics = self.metrics
-        metrics.rows_written.labels(result.exchange).inc(result.written)
-        for kind, count in result.rejects.items():
-            metrics.rejects.labels(result.exchange, kind).inc(count)
-        metrics.batches.labels(result.exchange).inc()
-        metrics.last_commit.labels(result.exchange).set(time.time())
+        m = self.metrics
+        for source, written in report.bronze.items():
+            m.bronze_rows.labels(source).inc(written)
+        for source, kinds in report.rejects.items():
+            for kind, count in kinds.items():
+                m.bronze_rejects.labels(source, kind).inc(count)
+        for exchange, written in report.silver.written.items():
+            m.silver_rows.labels(exchange).inc(written)
+        for (exchange, reason), count in report.silver.quarantined.items():
+            m.quarantined.labels(exchange, reason).inc(count)
+        for exchange, inserted in report.gold.inserted.items():
+            m.gold_rows.labels(exchange).inc(inserted)
+        for exchange, duplicates in report.gold.duplicates.items():
+            m.gold_duplicates.labels(exchange).inc(max(0, duplicates))
+        for exchange, newest_us in report.gold.newest_us.items():
+            newest = max(self._newest_s.get(exchange, 0.0), newest_us / 1_000_000)
+            self._newest_s[exchange] = newest
+            m.newest_trade.labels(exchange).set(newest)
+        for change in report.bars:
+            m.bars_written.labels(change.interval, "new").inc(change.new)
+            m.bars_written.labels(change.interval, "revised").inc(change.revised)
+        for exchange, count in report.gaps.items():
+            m.gaps_written.labels(exchange).inc(count)
+        for step, seconds in report.steps.items():
+            m.step_duration.labels(step).observe(seconds)
+        m.batch_duration.observe(report.duration_s)
+        m.batches.inc()
+        m.last_commit.set(time.time())
 
-    def _exchange(self, name: str | None) -> str | None:
-        with self._lock:
-            return self._exchanges.get(name or "")
+    def _ours(self, name: str | None) -> bool:
+        return name == self._name
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark names it
-        exchange = self._exchange(event.name)
-        if exchange is not None:
+        if self._ours(event.name):
             with self._lock:
-                self._running[str(event.id)] = exchange
-            self.metrics.query_active.labels(exchange).set(1)
+                self._running.add(str(event.id))
+            self.metrics.query_active.set(1)
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802 - Spark names it
         progress = event.progress
-        exchange = self._exchange(progress.name)
-        if exchange is None:
+        if not self._ours(progress.name):
             return
         try:
-            self._report(exchange, progress)
+            self._report(progress)
         except Exception as exc:  # an exception here would only be printed by Spark's bus
-            log.warning("bronze_progress_unreadable", exchange=exchange, error=repr(exc))
+            log.warning("stream_progress_unreadable", error=repr(exc))
 
-    def _report(self, exchange: str, progress: Any) -> None:
+    def _report(self, progress: Any) -> None:
         metrics = self.metrics
-        metrics.input_rate.labels(exchange).set(progress.inputRowsPerSecond or 0.0)
-        metrics.processed_rate.labels(exchange).set(progress.processedRowsPerSecond or 0.0)
-        if progress.numInputRows:
-            metrics.batch_duration.labels(exchange).observe(progress.batchDuration / 1000)
+        metrics.input_rate.set(progress.inputRowsPerSecond or 0.0)
+        metrics.processed_rate.set(progress.processedRowsPerSecond or 0.0)
         for source in progress.sources:
-            for partitions in offset_lag(source.latestOffset, source.endOffset).values():
+            for topic, partitions in offset_lag(source.latestOffset, source.endOffset).items():
                 for partition, lag in partitions.items():
-                    metrics.offset_lag.labels(exchange, str(partition)).set(lag)
+                    metrics.offset_lag.labels(topic, str(partition)).set(lag)
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802 - Spark names it
         """Idle triggers carry no progress to report."""
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802 - Spark names it
         with self._lock:
-            exchange = self._running.pop(str(event.id), None)
-        if exchange is not None:
-            self.metrics.query_active.labels(exchange).set(0)
+            ours = str(event.id) in self._running
+            self._running.discard(str(event.id))
+        if ours:
+            self.metrics.query_active.set(0)

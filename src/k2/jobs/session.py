@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ def build_session(settings: Settings, app_name: str) -> Any:
 
     if settings.lake.catalog_type == "jdbc":
         open_catalog(settings)  # creates the catalog tables Spark expects
+    # Python UDFs (the bars' exact VWAP) run in worker processes that must import k2: unless
+    # told otherwise, they run in this interpreter (PySpark reads only the environment for it).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     given = submitted_conf()
     builder = SparkSession.builder
     for key, value in session_conf(settings, app_name).items():

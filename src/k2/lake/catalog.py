@@ -80,11 +80,27 @@ def open_catalog(settings: Settings) -> Any:
         ) from exc
 
 
-def ensure_namespaces(catalog: Any) -> list[str]:
+def namespaces(prefix: str = "") -> tuple[str, ...]:
+    """The lakehouse's namespaces under ``prefix`` (``LakeSettings.namespace_prefix``)."""
+    return tuple(f"{prefix}{namespace}" for namespace in NAMESPACES)
+
+
+def lake_tables(catalog: Any, prefix: str = "") -> list[str]:
+    """Every table of the bronze, silver and gold namespaces (``ns.name``), sorted."""
+    existing = {ns[0] for ns in catalog.list_namespaces()}
+    return sorted(
+        ".".join(identifier)
+        for namespace in namespaces(prefix)
+        if namespace in existing
+        for identifier in catalog.list_tables(namespace)
+    )
+
+
+def ensure_namespaces(catalog: Any, prefix: str = "") -> list[str]:
     """Create the bronze, silver and gold namespaces if missing; return those created."""
     existing = {ns[0] for ns in catalog.list_namespaces()}
     created = []
-    for namespace in NAMESPACES:
+    for namespace in namespaces(prefix):
         if namespace not in existing:
             catalog.create_namespace_if_not_exists(namespace)
             created.append(namespace)

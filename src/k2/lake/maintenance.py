@@ -1,4 +1,4 @@
-"""``k2 lake maintain``: keep streaming tables fast and their storage bounded.
+"""``k2 lake maintain``: what keeps streaming tables fast and their storage bounded.
 
 A streaming job commits every few seconds, each commit adding a few small files and a snapshot.
 Left alone, queries open ever more files and every commit rewrites ever longer metadata. For each
@@ -15,14 +15,16 @@ table of the catalog, maintenance runs Iceberg's Spark procedures, in this order
 
 It is safe while the stream writes: Iceberg commits are optimistic, an append never conflicts
 with a compaction, and a step whose commit loses a race is retried (``commit_retries``) from a
-fresh table state. Rows never change: compaction rewrites files, not records.
+fresh table state (the streaming job retries its own commits the same way). Rows never change:
+compaction rewrites files, not records.
+
+This module holds the steps (their ``CALL`` statements and what to report); running them is the
+maintenance job's (:mod:`k2.jobs.maintain`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +33,8 @@ import structlog
 
 from k2.config import Settings
 from k2.errors import LakeError
-from k2.lake.catalog import NAMESPACES, open_catalog
-from k2.lake.commits import is_commit_conflict
-from k2.lake.tables import OFFSETS_PROPERTY
+from k2.lake.catalog import lake_tables, open_catalog
+from k2.lake.tables import LEGACY_OFFSETS_PROPERTY, OFFSETS_PROPERTY
 
 log = structlog.get_logger(__name__)
 
@@ -57,14 +58,7 @@ StepCallback = Callable[[str, str], None]
 
 def maintained_tables(settings: Settings) -> list[str]:
     """Every table of the lakehouse namespaces (``bronze.x``, ``silver.y``, ...)."""
-    catalog = open_catalog(settings)
-    existing = {ns[0] for ns in catalog.list_namespaces()}
-    return sorted(
-        ".".join(identifier)
-        for namespace in NAMESPACES
-        if namespace in existing
-        for identifier in catalog.list_tables(namespace)
-    )
+    return lake_tables(open_catalog(settings), settings.lake.namespace_prefix)
 
 
 def step_sql(
@@ -96,77 +90,8 @@ def step_sql(
     raise LakeError(f"unknown maintenance step {step!r}; steps: {', '.join(STEPS)}")
 
 
-def maintain_table(
-    spark: Any,
-    settings: Settings,
-    table: str,
-    on_step: StepCallback | None = None,
-    stop: threading.Event | None = None,
-) -> TableReport:
-    """Run every step on one table; a lost commit race is retried up to ``commit_retries``.
-
-    A set ``stop`` ends it between steps (each step's commit is atomic, so nothing is half done).
-    """
-    started = time.monotonic()
-    report = TableReport(table, files_before=_data_files(spark, table))
-    for step in STEPS:
-        if stop is not None and stop.is_set():
-            break
-        rows = _call_with_retries(spark, settings, step, table, report)
-        report.counts.update(_counts(step, rows))
-        if on_step is not None:
-            on_step(table, step)
-    report.files_after = _data_files(spark, table)
-    report.duration_s = time.monotonic() - started
-    log.info(
-        "table_maintained",
-        table=table,
-        files_before=report.files_before,
-        files_after=report.files_after,
-        retries=report.retries,
-        duration_s=round(report.duration_s, 2),
-        **report.counts,
-    )
-    return report
-
-
-def maintain(
-    spark: Any,
-    settings: Settings,
-    tables: Sequence[str] | None = None,
-    on_step: StepCallback | None = None,
-    stop: threading.Event | None = None,
-) -> list[TableReport]:
-    """Maintain ``tables`` (default: every table of the lakehouse), one after the other."""
-    reports = []
-    for table in tables if tables is not None else maintained_tables(settings):
-        if stop is not None and stop.is_set():
-            break
-        reports.append(maintain_table(spark, settings, table, on_step, stop))
-    return reports
-
-
-def _call_with_retries(
-    spark: Any, settings: Settings, step: str, table: str, report: TableReport
-) -> list[Any]:
-    attempts = settings.maintenance.commit_retries + 1
-    for attempt in range(1, attempts + 1):
-        retain = _snapshots_since_offsets(settings, table) if step == "expire" else None
-        sql = step_sql(step, table, settings, datetime.now(UTC), retain)
-        try:
-            return list(spark.sql(sql).collect())
-        except Exception as exc:  # Spark wraps the JVM's exception; the text says which
-            if not is_commit_conflict(exc) or attempt == attempts:
-                raise LakeError(
-                    f"maintenance step {step} of {table} failed: {str(exc).splitlines()[0]}"
-                ) from exc
-            report.retries += 1
-            log.warning("maintenance_commit_retried", table=table, step=step, attempt=attempt)
-            time.sleep(min(5.0, 0.2 * 2**attempt))
-    return []
-
-
-def _counts(step: str, rows: list[Any]) -> dict[str, int]:
+def step_counts(step: str, rows: list[Any]) -> dict[str, int]:
+    """The figures worth reporting from a step's result rows."""
     if step == "orphans":
         return {"orphan_files_removed": len(rows)}
     if not rows:
@@ -180,7 +105,7 @@ def _counts(step: str, rows: list[Any]) -> dict[str, int]:
     return {key: int(values.get(key) or 0) for key in wanted}
 
 
-def _snapshots_since_offsets(settings: Settings, table: str) -> int:
+def snapshots_since_offsets(settings: Settings, table: str) -> int:
     """Snapshots from the current one back to the newest carrying Bronze's offsets (0: none).
 
     Expiry keeps at least these, so a Bronze table always knows where its stream stands even
@@ -194,74 +119,12 @@ def _snapshots_since_offsets(settings: Settings, table: str) -> int:
         if snapshot is None:
             return 0
         count += 1
-        if (
-            snapshot.summary is not None
-            and OFFSETS_PROPERTY in snapshot.summary.additional_properties
-        ):
+        properties = snapshot.summary.additional_properties if snapshot.summary else {}
+        if OFFSETS_PROPERTY in properties or LEGACY_OFFSETS_PROPERTY in properties:
             return count
         snapshot_id = snapshot.parent_snapshot_id
     return 0
 
 
-def _data_files(spark: Any, table: str) -> int:
-    query = f"SELECT count(*) AS n FROM k2.{table}.files"  # noqa: S608 - a catalog table name
-    return int(spark.sql(query).collect()[0].n)
-
-
 def _timestamp(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-
-def run_maintenance(
-    settings: Settings,
-    tables: Sequence[str] | None = None,
-    schedule_s: float | None = None,
-    stop_event: threading.Event | None = None,
-) -> None:
-    """Maintain the lakehouse once, or every ``schedule_s`` seconds until ``stop_event`` is set.
-
-    Builds its own Spark session and shows a progress bar per run; a set ``stop_event`` ends the
-    run after the step in progress.
-    """
-    from rich.console import Console  # noqa: PLC0415
-
-    from k2.jobs.service import service_settings  # noqa: PLC0415
-    from k2.jobs.session import build_session  # noqa: PLC0415
-
-    stop = stop_event or threading.Event()
-    spark = build_session(service_settings(settings), "k2-maintain")
-    console = Console(stderr=True)
-    try:
-        while True:
-            _run_once(spark, settings, tables, console, stop)
-            if schedule_s is None or stop.wait(schedule_s):
-                return
-    finally:
-        spark.stop()
-
-
-def _run_once(
-    spark: Any,
-    settings: Settings,
-    tables: Sequence[str] | None,
-    console: Any,
-    stop: threading.Event,
-) -> list[TableReport]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
-
-    names = list(tables) if tables is not None else maintained_tables(settings)
-    columns = (TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("maintaining", total=len(names) * len(STEPS))
-
-        def advance(table: str, step: str) -> None:
-            progress.update(task, advance=1, description=f"{table}: {step} done")
-
-        reports = maintain(spark, settings, names, advance, stop)
-        progress.update(task, description=f"{len(names)} table(s) maintained")
-    for report in reports:
-        console.print(
-            f"{report.table}: data files {report.files_before} -> {report.files_after}, "
-            + ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items()))
-        )
-    return reports

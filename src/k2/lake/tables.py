@@ -33,10 +33,13 @@ from k2.errors import LakeError
 
 PARTITION_SOURCE = "received_us"
 
-# Snapshot summary properties of Bronze commits: the Kafka offsets a table has settled, and those
-# settled before the commit (see k2.jobs.offsets). Maintenance keeps the newest snapshot with them.
-OFFSETS_PROPERTY = "k2.bronze.offsets"
-PREVIOUS_OFFSETS_PROPERTY = "k2.bronze.previous-offsets"
+# Snapshot summary properties of the streaming job's appends: the Kafka offsets a table has
+# settled, and those settled before the commit (see k2.jobs.offsets). Maintenance keeps the newest
+# snapshot with them. Tables written before the job covered every layer carry the legacy names.
+OFFSETS_PROPERTY = "k2.stream.offsets"
+PREVIOUS_OFFSETS_PROPERTY = "k2.stream.previous-offsets"
+LEGACY_OFFSETS_PROPERTY = "k2.bronze.offsets"
+LEGACY_PREVIOUS_OFFSETS_PROPERTY = "k2.bronze.previous-offsets"
 
 # Table properties every streaming table shares. Fan-out writers accept a micro-batch that
 # interleaves two hour partitions without a shuffle; metadata files are pruned on commit so a
@@ -182,8 +185,19 @@ def avro_columns(avro_schema: Mapping[str, Any]) -> list[Column]:
     ]
 
 
-def bronze_trades(identifier: str, raw_schema: Mapping[str, Any]) -> TableDefinition:
-    """``bronze.<exchange>_trades``: every field of ``raw_schema``, then the Kafka lineage."""
+def bronze_tables(name: str, prefix: str = "") -> tuple[str, str]:
+    """The identifiers of the Bronze tables of one topic: ``bronze.<name>_trades`` and
+    ``bronze.<name>_rejects`` for an exchange, ``bronze.gaps`` and ``bronze.gaps_rejects`` for
+    the gap events."""
+    table = f"{prefix}bronze.{name}" if name == "gaps" else f"{prefix}bronze.{name}_trades"
+    return table, f"{prefix}bronze.{name}_rejects"
+
+
+def bronze_trades(
+    identifier: str, raw_schema: Mapping[str, Any], partition_source: str = PARTITION_SOURCE
+) -> TableDefinition:
+    """``bronze.<exchange>_trades`` (or ``bronze.gaps``): every field of ``raw_schema``, then the
+    Kafka lineage, partitioned by the hour of ``partition_source`` (a required timestamp)."""
     raw = avro_columns(raw_schema)
     lineage = [
         *KAFKA_LINEAGE,
@@ -193,12 +207,12 @@ def bronze_trades(identifier: str, raw_schema: Mapping[str, Any]) -> TableDefini
     clash = {c.name for c in raw} & {c.name for c in lineage}
     if clash:
         raise LakeError(f"raw schema fields {sorted(clash)} clash with Bronze's lineage columns")
-    if PARTITION_SOURCE not in {c.name for c in raw}:
-        raise LakeError(f"raw schema {raw_schema.get('name')} has no {PARTITION_SOURCE} field")
+    if partition_source not in {c.name for c in raw}:
+        raise LakeError(f"raw schema {raw_schema.get('name')} has no {partition_source} field")
     return TableDefinition(
         identifier=identifier,
         columns=(*raw, *lineage),
-        partitioning=(f"hours({PARTITION_SOURCE})",),
+        partitioning=(f"hours({partition_source})",),
         comment=f"Every raw {raw_schema.get('name', 'record')} as sent, with its Kafka lineage.",
     )
 
@@ -256,10 +270,11 @@ def unified_trade_columns() -> tuple[Column, ...]:
     return (*columns, *KAFKA_ORIGIN)
 
 
-def silver_trades(exchange: str) -> TableDefinition:
-    """``silver.<exchange>_trades``: validated trades of one exchange in the unified schema."""
+def silver_trades(exchange: str, prefix: str = "") -> TableDefinition:
+    """``silver.<exchange>_trades``: validated trades of one exchange in the unified schema
+    (``prefix`` goes before the namespace, see ``LakeSettings.namespace_prefix``)."""
     return TableDefinition(
-        identifier=f"silver.{exchange}_trades",
+        identifier=f"{prefix}silver.{exchange}_trades",
         columns=(
             *unified_trade_columns(),
             PROTOCOL,
@@ -271,14 +286,11 @@ def silver_trades(exchange: str) -> TableDefinition:
     )
 
 
-QUARANTINE = "silver.quarantine"
-
-
-def silver_quarantine() -> TableDefinition:
+def silver_quarantine(prefix: str = "") -> TableDefinition:
     """``silver.quarantine``: trades that failed validation, with every reason and the raw
     fields as sent."""
     return TableDefinition(
-        identifier=QUARANTINE,
+        identifier=f"{prefix}silver.quarantine",
         columns=(
             Column("exchange", "string", True, "Exchange the record came from."),
             Column("protocol", "string", False, "Feed protocol of the record, when known."),
@@ -296,13 +308,10 @@ def silver_quarantine() -> TableDefinition:
     )
 
 
-GOLD_TRADES = "gold.trades"
-
-
-def gold_trades() -> TableDefinition:
+def gold_trades(prefix: str = "") -> TableDefinition:
     """``gold.trades``: every exchange's trades, exactly one row per ``message_id``."""
     return TableDefinition(
-        identifier=GOLD_TRADES,
+        identifier=f"{prefix}gold.trades",
         columns=(
             *unified_trade_columns(),
             PROTOCOL,
@@ -315,20 +324,24 @@ def gold_trades() -> TableDefinition:
     )
 
 
-def bars_table(interval: str) -> str:
+def bars_table(interval: str, prefix: str = "") -> str:
     """The identifier of the bars of ``interval`` (``1m`` → ``gold.ohlcv_1m``)."""
     if interval not in BAR_INTERVALS:
         raise LakeError(f"unknown bar interval {interval!r}; known: {', '.join(BAR_INTERVALS)}")
-    return f"gold.ohlcv_{interval}"
+    return f"{prefix}gold.ohlcv_{interval}"
 
 
 _DECIMAL = "decimal(38,18)"
+# The 1-minute bars are revised every micro-batch (a MERGE rewrites the files holding the bars it
+# revises), so their files are kept to an hour each; the daily bars change little and are many
+# years long.
+_BAR_PARTITIONING = {"1m": "hours(bar_start)", "1d": "months(bar_start)"}
 
 
-def gold_bars(interval: str) -> TableDefinition:
+def gold_bars(interval: str, prefix: str = "") -> TableDefinition:
     """``gold.ohlcv_<interval>``: one OHLCV bar per exchange, symbol and interval with trades."""
     return TableDefinition(
-        identifier=bars_table(interval),
+        identifier=bars_table(interval, prefix),
         columns=(
             Column("exchange", "string", True, "Exchange name."),
             Column("symbol", "string", True, "Canonical BASE/QUOTE."),
@@ -348,20 +361,22 @@ def gold_bars(interval: str) -> TableDefinition:
             Column("last_trade_id", "string", False, "trade_id of the closing trade."),
             Column("updated_at", "timestamp", True, "When the bar was last written or revised."),
         ),
-        partitioning=("months(bar_start)",) if interval == "1d" else ("days(bar_start)",),
+        partitioning=(_BAR_PARTITIONING.get(interval, "days(bar_start)"),),
         comment=f"{interval} OHLCV bars from gold.trades, one row per exchange, symbol, bar.",
         identifier_fields=("exchange", "symbol", "bar_start"),
     )
 
 
-GOLD_GAPS = "gold.gaps"
+def gaps_table(prefix: str = "") -> str:
+    """The identifier of the gap events in Gold."""
+    return f"{prefix}gold.gaps"
 
 
-def gold_gaps(gap_schema: Mapping[str, Any]) -> TableDefinition:
+def gold_gaps(gap_schema: Mapping[str, Any], prefix: str = "") -> TableDefinition:
     """``gold.gaps``: every gap event of ``market.crypto.gaps`` (fields of the gap Avro schema),
     with the canonical symbol and the Kafka lineage."""
     return TableDefinition(
-        identifier=GOLD_GAPS,
+        identifier=gaps_table(prefix),
         columns=(
             *avro_columns(gap_schema),
             Column("symbol", "string", False, "Canonical BASE/QUOTE of exchange_symbol."),

@@ -46,7 +46,7 @@ class KafkaBroker:
         self.stack = stack
         self.dir = stack.state_dir / "kafka"
         self.data_dir = self.dir / "data"
-        self.process = ManagedProcess("kafka", self.dir)
+        self.process = ManagedProcess("kafka", self.dir, home=stack.state_dir)
         self.lib = stack.jvm_lib / "kafka"
 
     @property
@@ -92,7 +92,7 @@ class KafkaBroker:
                 "-XX:MaxGCPauseMillis=20",
                 "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-                self.process.marker,
+                *self.process.marks(),
                 "-cp",
                 f"{self.lib}/*",
                 "kafka.Kafka",
@@ -105,6 +105,10 @@ class KafkaBroker:
 
     def stop(self) -> bool:
         return self.process.stop(self.stack.stop_timeout_s)
+
+    def unavailable(self) -> str | None:
+        """Never skipped: the pipeline needs it."""
+        return None
 
     def _write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -159,8 +163,8 @@ class KafkaBroker:
             f"{self.lib}/*",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: a random id may start with "-", which would read as an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(config),
         ]

@@ -1,4 +1,9 @@
-"""The embedded stack as one unit: bring it up, take it down, report its status."""
+"""The embedded stack as one unit: bring it up, take it down, report its status.
+
+A start that fails part-way stops what it started before raising, so a failed ``k2 stack up``
+leaves nothing running; ``down`` stops every service process of the state folder, also one whose
+pid file was lost (see :mod:`k2.stack.process`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Protocol
 from k2.config import Settings
 from k2.stack.kafka import KafkaBroker
 from k2.stack.process import ManagedProcess
+from k2.stack.prometheus import LocalPrometheus
 from k2.stack.registry import SchemaRegistry
 
 
@@ -26,6 +32,10 @@ class Service(Protocol):
     def version(self) -> str: ...
 
     def healthy(self) -> bool: ...
+
+    def unavailable(self) -> str | None:
+        """Why this optional service is skipped now, or None when it starts."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,44 @@ class Stack:
             KafkaBroker(settings.stack),
             SchemaRegistry(settings.stack),
         ]
+        if settings.prometheus.local != "off":
+            self.services.append(LocalPrometheus(settings))
+        self.skipped: list[tuple[str, str]] = []  # (name, why) of optional services not started
 
     def up(self) -> list[tuple[str, bool]]:
-        """Start every service that is down. Returns (name, started_now) per service."""
+        """Start every service that is down. Returns (name, started_now) per service started or
+        running; optional services that cannot start are listed in :attr:`skipped` instead.
+
+        When one fails to start, those this call started are stopped again before the error
+        propagates.
+        """
         self.settings.stack.state_dir.mkdir(parents=True, exist_ok=True)
-        return [(service.name, service.start()) for service in self.services]
+        self.skipped = []
+        results: list[tuple[str, bool]] = []
+        try:
+            for service in self.services:
+                reason = service.unavailable()
+                if reason is not None:
+                    self.skipped.append((service.name, reason))
+                    continue
+                results.append((service.name, service.start()))
+        except BaseException:
+            self.stop_services([name for name, started in results if started])
+            raise
+        return results
 
     def down(self) -> list[tuple[str, bool]]:
         """Stop every running service, newest first; data stays in the state folder."""
         return [(service.name, service.stop()) for service in reversed(self.services)]
+
+    def stop_services(self, names: list[str]) -> list[tuple[str, bool]]:
+        """Stop the services called ``names`` (and only those), newest first."""
+        wanted = set(names)
+        return [
+            (service.name, service.stop())
+            for service in reversed(self.services)
+            if service.name in wanted
+        ]
 
     def status(self) -> list[ServiceStatus]:
         rows = []

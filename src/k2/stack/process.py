@@ -1,11 +1,15 @@
 """Lifecycle of one background service process: start, find again from its pid file, stop.
 
 A service is ours only if its pid file names a live process whose command line carries the
-service's marker (``-Dk2.service=<name>``); a stale pid file or a recycled pid is never killed.
+service's marker (``-Dk2.service=<name>`` for a JVM); a stale pid file or a recycled pid is never
+killed. Every process is also started with a mark of its state folder (``-Dk2.home=<folder>``,
+or a path inside the folder for a program that takes no free-form flag), so one whose pid file
+was lost is still found, and stopped, by :meth:`ManagedProcess.stop`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,18 +35,40 @@ class ProcessInfo:
 class ManagedProcess:
     """A detached child process tracked by a pid file in its state folder."""
 
-    def __init__(self, name: str, state_dir: Path) -> None:
+    def __init__(
+        self, name: str, state_dir: Path, marker: str | None = None, home: Path | None = None
+    ) -> None:
         self.name = name
         self.state_dir = state_dir
         self.pid_file = state_dir / f"{name}.pid"
         self.log_file = state_dir / f"{name}.log"
+        self.marker = marker or f"-Dk2.service={name}"
+        # The mark of the state folder the process belongs to; a marker that names a path in
+        # the folder (a config file) is such a mark already.
+        self.home_marker = f"-Dk2.home={home}" if home is not None else None
+        self._started: subprocess.Popen[bytes] | None = None
 
-    @property
-    def marker(self) -> str:
-        return f"-Dk2.service={self.name}"
+    def marks(self) -> list[str]:
+        """The command-line arguments that make a process this service of this state folder."""
+        return [self.marker] if self.home_marker is None else [self.marker, self.home_marker]
+
+    def strays(self) -> list[int]:
+        """Pids of this service's processes for this state folder that no pid file records
+        (a start that failed half-way, a pid file removed by hand)."""
+        wanted = set(self.marks())
+        recorded = self.info()
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                args = set(proc.info["cmdline"] or ())
+            except psutil.Error:
+                continue
+            if wanted <= args and (recorded is None or proc.pid != recorded.pid):
+                found.append(proc.pid)
+        return found
 
     def info(self) -> ProcessInfo | None:
-        """The running process, or None (a stale pid file is removed)."""
+        """The running process, or None (a pid file that is certainly stale is removed)."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -50,14 +76,17 @@ class ManagedProcess:
         try:
             proc = psutil.Process(pid)
             alive = proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-            ours = alive and any(self.marker == arg for arg in proc.cmdline())
+            args = proc.cmdline() if alive else []
             started = proc.create_time()
-        except psutil.Error:
-            ours, started = False, 0.0
-        if not ours:
-            self.pid_file.unlink(missing_ok=True)
+        except psutil.NoSuchProcess:
+            alive, args, started = False, [], 0.0
+        except psutil.Error:  # unreadable now (access, a process mid-exec): not proof either way
             return None
-        return ProcessInfo(pid=pid, started_at=started)
+        if alive and self.marker in args:
+            return ProcessInfo(pid=pid, started_at=started)
+        if not alive or args:  # gone, or a pid the system gave to another program
+            self.pid_file.unlink(missing_ok=True)
+        return None
 
     def start(self, argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> int:
         """Start ``argv`` in its own session with output appended to the log file."""
@@ -73,13 +102,25 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        self._started = proc
         return proc.pid
 
+    def _exited(self) -> bool:
+        """True once the process is gone: by its exit status when this object started it (exact,
+        and it reaps the child), else by its pid file."""
+        if self._started is not None:
+            return self._started.poll() is not None
+        return self.info() is None
+
     def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str) -> None:
-        """Poll ``ready`` until true; fail with the log if the process dies or time runs out."""
+        """Poll ``ready`` until true; fail with the log if the process dies or time runs out.
+
+        A process that is still running when time runs out is stopped before the error is
+        raised: a failed start leaves nothing behind.
+        """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.info() is None:
+            if self._exited():
                 raise StackError(
                     f"{self.name} exited during start-up: {self.last_error_line()}; "
                     f"full log: {self.log_file}"
@@ -87,25 +128,32 @@ class ManagedProcess:
             if ready():
                 return
             time.sleep(0.25)
+        self.stop(timeout_s=10.0)
         raise StackError(
             f"{self.name} did not become {what} within {timeout_s:.0f}s; see {self.log_file}"
         )
 
     def stop(self, timeout_s: float) -> bool:
-        """SIGTERM, a bounded wait, then SIGKILL. True if a process was stopped."""
+        """SIGTERM, a bounded wait, then SIGKILL, for the recorded process and every stray one
+        of this state folder. True if a process was stopped."""
         info = self.info()
-        if info is None:
-            return False
-        proc = psutil.Process(info.pid)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except psutil.TimeoutExpired:
-            log.warning("service_kill_forced", service=self.name, pid=info.pid, waited_s=timeout_s)
-            proc.kill()
-            proc.wait(timeout=10)
+        pids = ([info.pid] if info is not None else []) + self.strays()
+        procs = []
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                proc.send_signal(signal.SIGTERM)
+            except psutil.NoSuchProcess:
+                continue
+            procs.append(proc)
+        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        for proc in alive:
+            log.warning("service_kill_forced", service=self.name, pid=proc.pid, waited_s=timeout_s)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=10)
         self.pid_file.unlink(missing_ok=True)
-        return True
+        return bool(procs)
 
     def last_error_line(self) -> str:
         """The most telling line of the log: the last ERROR/Exception line, else the last line."""

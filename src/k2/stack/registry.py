@@ -31,7 +31,7 @@ class SchemaRegistry:
         self.stack = stack
         self.dir = stack.state_dir / "registry"
         self.db = self.dir / "db" / "registry"
-        self.process = ManagedProcess("registry", self.dir)
+        self.process = ManagedProcess("registry", self.dir, home=stack.state_dir)
         self.app = stack.jvm_lib / "registry" / "quarkus-run.jar"
 
     @property
@@ -97,7 +97,7 @@ class SchemaRegistry:
                 f"-Xmx{self.stack.registry_heap}",
                 "-XX:+UseSerialGC",
                 "-XX:TieredStopAtLevel=1",
-                self.process.marker,
+                *self.process.marks(),
                 f"-Dquarkus.http.host={self.stack.host}",
                 f"-Dquarkus.http.port={self.stack.registry_port}",
                 # Quarkus's management interface would bind 0.0.0.0:9000 by default.
@@ -120,6 +120,10 @@ class SchemaRegistry:
 
     def stop(self) -> bool:
         return self.process.stop(self.stack.stop_timeout_s)
+
+    def unavailable(self) -> str | None:
+        """Never skipped: the pipeline needs it."""
+        return None
 
     def _check_state(self) -> None:
         db_file = self.db.with_suffix(".mv.db")

@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 
 from k2.domain import Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
+from k2.exchanges import sql
 from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
 from k2.exchanges.binance import EXCHANGE
 
@@ -43,7 +44,7 @@ QUOTE_ASSETS = (
     "ARS", "JPY", "MXN", "COP", "CZK", "NGN", "DAI", "XRP", "TRX", "DOGE", "DOT", "PAX", "VAI",
 )  # fmt: skip
 _BY_LENGTH = sorted(QUOTE_ASSETS, key=len, reverse=True)
-_DECIMAL = re.compile(r"\d+(?:\.\d+)?")
+_DECIMAL = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _WIDE = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
 _MICROS_FROM = 10**15
 
@@ -190,3 +191,42 @@ def trade_from_record(
     unit = record.get("time_unit")
     time_unit: TimeUnit | None = unit if unit in ("MILLISECOND", "MICROSECOND") else None
     return normalise_trade(raw_from_record(record), assets, time_unit)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same normalisation as Spark SQL over a Bronze row of this venue (Silver runs these).
+# Each expression mirrors the Python above and is held equal to it by the Silver differential
+# test; their keys are the parts of a unified trade that differ between venues.
+
+_UPPER = "upper(exchange_symbol)"
+_SPLIT = [
+    (f"endswith({_UPPER}, {sql.literal(quote)}) AND length({_UPPER}) > {len(quote)}", quote)
+    for quote in _BY_LENGTH
+]
+_AGGREGATE = "event_type = 'aggTrade'"
+_MICROS_UNIT = (
+    "time_unit = 'MICROSECOND' OR (coalesce(time_unit, '') NOT IN ('MILLISECOND', 'MICROSECOND')"
+    f" AND trade_time >= {_MICROS_FROM})"
+)
+
+SILVER_SQL: Mapping[str, str] = {
+    "base": "CASE "
+    + " ".join(
+        f"WHEN {test} THEN substr({_UPPER}, 1, length({_UPPER}) - {len(q)})" for test, q in _SPLIT
+    )
+    + " END",
+    "quote": "CASE "
+    + " ".join(f"WHEN {test} THEN {sql.literal(q)}" for test, q in _SPLIT)
+    + " END",
+    "price": "price",
+    "quantity": "quantity",
+    "side": "CASE buyer_is_maker WHEN true THEN 'sell' WHEN false THEN 'buy' END",
+    "order_type": "CAST(NULL AS STRING)",
+    "exchange_us": f"CASE WHEN trade_time >= 0 THEN CASE WHEN {_MICROS_UNIT} THEN trade_time "
+    "ELSE try_multiply(trade_time, 1000L) END END",
+    "trade_id": f"CAST(CASE WHEN {_AGGREGATE} THEN agg_trade_id ELSE trade_id END AS STRING)",
+    "needs_trade_id": "true",
+    "message_id": f"concat('{EXCHANGE}:', exchange_symbol, ':', "
+    f"CASE WHEN {_AGGREGATE} THEN concat('agg-', agg_trade_id) ELSE CAST(trade_id AS STRING) END)",
+    "complete": "true",
+}

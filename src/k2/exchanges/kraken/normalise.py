@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from k2.domain import Side, Trade, canonical_asset, datetime_from_micros, micros_from_datetime
 from k2.errors import TradeInvalidError
+from k2.exchanges import sql
 from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
 from k2.exchanges.kraken import EXCHANGE
 from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_TRADE_FIELDS
@@ -43,9 +44,14 @@ __all__ = [
     "v1_message_id",
 ]
 
-_DECIMAL = re.compile(r"\d+(?:\.\d+)?")
+_DECIMAL = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _WIDE = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
-_V1_TIME = re.compile(r"(\d+)(?:\.(\d+))?")
+_V1_TIME = re.compile(r"(\d+)(?:\.(\d+))?", re.ASCII)
+# RFC 3339 as Kraken v2 sends it (upper-case T and Z, or a numeric offset); fromisoformat then
+# checks the calendar. Anything looser would read differently in Spark.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
 _V1_SIDES: dict[str, Side] = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
 _V2_SIDES: dict[str, Side] = {"buy": "buy", "sell": "sell"}
 _V1_ORDER_TYPES = {"l": "limit", "m": "market", "limit": "limit", "market": "market"}
@@ -84,13 +90,13 @@ def parse_v1_time_micros(text: str) -> int:
 
 def parse_rfc3339_micros(text: str) -> int:
     """``"2023-09-25T07:48:36.925533Z"`` → µs since the epoch; a time zone is required."""
+    invalid = TradeInvalidError(f"kraken v2 timestamp {text!r} is not RFC 3339", "time")
+    if not _RFC3339.fullmatch(text):
+        raise invalid
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise TradeInvalidError(f"kraken v2 timestamp {text!r} is not RFC 3339", "time") from exc
-    if moment.tzinfo is None:
-        raise TradeInvalidError(f"kraken v2 timestamp {text!r} has no time zone", "time")
-    return micros_from_datetime(moment)
+        return micros_from_datetime(datetime.fromisoformat(text))
+    except (ValueError, OverflowError) as exc:  # no such day, or beyond the calendar in UTC
+        raise invalid from exc
 
 
 def _v1_tuple(pair: str, fields: Mapping[str, FieldValue]) -> tuple[str, ...]:
@@ -292,3 +298,56 @@ def trade_from_record(record: Mapping[str, Any]) -> Trade:
     """Normalise a Kafka raw record (or a Bronze row) of Kraken; raises
     :class:`~k2.errors.TradeInvalidError` as :func:`normalise_trade` does."""
     return normalise_trade(raw_from_record(record))
+
+
+# ---------------------------------------------------------------------------------------------
+# The same normalisation as Spark SQL over a Bronze row of this venue (Silver runs these).
+# Each expression mirrors the Python above and is held equal to it by the Silver differential
+# test; their keys are the parts of a unified trade that differ between venues.
+
+_IS_V1 = "protocol = 'kraken-v1'"
+_IS_V2 = "protocol = 'kraken-v2'"
+_SLASH = "instr(exchange_symbol, '/')"
+_SPLITS = f"({_SLASH} > 1 AND {_SLASH} < length(exchange_symbol))"
+_FRACTION = "regexp_extract({0}, '[.]([0-9]+)', 1)"
+_MICROS_OF_FRACTION = "CAST(rpad(substr(" + _FRACTION + ", 1, 6), 6, '0') AS BIGINT)"
+_V1_SECONDS = (
+    f"CASE WHEN {sql.full_match('time', '[0-9]+([.][0-9]+)?')} THEN try_add("
+    "try_multiply(try_cast(substring_index(time, '.', 1) AS BIGINT), 1000000), "
+    f"{_MICROS_OF_FRACTION.format('time')}) END"
+)
+_RFC3339_SQL = (
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_ZONE = f"regexp_extract(timestamp, '(Z|[+-][0-9]{{2}}:[0-9]{{2}}){sql.END}', 1)"
+_OFFSET_S = (
+    f"CASE WHEN {_ZONE} = 'Z' THEN 0 "
+    f"ELSE (CASE WHEN substr({_ZONE}, 1, 1) = '-' THEN -1 ELSE 1 END)"
+    f" * (CAST(substr({_ZONE}, 2, 2) AS INT) * 3600 + CAST(substr({_ZONE}, 5, 2) AS INT) * 60) END"
+)
+_V2_TIMESTAMP = (
+    f"CASE WHEN {sql.full_match('timestamp', _RFC3339_SQL)} THEN try_add(try_add("
+    "unix_micros(try_to_timestamp(concat(substr(timestamp, 1, 10), ' ', substr(timestamp, 12, 8)),"
+    " 'yyyy-MM-dd HH:mm:ss')), "
+    f"{_MICROS_OF_FRACTION.format('timestamp')}), -1000000L * ({_OFFSET_S})) END"
+)
+
+SILVER_SQL: Mapping[str, str] = {
+    "base": f"CASE WHEN {_SPLITS} THEN substring_index(exchange_symbol, '/', 1) END",
+    "quote": f"CASE WHEN {_SPLITS} THEN substr(exchange_symbol, {_SLASH} + 1) END",
+    "price": "price",
+    "quantity": f"CASE WHEN {_IS_V2} THEN qty ELSE volume END",
+    "side": f"CASE WHEN {_IS_V2} THEN {sql.case('side', _V2_SIDES)} "
+    f"ELSE {sql.case('side', _V1_SIDES)} END",
+    "order_type": f"CASE WHEN {_IS_V2} THEN ord_type "
+    f"ELSE {sql.case('order_type', _V1_ORDER_TYPES)} END",
+    "exchange_us": f"CASE WHEN {_IS_V2} THEN {_V2_TIMESTAMP} ELSE {_V1_SECONDS} END",
+    "trade_id": f"CASE WHEN {_IS_V1} THEN NULL ELSE CAST(trade_id AS STRING) END",
+    "needs_trade_id": f"NOT ({_IS_V1})",
+    "message_id": f"CASE WHEN {_IS_V1} THEN message_id "
+    f"ELSE concat('{EXCHANGE}:', exchange_symbol, ':', CAST(trade_id AS STRING)) END",
+    # v1's id hashes every field of the trade tuple; REST rows need their order type.
+    "complete": f"CASE WHEN {_IS_V1} THEN order_type IS NOT NULL AND misc IS NOT NULL "
+    f"AND message_id IS NOT NULL WHEN {_IS_V2} THEN true ELSE order_type IS NOT NULL END",
+}

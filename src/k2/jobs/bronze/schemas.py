@@ -21,7 +21,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from k2.errors import RegistryError
-from k2.jobs.decode import DecodePlan
+from k2.jobs.bronze.decode import DecodePlan
 
 log = structlog.get_logger(__name__)
 

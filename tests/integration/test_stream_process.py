@@ -1,6 +1,7 @@
-"""`k2 job bronze` as a real process, once through spark-submit: killed with SIGKILL mid-stream,
-its checkpoint deleted, and stopped with SIGTERM; every Kafka offset of the topic is in Bronze
-exactly once in the end.
+"""`k2 job stream` as a real process, once through spark-submit: killed with SIGKILL between its
+Bronze and its Silver/Gold commits of a micro-batch, its checkpoint deleted, and stopped with
+SIGTERM; in the end every Kafka offset of the topic is in Bronze exactly once, every valid trade
+in Silver once and in Gold once, and the bars match the trades.
 
 The job streams the session stack's Binance raw topic into its own catalog and checkpoints (its
 own K2_HOME), so whatever else the session put on that topic is simply part of what must land.
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 import k2
 from k2.config import Settings, StackSettings
+from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
 from k2.schemas import schema_text
 from k2.transport.topics import raw_topic
@@ -54,8 +57,8 @@ def binance_record(i: int) -> dict[str, Any]:
     }
 
 
-class BronzeProcess:
-    """``python -m k2 job bronze --exchange binance`` in its own process group and K2_HOME."""
+class StreamProcess:
+    """``python -m k2 job stream --exchange binance`` in its own process group and K2_HOME."""
 
     def __init__(self, settings: Settings, home: Path) -> None:
         self.home = home
@@ -87,7 +90,7 @@ class BronzeProcess:
 
     def start(self, *, submit: bool = False) -> None:
         """Start the job with ``python -m k2``, or through spark-submit as on a cluster."""
-        command = [sys.executable, "-m", "k2", "job", "bronze", "--exchange", EXCHANGE]
+        command = [sys.executable, "-m", "k2", "job", "stream", "--exchange", EXCHANGE]
         env = self.env
         if submit:
             done = subprocess.run(
@@ -128,11 +131,11 @@ class BronzeProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(120)
 
-    def records(self) -> int:
-        """Rows committed to the trades and rejects tables, from the snapshot summaries."""
+    def records(self, *tables: str) -> int:
+        """Rows committed to ``tables`` (default: Bronze's), from the snapshot summaries."""
         catalog = open_catalog(self.settings)
         total = 0
-        for table in (f"bronze.{EXCHANGE}_trades", f"bronze.{EXCHANGE}_rejects"):
+        for table in tables or (f"bronze.{EXCHANGE}_trades", f"bronze.{EXCHANGE}_rejects"):
             if not catalog.table_exists(table):
                 continue
             snapshot = catalog.load_table(table).current_snapshot()
@@ -140,13 +143,23 @@ class BronzeProcess:
                 total += int(snapshot.summary.additional_properties.get("total-records", 0))
         return total
 
+    def between_commits(self) -> bool:
+        """Bronze has committed a micro-batch that Silver has not (yet)."""
+        catalog = open_catalog(self.settings)
+        ahead = [
+            marker_offsets(catalog.load_table(t)) if catalog.table_exists(t) else None
+            for t in (f"bronze.{EXCHANGE}_trades", f"silver.{EXCHANGE}_trades")
+        ]
+        bronze, silver = ahead
+        return bronze is not None and (silver is None or bronze.settled != silver.settled)
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
 
 @pytest.fixture
-def job(settings: Settings, stack: Any, tmp_path: Path) -> Iterator[BronzeProcess]:
-    process = BronzeProcess(settings, tmp_path / "job-home")
+def job(settings: Settings, stack: Any, tmp_path: Path) -> Iterator[StreamProcess]:
+    process = StreamProcess(settings, tmp_path / "job-home")
     process.home.mkdir()
     yield process
     if process.running():
@@ -167,8 +180,18 @@ def topic_offsets(settings: Settings, topic: str) -> set[tuple[int, int]]:
         consumer.close()
 
 
-def test_killed_driver_and_lost_checkpoint_land_every_offset_once(
-    settings: Settings, job: BronzeProcess
+def _kill_between_commits(job: StreamProcess, timeout_s: float = 240) -> None:
+    """SIGKILL the job the moment Bronze has committed a micro-batch Silver has not."""
+    deadline = time.monotonic() + timeout_s
+    while not job.between_commits():
+        assert job.running(), job.log.read_text()[-2000:]
+        assert time.monotonic() < deadline, "no micro-batch was caught between its commits"
+        time.sleep(0.02)
+    job.kill()
+
+
+def test_killed_driver_and_lost_checkpoint_land_every_trade_once_in_every_layer(
+    settings: Settings, job: StreamProcess
 ) -> None:
     topic = raw_topic(EXCHANGE)
     encode = serializer(settings, schema_text("binance_raw"))
@@ -185,19 +208,21 @@ def test_killed_driver_and_lost_checkpoint_land_every_offset_once(
     assert job.running(), job.log.read_text()[-2000:]
     job.kill()
 
-    job.start(submit=True)  # through spark-submit; SIGKILL again, then lose the checkpoint
-    target = max(job.records() + 1, 2 * total // 3)  # this run itself must land rows
-    wait_until(lambda: job.records() >= target or not job.running(), "two thirds")
-    assert job.running(), job.log.read_text()[-2000:]
-    job.kill()
-    shutil.rmtree(job.home / "checkpoints")
+    job.start(submit=True)  # through spark-submit; SIGKILL between Bronze and Silver/Gold
+    done_before = job.records()
+    wait_until(lambda: job.records() > done_before or not job.running(), "this run to land rows")
+    _kill_between_commits(job)
+    shutil.rmtree(job.home / "checkpoints")  # and lose the checkpoint
 
     job.start()
-    wait_until(lambda: job.records() >= total or not job.running(), "everything to land")
+    gold = "gold.trades"
+    wait_until(lambda: job.records() >= total or not job.running(), "everything in Bronze")
+    valid = {c for c, v in zip(coordinates, values, strict=True) if v is not None and len(v) > 5}
+    wait_until(lambda: job.records(gold) >= len(valid) or not job.running(), "everything in Gold")
     assert job.terminate() == 0
     log = job.log.read_text()
-    assert '"event": "bronze_resumed_from_table"' in log
-    assert '"event": "bronze_job_stopped"' in log
+    assert '"event": "stream_resumed_from_table"' in log
+    assert '"event": "stream_job_stopped"' in log
 
     catalog = open_catalog(job.settings)
     seen: list[tuple[int, int]] = []
@@ -215,6 +240,19 @@ def test_killed_driver_and_lost_checkpoint_land_every_offset_once(
             row = trades[coordinate]
             assert row["message_id"] == record["message_id"] and row["price"] == record["price"]
             assert micros(row["received_us"]) == record["received_us"]
+
+    silver = catalog.load_table(f"silver.{EXCHANGE}_trades").scan().to_arrow().to_pylist()
+    silver_offsets = [(r["kafka_partition"], r["kafka_offset"]) for r in silver]
+    assert len(silver_offsets) == len(set(silver_offsets)) and set(silver_offsets) >= valid
+    gold_rows = catalog.load_table(gold).scan().to_arrow().to_pylist()
+    ids = [r["message_id"] for r in gold_rows]
+    wanted = {f"binance:{r['exchange_symbol']}:{r['trade_id']}" for r in trades.values()}
+    assert len(ids) == len(set(ids)) and set(ids) == wanted
+    for interval in ("1m", "1h"):
+        bars = catalog.load_table(f"gold.ohlcv_{interval}").scan().to_arrow().to_pylist()
+        assert sum(bar["trade_count"] for bar in bars) == len(gold_rows), interval
+        volume = sum(bar["volume"] for bar in bars)
+        assert volume == sum(r["quantity"] for r in gold_rows), interval
 
     # `k2 lake maintain` compacts the job's many small files; the rows stay as they are.
     table = f"bronze.{EXCHANGE}_trades"

@@ -1,0 +1,239 @@
+"""One micro-batch through every layer: the ``foreachBatch`` function of the streaming job.
+
+The batch's raw records are read from Kafka once and cached; one aggregate over their headers
+plans the batch (schema ids, last offsets, header rejects). Then, in the order data flows:
+
+1. **Bronze**, per topic: records decoded by their writer schema and appended as sent; rejects;
+2. **Silver**: the decoded trades of every exchange normalised and validated once (cached),
+   valid ones appended per exchange, invalid ones to the quarantine;
+3. **Gold**: the batch's valid trades not yet in ``gold.trades`` appended (one row per trade);
+4. **bars**: the 1-minute bars holding the batch's trades recomputed and stored when changed;
+   the larger bars rolled up every ``GoldSettings.rollup_interval_s``;
+5. **gaps**: the batch's gap events appended to ``gold.gaps``.
+
+Each table's write is exactly once on its own: appends carry their table's Kafka offsets in
+their snapshot (a replayed batch is skipped table by table), Gold's append only adds trades it
+lacks, and the bars are recomputed from Gold and written only when they change. So a driver
+killed between any two of these commits leaves nothing half done: the batch is replayed (from
+the checkpoint, or from Bronze's offsets without one) and each table takes exactly what it is
+missing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pyspark import StorageLevel
+
+from k2.config import Settings
+from k2.jobs.bronze.decode import framed
+from k2.jobs.bronze.schemas import SchemaResolver
+from k2.jobs.bronze.step import BronzeResult, BronzeStep, header_groups
+from k2.jobs.gold.bars import BarChanges, BarTables
+from k2.jobs.gold.gaps import GoldGaps
+from k2.jobs.gold.trades import GoldResult, GoldTrades, minutes_of
+from k2.jobs.layout import Layout
+from k2.jobs.offsets import Positions, TableProgress, merged
+from k2.jobs.session import renew_sqlite_catalog_connections
+from k2.jobs.silver.step import SilverResult, SilverStep
+
+log = structlog.get_logger(__name__)
+
+_INTERRUPTED = re.compile(
+    r"InterruptedException|InterruptedIOException|ClosedByInterruptException|SPARK_JOB_CANCELLED"
+)
+_INTERRUPTED_MESSAGE = (
+    "py4j.protocol.Py4JJavaError: An error occurred while calling the stream writer: "
+    "java.lang.InterruptedException (the query was stopped)"
+)
+
+
+class BatchInterruptedError(Exception):
+    """Raised when ``query.stop()`` interrupts a micro-batch; it is replayed on the next run."""
+
+
+@dataclass
+class BatchReport:
+    """What one micro-batch wrote to every layer; logged once and handed to the metrics."""
+
+    batch_id: int
+    rows: int = 0
+    bronze: dict[str, int] = field(default_factory=dict)  # source -> records appended
+    rejects: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> kind -> n
+    silver: SilverResult = field(default_factory=SilverResult)
+    gold: GoldResult = field(default_factory=GoldResult)
+    bars: list[BarChanges] = field(default_factory=list)
+    gaps: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    duration_s: float = 0.0
+    last_offsets: Positions = field(default_factory=dict)
+
+
+class BatchWriter:
+    """The ``foreachBatch`` function of the streaming job; one instance per query run."""
+
+    def __init__(
+        self,
+        spark: Any,
+        settings: Settings,
+        layout: Layout,
+        catalog: Any,
+        resolvers: Mapping[str, SchemaResolver],
+        progress: Mapping[str, TableProgress],
+        on_commit: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        settled = {identifier: p.settled for identifier, p in progress.items()}
+        tasks = settings.stream.write_tasks or int(spark.sparkContext.defaultParallelism)
+        self._spark = spark
+        self._layout = layout
+        self._rollup_s = settings.gold.rollup_interval_s
+        self._on_commit = on_commit
+        self.bronze = [
+            BronzeStep(
+                spark,
+                catalog,
+                source,
+                resolvers[source.name],
+                (settled.get(source.table, {}), settled.get(source.rejects, {})),
+                tasks,
+            )
+            for source in layout.sources
+        ]
+        self.silver = SilverStep(catalog, layout, settled, settings.silver, tasks)
+        self.gold = GoldTrades(spark, layout.gold, layout.exchanges)
+        self.bars = BarTables(spark, layout.gold, dict(layout.bars))
+        gaps = layout.source("gaps")
+        self.gaps = GoldGaps(
+            catalog, layout.gaps, gaps.topic, settled.get(layout.gaps, {}), layout.exchanges
+        )
+        self._last_rollup = time.monotonic()
+        self._session_ready = False
+
+    def __call__(self, batch: Any, batch_id: int) -> None:
+        try:
+            self._batch(batch, batch_id)
+        except Exception as exc:
+            if _INTERRUPTED.search(str(exc)):
+                # query.stop() interrupted the batch (it is replayed on the next run). Spark tells
+                # a stop from a failure by matching this text with a backtracking regex that
+                # overflows the stack on a long Java trace, so the trace is left out of it.
+                log.info(
+                    "stream_batch_interrupted",
+                    batch_id=batch_id,
+                    error=str(exc).splitlines()[0][:300],
+                )
+                raise BatchInterruptedError(_INTERRUPTED_MESSAGE) from None
+            raise
+
+    def _batch(self, batch: Any, batch_id: int) -> None:
+        started = time.monotonic()
+        report = BatchReport(batch_id)
+        if not self._session_ready:
+            # Spark runs the query in a clone of the session with its own catalog instance.
+            renew_sqlite_catalog_connections(batch.sparkSession)
+            self._session_ready = True
+        frame = framed(batch).persist(StorageLevel.MEMORY_AND_DISK)
+        cached: list[Any] = [frame]
+        try:
+            if not self._write(frame, report, cached):
+                return
+        finally:
+            for item in cached:
+                if item is not None:
+                    item.unpersist()
+        report.duration_s = time.monotonic() - started
+        self._committed(report)
+
+    def rollup(self, report: BatchReport | None = None) -> list[BarChanges]:
+        """Bring the bars above 1 minute up to date now."""
+        started = time.monotonic()
+        changes = self.bars.rollup()
+        self._last_rollup = time.monotonic()
+        if report is not None:
+            report.steps["rollup"] = self._last_rollup - started
+            report.bars.extend(changes)
+        return changes
+
+    def _write(self, frame: Any, report: BatchReport, cached: list[Any]) -> bool:
+        """Every layer's writes for the batch; False when it has no records."""
+        with _timed(report, "plan"):
+            trades = _merged_settled(step.table.settled for step in self.bronze)
+            rejects = _merged_settled(step.rejects.settled for step in self.bronze)
+            groups = header_groups(frame, trades, rejects)
+        if not groups:
+            return False
+        report.rows = sum(g.n for g in groups)
+        for g in groups:
+            offsets = report.last_offsets.setdefault(g.kafka_topic, {})
+            offsets[g.kafka_partition] = max(g.last, offsets.get(g.kafka_partition, -1))
+        with _timed(report, "bronze"):
+            results = [step.run(frame, groups) for step in self.bronze]
+        cached.extend(result.cached for result in results)
+        for result in results:
+            if result.rows:
+                report.bronze[result.source.name] = result.written
+                if result.rejects:
+                    report.rejects[result.source.name] = result.rejects
+        self._trades(results, report, cached)
+        gaps = next((r for r in results if not r.source.is_trades), None)
+        if gaps is not None and gaps.records is not None:
+            with _timed(report, "gaps"):
+                report.gaps = self.gaps.append(gaps.records, report.last_offsets)
+        if time.monotonic() - self._last_rollup >= self._rollup_s:
+            self.rollup(report)
+        return True
+
+    def _trades(self, results: list[BronzeResult], report: BatchReport, cached: list[Any]) -> None:
+        with _timed(report, "silver"):
+            report.silver = self.silver.run(results, report.last_offsets)
+        trades = report.silver.trades
+        if trades is None:
+            return
+        cached.append(trades)
+        with _timed(report, "gold"):
+            minutes = minutes_of(trades)
+            report.gold = self.gold.insert(trades, (minute for _, _, minute in minutes))
+        with _timed(report, "bars"):
+            report.bars.append(self.bars.update_minutes(minutes))
+
+    def _committed(self, report: BatchReport) -> None:
+        quarantined = sum(report.silver.quarantined.values())
+        log.info(
+            "stream_batch_committed",
+            batch_id=report.batch_id,
+            rows=report.rows,
+            bronze=report.bronze,
+            rejects={name: sum(kinds.values()) for name, kinds in report.rejects.items()},
+            silver=report.silver.written,
+            quarantined=quarantined,
+            gold=report.gold.inserted,
+            duplicates=report.gold.duplicates,
+            bars={c.interval: c.new + c.revised for c in report.bars if c.new or c.revised},
+            gaps=report.gaps,
+            duration_s=round(report.duration_s, 3),
+            steps={step: round(seconds, 3) for step, seconds in report.steps.items()},
+        )
+        if self._on_commit is not None:
+            self._on_commit(report)
+
+
+def _merged_settled(markers: Any) -> Positions:
+    out: Positions = {}
+    for marker in markers:
+        out = merged(out, marker)
+    return out
+
+
+@contextmanager
+def _timed(report: BatchReport, step: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        report.steps[step] = report.steps.get(step, 0.0) + time.monotonic() - started

@@ -1,0 +1,127 @@
+"""Every topic the streaming job reads and every table it writes, derived from the settings.
+
+One query reads every configured exchange's raw topic and the gap topic. Each topic is a
+:class:`Source`: Bronze keeps its records as sent (one table per topic, plus a rejects table);
+the exchanges' trades then become Silver (one table per exchange, plus the shared quarantine),
+Gold (one table for every exchange) and the bars; the gap events become ``gold.gaps``. Table
+names follow ``LakeSettings.namespace_prefix`` as topic names follow ``KafkaSettings.topic_prefix``,
+so two pipelines can share a cluster and a catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from k2.config import Settings
+from k2.domain import BAR_INTERVALS
+from k2.lake.tables import (
+    bars_table,
+    bronze_tables,
+    gaps_table,
+    gold_trades,
+    silver_quarantine,
+    silver_trades,
+)
+from k2.schemas import raw_schema_name, schema_text
+from k2.transport.topics import gaps_topic, raw_topic
+
+GAPS = "gaps"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One topic: what its records are, and the Bronze tables that keep them as sent."""
+
+    name: str  # the exchange, or "gaps" for the gap topic
+    topic: str
+    schema_name: str  # packaged .avsc, used before any version is registered
+    table: str  # bronze.<exchange>_trades or bronze.gaps
+    rejects: str
+    partition_source: str  # the record's required timestamp that partitions its Bronze table
+
+    @property
+    def subject(self) -> str:
+        return f"{self.topic}-value"
+
+    @property
+    def fallback_schema(self) -> str:
+        return schema_text(self.schema_name)
+
+    @property
+    def is_trades(self) -> bool:
+        return self.name != GAPS
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The streaming job's topics, tables and checkpoint."""
+
+    sources: tuple[Source, ...]
+    silver: Mapping[str, str]  # exchange -> silver.<exchange>_trades
+    quarantine: str
+    gold: str
+    bars: Mapping[str, str]  # interval -> gold.ohlcv_<interval>, smallest first
+    gaps: str
+    checkpoint: Path
+    prefix: str  # namespace prefix of every table
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        return tuple(source.name for source in self.sources if source.is_trades)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(source.topic for source in self.sources)
+
+    def trade_topics(self) -> tuple[str, ...]:
+        return tuple(source.topic for source in self.sources if source.is_trades)
+
+    def source(self, name: str) -> Source:
+        return next(source for source in self.sources if source.name == name)
+
+    def topic_exchange(self) -> dict[str, str]:
+        """Raw topic -> exchange."""
+        return {source.topic: source.name for source in self.sources if source.is_trades}
+
+
+def checkpoint_root(settings: Settings) -> Path:
+    """The streaming query's checkpoint folder."""
+    return settings.stream.checkpoint_dir or settings.stack.state_dir / "checkpoints" / "stream"
+
+
+def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layout:
+    """The layout of the configured exchanges (or only ``exchanges``)."""
+    topic_prefix = settings.kafka.topic_prefix
+    prefix = settings.lake.namespace_prefix
+    names = exchanges or settings.exchanges
+    sources = [
+        Source(
+            exchange,
+            raw_topic(exchange, topic_prefix),
+            raw_schema_name(exchange),
+            *bronze_tables(exchange, prefix),
+            partition_source="received_us",
+        )
+        for exchange in names
+    ]
+    sources.append(
+        Source(
+            GAPS,
+            gaps_topic(topic_prefix),
+            "gap",
+            *bronze_tables(GAPS, prefix),
+            partition_source="detected_us",
+        )
+    )
+    return Layout(
+        sources=tuple(sources),
+        silver={exchange: silver_trades(exchange, prefix).identifier for exchange in names},
+        quarantine=silver_quarantine(prefix).identifier,
+        gold=gold_trades(prefix).identifier,
+        bars={interval: bars_table(interval, prefix) for interval in BAR_INTERVALS},
+        gaps=gaps_table(prefix),
+        checkpoint=checkpoint_root(settings),
+        prefix=prefix,
+    )

@@ -1,0 +1,1 @@
+"""Silver: validated trades in the unified schema, per exchange, and the quarantine."""

@@ -1,0 +1,150 @@
+"""Silver for one micro-batch: each exchange's valid trades to its table, the rest to quarantine.
+
+The decoded records Bronze cached become unified trades with their validation reasons
+(:func:`k2.jobs.silver.normalise.unified`), once, cached for Gold and the bars. Each exchange's
+valid trades are appended to ``silver.<exchange>_trades`` and every invalid one, with all its
+reason codes and its raw fields, to ``silver.quarantine``: nothing is dropped without a row
+somewhere. Both appends are exactly once per Kafka offset (:class:`k2.jobs.commit.MarkedTable`);
+an observation on the Silver appends says whether the quarantine has anything new to take, so
+it costs nothing in a batch without invalid trades.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as sf
+
+from k2.config import SilverSettings
+from k2.jobs.bronze.step import BronzeResult
+from k2.jobs.commit import MarkedTable
+from k2.jobs.layout import Layout
+from k2.jobs.offsets import Positions
+from k2.jobs.silver.normalise import REASONS, SILVER, unified
+from k2.lake.tables import ensure_table, silver_quarantine, silver_trades
+
+QUARANTINE_COLUMNS = (
+    "exchange",
+    "protocol",
+    "reasons",
+    "raw",
+    "message_id",
+    "exchange_symbol",
+    "exchange_ts",
+    "received_ts",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+@dataclass
+class SilverResult:
+    """What one batch wrote to Silver, and its unified trades (cached) for Gold and the bars."""
+
+    written: dict[str, int] = field(default_factory=dict)  # exchange -> valid trades appended
+    quarantined: Counter[tuple[str, str]] = field(default_factory=Counter)  # (exchange, reason)
+    trades: Any = None  # unified trades of every exchange with their reasons; None: no trades
+
+
+class SilverStep:
+    """Silver of every exchange of a layout; one instance per query run."""
+
+    def __init__(
+        self,
+        catalog: Any,
+        layout: Layout,
+        settled: Mapping[str, Positions],
+        settings: SilverSettings,
+        write_tasks: int,
+    ) -> None:
+        self._layout = layout
+        self._settings = settings
+        self._write_tasks = write_tasks
+        self.tables = {
+            exchange: MarkedTable(
+                catalog, table, [layout.source(exchange).topic], settled.get(table, {})
+            )
+            for exchange, table in layout.silver.items()
+        }
+        quarantine = layout.quarantine
+        self.quarantine = MarkedTable(
+            catalog, quarantine, layout.trade_topics(), settled.get(quarantine, {})
+        )
+
+    @staticmethod
+    def prepare(spark: Any, layout: Layout) -> None:
+        """Create the Silver tables and the quarantine if missing."""
+        for exchange in layout.silver:
+            ensure_table(spark, silver_trades(exchange, layout.prefix))
+        ensure_table(spark, silver_quarantine(layout.prefix))
+
+    def run(self, bronze: Sequence[BronzeResult], batch_last: Positions) -> SilverResult:
+        """Normalise and validate the decoded trades of ``bronze``; append both tables."""
+        result = SilverResult()
+        frames = [
+            unified(item.records, item.source.name, self._settings)
+            for item in bronze
+            if item.source.is_trades and item.records is not None
+        ]
+        if not frames:
+            return result
+        trades = reduce(lambda a, b: a.unionByName(b), frames)
+        result.trades = trades.persist(StorageLevel.MEMORY_AND_DISK)
+        pending = 0
+        for item in bronze:
+            if item.source.is_trades and item.records is not None:
+                written, invalid = self._append_valid(result.trades, item.source.name, batch_last)
+                result.written[item.source.name] = written
+                pending += invalid
+        if pending:
+            result.quarantined = self._append_invalid(result.trades, batch_last)
+        return result
+
+    def _append_valid(self, trades: Any, exchange: str, batch_last: Positions) -> tuple[int, int]:
+        """Append one exchange's new valid trades; (written, invalid rows new to quarantine)."""
+        table = self.tables[exchange]
+        mine = trades.where(sf.col("exchange") == exchange)
+        invalid_new = (sf.size("reasons") > 0) & self.quarantine.fresh()
+        if not table.moves(batch_last):  # a replay: Silver has it; quarantine may not
+            return 0, int(mine.where(invalid_new).count())
+        counts = table.append(
+            mine,
+            batch_last,
+            keep=sf.size("reasons") == 0,
+            counts={"invalid": sf.count_if(invalid_new)},
+            columns=[*SILVER, sf.current_timestamp().alias("silver_written_at")],
+            files=self._write_tasks,
+        )
+        if counts is None:  # landed although its commit reported a failure
+            return 0, int(mine.where(invalid_new).count())
+        return counts["rows"], counts["invalid"]
+
+    def _append_invalid(self, trades: Any, batch_last: Positions) -> Counter[tuple[str, str]]:
+        """Append the batch's new invalid trades; their number per exchange and reason."""
+        exchanges = list(self._layout.silver)
+        counts = {
+            f"{exchange}|{reason}": sf.count_if(
+                (sf.col("exchange") == exchange) & sf.array_contains("reasons", reason)
+            )
+            for exchange in exchanges
+            for reason in REASONS
+        }
+        observed = self.quarantine.append(
+            trades.where(sf.size("reasons") > 0),
+            batch_last,
+            counts=counts,
+            columns=[*QUARANTINE_COLUMNS, sf.current_timestamp().alias("quarantined_at")],
+            files=1,
+        )
+        found: Counter[tuple[str, str]] = Counter()
+        for key, value in (observed or {}).items():
+            if "|" in key and value:
+                exchange, reason = key.split("|", 1)
+                found[(exchange, reason)] = value
+        return found

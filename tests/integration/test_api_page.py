@@ -1,0 +1,175 @@
+"""The web page in a real browser (Debian's chromium and chromium-driver, driven by selenium):
+it loads with no console errors, its chart shows the bars the API returns, and its live part
+updates as trades reach Kafka; the API docs render from the vendored Swagger UI. A screenshot is
+saved as ``k2-page.png`` in the test's tmp path."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from k2.config import ApiSettings, Settings
+from k2.ingest.avro import ConfluentEncoder
+from k2.schemas import schema_text
+from k2.schemas.registry import register_value_schema
+from k2.stack.manager import Stack
+from k2.transport.topics import TopicAdmin, k2_topics, raw_topic
+from tests.integration import gold_rows
+from tests.integration.api_server import ApiServer
+from tests.integration.gold_rows import BINANCE_BTC
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
+        pytest.fail("chromium and chromium-driver are missing; run `make sysdeps`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def until(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"the page never showed {what}")
+
+
+def raw_record(trade_id: int, moment: datetime) -> dict[str, Any]:
+    """A Binance raw record as the ingest writes it (Confluent Avro)."""
+    us = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return {
+        "exchange_symbol": "BTCUSDT", "event_type": "trade", "event_time": us,
+        "trade_id": trade_id, "agg_trade_id": None, "first_trade_id": None,
+        "last_trade_id": None, "price": f"64000.{trade_id % 100:02d}", "quantity": "0.015",
+        "trade_time": us, "buyer_is_maker": False, "ignore_m": True,
+        "time_unit": "MICROSECOND", "stream": "btcusdt@trade", "received_us": us,
+        "connection_id": "page-test", "position": trade_id, "protocol": "binance-trade",
+        "snapshot": False, "message_id": f"binance:BTCUSDT:{trade_id}", "k2_version": "test",
+    }  # fmt: skip
+
+
+def test_page_shows_health_the_api_bars_and_live_trades(
+    stack: Stack, settings: Settings, tmp_path: Path, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    private = settings.model_copy(
+        update={
+            "stack": settings.stack.model_copy(update={"home": tmp_path / "home"}),
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": "test.api.page."}),
+            "exchanges": ("binance",),
+            "api": ApiSettings(refresh_interval_s=0.2),
+        }
+    )
+    TopicAdmin(private).ensure(k2_topics(private))
+    topic = raw_topic("binance", private.kafka.topic_prefix)
+    registry = SchemaRegistryClient(private.registry_config())
+    encoder = ConfluentEncoder(
+        "binance_raw", register_value_schema(registry, topic, schema_text("binance_raw"))
+    )
+    catalog = gold_rows.create_gold(private)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(minutes=90)
+    trades = gold_rows.trades(BINANCE_BTC, start, 3000, 1_700_000)
+    gold_rows.append(catalog, "gold.trades", trades)
+    gold_rows.append(catalog, "gold.ohlcv_1m", gold_rows.bars(trades, "1m"))
+
+    with ApiServer(private) as base:
+        browser.get(base + "/")
+        until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#series tr[data-series]"),
+            "the pipeline",
+        )
+        candles = until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#chart g.candle"), "candles"
+        )
+        chart = browser.find_element(By.ID, "chart")
+        params = {
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "start": chart.get_attribute("data-start"),
+            "end": chart.get_attribute("data-end"),
+        }
+        api_bars = httpx.get(f"{base}/v1/ohlcv/1m", params=params).json()["data"]
+        shown = [
+            {
+                name: c.get_attribute(f"data-{name}")
+                for name in ("bar_start", "open", "high", "low", "close")
+            }
+            for c in candles
+        ]
+        assert shown == [{name: b[name] for name in shown[0]} for b in api_bars]
+        assert len(shown) >= 60
+        freshness = browser.find_element(By.CSS_SELECTOR, "#series tr[data-series] td:nth-child(4)")
+        assert freshness.text.endswith("min")
+
+        until(
+            lambda: "connected" in browser.find_element(By.ID, "live-state").text, "live: connected"
+        )
+        producer = Producer(private.kafka_config())
+        first_id = 1_000_000
+        for n in range(20):
+            producer.produce(
+                topic, key=b"BTCUSDT", value=encoder.encode(raw_record(first_id + n, now))
+            )
+        producer.flush(30)
+        last = f"binance:BTCUSDT:{first_id + 19}"
+        until(
+            lambda: browser.find_element(By.CSS_SELECTOR, "#trades tr").get_attribute(
+                "data-message-id"
+            )
+            == last,
+            "the live trades",
+        )
+        assert "live: 20 trades" in browser.find_element(By.ID, "live-state").text
+        newest = browser.find_elements(By.CSS_SELECTOR, "#chart g.candle")[-1]
+        assert newest.get_attribute("data-close") == "64000.19"
+        shot = tmp_path / "k2-page.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        browser.get(base + "/docs")  # the vendored Swagger UI renders with no network
+        until(lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"), "the docs")
+        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+        assert "/v1/trades" in paths
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
