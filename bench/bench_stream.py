@@ -62,7 +62,7 @@ def _record(i: int, exchange_us: int) -> dict[str, Any]:
         "time": None,
         "order_type": None,
         "misc": None,
-        "qty": f"0.{i % 10**8:08d}",
+        "qty": f"0.{i % 10**8 + 1:08d}",
         "ord_type": "limit",
         "trade_id": i,
         "timestamp": wire.format_timestamp_v2(exchange_us),
@@ -125,7 +125,7 @@ def _plain_copy(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
     return {"rows_per_s": round(RECORDS / elapsed), "elapsed_s": round(elapsed, 1)}
 
 
-def _throughput(spark: Any, settings: Settings) -> dict[str, Any]:
+def _throughput(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
     from k2.jobs.stream import start_stream  # noqa: PLC0415
     from k2.jobs.supervisor import stop_between_batches  # noqa: PLC0415
 
@@ -134,7 +134,7 @@ def _throughput(spark: Any, settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     query, _ = start_stream(spark, settings, on_commit=reports.append)
     try:
-        while sum(r.gold.inserted.get("kraken", 0) for r in reports) < RECORDS:
+        while sum(o + 1 for r in reports for o in r.last_offsets.get(topic, {}).values()) < RECORDS:
             if not query.isActive:
                 raise RuntimeError(f"query stopped: {query.exception()}")
             time.sleep(0.1)
@@ -369,7 +369,7 @@ def _pipeline(folder: Path) -> dict[str, Any]:
         spark = build_session(base, "k2-bench-stream")
         try:
             plain = _plain_copy(spark, base, topic)
-            throughput = _throughput(spark, base)
+            throughput = _throughput(spark, base, topic)
             fresh = base.model_copy(
                 update={"kafka": base.kafka.model_copy(update={"topic_prefix": "fresh."}),
                         "lake": base.lake.model_copy(update={"namespace_prefix": "fresh_"})}

@@ -43,7 +43,7 @@ def binance_record(i: int) -> dict[str, Any]:
         "event_time": 1_714_564_800_000 + i,
         "trade_id": 5_000_000_000 + i,
         "price": f"{60000 + i % 1000}.{i % 100:02d}000000",
-        "quantity": f"0.{i:08d}",
+        "quantity": f"0.{i + 1:08d}",
         "trade_time": 1_714_564_800_000 + i,
         "buyer_is_maker": i % 2 == 0,
         "ignore_m": True,

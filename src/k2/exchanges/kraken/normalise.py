@@ -309,28 +309,40 @@ _IS_V1 = "protocol = 'kraken-v1'"
 _IS_V2 = "protocol = 'kraken-v2'"
 _SLASH = "instr(exchange_symbol, '/')"
 _SPLITS = f"({_SLASH} > 1 AND {_SLASH} < length(exchange_symbol))"
-_FRACTION = "regexp_extract({0}, '[.]([0-9]+)', 1)"
-_MICROS_OF_FRACTION = "CAST(rpad(substr(" + _FRACTION + ", 1, 6), 6, '0') AS BIGINT)"
+# Digits after the point (only called on text already checked whole), as µs: cut, then padded.
+_MICROS_OF = "CAST(rpad(substr({0}, 1, 6), 6, '0') AS BIGINT)"
+_V1_FRACTION = "CASE WHEN instr(time, '.') > 0 THEN substring_index(time, '.', -1) ELSE '' END"
 _V1_SECONDS = (
     f"CASE WHEN {sql.full_match('time', '[0-9]+([.][0-9]+)?')} THEN try_add("
     "try_multiply(try_cast(substring_index(time, '.', 1) AS BIGINT), 1000000), "
-    f"{_MICROS_OF_FRACTION.format('time')}) END"
+    f"{_MICROS_OF.format(_V1_FRACTION)}) END"
 )
 _RFC3339_SQL = (
     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?"
     "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
-_ZONE = f"regexp_extract(timestamp, '(Z|[+-][0-9]{{2}}:[0-9]{{2}}){sql.END}', 1)"
+# Once the text matches the pattern whole, its parts sit at fixed places: the zone is "Z" or the
+# last six characters, the fraction what lies between the point and the zone.
+_ZONE_CHARS = "(CASE WHEN endswith(timestamp, 'Z') THEN 1 ELSE 6 END)"
+_V2_FRACTION = (
+    f"CASE WHEN substr(timestamp, 20, 1) = '.' "
+    f"THEN substr(timestamp, 21, length(timestamp) - 20 - {_ZONE_CHARS}) ELSE '' END"
+)
 _OFFSET_S = (
-    f"CASE WHEN {_ZONE} = 'Z' THEN 0 "
-    f"ELSE (CASE WHEN substr({_ZONE}, 1, 1) = '-' THEN -1 ELSE 1 END)"
-    f" * (CAST(substr({_ZONE}, 2, 2) AS INT) * 3600 + CAST(substr({_ZONE}, 5, 2) AS INT) * 60) END"
+    "CASE WHEN endswith(timestamp, 'Z') THEN 0 "
+    "ELSE (CASE WHEN substr(timestamp, -6, 1) = '-' THEN -1 ELSE 1 END)"
+    " * (CAST(substr(timestamp, -5, 2) AS INT) * 3600 + CAST(substr(timestamp, -2, 2) AS INT) * 60)"
+    " END"
+)
+_V2_SECONDS = (
+    "unix_micros(try_make_timestamp(CAST(substr(timestamp, 1, 4) AS INT), "
+    "CAST(substr(timestamp, 6, 2) AS INT), CAST(substr(timestamp, 9, 2) AS INT), "
+    "CAST(substr(timestamp, 12, 2) AS INT), CAST(substr(timestamp, 15, 2) AS INT), "
+    "CAST(substr(timestamp, 18, 2) AS DECIMAL(8, 6)), 'UTC'))"
 )
 _V2_TIMESTAMP = (
     f"CASE WHEN {sql.full_match('timestamp', _RFC3339_SQL)} THEN try_add(try_add("
-    "unix_micros(try_to_timestamp(concat(substr(timestamp, 1, 10), ' ', substr(timestamp, 12, 8)),"
-    " 'yyyy-MM-dd HH:mm:ss')), "
-    f"{_MICROS_OF_FRACTION.format('timestamp')}), -1000000L * ({_OFFSET_S})) END"
+    f"{_V2_SECONDS}, {_MICROS_OF.format(_V2_FRACTION)}), -1000000L * ({_OFFSET_S})) END"
 )
 
 SILVER_SQL: Mapping[str, str] = {

@@ -87,9 +87,9 @@ def canonical(asset: Column) -> Column:
 def _decimal(text: Column) -> tuple[Column, Column, Column]:
     """(is decimal text, fits decimal(38,18) exactly, the value or null) of a text column."""
     is_text = text.rlike(f"^(?:{_DECIMAL_TEXT}){_END_OF_INPUT}")
-    whole = sf.regexp_replace(sf.substring_index(text, ".", 1), "^0+", "")
+    whole = sf.ltrim(sf.substring_index(text, ".", 1), sf.lit("0"))
     fraction = sf.when(
-        sf.instr(text, ".") > 0, sf.regexp_replace(sf.substring_index(text, ".", -1), "0+$", "")
+        sf.instr(text, ".") > 0, sf.rtrim(sf.substring_index(text, ".", -1), sf.lit("0"))
     ).otherwise(sf.lit(""))
     fits = is_text & (sf.length(whole) <= 20) & (sf.length(fraction) <= 18)
     return is_text, fits, sf.when(fits, text.cast(DECIMAL))
@@ -171,7 +171,7 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
         sf.col("kafka_offset"),
         sf.col("protocol"),
         reasons.alias("reasons"),
-        sf.to_json(sf.struct(*map(sf.col, raw_names))).alias("raw"),
+        sf.when(sf.size(reasons) > 0, sf.to_json(sf.struct(*map(sf.col, raw_names)))).alias("raw"),
     )
 
 
@@ -208,7 +208,7 @@ def _reasons(settings: SilverSettings) -> Column:
     flagged = [
         sf.when(sf.coalesce(test, sf.lit(False)), sf.lit(code)) for code, test in rules.items()
     ]
-    return sf.filter(sf.array(*flagged), lambda code: code.isNotNull())
+    return sf.array_compact(sf.array(*flagged))
 
 
 def valid(frame: Any) -> Any:
