@@ -1,101 +1,158 @@
-"""Ingest throughput and latency into a real broker with ``acks=all``, and the machine's ceiling.
+"""Ingest cost and speed into a real broker with ``acks=all``, beside the machine's ceiling.
 
-A private stack runs in a temporary folder; the simulator runs as its own process (``k2 simulate``)
-and the ingest in this process, exactly as ``k2 ingest`` builds it. Three measurements:
+A private stack runs in a temporary folder; the simulator runs as its own process (``k2 simulate``,
+without a ledger) and the ingest in this process, exactly as ``k2 ingest`` builds it (uvloop
+included). CPU is this process's (the ingest and librdkafka's threads, ``time.process_time``).
 
-- throughput: the simulator asked for ``MAX_RATE`` trades/s per venue (its rate is spread over
-  both venues' two symbols each); trades acknowledged by Kafka per second over ``SECONDS``, per
-  venue protocol. The ingest and the simulator share the machine's cores, and asking the
-  simulator for much more than it can render only slows it, so the rate is kept near what one
-  core of it sends;
-- latency at a steady ``STEADY_RATE`` trades/s per venue: from receiving a trade's frame to Kafka
-  acknowledging its record (the delivery callback), p50/p99/max;
-- CPU cost: the ingest's CPU time per trade in the throughput run (this process: the ingest and
-  librdkafka's threads), and the trades/s one core could carry at that cost when the source is
-  not the limit (the simulator shares the machine and caps what it can send);
-- ceiling: librdkafka alone (the same producer settings) producing pre-encoded records of the
-  size the ingest writes, no parsing, as fast as it accepts them; the ingest is reported as a
-  fraction of it.
+- full speed, the source not the limit: the ingest subscribes to a simulator that sends nothing,
+  and frames rendered in advance by the venues' wire renderers (``FULL_SPEED_TRADES`` trades of
+  two symbols, ids in sequence) are handed to its feed client's frame handler as fast as it
+  takes them: everything the ingest does per frame except the socket read. Trades acknowledged
+  by Kafka per second and CPU per trade, as a fraction of the ceiling;
+- throughput over the socket: the simulator asked for ``MAX_RATE`` trades/s; acknowledged trades
+  per second over ``SECONDS``, CPU per trade and the trades/s one core could carry at that cost.
+  The simulator and the broker share the machine's cores with the ingest here;
+- ceiling: librdkafka alone with the same producer settings, producing pre-encoded records of the
+  size the ingest writes from a tight loop, no per-record callback object, one poll per 10,000;
+- latency at a steady ``STEADY_RATE`` trades/s: receive to Kafka acknowledgement of every record
+  (from its Kafka timestamp, taken while its frame is handled), p50/p99/max, and the ingest's
+  own exact sample (one record per event-loop turn, from the frame's receive time);
+- every symbol: 2,000 Binance symbols at ``ALL_RATE`` trades/s: delivered/s, connections, RSS;
+- lag with 1% of ids lost: how far behind the venue the live feed reads (now minus the exchange
+  time of the newest trade received, sampled every 0.2 s) while REST fills the gaps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+import uvloop
+
 from bench.services import private_settings, start_simulator
-from k2.config import Settings
-from k2.ingest.service import IngestService, feed_spec
-from k2.ingest.venues import venue_ingest
+from k2.config import IngestSettings, Settings
+from k2.exchanges.base import Envelope
+from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.kraken import wire as kraken_wire
+from k2.exchanges.kraken.parse import parse_frame
+from k2.ingest.avro import ConfluentEncoder
+from k2.ingest.service import IngestService, adapter_for, feed_spec
 from k2.observability.logging import configure_logging
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = 40_000
+MAX_RATE = {"kraken": 150_000, "binance": 100_000}  # asked of the simulator beside the ingest
 STEADY_RATE = 10_000
+ALL_RATE = 20_000
 SECONDS = 15.0
-WARMUP_S = 3.0
-CEILING_RECORDS = 500_000
-_SYMBOLS = ("XBT/USD,ETH/USD", "BTCUSDT,ETHUSDT")
+WARMUP_S = 4.0
+FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000}
+CEILING_RECORDS = 600_000
+_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT"}
+_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade"}
 
 
-class _Timed(IngestService):
-    """The ingest, keeping each delivery's receive-to-acknowledged latency."""
-
-    latencies: list[float]
-
-    def _on_delivery(self, msg: Any, err: Any, opaque: object) -> None:
-        super()._on_delivery(msg, err, opaque)
-        if err is None and isinstance(opaque, tuple):
-            self.latencies.append(time.time() - opaque[1] / 1e6)
-
-
-@dataclass(frozen=True)
-class Measured:
-    per_s: float  # trades acknowledged by Kafka per second
-    latencies: list[float]  # receive-to-acknowledged, seconds
-    cpu_s_per_trade: float  # CPU time of this process (ingest and librdkafka threads) per trade
-
-    @property
-    def capacity_per_core(self) -> int:
-        """Trades/s one core could carry at this CPU cost, were the source not the limit."""
-        return round(1 / self.cpu_s_per_trade) if self.cpu_s_per_trade else 0
-
-
-async def _measure(
-    settings: Settings, exchange: str, simulator_url: str, seconds: float, lane: str
-) -> Measured:
+def _service(
+    settings: Settings, exchange: str, urls: dict[str, str], lane: str, **section: Any
+) -> IngestService:
     ingest = settings.ingest.model_copy(
-        update={"source": "simulator", "simulator_url": simulator_url, "summary_interval_s": 60}
+        update={
+            "source": "simulator",
+            "simulator_url": urls["binance_rest"],
+            "summary_interval_s": 60,
+        }
     )
+    if section:
+        ingest = ingest.with_exchange(exchange, **section)
     # Each measurement has topics of its own: a new simulator starts its ids afresh.
     kafka = settings.kafka.model_copy(update={"topic_prefix": f"bench.{lane}."})
     configured = settings.model_copy(update={"ingest": ingest, "kafka": kafka})
-    venue = venue_ingest(exchange, ingest)
-    service = _Timed(
-        configured,
-        venue,
-        feed_spec(configured, venue),
-        IngestMetrics(Metrics(f"bench-{exchange}"), exchange),
-    )
-    service.latencies = []
+    adapter = adapter_for(exchange, ingest)
+    metrics = IngestMetrics(Metrics(f"bench-{exchange}"), exchange)
+    return IngestService(configured, adapter, feed_spec(configured, adapter), metrics)
+
+
+@contextlib.contextmanager
+def _simulator(
+    home: Path, rate: int, exchange: str | None, *extra: str
+) -> Iterator[dict[str, str]]:
+    """``k2 simulate`` listing the two symbols of ``exchange`` (None: Binance's universe)."""
+    if exchange is None:
+        kraken, binance = "", None
+    else:
+        kraken, binance = (_TWO["kraken"], "") if exchange == "kraken" else ("", _TWO["binance"])
+    process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
+    try:
+        yield urls
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _delivered(service: IngestService) -> int:
+    return sum(c.delivered for c in service.state.symbols.values())
+
+
+def _time_every_record(service: IngestService, latencies: list[float]) -> None:
+    """Receive-to-acknowledged latency of every raw record from its Kafka timestamp (ms), set
+    when the record was produced, while its frame was being handled."""
+    deliveries = service._deliveries
+    counted = deliveries.tracked
+
+    def timed(err: Any, msg: Any) -> None:
+        counted(err, msg)
+        if err is None:
+            latencies.append(time.time() - msg.timestamp()[1] / 1000)
+
+    deliveries.tracked = timed
+
+
+async def _measure(service: IngestService, seconds: float, every_record: bool) -> dict[str, Any]:
+    latencies: list[float] = []
+    sampled: list[float] = []
+    if every_record:
+        _time_every_record(service, latencies)
+    service._deliveries._observe_latency = sampled.append  # the ingest's own samples, all
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await asyncio.sleep(WARMUP_S)
-    before, started, cpu = len(service.latencies), time.monotonic(), time.process_time()
-    await asyncio.sleep(seconds)
-    after, elapsed = len(service.latencies), time.monotonic() - started
+    before, started, cpu = _delivered(service), time.monotonic(), time.process_time()
+    first, first_sampled = len(latencies), len(sampled)
+    lags: list[float] = []
+    rss = 0
+    while (elapsed := time.monotonic() - started) < seconds:
+        await asyncio.sleep(0.2)
+        newest = service._newest_us
+        if newest is not None:
+            lags.append(time.time() - newest / 1e6)
+        rss = max(rss, psutil.Process().memory_info().rss)
     cpu_s = time.process_time() - cpu
-    window = service.latencies[before:after]
+    done = _delivered(service) - before
+    client = service._client
+    connections = client.connections_open() if client is not None else 0
     stop.set()
     await task
-    return Measured((after - before) / elapsed, window, cpu_s / max(1, after - before))
+    per_trade = cpu_s / max(1, done)
+    measured = {
+        "delivered_per_s": round(done / elapsed),
+        "ingest_cpu_us_per_trade": round(per_trade * 1e6, 2),
+        "capacity_per_core_per_s": round(1 / per_trade) if done else 0,
+        "connections": connections,
+        "rss_mb": round(rss / 2**20),
+        "latency_sampled": _percentiles(sampled[first_sampled:]),
+        "lag": _percentiles(lags),
+    }
+    if every_record:
+        measured["latency"] = _percentiles(latencies[first:])
+    return measured
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -109,25 +166,80 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
 
 
-def _record_size(settings: Settings, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+def _frames(exchange: str, trades: int) -> list[str]:
+    """Frames of two symbols as the venue sends them, ids from 1 in sequence per symbol."""
+    frames = []
+    if exchange == "kraken":
+        for index in range(trades // 100):
+            symbol, first = ("BTC/USD", "ETH/USD")[index % 2], (index // 2) * 100 + 1
+            batch = [
+                kraken_wire.v2_trade_fields(
+                    symbol,
+                    ("buy", "sell")[n % 2],
+                    f"{65000 + n}.{index % 10}",
+                    f"0.{1000 + n}",
+                    ("limit", "market")[n % 2],
+                    first + n,
+                    kraken_wire.format_timestamp_v2(1_700_000_000_000_000 + index * 100 + n),
+                )
+                for n in range(100)
+            ]
+            frames.append(kraken_wire.render_v2_trades(batch, "update"))
+        return frames
+    for index in range(trades):
+        symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
+        fields = binance_wire.trade_fields(
+            symbol, index // 2 + 1, f"{65000 + index % 500}.10000000", "0.00120000",
+            1_700_000_000_000_000 + index, index % 3 == 0,
+        )  # fmt: skip
+        frames.append(binance_wire.render_trade(fields, symbol.lower() + "@trade"))
+    return frames
 
-    consumer = Consumer({**settings.kafka_config(), "group.id": "bench-size"})
-    try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        consumer.assign([TopicPartition(topic, 0, max(low, high - 1000))])
-        sizes = []
-        deadline = time.monotonic() + 20
-        while len(sizes) < 500 and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None and msg.value():
-                sizes.append(len(msg.value()))
-    finally:
-        consumer.close()
-    return round(sum(sizes) / len(sizes)) if sizes else 150
+
+async def _feed_from_memory(service: IngestService, frames: list[str], trades: int) -> Any:
+    """Hand ``frames`` to the running ingest's frame handler; CPU and time until acknowledged."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    while service._client is None or not any(lane.connected for lane in service._client.lanes):
+        await asyncio.sleep(0.05)
+    client = service._client
+    lane = client.lanes[0]
+    handle, deliveries = client._frame, service._deliveries
+    started, cpu = time.monotonic(), time.process_time()
+    for position, text in enumerate(frames):
+        if deliveries.blocked:
+            await deliveries.wait_ready()
+        handle(lane, lane.conn, text, time.time_ns() // 1000, position)
+        if position % 20 == 19:
+            await asyncio.sleep(0)  # let delivery reports in, as between socket reads
+    while _delivered(service) < trades and time.monotonic() - started < 120:
+        await asyncio.sleep(0.005)
+    elapsed, cpu_s, done = (
+        time.monotonic() - started,
+        time.process_time() - cpu,
+        _delivered(service),
+    )
+    stop.set()
+    await task
+    return {
+        "delivered_per_s": round(done / elapsed),
+        "ingest_cpu_us_per_trade": round(cpu_s / max(1, done) * 1e6, 2),
+        "trades": done,
+    }
+
+
+def _full_speed(settings: Settings, home: Path, exchange: str) -> dict[str, Any]:
+    trades = FULL_SPEED_TRADES[exchange]
+    frames = _frames(exchange, trades)
+    with _simulator(home, 0, exchange) as urls:
+        service = _service(settings, exchange, urls, "full" + exchange)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            measured: dict[str, Any] = runner.run(_feed_from_memory(service, frames, trades))
+    return measured
 
 
 def _ceiling(settings: Settings, size: int) -> float:
+    """librdkafka alone: pre-encoded records, tight loop, no callback object, rare polls."""
     topic = "bench.ceiling"
     TopicAdmin(settings).ensure([TopicSpec(topic, settings.kafka.topic_partitions, 1)])
     producer = DurableProducer(
@@ -139,14 +251,57 @@ def _ceiling(settings: Settings, size: int) -> float:
     )
     value = bytes(size)
     keys = [b"BTCUSDT", b"ETHUSDT"]
+    send = producer.send
     started = time.monotonic()
     sent = 0
     while sent < CEILING_RECORDS:
-        if producer.try_produce(topic, value, keys[sent % 2]):
+        if send(topic, value, keys[sent & 1]):
             sent += 1
+            if sent % 10_000 == 0:
+                producer.poll(0)
+        else:
+            producer.poll(0.001)
     undelivered = producer.close(120)
-    elapsed = time.monotonic() - started
-    return (CEILING_RECORDS - undelivered) / elapsed
+    return (CEILING_RECORDS - undelivered) / (time.monotonic() - started)
+
+
+def _run(
+    service: IngestService, seconds: float = SECONDS, every_record: bool = False
+) -> dict[str, Any]:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_measure(service, seconds, every_record))
+
+
+def _scenarios(settings: Settings, home: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for exchange, name in _NAMES.items():
+        result[f"full_speed_{name}"] = _full_speed(settings, home, exchange)
+        with _simulator(home, MAX_RATE[exchange], exchange) as urls:
+            measured = _run(_service(settings, exchange, urls, "max" + exchange))
+            result[f"throughput_{name}"] = {"requested_per_s": MAX_RATE[exchange], **measured}
+        with _simulator(home, STEADY_RATE, exchange) as urls:
+            service = _service(settings, exchange, urls, "steady" + exchange)
+            steady = _run(service, every_record=True)
+            result[f"steady_{name}"] = {"requested_per_s": STEADY_RATE, **steady}
+    with _simulator(home, ALL_RATE, None, "--skew", "1") as urls:
+        service = _service(settings, "binance", urls, "all", symbols=("*",))
+        result["every_symbol_binance"] = {"requested_per_s": ALL_RATE, **_run(service)}
+    lossy = ("--lose-every", "100", "--lose-exchange", "binance", "--binance-weight-limit", "0")
+    with _simulator(home, STEADY_RATE, "binance", *lossy) as urls:
+        lost = _run(_service(settings, "binance", urls, "lost"), 30, every_record=True)
+        result["lost_ids_1pct_binance"] = {"requested_per_s": STEADY_RATE, **lost}
+    return result
+
+
+def _record_bytes() -> int:
+    """The size of a Kraken v2 raw record as the ingest writes it (Confluent framing included)."""
+    adapter = adapter_for("kraken", IngestSettings())
+    envelope = Envelope(time.time_ns() // 1000, "0123456789abcdef", 12345, "kraken-v2")
+    (raw, *_) = parse_frame(_frames("kraken", 100)[0], envelope).trades
+    values = adapter.record_values(raw, adapter.message_id(raw), "0.1.0")
+    return len(
+        ConfluentEncoder(adapter.schema_name, 1, adapter.record_fields).encode_values(values)
+    )
 
 
 def run() -> dict[str, Any]:
@@ -156,44 +311,17 @@ def run() -> dict[str, Any]:
         settings = private_settings(home)
         stack = Stack(settings)
         stack.up()
-        result: dict[str, Any] = {"acks": "all", "requested_per_venue_per_s": MAX_RATE}
+        result: dict[str, Any] = {"acks": "all"}
         try:
-            simulator, urls = start_simulator(2 * MAX_RATE, *_SYMBOLS, 2_000_000, home)
-            try:
-                for exchange, name in (("kraken", "kraken-v2"), ("binance", "binance-trade")):
-                    measured = asyncio.run(
-                        _measure(settings, exchange, urls["binance_rest"], SECONDS, "max")
-                    )
-                    result[f"throughput_{name}"] = {
-                        "delivered_per_s": round(measured.per_s),
-                        "ingest_cpu_us_per_trade": round(measured.cpu_s_per_trade * 1e6, 1),
-                        "capacity_per_core_per_s": measured.capacity_per_core,
-                    }
-            finally:
-                simulator.terminate()
-                simulator.wait(30)
-            simulator, urls = start_simulator(2 * STEADY_RATE, *_SYMBOLS, 2_000_000, home)
-            try:
-                for exchange, name in (("kraken", "kraken-v2"), ("binance", "binance-trade")):
-                    measured = asyncio.run(
-                        _measure(settings, exchange, urls["binance_rest"], SECONDS, "steady")
-                    )
-                    result[f"steady_{name}"] = {
-                        "requested_per_s": STEADY_RATE,
-                        "delivered_per_s": round(measured.per_s),
-                        **_percentiles(measured.latencies),
-                    }
-            finally:
-                simulator.terminate()
-                simulator.wait(30)
-            size = _record_size(settings, "bench.max.market.crypto.trades.binance.raw")
+            result.update(_scenarios(settings, home))
+            size = _record_bytes()
             ceiling = _ceiling(settings, size)
             result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
-            for key in [k for k in result if k.startswith("throughput_")]:
-                measured_rate = result[key]["delivered_per_s"]
-                capacity = result[key]["capacity_per_core_per_s"]
-                result[key]["fraction_of_ceiling"] = round(measured_rate / ceiling, 3)
-                result[key]["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
+            for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
+                measured = result[key]
+                measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
+                capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
+                measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
         finally:
             stack.down()
     return result

@@ -27,15 +27,21 @@ def private_settings(home: Path) -> Settings:
 
 
 def start_simulator(
-    rate: int, kraken: str, binance: str, retention: int, workdir: Path
+    rate: int, kraken: str | None, binance: str | None, retention: int, workdir: Path, *extra: str
 ) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """``k2 simulate`` on a free port; the process and its URLs (read from its URLs file)."""
+    """``k2 simulate`` on a free port; the process and its URLs (read from its URLs file).
+
+    ``kraken`` and ``binance`` are the comma-separated symbols to list ("" lists none, None the
+    venue's whole universe); ``extra`` are further ``k2 simulate`` options.
+    """
     urls_file = workdir / f"urls-{time.monotonic_ns()}.json"
     command = [
         sys.executable, "-m", "k2", "simulate", "--port", "0", "--rate", str(rate),
-        "--kraken-symbols", kraken, "--binance-symbols", binance,
-        "--retention", str(retention), "--urls-file", str(urls_file),
+        "--retention", str(retention), "--urls-file", str(urls_file), *extra,
     ]  # fmt: skip
+    for option, symbols in (("--kraken-symbols", kraken), ("--binance-symbols", binance)):
+        if symbols is not None:
+            command += [option, symbols]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not urls_file.exists():

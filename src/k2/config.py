@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from k2.errors import ConfigError
+from k2.exchanges import EXCHANGE_NAMES, VENUES
+from k2.exchanges.contract import BackfillOptions, ExchangeSettings, Shard
 
 ENV_PREFIX = "K2_"
 NESTED_DELIMITER = "__"
-KNOWN_EXCHANGES = ("kraken", "binance")
+KNOWN_EXCHANGES = EXCHANGE_NAMES  # the venue registry's names (k2.exchanges.VENUES)
 
 
 class _Section(BaseModel):
@@ -149,8 +159,10 @@ class LakeSettings(_Section):
     )
 
 
-class IngestSettings(_Section):
-    """``k2 ingest``: one process per exchange from the venue's feed into its raw Kafka topic."""
+class _IngestBase(_Section):
+    """``k2 ingest``: from each venue's feed into its raw Kafka topic, one process per venue and
+    shard. Each venue of the registry adds its own section (``K2_INGEST__<VENUE>__*``, defined in
+    ``k2/exchanges/<venue>/config.py``) to these shared settings."""
 
     source: Literal["live", "simulator"] = Field(
         "live",
@@ -162,28 +174,20 @@ class IngestSettings(_Section):
         description="Base URL of the local simulator (one port serves every venue's WebSocket "
         "and REST endpoints).",
     )
-    kraken_symbols: tuple[str, ...] = Field(
-        ("BTC/USD", "ETH/USD"), description="Kraken pairs, as the venue's WebSocket names them."
+    shard: str = Field(
+        "0/1",
+        description="I/N: this process ingests the stable share I of N of the venue's symbols "
+        "(by a hash of the symbol's name), so N processes split one venue without overlap.",
     )
-    kraken_protocol: Literal["kraken-v2", "kraken-v1"] = Field(
-        "kraken-v2",
-        description="Kraken WebSocket version. v1 carries no trade ids, so a reconnect there "
-        "can only be reported as a gap over a time interval, never backfilled.",
-    )
-    binance_symbols: tuple[str, ...] = Field(
-        ("BTCUSDT", "ETHUSDT"), description="Binance spot symbols."
-    )
-    binance_stream: Literal["trade", "aggTrade"] = Field(
-        "trade", description="Binance stream: every trade, or aggregate trades."
-    )
-    binance_time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
-        "MICROSECOND", description="Unit of Binance's trade times (stream and REST backfill)."
+    shards_per_exchange: int = Field(
+        1, ge=1, le=10, description="How many ingest shards `k2 run` starts for each exchange."
     )
     metrics_port: int = Field(
         9400,
         ge=0,
         description="Prometheus /metrics and /healthz port of the first exchange's ingest; each "
-        "further exchange (in the order kraken, binance) uses the next port. 0 picks a free one.",
+        "further exchange (in the registry's order, kraken, binance) uses the next port, and "
+        "shard I adds 10 * I. 0 picks a free one.",
     )
     summary_interval_s: float = Field(
         10.0, gt=0, description="Seconds between the INFO summaries of received/delivered."
@@ -195,7 +199,11 @@ class IngestSettings(_Section):
         "what is queued before reporting the rest as undelivered.",
     )
     linger_ms: int = Field(
-        20, ge=0, description="Producer linger: how long a batch waits to fill (latency cost)."
+        5,
+        ge=0,
+        description="Producer linger: how long a batch waits to fill (latency cost). 5 ms "
+        "kept receive-to-acknowledged p99 under 20 ms at 10,000 trades/s (30 ms at 20), with "
+        "no measurable cost in CPU or throughput.",
     )
     queue_max_messages: int = Field(
         100_000,
@@ -213,9 +221,69 @@ class IngestSettings(_Section):
     backfill_request_interval_s: float | None = Field(
         None,
         ge=0,
-        description="Pause between REST history requests; default: the venue's public limit "
-        "(Kraken 1 s, Binance 0.25 s). A 429 or rate-limit answer waits as the venue says.",
+        description="Pause between REST history requests of one process; default: the venue's "
+        "public limit (Kraken 1 s, Binance 0.25 s). A 429 or rate-limit answer waits as the "
+        "venue says.",
     )
+    backfill_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Gaps backfilled at once, while live trades keep flowing; every request "
+        "still waits its turn in the venue's REST budget.",
+    )
+    backfill_pending_max: int = Field(
+        10_000,
+        ge=1,
+        description="Gaps waiting for backfill at most; beyond it a gap is published as "
+        "unfilled at once (memory stays bounded when the venue loses ids faster than its REST "
+        "budget can fill them).",
+    )
+
+    def exchange(self, name: str) -> ExchangeSettings:
+        """The section of exchange ``name``."""
+        section = getattr(self, name, None)
+        if not isinstance(section, ExchangeSettings):
+            raise ConfigError(f"unknown exchange {name!r}; known: {list(KNOWN_EXCHANGES)}")
+        return section
+
+    def with_exchange(self, name: str, **changes: Any) -> Any:
+        """A copy with ``changes`` to the section of ``name``, re-validated."""
+        section = self.exchange(name)
+        updated = type(section).model_validate({**section.model_dump(), **changes})
+        return type(self).model_validate({**self.model_dump(), name: updated.model_dump()})
+
+    @property
+    def shard_spec(self) -> Shard:
+        return Shard.parse(self.shard)
+
+    def backfill_options(self) -> BackfillOptions:
+        return BackfillOptions(self.backfill_max_trades, self.backfill_request_interval_s)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_text(cls, value: str) -> str:
+        try:
+            return str(Shard.parse(value))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+def _ingest_settings_type() -> type[_IngestBase]:
+    """The shared ingest settings plus one section per venue of the registry."""
+    sections: dict[str, Any] = {}
+    for name, entry in VENUES.items():
+        section = entry.settings_type()
+        sections[name] = (section, Field(default_factory=section, description=section.__doc__))
+    model: type[_IngestBase] = create_model(
+        "IngestSettings", __base__=_IngestBase, __doc__=_IngestBase.__doc__, **sections
+    )
+    return model
+
+
+if TYPE_CHECKING:
+    IngestSettings = _IngestBase
+else:
+    IngestSettings = _ingest_settings_type()
 
 
 class StreamSettings(_Section):

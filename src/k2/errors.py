@@ -64,6 +64,11 @@ class RateLimitedError(ExchangeError):
         self.retry_after_s = retry_after_s
 
 
+class BackfillError(ExchangeError):
+    """Raised when a venue's trade history cannot be read for a gap; the gap is published as
+    unfilled."""
+
+
 class SubscriptionRejectedError(ExchangeError):
     """Raised when a venue rejects a subscription for a symbol."""
 

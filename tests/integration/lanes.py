@@ -24,7 +24,7 @@ from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.kraken import wire as kraken_wire
-from k2.ingest.venues import venue_ingest
+from k2.ingest.service import adapter_for
 from k2.jobs.layout import Layout, layout
 from k2.schemas import raw_schema_name, schema_text
 from k2.transport.topics import TopicAdmin, k2_topics
@@ -118,8 +118,8 @@ def binance_trade(
 def to_record(raw: RawTrade, **fields: FieldValue) -> dict[str, Any]:
     """The raw Kafka record the ingest writes for ``raw`` (µs times for Binance), with
     ``fields`` overriding record fields."""
-    ingest = IngestSettings(binance_time_unit="MICROSECOND")
-    venue = venue_ingest(raw.exchange, ingest)
+    ingest = IngestSettings(binance={"time_unit": "MICROSECOND"})
+    venue = adapter_for(raw.exchange, ingest)
     return {**venue.to_record(raw, venue.message_id(raw), "0.1.0"), **fields}
 
 

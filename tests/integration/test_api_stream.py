@@ -81,7 +81,7 @@ def history(base: str, until: str, start: str) -> tuple[list[dict[str, Any]], bo
 def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    private = lane(settings, "apistream", binance_symbols=(SYMBOL,))
+    private = lane(settings, "apistream", binance={"symbols": (SYMBOL,)})
     private = private.model_copy(
         update={
             "stack": private.stack.model_copy(update={"home": tmp_path / "home"}),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
 from k2.exchanges.base import (
@@ -375,5 +376,53 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
             assert not any(s.ever_seen for s in silences)
             assert client.stats.reconnects == 0
             assert feed.controls(ControlKind.DISCONNECTED) == []
+
+    run(scenario)
+
+
+def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_path: Path) -> None:
+    """A venue that answers ``Exceeded msg rate``: the client re-sends what is unconfirmed."""
+    from k2.simulator.instruments import catalog
+
+    pairs = tuple(inst.symbol for inst in catalog("kraken")[:160])
+    v2_names = tuple(inst.v2_symbol for inst in catalog("kraken")[:160])
+
+    async def scenario() -> None:
+        config = sim_config(tmp_path, kraken_symbols=pairs, kraken_msg_rate=1)
+        async with Simulator(config) as sim:
+            options = KrakenFeedOptions(
+                v2_names, ws_url=sim.urls.kraken_v2, rest_url=sim.urls.kraken_rest
+            )
+            async with Feed(KrakenFeedClient(options)) as feed:
+                await feed.until(lambda f: bool(f.controls(ControlKind.CONNECTED)), 60)
+                errors = [e for _, e in feed.controls(ControlKind.ERROR)]
+            assert any("Exceeded msg rate" in str(e.detail.get("message")) for e in errors)
+            assert feed.controls(ControlKind.DISCONNECTED) == []
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", ["kraken-v2", "binance-trade"])
+def test_a_configured_symbol_the_venue_delists_is_dropped_and_taken_up_again(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Explicit symbols: a refresh after one leaves the venue's listings drops it (no warning,
+    no error), and one after it is listed again subscribes to it again."""
+    market = "binance" if protocol.startswith("binance") else "kraken"
+    symbol = "ETHUSDT" if market == "binance" else "ETH/USD"  # the same name in v1 and v2
+
+    async def scenario() -> None:
+        async with Simulator(sim_config(tmp_path, ledger_path=None)) as sim:
+            client = make_client(sim, protocol)
+            async with Feed(client) as feed:
+                await feed.until(lambda f: bool(f.controls(ControlKind.CONNECTED)))
+                sim.delist_symbol(market, symbol)
+                with capture_logs() as logs:
+                    assert await client.refresh_listings() == ([], [symbol])
+                assert symbol not in client.natives
+                assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+                sim.list_symbol(market, symbol)
+                assert await client.refresh_listings() == ([symbol], [])
+                assert symbol in client.natives
 
     run(scenario)

@@ -230,3 +230,24 @@ def test_stream_limit_per_connection(tmp_path: Path) -> None:
         {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 1},
         {"result": None, "id": 2},
     ]
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws/k2-listen-key"])
+def test_a_bare_raw_connection_subscribes_with_subscribe_messages(
+    tmp_path: Path, path: str
+) -> None:
+    """``/ws`` or ``/ws/<any name>``, then SUBSCRIBE: raw trade payloads follow, as on Binance."""
+
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path, rate=600)) as sim,
+            websockets.connect(sim.urls.binance_ws + path) as ws,
+        ):
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}))
+            return await collect(ws, 1.5)
+
+    frames = run(main)
+    assert frames[0] == {"result": None, "id": 7}
+    trades = frames[1:]
+    assert trades and all(t["e"] == "trade" and t["s"] == "BTCUSDT" for t in trades)
+    assert [t["t"] for t in trades] == list(range(trades[0]["t"], trades[0]["t"] + len(trades)))

@@ -185,3 +185,28 @@ def test_kraken_asset_pairs_and_errors(tmp_path: Path) -> None:
     assert (entry["pair_decimals"], entry["lot_decimals"], entry["status"]) == (1, 8, "online")
     assert unknown == {"error": ["EQuery:Unknown asset pair"]}
     assert limited == {"error": ["EGeneral:Too many requests"]}
+
+
+def test_kraken_assets_list_every_asset_of_the_listed_pairs(tmp_path: Path) -> None:
+    """Clients load Assets before AssetPairs: every base and quote is there, by REST id."""
+
+    async def main() -> list[Any]:
+        async with (
+            Simulator(config(tmp_path, kraken_symbols=("XBT/USD", "XBT/EUR", "ETH/USD"))) as sim,
+            aiohttp.ClientSession() as http,
+        ):
+            base = sim.urls.kraken_rest + "/0/public/"
+            return [
+                (await get(http, base + "Assets"))[1],
+                (await get(http, base + "Assets?asset=XBT"))[1],
+                (await get(http, base + "Assets?asset=NOPE"))[1],
+            ]
+
+    every, one, unknown = run(main)
+    assert set(every["result"]) == {"XXBT", "ZUSD", "ZEUR", "XETH"}
+    assert every["result"]["XXBT"]["altname"] == "XBT"
+    assert all(
+        a["aclass"] == "currency" and a["status"] == "enabled" for a in every["result"].values()
+    )
+    assert list(one["result"]) == ["XXBT"]
+    assert unknown == {"error": ["EQuery:Unknown asset"]}

@@ -12,22 +12,22 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from k2.config import IngestSettings
 from k2.domain import datetime_from_micros
 from k2.errors import RateLimitedError
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
-from k2.exchanges.binance.ingest import BinanceIngest
+from k2.exchanges.binance.adapter import BinanceAdapter
+from k2.exchanges.binance.config import BinanceSettings
 from k2.exchanges.binance.parse import parse_frame as parse_binance
 from k2.exchanges.kraken import wire as kraken_wire
-from k2.exchanges.kraken.ingest import KrakenIngest, _rest_trade
+from k2.exchanges.kraken.adapter import KrakenAdapter, _rest_trade
+from k2.exchanges.kraken.config import KrakenSettings
 from k2.exchanges.kraken.normalise import normalise_trade as normalise_kraken
 from k2.exchanges.kraken.parse import parse_frame as parse_kraken
 from k2.ingest.avro import ConfluentEncoder
 from k2.schemas import schema_json
 from k2.transport.http import RestPacer
 
-SETTINGS = IngestSettings()
 US = 1_718_000_000_123_456
 
 
@@ -60,7 +60,7 @@ def test_kraken_v2_trade_record_keeps_the_exact_text() -> None:
         "update",
     )
     (trade,) = parse_kraken(frame, envelope("kraken-v2")).trades
-    venue = KrakenIngest(SETTINGS)
+    venue = KrakenAdapter(KrakenSettings())
     record = round_trip("kraken_raw", venue.to_record(trade, venue.message_id(trade), "t"))
     assert record["price"] == "65000.10" and record["qty"] == "0.00000001"
     assert record["trade_id"] == 42 and record["protocol"] == "kraken-v2"
@@ -74,7 +74,7 @@ def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
     fields = kraken_wire.v1_trade_fields("5541.20000", "0.15850568", time_text, "s", "l")
     frame = kraken_wire.render_v1_trades(42, "XBT/USD", [fields])
     (trade,) = parse_kraken(frame, envelope("kraken-v1")).trades
-    venue = KrakenIngest(SETTINGS.model_copy(update={"kraken_protocol": "kraken-v1"}))
+    venue = KrakenAdapter(KrakenSettings(protocol="kraken-v1"))
     record = round_trip("kraken_raw", venue.to_record(trade, venue.message_id(trade), "t"))
     assert record["trade_id"] is None and record["time"] == "1718000000.123456"
     assert record["message_id"].startswith("kraken:XBT/USD:")
@@ -85,7 +85,7 @@ def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
 def test_kraken_rest_row_is_the_same_trade_as_v2() -> None:
     row = ["65000.10000", "0.00000001", Decimal("1718000000.123456"), "b", "l", "", 42]
     trade = _rest_trade("BTC/USD", row, US, 0)
-    venue = KrakenIngest(SETTINGS)
+    venue = KrakenAdapter(KrakenSettings())
     assert venue.message_id(trade) == "kraken:BTC/USD:42"
     assert trade.envelope.protocol == "kraken-rest"
     normalised = normalise_kraken(trade)
@@ -105,7 +105,7 @@ def test_binance_record_names_every_payload_letter(stream: Any) -> None:
         fields = binance_wire.agg_trade_fields("BTCUSDT", 9, "0.001", "2.5", 3, 5, US, False)
         frame = binance_wire.render_agg_trade(fields, "btcusdt@aggTrade")
     (trade,) = parse_binance(frame, envelope("binance-trade")).trades
-    venue = BinanceIngest(SETTINGS.model_copy(update={"binance_stream": stream}))
+    venue = BinanceAdapter(BinanceSettings(stream=stream))
     record = round_trip("binance_raw", venue.to_record(trade, venue.message_id(trade), "t"))
     assert record["price"] == fields["p"] and record["quantity"] == "2.5"
     assert record["trade_time"] == US and record["time_unit"] == "MICROSECOND"
@@ -113,9 +113,7 @@ def test_binance_record_names_every_payload_letter(stream: Any) -> None:
     expected_id = 7 if stream == "trade" else 9
     assert venue.record_trade_id(record) == expected_id
     assert venue.record_exchange_us(record) == US
-    other = BinanceIngest(
-        SETTINGS.model_copy(update={"binance_stream": "aggTrade" if stream == "trade" else "trade"})
-    )
+    other = BinanceAdapter(BinanceSettings(stream="aggTrade" if stream == "trade" else "trade"))
     assert other.record_trade_id(record) is None  # another id sequence is no resume point
 
 

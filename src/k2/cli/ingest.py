@@ -1,14 +1,15 @@
-"""``k2 ingest``: one venue's feed into its raw Kafka topic."""
+"""``k2 ingest``: one venue's feed (or one shard of it) into its raw Kafka topic."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from k2.cli.context import settings_of
 from k2.config import KNOWN_EXCHANGES
 from k2.errors import K2Error
+from k2.exchanges import VENUES
+
+_PROTOCOLS = [protocol for entry in VENUES.values() for protocol in entry.protocols]
 
 
 @click.command("ingest")
@@ -17,7 +18,12 @@ from k2.errors import K2Error
 )
 @click.option(
     "--symbols",
-    help="Comma-separated symbols as the venue names them (default: K2_INGEST__<VENUE>_SYMBOLS).",
+    help="Comma-separated symbols as the venue names them, or `all` for every symbol the "
+    "venue lists as trading (default: K2_INGEST__<VENUE>__SYMBOLS).",
+)
+@click.option(
+    "--shard",
+    help="I/N: ingest the stable share I of N of the venue's symbols (default: 0/1, all).",
 )
 @click.option(
     "--source",
@@ -25,57 +31,57 @@ from k2.errors import K2Error
     help="live venues, or a local `k2 simulate` at K2_INGEST__SIMULATOR_URL (default: live).",
 )
 @click.option(
-    "--kraken-protocol",
-    type=click.Choice(["kraken-v2", "kraken-v1"]),
-    help="Kraken WebSocket version (default: kraken-v2).",
-)
-@click.option(
-    "--binance-stream",
-    type=click.Choice(["trade", "aggTrade"]),
-    help="Binance stream (default: trade).",
+    "--protocol",
+    type=click.Choice(_PROTOCOLS),
+    help="WebSocket protocol of the venue (default: the venue's first: kraken-v2, binance-trade).",
 )
 @click.option("--simulator-url", help="Base URL of `k2 simulate` for --source simulator.")
 @click.option(
     "--metrics-port",
     type=click.IntRange(min=0),
     help="Port of /metrics and /healthz (default: K2_INGEST__METRICS_PORT + the exchange's "
-    "index; 0 picks a free one).",
+    "offset + 10 x shard; 0 picks a free one).",
 )
 @click.pass_context
 def ingest(
     ctx: click.Context,
     exchange: str,
     symbols: str | None,
+    shard: str | None,
     source: str | None,
-    kraken_protocol: str | None,
-    binance_stream: str | None,
+    protocol: str | None,
     simulator_url: str | None,
     metrics_port: int | None,
 ) -> None:
     """Stream one venue's trades into Kafka (market.crypto.trades.<exchange>.raw), durably.
 
     One Avro record per trade (Confluent wire format, key = symbol) with acks=all and
-    idempotence. After a restart it resumes from the last trade id in the topic and backfills
-    what it missed from the venue's REST history; what cannot be filled is published on
+    idempotence, over as many WebSocket connections as the venue's limits need. After a
+    restart it resumes from the last trade id in the topic; gaps are backfilled from the venue's
+    REST history while live trades keep flowing, and what cannot be filled is published on
     market.crypto.gaps. Unparseable frames go to the .dlq topic. Prometheus /metrics and
-    /healthz on K2_INGEST__METRICS_PORT (+1 per exchange after the first). Ctrl-C or SIGTERM
+    /healthz on K2_INGEST__METRICS_PORT (+1 per exchange, +10 per shard). Ctrl-C or SIGTERM
     flushes (bounded by K2_INGEST__FLUSH_TIMEOUT_S) and reports anything undelivered.
     """
     from k2.ingest.service import run_ingest  # noqa: PLC0415
 
     settings = settings_of(ctx)
-    update: dict[str, Any] = {
-        "source": source,
-        "kraken_protocol": kraken_protocol,
-        "binance_stream": binance_stream,
-        "simulator_url": simulator_url,
-    }
+    ingest_settings = settings.ingest
+    shared = {"source": source, "simulator_url": simulator_url, "shard": shard}
+    shared = {key: value for key, value in shared.items() if value is not None}
+    if shared:
+        ingest_settings = type(ingest_settings).model_validate(
+            {**ingest_settings.model_dump(), **shared}
+        )
+    section: dict[str, object] = {}
     if symbols:
-        update[f"{exchange}_symbols"] = tuple(s.strip() for s in symbols.split(",") if s.strip())
-    update = {key: value for key, value in update.items() if value is not None}
-    if update:
-        ingest_settings = settings.ingest.model_copy(update=update)
-        settings = settings.model_copy(update={"ingest": ingest_settings})
+        names = [s.strip() for s in symbols.split(",") if s.strip()]
+        section["symbols"] = ("*",) if [n.lower() for n in names] == ["all"] else tuple(names)
+    if protocol:
+        section.update(ingest_settings.exchange(exchange).protocol_changes(protocol))
+    if section:
+        ingest_settings = ingest_settings.with_exchange(exchange, **section)
+    settings = settings.model_copy(update={"ingest": ingest_settings})
     undelivered = run_ingest(settings, exchange, metrics_port)
     if undelivered:
         raise K2Error(

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from k2.cli.context import comma_list, settings_of
+from k2.exchanges import EXCHANGE_NAMES
 
 
 @click.command("simulate")
@@ -24,17 +25,26 @@ from k2.cli.context import comma_list, settings_of
     type=int,
     default=100,
     show_default=True,
-    help="Synthetic trades per second in total, spread evenly over all symbols.",
+    help="Synthetic trades per second in total, shared out over all listed symbols (skewed: "
+    "most go to the most traded, see --skew).",
+)
+@click.option(
+    "--skew",
+    type=float,
+    help="A symbol's share of the rate is 1/rank**skew (rank in the venue's catalogue, most "
+    "traded first); 0 spreads the rate evenly. [1]",
 )
 @click.option(
     "--kraken-symbols",
     callback=comma_list,
-    help="Kraken pairs to list (v1 names, comma-separated); default: XBT/USD,ETH/USD,...",
+    help="Kraken pairs to list (v1 names, comma-separated); default: the whole universe of "
+    "700 pairs (XBT/USD, ETH/USD, ... first).",
 )
 @click.option(
     "--binance-symbols",
     callback=comma_list,
-    help="Binance symbols to list (comma-separated); default: BTCUSDT,ETHUSDT,...",
+    help="Binance symbols to list (comma-separated); default: the whole universe of 2,000 "
+    "symbols (BTCUSDT, ETHUSDT, ... first).",
 )
 @click.option(
     "--trades-per-symbol", type=int, help="Stop generating a symbol after this many trades."
@@ -109,6 +119,11 @@ from k2.cli.context import comma_list, settings_of
     "--kraken-rest-limit", type=int, help="Kraken REST calls per 10 s; 0: no limit. [150]"
 )
 @click.option(
+    "--kraken-msg-rate",
+    type=int,
+    help="Messages a Kraken connection may send per second before `Exceeded msg rate`. [20]",
+)
+@click.option(
     "--fault-protocol",
     "protocol",
     type=click.Choice(["kraken", "kraken-v1", "kraken-v2", "binance"]),
@@ -148,8 +163,8 @@ from k2.cli.context import comma_list, settings_of
     "--lose-exchange",
     "lose_exchanges",
     multiple=True,
-    type=click.Choice(["kraken", "binance"]),
-    help="Venues that lose ids (default: both); repeatable.",
+    type=click.Choice(EXCHANGE_NAMES),
+    help="Venues that lose ids (default: every one); repeatable.",
 )
 @click.option(
     "--urls-file",

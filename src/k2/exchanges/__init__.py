@@ -1,9 +1,12 @@
-"""Venue packages by exchange name, imported lazily.
+"""The venue registry: the one list of venues K2 knows, each package imported lazily.
 
 Every venue package has the same modules (``wire``, ``parse``, ``normalise``, ``symbols``,
-``client``; see :mod:`k2.exchanges.base`). The registry maps an exchange name, or a protocol
-name, to its package without importing any venue until it is used, so a process that ingests one
-exchange never loads another's code.
+``client``, ``adapter``, ``config``; see :mod:`k2.exchanges.base` and
+:mod:`k2.exchanges.contract`). :data:`VENUES` maps an exchange name to its package, its
+protocols and the names of its classes, without importing any venue until it is used, so a process
+that ingests one exchange never loads another's code. Every other list of venues (the settings'
+exchange names and per-venue sections, the CLI's choices, the simulator's venues) derives from
+it: adding a venue is a package with the same file names plus one entry here.
 """
 
 from __future__ import annotations
@@ -17,20 +20,27 @@ from typing import Literal, cast
 from k2.errors import ExchangeError
 from k2.exchanges.base import Envelope, ParsedFrame, Protocol_
 
-Role = Literal["wire", "parse", "normalise", "symbols", "client"]
+Role = Literal["wire", "parse", "normalise", "symbols", "client", "adapter", "config"]
 FrameParser = Callable[[str, Envelope, int], ParsedFrame]
 
 
 @dataclass(frozen=True, slots=True)
 class Venue:
-    """One exchange: its package, its protocols, and the client class it offers."""
+    """One exchange: its package, its protocols, and the classes it offers."""
 
     name: str
     package: str
-    protocols: tuple[Protocol_, ...]
-    default_protocol: Protocol_
+    protocols: tuple[Protocol_, ...]  # WebSocket protocols first, the default first of all
+    rest_protocol: Protocol_  # the protocol of trades read back from REST history
     client_class: str
     options_class: str
+    adapter_class: str
+    settings_class: str
+    metrics_offset: int  # its ingest's metrics port is the base port plus this
+
+    @property
+    def default_protocol(self) -> Protocol_:
+        return self.protocols[0]
 
     def module(self, role: Role) -> ModuleType:
         """The venue's module for ``role`` (imported on first use)."""
@@ -41,12 +51,20 @@ class Venue:
         return cast(FrameParser, self.module("parse").parse_frame)
 
     def client_type(self) -> type:
-        """The venue's :class:`~k2.exchanges.base.FeedClient` implementation."""
+        """The venue's feed client class."""
         return cast(type, getattr(self.module("client"), self.client_class))
 
     def options_type(self) -> type:
         """The frozen options dataclass the client takes."""
         return cast(type, getattr(self.module("client"), self.options_class))
+
+    def adapter_type(self) -> type:
+        """The venue's :class:`~k2.exchanges.contract.VenueAdapter` implementation."""
+        return cast(type, getattr(self.module("adapter"), self.adapter_class))
+
+    def settings_type(self) -> type:
+        """The venue's settings section, a :class:`~k2.exchanges.contract.ExchangeSettings`."""
+        return cast(type, getattr(self.module("config"), self.settings_class))
 
 
 VENUES: dict[str, Venue] = {
@@ -54,19 +72,27 @@ VENUES: dict[str, Venue] = {
         name="kraken",
         package="k2.exchanges.kraken",
         protocols=("kraken-v2", "kraken-v1"),
-        default_protocol="kraken-v2",
+        rest_protocol="kraken-rest",
         client_class="KrakenFeedClient",
         options_class="KrakenFeedOptions",
+        adapter_class="KrakenAdapter",
+        settings_class="KrakenSettings",
+        metrics_offset=0,
     ),
     "binance": Venue(
         name="binance",
         package="k2.exchanges.binance",
         protocols=("binance-trade", "binance-aggtrade"),
-        default_protocol="binance-trade",
+        rest_protocol="binance-rest",
         client_class="BinanceFeedClient",
         options_class="BinanceFeedOptions",
+        adapter_class="BinanceAdapter",
+        settings_class="BinanceSettings",
+        metrics_offset=1,
     ),
 }
+
+EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)
 
 
 def venue(name: str) -> Venue:
@@ -78,8 +104,8 @@ def venue(name: str) -> Venue:
 
 
 def venue_for_protocol(protocol: str) -> Venue:
-    """The venue that speaks ``protocol`` (``kraken-v1``, ``binance-aggtrade``, ...)."""
+    """The venue that speaks ``protocol`` (``kraken-v1``, ``binance-aggtrade``, ``*-rest``...)."""
     for candidate in VENUES.values():
-        if protocol in candidate.protocols:
+        if protocol in candidate.protocols or protocol == candidate.rest_protocol:
             return candidate
     raise ExchangeError(f"unknown protocol {protocol!r}")

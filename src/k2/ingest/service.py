@@ -1,19 +1,21 @@
-"""The ingest service: every trade from one venue's feed, made durable in Kafka.
+"""The ingest service: every trade of one venue's feed (or one shard of it), durable in Kafka.
 
-Feed events are handled in arrival order on one asyncio task:
+The feed client calls :meth:`IngestService.accept` once per received frame, synchronously:
 
 - a trade becomes one Avro record (Confluent framing) on ``market.crypto.trades.<exchange>.raw``,
-  keyed by the native symbol so a symbol's trades stay ordered in one partition;
+  keyed by the native symbol so a symbol's trades share one partition;
 - a malformed frame becomes a dead letter on ``.dlq`` with its raw text and the error;
-- a gap (ids the venue skipped, or missed across a reconnect or restart) is backfilled from the
-  venue's REST history, paced; what cannot be filled is published as an explicit gap event on
-  ``market.crypto.gaps`` (and logged at WARNING, and counted). Kraken v1 has no ids, so a
-  reconnect there is a gap event over the time interval it may have lost.
+- a gap (ids the venue skipped, or missed across a reconnect or restart) is queued for REST
+  backfill (:mod:`k2.ingest.backfill`) and the feed reads on; what cannot be filled is published
+  as an explicit gap event on ``market.crypto.gaps`` (and logged at WARNING, and counted).
+  Kraken v1 has no ids, so a reconnect there is a gap event over the time interval it may have
+  lost.
 
-Delivery is accounted by producer callbacks; the resume point per symbol is read back from the
-raw topic at start-up (:mod:`k2.ingest.resume`). When Kafka is unreachable the producer's bounded
-queue fills and the service stops reading from the venue until it drains (memory stays bounded);
-trades the venue sent meanwhile are recovered as a gap after the reconnect.
+Records are handed to the producer as they are made and each is acknowledged by its own
+delivery report (:mod:`k2.ingest.delivery`); the resume point per symbol is read back from the
+raw topic at start-up (:mod:`k2.ingest.resume`). When Kafka is unreachable the producer's
+bounded queue fills and the feed stops reading from the venue until it drains (memory stays
+bounded); trades the venue sent meanwhile are recovered as gaps once reading resumes.
 """
 
 from __future__ import annotations
@@ -22,26 +24,25 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
+import uvloop
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from k2.config import KNOWN_EXCHANGES, Settings
+from k2.config import IngestSettings, Settings
 from k2.errors import ExchangeError, UnknownSymbolError
-from k2.exchanges.base import (
-    Control,
-    ControlKind,
-    FeedEvent,
-    FeedStats,
-    Gap,
-    Malformed,
-    RawTrade,
-)
+from k2.exchanges import venue
+from k2.exchanges.base import Control, ControlKind, FeedEvent, FeedStats, Gap, Malformed, RawTrade
+from k2.exchanges.contract import FeedSpec, VenueAdapter
+from k2.exchanges.feed import FeedClientBase
 from k2.ingest.avro import ConfluentEncoder
+from k2.ingest.backfill import Backfills, GapJob, Outcome
+from k2.ingest.delivery import Deliveries, SymbolCounts
 from k2.ingest.resume import ResumePoint, read_resume_points
-from k2.ingest.venues import BackfillError, FeedSpec, VenueIngest, venue_ingest
+from k2.ingest.summary import log_summary, watch_replays
 from k2.observability.metrics import IngestMetrics, Metrics, serve_metrics
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
@@ -51,53 +52,43 @@ from k2.version import git_sha, k2_version
 
 log = structlog.get_logger(__name__)
 
-
-_BACKPRESSURE_POLL_S = 0.05
-
-
-@dataclass
-class SymbolCounts:
-    received: int = 0
-    delivered: int = 0
-    failed: int = 0
-    gaps: int = 0
-    backfilled: int = 0
-    last_received_mono: float = 0.0
+_LAG_SAMPLE_S = 0.1
+_POLL_IDLE_S = 0.05  # how often delivery reports are served while nothing is in flight
+_POLL_BUSY_S = 0.005  # ... and while records are: a report never waits long for a quiet feed
+_STOP_BACKFILL_S = 10.0
 
 
 @dataclass
 class IngestState:
-    """Counters of one run, per symbol; read by the periodic summary and by tests."""
+    """Counters of one run, per symbol; read by the summary, the metrics and tests."""
 
     symbols: dict[str, SymbolCounts] = field(default_factory=dict)
     dead_lettered: int = 0
     connected: bool = False
     feed: FeedStats = field(default_factory=FeedStats)  # the running feed client's own counts
+    on_new: Callable[[SymbolCounts], None] | None = None  # told of each symbol's counters
 
     def of(self, symbol: str) -> SymbolCounts:
         counts = self.symbols.get(symbol)
         if counts is None:
-            counts = self.symbols[symbol] = SymbolCounts()
+            counts = self.symbols[symbol] = SymbolCounts(symbol)
+            if self.on_new is not None:
+                self.on_new(counts)
         return counts
 
 
 class IngestService:
-    """One venue's feed into Kafka. Build it, then ``await run(stop)``."""
+    """One venue's feed (or shard) into Kafka. Build it, then ``await run(stop)``."""
 
     def __init__(
-        self,
-        settings: Settings,
-        venue: VenueIngest,
-        spec: FeedSpec,
-        metrics: IngestMetrics,
+        self, settings: Settings, adapter: VenueAdapter, spec: FeedSpec, metrics: IngestMetrics
     ) -> None:
         self.settings = settings
         self.options = settings.ingest
-        self.venue = venue
+        self.venue = adapter
         self.spec = spec
         self.metrics = metrics
-        self.state = IngestState()
-        self.exchange = venue.exchange
+        self.exchange = adapter.exchange
         prefix = settings.kafka.topic_prefix
         self.raw_topic = raw_topic(self.exchange, prefix)
         self.dlq_topic = dlq_topic(self.exchange, prefix)
@@ -105,11 +96,14 @@ class IngestService:
         producer_options = ProducerOptions(
             linger_ms=self.options.linger_ms, queue_max_messages=self.options.queue_max_messages
         )
-        self._producer = DurableProducer(
-            settings.kafka_config(), producer_options, on_delivery=self._on_delivery
+        self._producer = DurableProducer(settings.kafka_config(), producer_options)
+        self._deliveries = Deliveries(
+            self._producer, metrics.delivery_latency.observe, self._delivery_failed
         )
+        self.state = IngestState(on_new=self._deliveries.track)
         self._version = k2_version()
         self._debug = logging.getLogger(__name__).isEnabledFor(logging.DEBUG)
+        self._failures_logged: set[str] = set()
         # The last trade handled per symbol (its match time is where a time-paged backfill
         # starts); after a restart, the match time of the last record in the topic.
         self._last_trade: dict[str, RawTrade] = {}
@@ -117,33 +111,45 @@ class IngestService:
         # Sources without trade ids: symbols whose next new trade closes a time-interval gap
         # (after a reconnect or a restart), with the match time the interval starts at.
         self._idless_pending: dict[str, int] = {}
-        # Set by prepare(), once each schema is registered.
-        self._raw_encoder: ConfluentEncoder
+        self._newest_us: int | None = None
+        self._lag_sampled = 0.0
+        self._client: FeedClientBase | None = None
+        self._backfills: Backfills
+        self._raw_encoder: ConfluentEncoder  # set by prepare(), once each schema is registered
         self._dlq_encoder: ConfluentEncoder
         self._gap_encoder: ConfluentEncoder
+        self._encode_raw: Callable[[Sequence[Any]], bytes]
 
     # ----------------------------------------------------------------------------------- setup
 
-    def prepare(self) -> FeedSpec:
-        """Topics, schemas and the resume point; raises before anything is produced."""
+    async def prepare(self) -> tuple[FeedSpec, list[str]]:
+        """Topics, schemas, the symbols and their resume points; raises before anything is
+        produced."""
         mine = {self.raw_topic, self.dlq_topic, self.gaps_topic}
         TopicAdmin(self.settings).ensure([t for t in k2_topics(self.settings) if t.name in mine])
         registry = SchemaRegistryClient(self.settings.registry_config())
 
-        def encoder(name: str, topic: str) -> ConfluentEncoder:
-            return ConfluentEncoder(name, register_value_schema(registry, topic, schema_text(name)))
+        def encoder(
+            name: str, topic: str, order: tuple[str, ...] | None = None
+        ) -> ConfluentEncoder:
+            schema_id = register_value_schema(registry, topic, schema_text(name))
+            return ConfluentEncoder(name, schema_id, order)
 
-        self._raw_encoder = encoder(self.venue.schema_name, self.raw_topic)
+        self._raw_encoder = encoder(
+            self.venue.schema_name, self.raw_topic, self.venue.record_fields
+        )
+        self._encode_raw = self._raw_encoder.encode_values
         self._dlq_encoder = encoder("dlq", self.dlq_topic)
         self._gap_encoder = encoder("gap", self.gaps_topic)
+        natives = await self.venue.resolve_symbols(self.spec)
         points = read_resume_points(
             self.settings.kafka_config(),
             registry,
             self.raw_topic,
             self.venue.record_trade_id,
-            self.venue.native_symbols(self.spec.symbols),
+            set(natives),
         )
-        return self._resume_spec(points)
+        return self._resume_spec(points), natives
 
     def _resume_spec(self, points: dict[str, ResumePoint]) -> FeedSpec:
         last_ids = {s: p.last_trade_id for s, p in points.items() if p.last_trade_id is not None}
@@ -167,33 +173,68 @@ class IngestService:
 
     async def run(self, stop: asyncio.Event) -> int:
         """Ingest until ``stop`` is set; returns the number of records not delivered."""
-        spec = self.prepare()
+        spec, natives = await self.prepare()
         client = self.venue.client(spec)
+        if not isinstance(client, FeedClientBase):  # pragma: no cover - every venue's is one
+            raise ExchangeError(f"{self.exchange}: the feed client has no run(sink)")
+        self._client = client
         self.state.feed = client.stats
         self.metrics.watch_feed(client.stats.counts)
+        self.metrics.watch_symbols(lambda: list(self.state.symbols.values()))
+        self.metrics.watch_lag(lambda: self._newest_us)
+        self.metrics.symbols.labels(self.exchange).set(len(natives))
+        self._backfills = Backfills(
+            self.venue,
+            spec,
+            self._backfilled,
+            self.options.backfill_concurrency,
+            self.options.backfill_pending_max,
+            self.options.backfill_max_trades,
+        )
         log.info(
             "ingest_started",
             exchange=self.exchange,
-            symbols=list(spec.symbols),
+            shard=str(spec.shard),
+            symbols=len(natives),
             version=self._version,
             git_sha=git_sha(),
             topic=self.raw_topic,
         )
-        summary = asyncio.create_task(self._summaries(stop))
-        reader = asyncio.create_task(self._consume(client, spec, stop))
-        await stop.wait()
+        feed = asyncio.create_task(client.run(self, natives))
+        helpers = [
+            asyncio.create_task(self._poll_deliveries(stop)),
+            asyncio.create_task(watch_replays(self, stop)),
+        ]
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({feed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
         await client.close()
-        reader.cancel()
-        summary.cancel()
-        outcomes = await asyncio.gather(reader, summary, return_exceptions=True)
-        undelivered = self._producer.close(self.options.flush_timeout_s)
+        outcomes = await asyncio.gather(feed, return_exceptions=True)
+        undelivered = await self._finish(helpers)
+        failure = outcomes[0]
+        if isinstance(failure, Exception):
+            log.error("ingest_feed_failed", exchange=self.exchange, error=str(failure))
+            raise failure
+        return undelivered
+
+    async def _finish(self, helpers: list[asyncio.Task[None]]) -> int:
+        """Gaps in progress, then what waits for the producer, then a bounded flush."""
+        await self._backfills.drain(min(self.options.flush_timeout_s, _STOP_BACKFILL_S))
+        for job in await self._backfills.stop():
+            self._publish_gap(Outcome(job, reason="the ingest stopped before backfilling it"))
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        try:
+            async with asyncio.timeout(self.options.flush_timeout_s):
+                await self._deliveries.wait_ready()
+        except TimeoutError:
+            pass
+        undelivered = self._producer.close(self.options.flush_timeout_s) + self._deliveries.waiting
         self.metrics.queue_depth.labels(self.exchange).set(undelivered)
-        self._log_summary("ingest_stopped")
+        log_summary(self, "ingest_stopped")
         if undelivered:
             log.error("kafka_delivery_incomplete", exchange=self.exchange, undelivered=undelivered)
-        failure = outcomes[0]
-        if isinstance(failure, Exception) and not isinstance(failure, asyncio.CancelledError):
-            raise failure
         return undelivered
 
     def health(self) -> tuple[bool, str]:
@@ -205,79 +246,83 @@ class IngestService:
             return False, f"{self.exchange}: kafka delivery failing: {stats.last_error}\n"
         return True, f"{self.exchange}: ok, {stats.delivered} delivered\n"
 
-    async def _consume(self, client: Any, spec: FeedSpec, stop: asyncio.Event) -> None:
-        try:
-            async for event in client.events():
-                await self.handle(event, spec, stop)
-                if stop.is_set():
-                    break
-        except Exception as exc:
-            log.error("ingest_feed_failed", exchange=self.exchange, error=str(exc))
-            stop.set()
-            raise
+    async def _poll_deliveries(self, stop: asyncio.Event) -> None:
+        """Serve delivery reports while the feed is quiet (a busy feed polls once per turn)."""
+        waiting = self.metrics.backfill_waiting.labels(self.exchange)
+        while not stop.is_set():
+            busy = self._producer.queue_depth() > 0
+            await asyncio.sleep(_POLL_BUSY_S if busy else _POLL_IDLE_S)
+            self._deliveries.poll()
+            waiting.set(self._backfills.waiting)
 
-    async def handle(self, event: FeedEvent, spec: FeedSpec, stop: asyncio.Event) -> None:
-        if isinstance(event, RawTrade):
-            await self._trade(event, stop)
-        elif isinstance(event, Malformed):
-            await self._dead_letter(event, stop)
-        elif isinstance(event, Gap):
-            await self._gap(event, spec, stop)
-        elif isinstance(event, Control):
-            self._control(event)
+    # ---------------------------------------------------------------------------- the sink
 
-    # ---------------------------------------------------------------------------- per event
+    def accept(self, events: list[FeedEvent]) -> bool:
+        """The events of one frame, in order (called by the feed client, synchronously)."""
+        trade = self._trade
+        for event in events:
+            kind = type(event)
+            if kind is RawTrade:
+                trade(event)  # type: ignore[arg-type]
+            elif kind is Gap:
+                self._gap(event)  # type: ignore[arg-type]
+            elif kind is Malformed:
+                self._dead_letter(event)  # type: ignore[arg-type]
+            elif kind is Control:
+                self._control(event)  # type: ignore[arg-type]
+        last = events[-1]
+        if type(last) is RawTrade:
+            now = time.monotonic()
+            self.state.symbols[last.native_symbol].last_received_mono = now
+            if now - self._lag_sampled >= _LAG_SAMPLE_S:
+                self._lag_sampled = now
+                self._sample_lag(last)
+        return not self._deliveries.blocked
 
-    async def _trade(self, raw: RawTrade, stop: asyncio.Event, *, backfilled: bool = False) -> None:
-        message_id = self.venue.message_id(raw)
-        record = self.venue.to_record(raw, message_id, self._version)
-        counts = self.state.of(raw.native_symbol)
+    async def ready(self) -> None:
+        await self._deliveries.wait_ready()
+
+    def _sample_lag(self, raw: RawTrade) -> None:
+        exchange_us = self.venue.exchange_us(raw)
+        if exchange_us is None:
+            return
+        if self._newest_us is None or exchange_us > self._newest_us:
+            self._newest_us = exchange_us
+        self.metrics.receive_lag.observe(max(0.0, (raw.envelope.received_us - exchange_us) / 1e6))
+
+    def _trade(self, raw: RawTrade, backfilled: bool = False) -> None:
+        """One trade to one raw record (the hot path: a few microseconds per trade)."""
+        symbol = raw.native_symbol
+        counts = self.state.symbols.get(symbol) or self.state.of(symbol)
         counts.received += 1
-        counts.last_received_mono = time.monotonic()
-        symbol_metrics = self.metrics.symbol(raw.native_symbol)
-        symbol_metrics.received.inc()
         if backfilled:
             counts.backfilled += 1
-            symbol_metrics.backfilled.inc()
-        if raw.trade_key is None:
-            await self._note_idless_trade(raw, stop)
-        if not backfilled:
-            self._last_trade[raw.native_symbol] = raw
-        if self._debug:  # per trade: skip even building the call when DEBUG is off
-            log.debug(
-                "ingest_trade", exchange=self.exchange, symbol=raw.native_symbol, id=message_id
-            )
-        encoded = self._raw_encoder.encode(record)
-        opaque = (raw.native_symbol, raw.envelope.received_us)
-        await self._produce(self.raw_topic, encoded, raw.native_symbol.encode(), opaque, stop)
-
-    async def _produce(
-        self, topic: str, value: bytes, key: bytes | None, opaque: object, stop: asyncio.Event
-    ) -> None:
-        """Queue a record; while the producer's bounded queue is full, stop reading and wait."""
-        while not self._producer.try_produce(topic, value, key, opaque):
-            self.metrics.queue_depth.labels(self.exchange).set(self._producer.queue_depth())
-            if stop.is_set():
-                return
-            await asyncio.sleep(_BACKPRESSURE_POLL_S)
-
-    def _on_delivery(self, msg: Any, err: Any, opaque: object) -> None:
-        if not isinstance(opaque, tuple):
-            return
-        symbol, received_us = opaque
-        counts = self.state.of(symbol)
-        if err is None:
-            counts.delivered += 1
-            self.metrics.symbol(symbol).delivered.inc()
-            self.metrics.delivery_latency.observe(max(0.0, time.time() - received_us / 1e6))
+        elif raw.trade_key is None:
+            self._note_idless_trade(raw)
+            self._last_trade[symbol] = raw
         else:
-            counts.failed += 1
-            self.metrics.symbol(symbol).failed.inc()
-            log.error(
-                "kafka_delivery_failed", exchange=self.exchange, symbol=symbol, error=str(err)
-            )
+            self._last_trade[symbol] = raw
+        venue = self.venue
+        message_id = venue.message_id(raw)
+        if self._debug:  # per trade: skip even building the call when DEBUG is off
+            log.debug("ingest_trade", exchange=self.exchange, symbol=symbol, id=message_id)
+        value = self._encode_raw(venue.record_values(raw, message_id, self._version))
+        self._deliveries.add(self.raw_topic, value, counts.key, counts, raw.envelope.received_us)
 
-    async def _dead_letter(self, bad: Malformed, stop: asyncio.Event) -> None:
+    def _delivery_failed(self, counts: SymbolCounts | None, records: int, err: Any) -> None:
+        """ERROR once per kind of refusal (each refused record is counted either way)."""
+        error = str(err)
+        level = log.debug if error in self._failures_logged else log.error
+        self._failures_logged.add(error)
+        level(
+            "kafka_delivery_failed",
+            exchange=self.exchange,
+            symbol=None if counts is None else counts.symbol,
+            records=records,
+            error=error,
+        )
+
+    def _dead_letter(self, bad: Malformed) -> None:
         self.state.dead_lettered += 1
         self.metrics.dead_lettered.labels(self.exchange).inc()
         record = {
@@ -291,49 +336,42 @@ class IngestService:
             "k2_version": self._version,
         }
         value = self._dlq_encoder.encode(record)
-        await self._produce(self.dlq_topic, value, None, None, stop)
+        self._deliveries.add(self.dlq_topic, value, None, None, bad.envelope.received_us)
 
     def _control(self, event: Control) -> None:
-        if event.kind == ControlKind.CONNECTED:
-            self.state.connected = True
-            self.metrics.connected.labels(self.exchange).set(1)
-        elif event.kind == ControlKind.DISCONNECTED:
-            self.state.connected = False
-            self.metrics.connected.labels(self.exchange).set(0)
+        client = self._client
+        if client is None or event.kind not in (ControlKind.CONNECTED, ControlKind.DISCONNECTED):
+            return
+        lanes = client.lanes
+        self.state.connected = bool(lanes) and all(lane.connected for lane in lanes)
+        self.metrics.connected.labels(self.exchange).set(int(self.state.connected))
+        self.metrics.connections.labels(self.exchange).set(client.connections_open())
+        if event.kind == ControlKind.DISCONNECTED:
+            index = event.detail.get("lane")
+            symbols = set(lanes[index].symbols) if isinstance(index, int) else set()
             self._idless_pending.update(
                 (symbol, exchange_us)
                 for symbol, raw in self._last_trade.items()
                 if raw.trade_key is None
+                and symbol in symbols
                 and (exchange_us := self.venue.exchange_us(raw)) is not None
             )
 
     # ------------------------------------------------------------------------------------ gaps
 
-    async def _gap(self, gap: Gap, spec: FeedSpec, stop: asyncio.Event) -> None:
-        """Backfill an id range from REST; publish the gap event either way."""
+    def _gap(self, gap: Gap) -> None:
+        """Queue an id range for REST backfill; the feed reads on meanwhile."""
         symbol = gap.native_symbol
-        missing = gap.last_missing - gap.first_missing + 1
         self.state.of(symbol).gaps += 1
         self.metrics.gaps.labels(self.exchange, symbol).inc()
-        recovered: list[RawTrade] = []
-        reason = None
-        try:
-            recovered = await self.venue.backfill(
-                spec, symbol, gap.first_missing, gap.last_missing, self._exchange_us_before(symbol)
-            )
-        except BackfillError as exc:
-            reason = f"backfill failed: {exc}"
-        for raw in recovered:
-            await self._trade(raw, stop, backfilled=True)
-        found = {
-            raw.trade_key
-            for raw in recovered
-            if raw.trade_key is not None and gap.first_missing <= raw.trade_key <= gap.last_missing
-        }
-        unfilled = missing - len(found)  # arithmetic: a gap may span billions of ids
-        if unfilled and reason is None:
-            reason = f"venue history returned {missing - unfilled} of {missing} trades"
-        await self._publish_gap(gap, len(recovered), unfilled, reason, stop)
+        self._backfills.submit(GapJob(gap, self._exchange_us_before(symbol)))
+
+    async def _backfilled(self, outcome: Outcome) -> None:
+        for raw in outcome.trades:
+            self._trade(raw, backfilled=True)
+        self._publish_gap(outcome)
+        if self._deliveries.blocked:
+            await self._deliveries.wait_ready()
 
     def _exchange_us_before(self, symbol: str) -> int | None:
         """Match time of the last trade handled for ``symbol`` (or of the topic's last one)."""
@@ -342,9 +380,11 @@ class IngestService:
             return self.venue.exchange_us(last)
         return self._resumed_exchange_us.get(symbol)
 
-    async def _publish_gap(
-        self, gap: Gap, recovered: int, unfilled: int, reason: str | None, stop: asyncio.Event
-    ) -> None:
+    def _publish_gap(self, outcome: Outcome) -> None:
+        gap, unfilled = outcome.job.gap, outcome.unfilled
+        reason = outcome.reason
+        if unfilled and reason is None:
+            reason = f"venue history returned {outcome.missing - unfilled} of {outcome.missing}"
         filled = unfilled == 0
         logger = log.info if filled else log.warning
         logger(
@@ -353,23 +393,22 @@ class IngestService:
             symbol=gap.native_symbol,
             first_missing=gap.first_missing,
             last_missing=gap.last_missing,
+            recovered=len(outcome.trades),
+            unfilled=unfilled,
             detected_by=gap.detected_by,
-            backfilled=recovered,
             reason=reason,
         )
         if unfilled:
             self.metrics.gap_trades_unfilled.labels(self.exchange, gap.native_symbol).inc(unfilled)
-        await self._emit_gap_record(
-            gap.native_symbol,
-            {"first_missing_id": gap.first_missing, "last_missing_id": gap.last_missing},
-            gap.detected_by,
-            filled,
-            recovered,
-            reason,
-            stop,
+        span: dict[str, int | None] = {
+            "first_missing_id": gap.first_missing,
+            "last_missing_id": gap.last_missing,
+        }
+        self._emit_gap_record(
+            gap.native_symbol, span, gap.detected_by, filled, len(outcome.trades), reason
         )
 
-    async def _emit_gap_record(
+    def _emit_gap_record(
         self,
         symbol: str,
         span: dict[str, int | None],
@@ -377,8 +416,8 @@ class IngestService:
         backfilled: bool,
         count: int,
         reason: str | None,
-        stop: asyncio.Event,
     ) -> None:
+        now_us = time.time_ns() // 1000
         record = {
             "exchange": self.exchange,
             "exchange_symbol": symbol,
@@ -390,13 +429,13 @@ class IngestService:
             "backfilled": backfilled,
             "backfilled_count": count,
             "reason": reason,
-            "detected_us": time.time_ns() // 1000,
+            "detected_us": now_us,
             "k2_version": self._version,
         }
         value = self._gap_encoder.encode(record)
-        await self._produce(self.gaps_topic, value, symbol.encode(), None, stop)
+        self._deliveries.add(self.gaps_topic, value, symbol.encode(), None, now_us)
 
-    async def _note_idless_trade(self, raw: RawTrade, stop: asyncio.Event) -> None:
+    def _note_idless_trade(self, raw: RawTrade) -> None:
         """Sources without ids: the first new trade after a break closes a time-interval gap."""
         if raw.snapshot or raw.native_symbol not in self._idless_pending:
             return
@@ -416,73 +455,42 @@ class IngestService:
         self.metrics.gaps.labels(self.exchange, raw.native_symbol).inc()
         self.state.of(raw.native_symbol).gaps += 1
         span: dict[str, int | None] = {"from_us": since, "to_us": exchange_us}
-        await self._emit_gap_record(raw.native_symbol, span, "reconnect", False, 0, reason, stop)
+        self._emit_gap_record(raw.native_symbol, span, "reconnect", False, 0, reason)
 
-    # -------------------------------------------------------------------------------- summary
-
-    async def _summaries(self, stop: asyncio.Event) -> None:
-        produced, replayed = 0, 0
-        while not stop.is_set():
-            await asyncio.sleep(self.options.summary_interval_s)
-            self._producer.poll(0)
-            self._log_summary("ingest_summary")
-            now_produced = self._producer.stats.produced
-            now_replayed = self.state.feed.duplicates_dropped
-            if now_replayed > replayed and now_produced == produced:
-                log.warning(
-                    "ingest_only_replayed_trades",
-                    exchange=self.exchange,
-                    dropped=now_replayed - replayed,
-                    hint="every trade received had an id at or below the last one already in "
-                    "Kafka; a venue whose ids went back (a simulator restarted with a fixed "
-                    "--id-base) delivers nothing new until its ids pass them",
-                )
-            produced, replayed = now_produced, now_replayed
-
-    def _log_summary(self, event: str) -> None:
-        now = time.monotonic()
-        depth = self._producer.queue_depth()
-        self.metrics.queue_depth.labels(self.exchange).set(depth)
-        per_symbol = {}
-        for symbol, c in sorted(self.state.symbols.items()):
-            age = now - c.last_received_mono if c.last_received_mono else None
-            if age is not None:
-                self.metrics.last_trade_age.labels(self.exchange, symbol).set(age)
-            per_symbol[symbol] = (
-                f"received={c.received} delivered={c.delivered} failed={c.failed} "
-                f"gaps={c.gaps} backfilled={c.backfilled}"
-            )
-        stats = self._producer.stats
-        log.info(
-            event,
-            exchange=self.exchange,
-            received=stats.produced,
-            delivered=stats.delivered,
-            failed=stats.failed,
-            in_flight=stats.in_flight,
-            queue_depth=depth,
-            dead_lettered=self.state.dead_lettered,
-            feed=self.state.feed.counts(),
-            symbols=per_symbol,
-        )
+    @property
+    def producer(self) -> DurableProducer:
+        return self._producer
 
 
 # ------------------------------------------------------------------------------------ entry
 
 
-def feed_spec(settings: Settings, venue: VenueIngest) -> FeedSpec:
-    """The configured symbols and, for the simulator source, where the simulator listens."""
-    symbols = getattr(settings.ingest, f"{venue.exchange}_symbols")
-    if settings.ingest.source == "simulator":
-        ws_url, rest_url = venue.simulator_urls(settings.ingest.simulator_url)
-        return FeedSpec(tuple(symbols), ws_url, rest_url)
-    return FeedSpec(tuple(symbols))
+def adapter_for(exchange: str, ingest: IngestSettings) -> VenueAdapter:
+    """The :class:`VenueAdapter` of ``exchange`` for these settings (imported lazily)."""
+    adapter_type = venue(exchange).adapter_type()
+    adapter: VenueAdapter = adapter_type(
+        ingest.exchange(exchange), ingest.backfill_options(), ingest.shard_spec
+    )
+    return adapter
+
+
+def feed_spec(settings: Settings, adapter: VenueAdapter) -> FeedSpec:
+    """The configured symbols, the shard and, for the simulator source, where it listens."""
+    ingest = settings.ingest
+    symbols = ingest.exchange(adapter.exchange).symbols
+    if ingest.source == "simulator":
+        ws_url, rest_url = adapter.simulator_urls(ingest.simulator_url)
+        return FeedSpec(tuple(symbols), ws_url, rest_url, shard=ingest.shard_spec)
+    return FeedSpec(tuple(symbols), shard=ingest.shard_spec)
 
 
 def metrics_port(settings: Settings, exchange: str) -> int:
-    """Each exchange's ingest serves metrics on its own port: the base port plus its index."""
+    """Each exchange's ingest serves metrics on its own port: the base port plus its registry
+    offset, plus 10 per shard index."""
     base = settings.ingest.metrics_port
-    return 0 if base == 0 else base + KNOWN_EXCHANGES.index(exchange)
+    if base == 0:
+        return 0
+    return base + venue(exchange).metrics_offset + 10 * settings.ingest.shard_spec.index
 
 
 def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> int:
@@ -490,10 +498,10 @@ def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> in
 
     Metrics are served on ``port``, by default the exchange's :func:`metrics_port`.
     """
-    venue = venue_ingest(exchange, settings.ingest)
+    adapter = adapter_for(exchange, settings.ingest)
     metrics = Metrics(f"ingest-{exchange}")
     ingest_metrics = IngestMetrics(metrics, exchange)
-    service = IngestService(settings, venue, feed_spec(settings, venue), ingest_metrics)
+    service = IngestService(settings, adapter, feed_spec(settings, adapter), ingest_metrics)
     server = serve_metrics(
         metrics,
         settings.stack.host,
@@ -502,7 +510,8 @@ def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> in
     )
     log.info("ingest_metrics_serving", exchange=exchange, port=server.port)
     try:
-        return asyncio.run(_until_signalled(service))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_until_signalled(service))
     except ExchangeError as exc:
         if settings.ingest.source == "live" and not isinstance(exc, UnknownSymbolError):
             raise ExchangeError(

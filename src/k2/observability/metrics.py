@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -103,35 +102,30 @@ def serve_metrics(
     return MetricsServer(metrics, host, port, health or (lambda: (True, "ok\n"))).start()
 
 
-@dataclass(frozen=True)
-class SymbolMetrics:
-    """One symbol's labelled ingest counters, looked up once (the hot path only increments)."""
+class SymbolCounters(Protocol):
+    """What the ingest counts per symbol (read at scrape time, never on the hot path)."""
 
-    received: Any
-    delivered: Any
-    failed: Any
-    backfilled: Any
+    symbol: str
+    received: int
+    delivered: int
+    failed: int
+    backfilled: int
+    last_received_mono: float
 
 
 class IngestMetrics:
-    """Metrics of one ingest process (one exchange), registered on its :class:`Metrics`."""
+    """Metrics of one ingest process (one exchange, one shard), registered on its
+    :class:`Metrics`.
+
+    The per-symbol trade counters (received, delivered, failed, backfilled) and the age of each
+    symbol's last trade are read from the ingest's own counters at scrape time, so counting a
+    trade costs an integer increment, not a labelled metric's lock.
+    """
 
     def __init__(self, metrics: Metrics, exchange: str) -> None:
         registry = metrics.registry
         labels = ("exchange", "symbol")
         self.exchange = exchange
-        self.received = Counter(
-            "k2_ingest_trades_received",
-            "Trades received from the venue.",
-            labels,
-            registry=registry,
-        )
-        self.delivered = Counter(
-            "k2_ingest_trades_delivered", "Trades acknowledged by Kafka.", labels, registry=registry
-        )
-        self.failed = Counter(
-            "k2_ingest_trades_failed", "Trades Kafka did not accept.", labels, registry=registry
-        )
         self.dead_lettered = Counter(
             "k2_ingest_frames_dead_lettered",
             "Frames that could not be parsed, sent to the DLQ topic.",
@@ -147,15 +141,21 @@ class IngestMetrics:
             labels,
             registry=registry,
         )
-        self.backfilled = Counter(
-            "k2_ingest_trades_backfilled",
-            "Trades recovered from the venue's REST history.",
-            labels,
-            registry=registry,
-        )
         self.connected = Gauge(
             "k2_ingest_connected",
-            "1 while the venue connection is up.",
+            "1 while every venue connection of the process is up.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.connections = Gauge(
+            "k2_ingest_connections",
+            "Open WebSocket connections to the venue.",
+            ("exchange",),
+            registry=registry,
+        )
+        self.symbols = Gauge(
+            "k2_ingest_symbols",
+            "Symbols the process is subscribed to (its shard's share of the venue).",
             ("exchange",),
             registry=registry,
         )
@@ -165,10 +165,10 @@ class IngestMetrics:
             ("exchange",),
             registry=registry,
         )
-        self.last_trade_age = Gauge(
-            "k2_ingest_last_trade_age_seconds",
-            "Seconds since the last trade of the symbol was received.",
-            labels,
+        self.backfill_waiting = Gauge(
+            "k2_ingest_backfill_gaps_waiting",
+            "Gaps queued for REST backfill or being filled.",
+            ("exchange",),
             registry=registry,
         )
         self.latency = Histogram(
@@ -179,7 +179,18 @@ class IngestMetrics:
             registry=registry,
         )
         self.delivery_latency = self.latency.labels(exchange)
-        self._symbols: dict[str, SymbolMetrics] = {}
+        self.receive_lag = Histogram(
+            "k2_ingest_receive_lag_seconds",
+            "Exchange time of the newest trade of a frame to the time K2 received it (sampled "
+            "every 0.1 s): how far the ingest reads behind the venue.",
+            ("exchange",),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        ).labels(exchange)
+        self._lag = _Lag(exchange)
+        registry.register(self._lag)
+        self._per_symbol = _SymbolCounts(exchange)
+        registry.register(self._per_symbol)
         self._feed = _FeedCounters(exchange)
         registry.register(self._feed)
 
@@ -188,19 +199,71 @@ class IngestMetrics:
         dropped, malformed frames, reconnects."""
         self._feed.counts = counts
 
-    def symbol(self, symbol: str) -> SymbolMetrics:
-        """The labelled counters of ``symbol`` (created on first use)."""
-        found = self._symbols.get(symbol)
-        if found is None:
-            labels = (self.exchange, symbol)
-            found = SymbolMetrics(
-                self.received.labels(*labels),
-                self.delivered.labels(*labels),
-                self.failed.labels(*labels),
-                self.backfilled.labels(*labels),
-            )
-            self._symbols[symbol] = found
-        return found
+    def watch_symbols(self, symbols: Callable[[], Iterable[SymbolCounters]]) -> None:
+        """Export the per-symbol trade counters (read at scrape time)."""
+        self._per_symbol.symbols = symbols
+
+    def watch_lag(self, newest_exchange_us: Callable[[], int | None]) -> None:
+        """Export ``k2_ingest_lag_seconds``: now minus the exchange time of the newest trade."""
+        self._lag.newest = newest_exchange_us
+
+
+class _Lag(Collector):
+    """``k2_ingest_lag_seconds{exchange}``: now minus the newest trade's exchange time."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self.newest: Callable[[], int | None] = lambda: None
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "k2_ingest_lag_seconds",
+            "Seconds between now and the exchange time of the newest trade received (grows "
+            "while the venue is quiet, and while the ingest falls behind it).",
+            labels=("exchange",),
+        )
+        newest = self.newest()
+        if newest is not None:
+            family.add_metric((self.exchange,), max(0.0, time.time() - newest / 1e6))
+        yield family
+
+
+class _SymbolCounts(Collector):
+    """The per-symbol trade counters and last-trade ages, from the ingest's own counts."""
+
+    _COUNTERS = (
+        ("k2_ingest_trades_received", "Trades received from the venue.", "received"),
+        ("k2_ingest_trades_delivered", "Trades acknowledged by Kafka.", "delivered"),
+        ("k2_ingest_trades_failed", "Trades Kafka did not accept.", "failed"),
+        ("k2_ingest_trades_backfilled", "Trades recovered from the venue's REST history.",
+         "backfilled"),
+    )  # fmt: skip
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self.symbols: Callable[[], Iterable[SymbolCounters]] = list
+
+    def collect(self) -> Any:
+        labels = ("exchange", "symbol")
+        families = [
+            (CounterMetricFamily(name, doc, labels=labels), attribute)
+            for name, doc, attribute in self._COUNTERS
+        ]
+        age = GaugeMetricFamily(
+            "k2_ingest_last_trade_age_seconds",
+            "Seconds since the last trade of the symbol was received.",
+            labels=labels,
+        )
+        now = time.monotonic()
+        for counts in list(self.symbols()):
+            key = (self.exchange, counts.symbol)
+            for family, attribute in families:
+                family.add_metric(key, getattr(counts, attribute))
+            if counts.last_received_mono:
+                age.add_metric(key, max(0.0, now - counts.last_received_mono))
+        for family, _ in families:
+            yield family
+        yield age
 
 
 class _FeedCounters(Collector):

@@ -10,13 +10,19 @@ subscribes sees one consistent venue.
 
 from __future__ import annotations
 
+import functools
+import random
 from dataclasses import dataclass
 
 from k2.domain import canonical_asset
+from k2.exchanges import EXCHANGE_NAMES
+from k2.exchanges.binance.normalise import QUOTE_ASSETS, split_symbol
 
 KRAKEN = "kraken"
 BINANCE = "binance"
-EXCHANGES = (KRAKEN, BINANCE)
+EXCHANGES = EXCHANGE_NAMES
+# Listed symbols of the full universes, about as many as the venues list.
+UNIVERSE_SIZE = {KRAKEN: 700, BINANCE: 2000}
 
 # Kraken's REST asset codes for the legacy assets that carry an X/Z prefix.
 _KRAKEN_LEGACY_ASSETS = {
@@ -141,17 +147,63 @@ BINANCE_INSTRUMENTS = (
 )
 
 DEFAULT_INSTRUMENTS = {KRAKEN: KRAKEN_INSTRUMENTS, BINANCE: BINANCE_INSTRUMENTS}
+_KRAKEN_QUOTES = ("USD", "EUR", "USDT", "USDC", "GBP", "XBT", "ETH", "CAD", "JPY", "AUD", "CHF")
+_BINANCE_QUOTES = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "TRY", "BRL", "JPY", "DAI")
+# (price decimals, low, high, lots): price bands from a micro-cap to a large-cap coin.
+_SHAPES = (
+    (8, "0.00000100", "0.00009000", (1_000_000_000, 9_000_000_000_000)),
+    (6, "0.010000", "0.900000", (100_000_000, 900_000_000_000)),
+    (4, "1.0000", "9.0000", (1_000_000, 9_000_000_000)),
+    (2, "20.00", "900.00", (10_000, 90_000_000)),
+)
+
+
+@functools.cache
+def catalog(exchange: str) -> tuple[Instrument, ...]:
+    """Every instrument the simulator can list on ``exchange``: the hand-written ones above
+    (the most traded, first), then generated ones up to the venue's universe size. Generated
+    from a fixed seed, so the universe is the same in every run; every Binance symbol splits
+    into its base and a quote of :data:`~k2.exchanges.binance.normalise.QUOTE_ASSETS`."""
+    listed = list(DEFAULT_INSTRUMENTS[exchange])
+    taken = {inst.symbol for inst in listed} | {inst.altname for inst in listed}
+    rng = random.Random(f"universe/{exchange}")
+    quotes = _KRAKEN_QUOTES if exchange == KRAKEN else _BINANCE_QUOTES
+    while len(listed) < UNIVERSE_SIZE[exchange]:
+        base = "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWYZ") for _ in range(rng.randint(3, 5)))
+        quote = quotes[min(int(rng.expovariate(0.6)), len(quotes) - 1)]
+        pdec, low, high, lots = _SHAPES[rng.randrange(len(_SHAPES))]
+        instrument = _generated(exchange, base, quote, pdec, low, high, lots)
+        if instrument is None or instrument.symbol in taken or instrument.altname in taken:
+            continue
+        taken |= {instrument.symbol, instrument.altname}
+        listed.append(instrument)
+    return tuple(listed)
+
+
+def _generated(
+    exchange: str, base: str, quote: str, pdec: int, low: str, high: str, lots: tuple[int, int]
+) -> Instrument | None:
+    """A generated instrument, or None for a name a client would read differently."""
+    if canonical_asset(base) != base or base in _KRAKEN_LEGACY_ASSETS or base in QUOTE_ASSETS:
+        return None
+    if exchange == KRAKEN:
+        return _kraken(f"{base}/{quote}", pdec, pdec, low, high, lots)
+    if split_symbol(base + quote) != (base, quote):
+        return None
+    return _binance(
+        base + quote, base, pdec, 2, low, high, (lots[0] // 10**6 or 1, lots[1] // 10**6)
+    )
 
 
 def default_symbols(exchange: str) -> tuple[str, ...]:
-    """Symbols listed by default on ``exchange``."""
-    return tuple(inst.symbol for inst in DEFAULT_INSTRUMENTS[exchange])
+    """Symbols listed by default on ``exchange``: its whole universe."""
+    return tuple(inst.symbol for inst in catalog(exchange))
 
 
 def instruments_for(exchange: str, symbols: tuple[str, ...]) -> tuple[Instrument, ...]:
     """The catalog entries of ``symbols`` on ``exchange``; unknown names raise ``KeyError``."""
-    catalog = {inst.symbol: inst for inst in DEFAULT_INSTRUMENTS[exchange]}
-    return tuple(catalog[symbol] for symbol in symbols)
+    entries = {inst.symbol: inst for inst in catalog(exchange)}
+    return tuple(entries[symbol] for symbol in symbols)
 
 
 def inferred_instrument(exchange: str, symbol: str, price: str, qty: str) -> Instrument:

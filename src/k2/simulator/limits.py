@@ -6,6 +6,26 @@ import time
 from collections import deque
 
 
+class MessageRate:
+    """At most ``limit`` messages in any one-second window (0: unlimited)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._times: deque[float] = deque()
+
+    def allow(self) -> bool:
+        """Count one message; False when it is one too many this second (not counted)."""
+        if not self.limit:
+            return True
+        now = time.monotonic()
+        while self._times and now - self._times[0] >= 1.0:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
+
+
 class WindowLimit:
     """A budget of ``limit`` units per sliding window of ``window_s`` seconds (0: unlimited).
 

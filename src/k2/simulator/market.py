@@ -16,6 +16,7 @@ generated.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from k2.simulator.instruments import BINANCE, Instrument
 # Per-order price move, in basis points of the starting price (the scale of the triangular step).
 _STEP_BP = 1
 _SIZE_TABLE = 4096
+_PRICE_TEXTS = 4096  # price strings remembered per symbol
 # Fills per taker order: most orders fill once, some sweep two to four resting orders.
 _FILLS = (1,) * 14 + (2,) * 3 + (3,) * 2 + (4,)
 
@@ -107,11 +109,11 @@ class SymbolGenerator:
         self._high = max(self._low + 1, units_of(instrument.high, instrument.price_decimals))
         self._price = self._low + int(rng.random() * (self._high - self._low))
         self._step = max(1, self._price * _STEP_BP // 10_000)
-        self._sizes = _size_table(rng, instrument.min_lots, instrument.max_lots)
-        self._size_texts = tuple(
-            format_units(lots, instrument.lot_decimals, instrument.qty_text_decimals)
-            for lots in self._sizes
-        )
+        # Looked up on the first trade (one table per size shape, see size_tables): a listed
+        # symbol that never trades (most of a venue's universe, most of the time) costs nothing.
+        self._sizes: tuple[int, ...] = ()
+        self._size_texts: tuple[str, ...] = ()
+        self._size_seed = f"{seed}/{instrument.exchange}/sizes"
         self._qty_format = units_formatter(instrument.lot_decimals, instrument.qty_text_decimals)
         self._price_format = units_formatter(
             instrument.price_decimals, instrument.price_text_decimals
@@ -127,37 +129,57 @@ class SymbolGenerator:
         self._last_time = 0
         self._agg_first = 0
         self._agg_lots = 0
+        self._price_texts: dict[int, str] = {}
 
     def generate(self, count: int, now_us: int) -> tuple[list[SimTrade], list[AggTrade]]:
         """The next ``count`` trades, stamped from ``now_us``, and the aggregates they complete.
 
-        The hot loop of the simulator: state lives in locals, sizes and their strings come from
-        a precomputed table, a price string is formatted once per order, and trades are built
-        as plain tuples.
+        The hot loop of the simulator: all state lives in locals (an order's draws are made
+        inline, in the same order as ever, so a seed gives the same market), sizes and their
+        strings come from a precomputed table, a price string is formatted once per order, and
+        trades are built as plain tuples.
         """
         trades: list[SimTrade] = []
         aggs: list[AggTrade] = []
+        if not self._sizes:
+            self._draw_sizes()
         random_ = self._rng.random
         sizes, size_texts, table = self._sizes, self._size_texts, len(self._sizes)
         binance, new_tuple, append = self._binance, tuple.__new__, trades.append
         fills_left, last_time, next_id = self._fills_left, self._last_time, self.next_id
         agg_id, agg_lots = self.next_agg_id, self._agg_lots
+        price, step, low, high = self._price, self._step, self._low, self._high
+        price_text, side, ord_type = self._price_text, self._side, self._ord_type
+        order_time, agg_first = self._order_time, self._agg_first
+        fill_counts, choices = _FILLS, len(_FILLS)
+        texts, price_text_of = self._price_texts, self._price_text_of
         for _ in range(count):
-            if fills_left == 0:
-                fills_left = self._start_order(max(now_us, last_time), next_id)
-                agg_lots = 0
+            if fills_left == 0:  # a new taker order: move the price, pick side and type
+                move = int(random_() * (step + 1)) - int(random_() * (step + 1))
+                moved = price + move
+                if moved < low or moved > high:
+                    moved = min(max(price - move, low), high)
+                price, price_text = moved, texts.get(moved) or price_text_of(moved)
+                side = "buy" if random_() < 0.5 else "sell"
+                ord_type = "market" if random_() < 0.6 else "limit"
+                order_time = now_us if now_us > last_time else last_time
+                agg_first, agg_lots = next_id, 0
+                fills_left = fill_counts[int(random_() * choices)]
             pick = int(random_() * table)
-            last_time = self._order_time if binance else max(now_us, last_time + 1)
+            if binance:
+                last_time = order_time
+            else:
+                last_time = now_us if now_us > last_time + 1 else last_time + 1
             append(
                 new_tuple(
                     SimTrade,
                     (
                         next_id,
-                        self._price_text,
+                        price_text,
                         size_texts[pick],
                         last_time,
-                        self._side,
-                        self._ord_type,
+                        side,
+                        ord_type,
                         agg_id,
                         False,
                     ),
@@ -168,39 +190,61 @@ class SymbolGenerator:
             fills_left -= 1
             if fills_left == 0:
                 if binance:
-                    aggs.append(self._aggregate(agg_id, agg_lots, next_id - 1))
+                    aggs.append(
+                        AggTrade(
+                            agg_id,
+                            price_text,
+                            self._qty_format(agg_lots),
+                            agg_first,
+                            next_id - 1,
+                            order_time,
+                            side,
+                        )
+                    )
                 agg_id += 1
         self._fills_left, self._last_time, self.next_id = fills_left, last_time, next_id
         self.next_agg_id, self._agg_lots = agg_id, agg_lots
+        self._price, self._price_text, self._side, self._ord_type = (
+            price,
+            price_text,
+            side,
+            ord_type,
+        )
+        self._order_time, self._agg_first = order_time, agg_first
         return trades, aggs
 
-    def _start_order(self, order_time: int, first_id: int) -> int:
-        """Begin a taker order: move the price, pick side and type; returns its fill count."""
-        random_ = self._rng.random
-        step = self._step
-        move = int(random_() * (step + 1)) - int(random_() * (step + 1))
-        price = self._price + move
-        if price < self._low or price > self._high:
-            price = min(max(self._price - move, self._low), self._high)
-        self._price = price
-        self._price_text = self._price_format(price)
-        self._side = "buy" if random_() < 0.5 else "sell"
-        self._ord_type = "market" if random_() < 0.6 else "limit"
-        self._order_time = order_time
-        self._agg_first = first_id
-        return _FILLS[int(random_() * len(_FILLS))]
+    def _price_text_of(self, units: int) -> str:
+        """The price text of ``units``, remembered (a walk revisits the same few prices)."""
+        if len(self._price_texts) >= _PRICE_TEXTS:
+            self._price_texts.clear()
+        text = self._price_texts[units] = self._price_format(units)
+        return text
 
-    def _aggregate(self, agg_id: int, lots: int, last_id: int) -> AggTrade:
-        """Binance's aggregate of the order just filled (Kraken has no aggregates)."""
-        return AggTrade(
-            agg_id,
-            self._price_text,
-            self._qty_format(lots),
-            self._agg_first,
-            last_id,
-            self._order_time,
-            self._side,
+    def _draw_sizes(self) -> None:
+        instrument = self.instrument
+        self._sizes, self._size_texts = size_tables(
+            self._size_seed,
+            instrument.min_lots,
+            instrument.max_lots,
+            instrument.lot_decimals,
+            instrument.qty_text_decimals,
         )
+
+
+@functools.cache
+def size_tables(
+    seed: str, min_lots: int, max_lots: int, lot_decimals: int, text_decimals: int
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The trade sizes of one size shape and their texts, drawn once per shape and seed.
+
+    A venue's generated symbols share a few shapes; drawing 4,096 sizes and formatting them
+    per symbol cost seconds of CPU as 2,000 symbols traded for the first time. Symbols of one
+    shape still trade different sizes: each picks from the table with its own generator.
+    """
+    rng = random.Random(f"{seed}/{min_lots}/{max_lots}")
+    sizes = _size_table(rng, min_lots, max_lots)
+    texts = tuple(format_units(lots, lot_decimals, text_decimals) for lots in sizes)
+    return sizes, texts
 
 
 def _size_table(rng: random.Random, min_lots: int, max_lots: int) -> tuple[int, ...]:

@@ -1,37 +1,57 @@
 """Build each venue's market from the settings: the listed symbols and where trades come from.
 
-Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the total
-``rate`` is divided evenly over all symbols of all venues; ids start from the wall clock unless
-``id_base`` fixes them. With ``replay`` the recordings are the only source: each venue plays the
-trades recorded for it (pairs the catalog does not list are added to the venue's reference data),
-and the generator stays off.
-"""
+Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the
+total ``rate`` is shared out over all symbols of all venues with a skew (``skew``: a symbol's
+weight is ``1 / rank**skew``, its rank its place in the venue's catalogue, most traded first, as
+trading concentrates on a few symbols on a real venue; 0 spreads it evenly); ids start from the
+wall clock unless ``id_base`` fixes them. With ``replay`` the recordings are the only source:
+each venue plays the trades recorded for it (pairs the catalog does not list are added to the
+venue's reference data), and the generator stays off."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 from k2.errors import ConfigError
-from k2.simulator.instruments import (
-    BINANCE,
-    DEFAULT_INSTRUMENTS,
-    KRAKEN,
-    Instrument,
-)
+from k2.simulator.instruments import BINANCE, KRAKEN, Instrument, catalog
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.replay import RecordedTrade, ReplaySource, read_recording
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import SyntheticSource, VenueMarket
 
+_WEIGHT_SCALE = 1_000_000
 
-def _listed(exchange: str, symbols: tuple[str, ...]) -> list[Instrument]:
-    catalog = {inst.symbol: inst for inst in DEFAULT_INSTRUMENTS[exchange]}
-    unknown = [symbol for symbol in symbols if symbol not in catalog]
+
+def _listed(exchange: str, symbols: tuple[str, ...] | None) -> list[Instrument]:
+    entries = catalog(exchange)
+    if symbols is None:
+        return list(entries)
+    by_name = {inst.symbol: inst for inst in entries}
+    unknown = [symbol for symbol in symbols if symbol not in by_name]
     if unknown:
+        known = ", ".join(inst.symbol for inst in entries[:6])
         raise ConfigError(
-            f"unknown {exchange} symbol(s) {unknown}; the simulator lists {sorted(catalog)}"
+            f"unknown {exchange} symbol(s) {unknown}; the simulator lists {len(entries)}, "
+            f"for example {known}"
         )
-    return [catalog[symbol] for symbol in symbols]
+    return [by_name[symbol] for symbol in symbols]
+
+
+def symbol_weight(exchange: str, symbol: str, skew: float) -> int:
+    """The integer weight ``1/rank**skew`` (scaled) of a symbol, its rank from the venue's
+    catalogue order."""
+    weight: int = round(_WEIGHT_SCALE / _ranks(exchange)[symbol] ** skew)
+    return max(1, weight)
+
+
+@functools.cache
+def _ranks(exchange: str) -> dict[str, int]:
+    return {inst.symbol: index + 1 for index, inst in enumerate(catalog(exchange))}
+
+
+def _weights(exchange: str, instruments: list[Instrument], skew: float) -> list[int]:
+    return [symbol_weight(exchange, inst.symbol, skew) for inst in instruments]
 
 
 def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
@@ -56,12 +76,15 @@ def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
                 )
                 markets[exchange].sources.append(source)
     else:
-        share = sum(len(instruments) for instruments in listed.values())
+        weights = {ex: _weights(ex, insts, config.skew) for ex, insts in listed.items()}
+        share = sum(sum(w) for w in weights.values())
         id_base = time.time_ns() // 1000 if config.id_base is None else config.id_base
         for exchange, instruments in listed.items():
             generators = [SymbolGenerator(inst, config.seed, id_base) for inst in instruments]
             markets[exchange].sources.append(
-                SyntheticSource(generators, config.rate, share, config.trades_per_symbol)
+                SyntheticSource(
+                    generators, config.rate, share, config.trades_per_symbol, weights[exchange]
+                )
             )
     for exchange in config.lose_exchanges:
         if config.lose_every:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +36,10 @@ from aiohttp import web
 from k2.errors import ConfigError
 from k2.simulator.admin import admin_routes
 from k2.simulator.faults import FaultBook, FaultRule
-from k2.simulator.instruments import BINANCE, KRAKEN
+from k2.simulator.instruments import BINANCE, KRAKEN, instruments_for
 from k2.simulator.ledger import Ledger
-from k2.simulator.markets import build_markets
+from k2.simulator.market import SymbolGenerator
+from k2.simulator.markets import build_markets, symbol_weight
 from k2.simulator.protocols.binance import BadConnectRequestError, BinanceSession, connect_request
 from k2.simulator.protocols.binance_rest import BinanceRest
 from k2.simulator.protocols.kraken_rest import KrakenRest
@@ -45,7 +47,7 @@ from k2.simulator.protocols.kraken_v1 import KrakenV1Session
 from k2.simulator.protocols.kraken_v2 import KrakenV2Session
 from k2.simulator.session import Session, SimContext
 from k2.simulator.settings import SimulatorConfig
-from k2.simulator.venue import MarketClock, VenueMarket
+from k2.simulator.venue import MarketClock, SyntheticSource, VenueMarket
 
 log = structlog.get_logger("k2.simulator")
 _MAX_MESSAGE = 1 << 20
@@ -73,7 +75,9 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.config.validate()
-        markets = build_markets(self.config)
+        configured = self.config.id_base
+        self._id_base = time.time_ns() // 1000 if configured is None else configured
+        markets = build_markets(dataclasses.replace(self.config, id_base=self._id_base))
         self.ctx = SimContext(
             self.config, markets, Ledger(self.config.ledger_path), FaultBook(self.config.faults)
         )
@@ -192,6 +196,31 @@ class Simulator:
         """Make ``exchange`` lose every ``every``-th trade id from its streams (0 stops)."""
         self.market(exchange).set_loss(every, symbols)
         log.info("sim_loss_set", exchange=exchange, every=every, symbols=symbols)
+
+    def list_symbol(self, exchange: str, symbol: str) -> None:
+        """A new listing: ``symbol`` of the venue's catalogue appears in the reference data and
+        starts trading at the weight of its rank."""
+        market = self.market(exchange)
+        market.delisted.discard(symbol)
+        if symbol in market.instruments:
+            return
+        (instrument,) = instruments_for(exchange, (symbol,))
+        market.add_instrument(instrument, self.config.retention)
+        for source in market.sources:
+            if isinstance(source, SyntheticSource):
+                generator = SymbolGenerator(instrument, self.config.seed, self._id_base)
+                source.add(generator, symbol_weight(exchange, symbol, self.config.skew))
+        log.info("sim_symbol_listed", exchange=exchange, symbol=symbol)
+
+    def delist_symbol(self, exchange: str, symbol: str) -> None:
+        """A delisting: ``symbol`` stops trading and leaves the reference data (Binance lists it
+        with status BREAK); its history stays readable over REST."""
+        market = self.market(exchange)
+        market.delisted.add(symbol)
+        for source in market.sources:
+            if isinstance(source, SyntheticSource):
+                source.stop(symbol)
+        log.info("sim_symbol_delisted", exchange=exchange, symbol=symbol)
 
     def shutdown_binance(self, grace_s: float | None = None) -> int:
         """Send ``serverShutdown`` on every Binance connection; they close after the grace."""

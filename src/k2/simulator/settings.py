@@ -13,7 +13,7 @@ from pathlib import Path
 
 from k2.errors import ConfigError
 from k2.simulator.faults import FaultRule
-from k2.simulator.instruments import BINANCE, KRAKEN, default_symbols
+from k2.simulator.instruments import BINANCE, KRAKEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +27,10 @@ class SimulatorConfig:
     # in microseconds at start, so ids keep rising across restarts as a venue's do, and an
     # ingest resuming from Kafka sees new trades, not replays.
     id_base: int | None = None
-    rate: int = 100  # synthetic trades per second, in total, spread over all symbols
-    kraken_symbols: tuple[str, ...] = default_symbols(KRAKEN)
-    binance_symbols: tuple[str, ...] = default_symbols(BINANCE)
+    rate: int = 100  # synthetic trades per second, in total, shared out over all symbols
+    skew: float = 1.0  # a symbol's share of the rate is 1 / rank**skew (0: even)
+    kraken_symbols: tuple[str, ...] | None = None  # None: the whole universe (700 pairs)
+    binance_symbols: tuple[str, ...] | None = None  # None: the whole universe (2,000)
     trades_per_symbol: int | None = None  # stop generating a symbol after this many trades
     replay: tuple[Path, ...] = ()  # recordings to replay instead of the synthetic market
     replay_speed: float = 1.0  # 2.0 plays twice as fast; 0 plays everything at once
@@ -52,6 +53,7 @@ class SimulatorConfig:
     lose_exchanges: tuple[str, ...] = (KRAKEN, BINANCE)
     binance_weight_limit: int = 6000  # REST request weight per minute (0: unlimited)
     kraken_rest_limit: int = 150  # REST requests per 10 s (0: unlimited)
+    kraken_msg_rate: int = 20  # incoming messages per second before "Exceeded msg rate"
 
     def validate(self) -> None:
         """Refuse settings that cannot work, with the option to fix in the message."""
@@ -59,6 +61,8 @@ class SimulatorConfig:
             raise ConfigError("id base must be between 0 and 2**62")
         if self.rate < 0:
             raise ConfigError("rate must be 0 or more trades per second")
+        if self.skew < 0:
+            raise ConfigError("skew must be 0 (even) or more")
         if self.replay_speed < 0:
             raise ConfigError("replay speed must be 0 (all at once) or more")
         if self.tick_s <= 0 or self.heartbeat_s <= 0 or self.binance_ping_s <= 0:

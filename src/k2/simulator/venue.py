@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -42,37 +43,78 @@ class TradeSource(Protocol):
 
 
 class SyntheticSource:
-    """The random-walk market at a fixed rate, spread evenly over the symbols.
+    """The random-walk market at a fixed total rate, shared out over the symbols by weight.
 
-    ``rate`` is the simulator's total trades per second and ``share`` the number of symbols across
-    all venues it is divided among, so each symbol gets ``rate / share`` trades per second.
-    Counting is integer (a per-symbol remainder carries over), so the long-run rate is exact.
-    ``limit`` stops a symbol after that many trades (``None``: never).
+    ``rate`` is the simulator's total trades per second and ``share`` the total weight of the
+    symbols across all venues it is divided among; a symbol of weight ``w`` gets
+    ``rate * w / share`` trades per second (every weight is 1 unless ``weights`` says otherwise,
+    which spreads the rate evenly). Counting is integer (a per-symbol remainder carries over),
+    so the long-run rate is exact. Only symbols with a trade due are visited: each waits in a
+    heap keyed by the time its next trade falls due, so a universe of thousands of mostly quiet
+    symbols costs nothing per tick. ``limit`` stops a symbol after that many trades.
     """
 
     def __init__(
-        self, generators: Sequence[SymbolGenerator], rate: int, share: int, limit: int | None
+        self,
+        generators: Sequence[SymbolGenerator],
+        rate: int,
+        share: int,
+        limit: int | None,
+        weights: Sequence[int] | None = None,
     ) -> None:
         self._generators = list(generators)
+        self._weights = list(weights) if weights is not None else [1] * len(self._generators)
         self._rate = rate
-        self._share = max(share, 1)
+        self._scale = 1_000_000 * max(share, 1)
         self._limit = limit
         self._carry = [0] * len(self._generators)
         self._made = [0] * len(self._generators)
+        self._clock = 0  # virtual µs: elapsed time, each step capped
+        self._since = [0] * len(self._generators)
+        self._due: list[tuple[int, int]] = []
+        for index in range(len(self._generators)):
+            self._schedule(index)
+
+    def add(self, generator: SymbolGenerator, weight: int) -> None:
+        """Start trading one more symbol (a new listing), from now."""
+        self._generators.append(generator)
+        self._weights.append(weight)
+        self._carry.append(0)
+        self._made.append(0)
+        self._since.append(self._clock)
+        self._schedule(len(self._generators) - 1)
+
+    def stop(self, symbol: str) -> None:
+        """Stop trading ``symbol`` (a delisting): it never falls due again."""
+        for index, generator in enumerate(self._generators):
+            if generator.instrument.symbol == symbol:
+                self._weights[index] = 0
+
+    def _schedule(self, index: int) -> None:
+        speed = self._rate * self._weights[index]  # carry units per µs
+        if speed <= 0 or (self._limit is not None and self._made[index] >= self._limit):
+            return
+        wait = -(-(self._scale - self._carry[index]) // speed)  # ceiling
+        heapq.heappush(self._due, (self._clock + max(wait, 1), index))
 
     def advance(self, now: int, elapsed_us: int) -> list[Batch]:
+        self._clock += min(elapsed_us, _MAX_STEP_US)
+        clock, due = self._clock, self._due
         batches: list[Batch] = []
-        scale = 1_000_000 * self._share
-        for index, generator in enumerate(self._generators):
-            self._carry[index] += self._rate * min(elapsed_us, _MAX_STEP_US)
-            count, self._carry[index] = divmod(self._carry[index], scale)
+        while due and due[0][0] <= clock:
+            _, index = heapq.heappop(due)
+            speed = self._rate * self._weights[index]
+            carry = self._carry[index] + speed * (clock - self._since[index])
+            count, self._carry[index] = divmod(carry, self._scale)
+            self._since[index] = clock
             if self._limit is not None:
                 count = min(count, self._limit - self._made[index])
-            if count <= 0:
-                continue
-            self._made[index] += count
-            trades, aggs = generator.generate(count, now)
-            batches.append((generator.instrument.symbol, trades, aggs))
+            if count > 0:
+                self._made[index] += count
+                generator = self._generators[index]
+                trades, aggs = generator.generate(count, now)
+                batches.append((generator.instrument.symbol, trades, aggs))
+            self._schedule(index)
         return batches
 
 
@@ -86,6 +128,7 @@ class VenueMarket:
             symbol: SymbolHistory(inst, retention) for symbol, inst in self.instruments.items()
         }
         self.sources: list[TradeSource] = []
+        self.delisted: set[str] = set()  # still in the history (REST), no longer trading
         self.pulse = asyncio.Event()
         self._lose_every: dict[str | None, int] = {}
         self._lose_count: dict[str, int] = {}

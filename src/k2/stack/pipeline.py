@@ -1,8 +1,9 @@
 """``k2 run``: the whole pipeline on one machine, as far as it exists, until Ctrl-C.
 
 It brings the embedded stack up (what is not already running), then starts one child process
-per part: the simulator (with ``--source simulator``), the ingests (one per configured exchange),
-the streaming job (every lakehouse layer) and the API (``k2 api``). Each child runs in its own
+per part: the simulator (with ``--source simulator``), the ingests (one per configured exchange,
+or ``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it), the streaming job (every lakehouse layer) and
+the API (``k2 api``). Each child runs in its own
 session, so Ctrl-C reaches only this supervisor, which then stops the children with one SIGTERM
 each: the API first (it only reads), then in data-flow order the ingests (they flush to Kafka),
 the streaming job (it finishes its micro-batch),
@@ -110,13 +111,19 @@ def _port(configured: int, host: str) -> int:
 
 
 def ingest_parts(settings: Settings) -> list[PartSpec]:
-    """One ingest per configured exchange, each on its own metrics port."""
+    """One ingest per configured exchange (or ``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it),
+    each on its own metrics port (the exchange's, plus 10 per shard index)."""
     flush = settings.ingest.flush_timeout_s + 10.0
+    shards = settings.ingest.shards_per_exchange
     parts = []
     for exchange in settings.exchanges:
-        port = _port(ingest_port(settings, exchange), settings.stack.host)
-        args = ("ingest", "--exchange", exchange, "--metrics-port", str(port))
-        parts.append(PartSpec(f"ingest-{exchange}", "ingest", args, flush, metrics_port=port))
+        base = ingest_port(settings, exchange)
+        for index in range(shards):
+            port = _port(base + 10 * index if base else 0, settings.stack.host)
+            name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
+            shard = f"{index}/{shards}"
+            args = ("ingest", "--exchange", exchange, "--shard", shard, "--metrics-port", str(port))
+            parts.append(PartSpec(name, "ingest", args, flush, metrics_port=port))
     return parts
 
 

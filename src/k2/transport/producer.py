@@ -107,12 +107,50 @@ class DurableProducer:
         self._producer.poll(0)
         return True
 
+    def hot_produce(self) -> Callable[..., None]:
+        """The underlying ``produce(topic, value, key, on_delivery=, timestamp=)`` for a hot
+        path that counts itself: it adds what it produced and what was delivered with
+        :meth:`counted`, and failures with :meth:`acknowledged`, and polls once per batch.
+
+        It raises BufferError (nothing queued) while the bounded local queue is full, and
+        KafkaException when librdkafka refuses the record outright (larger than
+        ``message.max.bytes``): the caller counts such a record produced, and failed.
+        """
+        produce: Callable[..., None] = self._producer.produce
+        return produce
+
+    def send(self, topic: str, value: bytes, key: bytes | None) -> bool:
+        """Queue one record without any callback and without a poll (the benchmark's ceiling:
+        librdkafka alone). False (nothing queued) while the bounded local queue is full."""
+        try:
+            self._producer.produce(topic, value, key)
+        except BufferError:
+            return False
+        self.stats.produced += 1
+        return True
+
+    def counted(self, produced: int, delivered: int) -> None:
+        """Add records a :meth:`hot_produce` caller produced and saw delivered."""
+        with self.stats.lock:
+            self.stats.produced += produced
+            self.stats.delivered += delivered
+
+    def acknowledged(self, count: int, error: KafkaError | None) -> None:
+        """Count ``count`` records acknowledged (or refused, with ``error``) by one report."""
+        with self.stats.lock:
+            if error is None:
+                self.stats.delivered += count
+            else:
+                self.stats.failed += count
+                self.stats.last_error = str(error)
+
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve delivery callbacks."""
         self._producer.poll(timeout_s)
 
     def queue_depth(self) -> int:
-        """Records queued locally and not yet acknowledged by the broker."""
+        """Records queued locally and not yet acknowledged by the broker (librdkafka also
+        counts the delivery reports waiting for a poll)."""
         return len(self._producer)
 
     def close(self, timeout_s: float) -> int:

@@ -45,7 +45,7 @@ def kraken_v2_fields(draw: st.DrawFn) -> dict[str, FieldValue]:
         price=draw(decimal_texts()),
         qty=draw(decimal_texts()),
         ord_type=draw(st.sampled_from(["limit", "market"])),
-        trade_id=draw(st.integers(min_value=0, max_value=2**64)),
+        trade_id=draw(st.integers(min_value=0, max_value=2**63 - 1)),
         timestamp=kraken_wire.format_timestamp_v2(draw(micros)),
     )
 

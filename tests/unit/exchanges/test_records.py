@@ -13,7 +13,7 @@ from k2.exchanges.binance import normalise as binance
 from k2.exchanges.kraken import normalise as kraken
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter
 from k2.exchanges.kraken.parse import parse_v1_frame
-from k2.ingest.venues import venue_ingest
+from k2.ingest.service import adapter_for
 
 from .recordings import received_frames
 from .strategies import (
@@ -31,8 +31,8 @@ def _envelope(protocol: Protocol_, received_us: int = 1_700_000_000_123_456) -> 
     return Envelope(received_us, "conn-1", 7, protocol)
 
 
-def _record(exchange: str, raw: RawTrade, **ingest: Any) -> dict[str, Any]:
-    venue = venue_ingest(exchange, IngestSettings(**ingest))
+def _record(exchange: str, raw: RawTrade, **section: Any) -> dict[str, Any]:
+    venue = adapter_for(exchange, IngestSettings(**{exchange: section}))
     return venue.to_record(raw, venue.message_id(raw), "0.1.0")
 
 
@@ -43,7 +43,7 @@ def test_kraken_v1_record_normalises_like_its_trade(
 ) -> None:
     """Kraken v1: same unified trade, message_id included (tuple hash and occurrence)."""
     raw = RawTrade("kraken", pair, None, fields, _envelope("kraken-v1"), occurrence=occurrence)
-    record = _record("kraken", raw, kraken_protocol="kraken-v1")
+    record = _record("kraken", raw, protocol="kraken-v1")
     assert kraken.trade_from_record(record) == kraken.normalise_trade(raw)
 
 
@@ -71,7 +71,7 @@ def test_kraken_recorded_session_records_normalise_like_their_trades() -> None:
     ]
     assert len(trades) == 10
     for raw in trades:
-        record = _record("kraken", raw, kraken_protocol="kraken-v1")
+        record = _record("kraken", raw, protocol="kraken-v1")
         assert kraken.trade_from_record(record) == kraken.normalise_trade(raw)
 
 
@@ -88,7 +88,7 @@ def test_binance_record_normalises_like_its_trade(fields: dict[str, FieldValue])
     protocol: Protocol_ = "binance-aggtrade" if aggregate else "binance-trade"
     raw = RawTrade("binance", str(fields["s"]), key, fields, _envelope(protocol))
     stream = "aggTrade" if aggregate else "trade"
-    record = _record("binance", raw, binance_stream=stream, binance_time_unit=unit)
+    record = _record("binance", raw, stream=stream, time_unit=unit)
     expected = binance.normalise_trade(raw, time_unit=unit)  # type: ignore[arg-type]
     assert binance.trade_from_record(record) == expected
 

@@ -152,3 +152,25 @@ def test_binance_urls_and_requests() -> None:
         "params": ["btcusdt@aggTrade"],
         "id": 1,
     }
+
+
+def test_plain_renderings_equal_the_generic_json() -> None:
+    """The direct text of common trades is exactly what json.dumps writes for them."""
+    import json
+
+    from k2.exchanges.binance import wire as binance_wire
+    from k2.exchanges.kraken import wire as kraken_wire
+
+    fields = binance_wire.trade_fields("BTCUSDT", 12, "0.00100000", "2.5", 1_700_000_000_000, True)
+    for stream in (None, "btcusdt@trade"):
+        payload = json.dumps(dict(fields), separators=(",", ":"))
+        expected = payload if stream is None else f'{{"stream":"{stream}","data":{payload}}}'
+        assert binance_wire.render_trade(fields, stream) == expected
+    trade = kraken_wire.v2_trade_fields(
+        "BTC/USD", "buy", "65000.10", "0.00010000", "limit", 7, "2026-12-01T20:00:00.123456Z"
+    )
+    frame = kraken_wire.render_v2_trades([trade], "update")
+    assert json.loads(frame)["data"][0]["trade_id"] == 7
+    assert '"price":65000.10,"qty":0.00010000' in frame
+    quoted = dict(trade, symbol='B"C/USD')  # not plain: the generic path escapes it
+    assert '"symbol":"B\\"C/USD"' in kraken_wire.render_v2_trades([quoted], "update")

@@ -83,7 +83,39 @@ def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts() -> None:
 
 
 def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
-    config = SimulatorConfig(rate=400, id_base=5_000_000, binance_symbols=("BTCUSDT",))
+    config = SimulatorConfig(
+        rate=400, id_base=5_000_000, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT",)
+    )
     first_run = _first_ids(config)
     assert first_run == _first_ids(config)
     assert all(5_000_000 < trade_id < 905_000_000 for trade_id in first_run)
+
+
+def test_the_universe_is_venue_sized_and_the_rate_goes_mostly_to_the_top_symbols() -> None:
+    """The default listing is the whole universe; a skewed rate still adds up exactly."""
+    markets = build_markets(SimulatorConfig(rate=10_000, id_base=1))
+    assert len(markets[KRAKEN].instruments) == 700
+    assert len(markets[BINANCE].instruments) == 2000
+    for step in range(1, 11):
+        for market in markets.values():
+            market.advance(NOW + step * 100_000, 100_000)  # 1 s in all
+    made = {
+        exchange: sorted((h.trade_end for h in market.histories.values()), reverse=True)
+        for exchange, market in markets.items()
+    }
+    total = sum(sum(counts) for counts in made.values())
+    # each symbol's integer carry holds back less than one trade
+    assert 10_000 - 2_700 < total <= 10_000
+    assert made[BINANCE][0] > 10 * made[BINANCE][500]
+    assert markets[BINANCE].histories["BTCUSDT"].trade_end == made[BINANCE][0]
+
+
+def test_every_binance_symbol_splits_into_its_listed_assets() -> None:
+    """Silver splits Binance symbols by known quote assets: every listed one must split."""
+    from k2.exchanges.binance.normalise import split_symbol
+    from k2.simulator.instruments import catalog
+
+    for inst in catalog(BINANCE):
+        assert split_symbol(inst.symbol) == (inst.base, inst.quote)
+    kraken = catalog(KRAKEN)
+    assert len({inst.symbol for inst in kraken}) == len({inst.v2_symbol for inst in kraken})

@@ -4,9 +4,11 @@
 :class:`ParsedFrame`; it never raises on any input. ``@trade`` and ``@aggTrade`` payloads become
 :class:`RawTrade` records whose ``fields`` are the payload itself, unchanged (decimal strings stay
 strings, ids and times stay ints, ``m``/``M`` stay booleans); the stream name of a combined frame
-is not a trade field and is dropped once checked. JSON is read with ``parse_float=Decimal`` so a
-float can never appear. Request results and errors and ``serverShutdown`` become
-:class:`Control`; other streams (depth, kline, bookTicker, ...) are ``unknown_kind``.
+is not a trade field and is dropped once checked. JSON is read with ``parse_float=Decimal``
+so a float can never appear; the common trade frame first takes the typed fast path of
+:mod:`k2.exchanges.binance.fastparse` (same result). Request results and errors and
+``serverShutdown`` become :class:`Control`; other streams (depth, kline, bookTicker, ...) are
+``unknown_kind``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from decimal import Decimal
 from typing import NoReturn
 
 from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
     Control,
     ControlKind,
     Envelope,
@@ -25,6 +29,7 @@ from k2.exchanges.base import (
     RawTrade,
 )
 from k2.exchanges.binance import EXCHANGE
+from k2.exchanges.binance.fastparse import parse_trade
 
 DEFAULT_MAX_FRAME_CHARS = 1_000_000
 
@@ -62,6 +67,16 @@ def parse_frame(
     if len(text) > max_chars:
         reason = f"frame of {len(text)} characters exceeds the limit of {max_chars} (truncated)"
         return ParsedFrame(malformed=Malformed(text[:max_chars], reason, envelope))
+    fast = parse_trade(text, envelope)
+    if fast is not None:
+        return fast
+    return generic_frame(text, envelope, max_chars)
+
+
+def generic_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """:func:`parse_frame` without the fast path (the reference it is tested against)."""
     try:
         data = _load(text)
         if not isinstance(data, dict):
@@ -113,6 +128,8 @@ def _trade(kind: str, obj: dict[str, object], envelope: Envelope) -> RawTrade:
     for name, value in obj.items():
         if value is not None and not isinstance(value, str | int | bool):
             _reject(f"{kind} field {name} has an unexpected value type")
+        if isinstance(value, int) and not LONG_MIN <= value <= LONG_MAX:
+            _reject(f"{kind} field {name} is outside the signed 64-bit range")
         fields[name] = value
     symbol, key = obj["s"], obj[_TRADE_KEY[kind]]
     assert isinstance(symbol, str) and isinstance(key, int)  # checked above

@@ -54,10 +54,10 @@ def parse_exchange_info(payload: object) -> dict[str, BinanceSymbol]:
 
 
 def resolve_symbols(
-    requested: Iterable[str], listed: Mapping[str, BinanceSymbol]
+    requested: Iterable[str], listed: Mapping[str, BinanceSymbol], strict: bool = True
 ) -> list[BinanceSymbol]:
     """The listed symbols for the requested names, in order; the first unknown name raises
-    :class:`~k2.errors.UnknownSymbolError` naming it."""
+    :class:`~k2.errors.UnknownSymbolError` naming it (without ``strict``, it is left out)."""
     index: dict[str, BinanceSymbol] = {}
     for entry in listed.values():
         index.setdefault(entry.symbol, entry)
@@ -66,11 +66,12 @@ def resolve_symbols(
     resolved: list[BinanceSymbol] = []
     for name in requested:
         found = index.get(name.strip().upper())
-        if found is None:
+        if found is None and strict:
             raise UnknownSymbolError(
                 f"binance does not list the symbol {name!r} (not in its exchangeInfo)"
             )
-        resolved.append(found)
+        if found is not None:
+            resolved.append(found)
     return resolved
 
 

@@ -16,6 +16,7 @@ as sent (``p``/``q`` decimal strings, ids and times ints, ``m``/``M`` booleans),
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 from urllib.parse import urlencode
@@ -134,12 +135,62 @@ def _wrap(payload: str, stream: str | None) -> str:
     return '{"stream":' + json.dumps(stream) + ',"data":' + payload + "}"
 
 
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9.@_-]*")  # text json.dumps writes as it is, quoted
+_JSON_BOOL = {True: "true", False: "false"}
+
+
+def _plain_trade(fields: Mapping[str, FieldValue], stream: str | None) -> str | None:
+    """The common ``@trade`` payload as text directly (what ``json.dumps`` writes for it)."""
+    e, event_time, s, t = fields.get("e"), fields.get("E"), fields.get("s"), fields.get("t")
+    p, q, trade_time, m, big_m = (fields.get(k) for k in ("p", "q", "T", "m", "M"))
+    if not (
+        len(fields) == len(TRADE_FIELDS)
+        and e == "trade"
+        and type(event_time) is int
+        and type(t) is int
+        and type(trade_time) is int
+        and type(m) is bool
+        and type(big_m) is bool
+        and all(isinstance(v, str) and _PLAIN_TEXT.fullmatch(v) for v in (s, p, q))
+        and (stream is None or _PLAIN_TEXT.fullmatch(stream))
+    ):
+        return None
+    return _trade_text(str(s), stream, event_time, t, str(p), str(q), trade_time,
+                       _JSON_BOOL[m], _JSON_BOOL[big_m])  # fmt: skip
+
+
+def _trade_text(
+    s: str, stream: str | None, e_time: int | str, t: int | str, p: str, q: str,
+    trade_time: int | str, m: str, big_m: str,
+) -> str:  # fmt: skip
+    payload = (
+        f'{{"e":"trade","E":{e_time},"s":"{s}","t":{t},"p":"{p}","q":"{q}",'
+        f'"T":{trade_time},"m":{m},"M":{big_m}}}'
+    )
+    return payload if stream is None else f'{{"stream":"{stream}","data":{payload}}}'
+
+
+def trade_template(symbol: str, stream: str | None) -> str | None:
+    """:func:`render_trade` of one symbol (and stream) as a ``%`` template of ``(E, t, p, q, T,
+    m, M)``, ``m``/``M`` as ``true``/``false`` and ``p``/``q`` plain decimal text: one formatting
+    operation per trade (the simulator's hot path), the same text. None when the names need
+    JSON escaping."""
+    if not _PLAIN_TEXT.fullmatch(symbol) or (
+        stream is not None and not _PLAIN_TEXT.fullmatch(stream)
+    ):
+        return None
+    return _trade_text(symbol, stream, "%d", "%d", "%s", "%s", "%d", "%s", "%s")
+
+
 def render_trade(fields: Mapping[str, FieldValue], stream: str | None = None) -> str:
     """A ``@trade`` payload in Binance's key order; wrapped ``{"stream","data"}`` if ``stream``.
 
     A raw stream (``/ws/<name>``) sends the bare payload; a combined stream
     (``/stream?streams=``) wraps it with the lower-case stream name, e.g. ``btcusdt@trade``.
     """
+    plain = _plain_trade(fields, stream)
+    if plain is not None:
+        return plain
     return _wrap(_dumps(_ordered(fields, TRADE_FIELDS)), stream)
 
 

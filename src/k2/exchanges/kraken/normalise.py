@@ -150,7 +150,7 @@ class V1OccurrenceCounter:
         counts = group[1]
         occurrence = counts[key]
         counts[key] = occurrence + 1
-        return trade if occurrence == trade.occurrence else replace(trade, occurrence=occurrence)
+        return trade if occurrence == trade.occurrence else trade._replace(occurrence=occurrence)
 
 
 def message_id(raw: RawTrade) -> str:

@@ -3,8 +3,10 @@
 Every function takes one received frame (text) and its :class:`Envelope` and returns a
 :class:`ParsedFrame`; none of them raises on any input. Trades keep their fields exactly as sent:
 v1 rows get the documented names (price, volume, time, side, order_type, misc) and stay strings;
-v2 objects are read with ``parse_float=Decimal`` (never float) and their ``price``/``qty`` are kept
-as the exact decimal text of the JSON number; ids and u64 connection ids stay exact ints.
+v2 objects are read with ``parse_float=Decimal`` (never float; the common trade frame first
+takes the typed fast path of :mod:`k2.exchanges.kraken.fastparse`, same result) and their
+``price``/``qty`` are kept as the exact decimal text of the JSON number; ids and u64 connection
+ids stay exact ints.
 Frames K2 does not use (book, ticker, ...) are reported as ``unknown_kind``; frames of the wrong
 shape, invalid JSON or absurd size become ``malformed`` with their raw text.
 """
@@ -16,6 +18,8 @@ from decimal import Decimal
 from typing import NoReturn
 
 from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
     Control,
     ControlKind,
     Envelope,
@@ -25,6 +29,7 @@ from k2.exchanges.base import (
     RawTrade,
 )
 from k2.exchanges.kraken import EXCHANGE
+from k2.exchanges.kraken.fastparse import parse_v2_trades
 from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_DECIMAL_FIELDS, V2_TRADE_FIELDS
 
 DEFAULT_MAX_FRAME_CHARS = 1_000_000
@@ -192,6 +197,16 @@ def parse_v2_frame(
     oversized = _oversized(text, envelope, max_chars)
     if oversized is not None:
         return oversized
+    fast = parse_v2_trades(text, envelope)
+    if fast is not None:
+        return fast
+    return generic_v2_frame(text, envelope, max_chars)
+
+
+def generic_v2_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """:func:`parse_v2_frame` without the fast path (the reference it is tested against)."""
     try:
         data = _load(text)
         if not isinstance(data, dict):
@@ -267,6 +282,8 @@ def _v2_fields(item: dict[str, object]) -> dict[str, FieldValue]:
     trade_id = item["trade_id"]
     if not isinstance(trade_id, int) or isinstance(trade_id, bool):
         _reject("trade_id is not an integer")
+    if not LONG_MIN <= trade_id <= LONG_MAX:
+        _reject("trade_id is outside the signed 64-bit range")
     # price and qty are always decimal text, also when an integral one arrives as a JSON int
     return {
         name: _number_text(item, name) if name in V2_DECIMAL_FIELDS else _scalar(value)

@@ -25,6 +25,7 @@ class KrakenPair:
     altname: str  # REST alternative name, e.g. XBTUSD
     base: str  # canonical base, e.g. BTC
     quote: str  # canonical quote, e.g. USD
+    status: str = "online"  # AssetPairs status: online, cancel_only, delisted, ...
 
     @property
     def canonical(self) -> str:
@@ -59,6 +60,7 @@ def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
             continue
         wsname = entry["wsname"]
         altname = entry.get("altname")
+        status = entry.get("status")
         base, _, quote = v2_name(wsname).partition("/")
         pairs[wsname] = KrakenPair(
             wsname=wsname,
@@ -66,13 +68,16 @@ def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
             altname=altname if isinstance(altname, str) else str(key),
             base=base,
             quote=quote,
+            status=status if isinstance(status, str) else "online",
         )
     return pairs
 
 
-def resolve_pairs(requested: Iterable[str], listed: Mapping[str, KrakenPair]) -> list[KrakenPair]:
+def resolve_pairs(
+    requested: Iterable[str], listed: Mapping[str, KrakenPair], strict: bool = True
+) -> list[KrakenPair]:
     """The listed pairs for the requested names, in order; the first unknown name raises
-    :class:`~k2.errors.UnknownSymbolError` naming it."""
+    :class:`~k2.errors.UnknownSymbolError` naming it (without ``strict``, it is left out)."""
     index: dict[str, KrakenPair] = {}
     for pair in listed.values():
         for name in (pair.wsname, pair.v2_name, pair.altname, pair.wsname.replace("/", "")):
@@ -80,9 +85,10 @@ def resolve_pairs(requested: Iterable[str], listed: Mapping[str, KrakenPair]) ->
     resolved: list[KrakenPair] = []
     for name in requested:
         found = index.get(name.strip().upper())
-        if found is None:
+        if found is None and strict:
             raise UnknownSymbolError(
                 f"kraken does not list the symbol {name!r} (not in its AssetPairs)"
             )
-        resolved.append(found)
+        if found is not None:
+            resolved.append(found)
     return resolved

@@ -249,7 +249,54 @@ def _json_number(name: str, value: FieldValue) -> str:
     raise ValueError(f"v2 field {name} must be decimal text or an int, got {value!r}")
 
 
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9/:.+_ -]*")  # text json.dumps writes as it is, quoted
+
+
+def _plain(value: FieldValue) -> bool:
+    return isinstance(value, str) and _PLAIN_TEXT.fullmatch(value) is not None
+
+
+def v2_trade_text(
+    symbol: str, side: str, price: str, qty: str, ord_type: str, trade_id: int | str, timestamp: str
+) -> str:
+    """One v2 trade object as text, for values that need no JSON escaping (plain ASCII names,
+    decimal text for ``price``/``qty``): exactly what :func:`render_v2_trades` writes."""
+    return (
+        f'{{"symbol":"{symbol}","side":"{side}","price":{price},"qty":{qty},'
+        f'"ord_type":"{ord_type}","trade_id":{trade_id},"timestamp":"{timestamp}"}}'
+    )
+
+
+def v2_trade_template(symbol: str) -> str:
+    """:func:`v2_trade_text` of one symbol as a ``%`` template of ``(side, price, qty, ord_type,
+    trade_id, time up to the second, microseconds)``: one formatting operation per trade (the
+    simulator's hot path), the same text."""
+    escaped = symbol.replace("%", "%%")
+    return v2_trade_text(escaped, "%s", "%s", "%s", "%s", "%d", "%s%06dZ")
+
+
+def render_v2_trade_texts(objects: Iterable[str], type_: V2TradeType) -> str:
+    """A v2 trade frame of trade objects already written as text (see :func:`v2_trade_text`)."""
+    return '{"channel":"trade","type":"' + type_ + '","data":[' + ",".join(objects) + "]}"
+
+
 def _v2_trade_object(trade: Mapping[str, FieldValue]) -> str:
+    symbol, side, ord_type = trade.get("symbol"), trade.get("side"), trade.get("ord_type")
+    price, qty, trade_id = trade.get("price"), trade.get("qty"), trade.get("trade_id")
+    timestamp = trade.get("timestamp")
+    if (  # the common trade: the same text as below, without a json.dumps per value
+        len(trade) == len(V2_TRADE_FIELDS)
+        and _plain(symbol)
+        and _plain(side)
+        and _plain(ord_type)
+        and _plain(timestamp)
+        and type(trade_id) is int
+        and isinstance(price, str)
+        and isinstance(qty, str)
+        and _JSON_NUMBER.fullmatch(price)
+        and _JSON_NUMBER.fullmatch(qty)
+    ):
+        return v2_trade_text(symbol, side, price, qty, ord_type, trade_id, timestamp)  # type: ignore[arg-type]
     names = [name for name in V2_TRADE_FIELDS if name in trade]
     names += [name for name in trade if name not in V2_TRADE_FIELDS]
     parts = []

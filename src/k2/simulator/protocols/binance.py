@@ -1,21 +1,22 @@
 """Binance spot market streams (``wss://stream.binance.com:9443``), the venue side.
 
-Raw streams at ``/ws/<stream>`` (several joined by ``/``) send bare payloads; combined streams at
-``/stream?streams=a/b`` wrap them ``{"stream":...,"data":...}``; ``timeUnit=MICROSECOND`` (or
-``MILLISECOND``, either case) sets the unit of ``E``/``T``. Live requests ``SUBSCRIBE``,
-``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY combined`` are answered as
-documented: a well-formed stream of a symbol the venue does not list is accepted (``result:null``)
-and never sends anything; a malformed stream name gets ``{"error":{"code":2,"msg":"Invalid request:
-invalid stream"},"id":N}``. Only ``@trade`` and ``@aggTrade`` carry data here; other well-formed
-streams (depth, kline...) are accepted and stay quiet. Each trade is one frame, ``"M":true`` kept.
+Raw streams at ``/ws/<stream>`` (several joined by ``/``) send bare payloads; ``/ws`` and
+``/ws/<any name that is no stream>`` open a bare connection that subscribes with ``SUBSCRIBE``;
+combined streams at ``/stream?streams=a/b`` wrap them ``{"stream":...,"data":...}``;
+``timeUnit=MICROSECOND`` (or ``MILLISECOND``, either case) sets the unit of ``E``/``T``. Live
+requests ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``/``GET_PROPERTY
+combined`` are answered as documented: a well-formed stream of a symbol the venue does not list
+is accepted (``result:null``) and never sends anything; a malformed stream name gets
+``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":N}``. Only ``@trade`` and
+``@aggTrade`` carry data here; other well-formed streams (depth, kline...) are accepted and stay
+quiet. Each trade is one frame, ``"M":true`` kept.
 
-Keep-alive and limits as the venue enforces them: a ping frame every 20 s and a disconnect when no
-pong answers it within 60 s (unsolicited pongs do not count); more than 5 incoming control
+Keep-alive and limits as the venue enforces them: a ping frame every 20 s and a disconnect when
+no pong answers it within 60 s (unsolicited pongs do not count); more than 5 incoming control
 messages (text requests, pings, pongs) in a second disconnects; at most 1024 streams; the
 connection ends at its maximum age (24 h on the venue, shortened by configuration); a
-``serverShutdown`` event on demand or after ``shutdown_after_s``, then disconnection.
-Frames are rendered by :mod:`k2.exchanges.binance.wire`.
-"""
+``serverShutdown`` event on demand or after ``shutdown_after_s``, then disconnection. Frames are
+rendered by :mod:`k2.exchanges.binance.wire`."""
 
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from k2.errors import K2Error
 from k2.exchanges.binance import wire
 from k2.simulator.instruments import BINANCE, Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session
+from k2.simulator.session import Rendered, Session, text_frame
 from k2.simulator.venue import now_us
 
 PROTOCOL = "binance"
@@ -43,6 +44,7 @@ _METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `G
 _ID = re.compile(r"[A-Za-z0-9]{1,36}")
 INVALID_STREAM = "Invalid request: invalid stream"
 _BATCH = 256  # frames written to the socket at once
+_TRUE, _FALSE = "true", "false"  # JSON booleans
 
 
 class BadConnectRequestError(K2Error):
@@ -64,6 +66,8 @@ def connect_request(raw_streams: str, combined: bool, query: Mapping[str, str]) 
     if unit not in _TIME_UNITS:
         raise BadConnectRequestError(f"Invalid timeUnit {unit}")
     streams = tuple(name for name in raw_streams.split("/") if name)
+    if not combined and len(streams) == 1 and not _STREAM.fullmatch(streams[0]):
+        streams = ()  # /ws/<any name>: a bare connection that subscribes later, as clients do
     if any(not _STREAM.fullmatch(name) for name in streams):
         raise BadConnectRequestError(INVALID_STREAM)
     return ConnectRequest(streams, combined, _TIME_UNITS[unit])
@@ -103,6 +107,7 @@ class BinanceSession(Session):
             None if config.shutdown_after_s is None else self.opened + config.shutdown_after_s
         )
         self._close_at: float | None = None
+        self._templates: dict[tuple[str, str | None], str | None] = {}
         self._add(connect.streams)
 
     def describe(self) -> dict[str, Any]:
@@ -248,10 +253,14 @@ class BinanceSession(Session):
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
 
     async def flush(self) -> None:
+        histories = self.market.histories
         for stream in list(self.streams.values()):
             if stream.instrument is None or self.streams.get(stream.name) is not stream:
                 continue
-            history = self.market.histories[stream.instrument.symbol]
+            history = histories[stream.instrument.symbol]
+            end = history.trade_end if stream.kind == "trade" else history.agg_end
+            if end == stream.cursor:
+                continue  # most of a venue's streams have nothing new at any moment
             if stream.kind == "trade":
                 items: list[SimTrade] | list[AggTrade] | None = history.trades_from(stream.cursor)
                 stream.cursor = history.trade_end
@@ -270,6 +279,12 @@ class BinanceSession(Session):
         symbol = stream.instrument.symbol
         wrap = stream.name if self.combined else None
         protocol = "binance-trade" if stream.kind == "trade" else "binance-aggtrade"
+        if stream.kind == "trade" and not self.faults.active and not self.ctx.ledger.enabled:
+            template = self._templates.get((symbol, wrap))
+            if template is None:
+                template = self._templates[(symbol, wrap)] = wire.trade_template(symbol, wrap)
+            if template is not None:
+                return await self._send_plain(template, cast(list[SimTrade], items))
         frames = self.ctx.frames
         batch: list[bytes] = []
         for item in items:
@@ -286,6 +301,27 @@ class BinanceSession(Session):
                 await asyncio.sleep(0)  # let the clock and other connections run
         if batch:
             await self.write(batch)
+        return not self.dropped and self.stall is None
+
+    async def _send_plain(self, template: str, trades: list[SimTrade]) -> bool:
+        """``@trade`` frames of a connection with no faults and no ledger: each one formatted
+        from a template (the text :func:`wire.render_trade` writes), written in batches."""
+        micros, faults = self.micros, self.faults
+        sent = [trade for trade in trades if not trade.lost]
+        for start in range(0, len(sent), _BATCH):
+            batch = []
+            for trade_id, price, qty, time_us, side, _, _, _ in sent[start : start + _BATCH]:
+                when = time_us if micros else time_us // 1_000
+                maker = _TRUE if side == "sell" else _FALSE
+                batch.append(
+                    text_frame(template % (when, trade_id, price, qty, when, maker, _TRUE))
+                )
+            faults.trade_frames += len(batch)
+            faults.trades_sent += len(batch)
+            await self.write(batch)
+            if self.dropped or self.faults.active:
+                break
+            await asyncio.sleep(0)  # let the clock and other connections run
         return not self.dropped and self.stall is None
 
     def skip_to_head(self) -> None:

@@ -182,7 +182,10 @@ class BinanceRest:
                 }
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(self.market.instruments[name]) for name in wanted],
+            "symbols": [
+                _symbol_info(self.market.instruments[name], name in self.market.delisted)
+                for name in wanted
+            ],
         }
 
     def _ping(self, query: Any, micros: bool) -> dict[str, Any]:
@@ -222,10 +225,10 @@ def _eight(text: str) -> str:
     return format(Decimal(text).quantize(Decimal("0.00000001")), "f")
 
 
-def _symbol_info(inst: Instrument) -> dict[str, Any]:
+def _symbol_info(inst: Instrument, delisted: bool = False) -> dict[str, Any]:
     return {
         "symbol": inst.symbol,
-        "status": "TRADING",
+        "status": "BREAK" if delisted else "TRADING",
         "baseAsset": inst.rest_base,
         "baseAssetPrecision": 8,
         "quoteAsset": inst.rest_quote,

@@ -1,15 +1,16 @@
 """Kraken spot public REST endpoints, served from the simulator's shared trade history.
 
 ``GET /0/public/Trades?pair=&since=&count=`` answers ``{"error":[],"result":{"<PAIR>":[[price,
-volume,time,side,ordertype,misc,trade_id],...],"last":"<ns>"}}``: prices and volumes are the same
-exact strings the v1 socket sends, ``time`` a JSON number of seconds, the row's last element the
-trade id the v2 socket sends. ``since`` is exclusive, in nanoseconds (or seconds, as the venue
-also accepts), and ``last`` is the nanosecond time of the last row, ready to be the next
-``since``. ``GET /0/public/AssetPairs`` lists the pairs with ``altname``, ``wsname``, ``base``,
-``quote``, the decimals and ``status``; ``/0/public/Time`` and ``/0/public/SystemStatus`` answer
-too. Errors use Kraken's envelope (``{"error":["EQuery:Unknown asset pair"]}``), and so does the
-rate limit (``EGeneral:Too many requests``), with HTTP 200 as the venue does.
-"""
+volume,time,side,ordertype,misc,trade_id],...],"last":"<ns>"}}``: prices and volumes are the
+same exact strings the v1 socket sends, ``time`` a JSON number of seconds, the row's last
+element the trade id the v2 socket sends. ``since`` is exclusive, in nanoseconds (or seconds, as
+the venue also accepts), and ``last`` is the nanosecond time of the last row, ready to be the
+next ``since``. ``GET /0/public/AssetPairs`` lists the pairs with ``altname``, ``wsname``,
+``base``, ``quote``, the decimals and ``status``; ``/0/public/Assets`` lists every asset of
+those pairs (``aclass``, ``altname``, ``decimals``, ``status``: clients load assets before
+pairs); ``/0/public/Time`` and ``/0/public/SystemStatus`` answer too. Errors use Kraken's
+envelope (``{"error":["EQuery:Unknown asset pair"]}``), and so does the rate limit
+(``EGeneral:Too many requests``), with HTTP 200 as the venue does."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class KrakenRest:
         endpoints: dict[str, _Handler] = {
             "Trades": self._trades,
             "AssetPairs": self._asset_pairs,
+            "Assets": self._assets,
             "Time": self._time,
             "SystemStatus": self._system_status,
         }
@@ -102,9 +104,26 @@ class KrakenRest:
         instruments = (
             [self._instrument(name) for name in names]
             if names
-            else list(self.market.instruments.values())
+            else [
+                i for i in self.market.instruments.values() if i.symbol not in self.market.delisted
+            ]
         )
         return _envelope({inst.rest_key: _pair_info(inst) for inst in instruments})
+
+    def _assets(self, query: Any) -> str:
+        """Every asset of the listed pairs (or those named in ``asset``), by REST asset id."""
+        found: dict[str, tuple[str, int]] = {}
+        for inst in self.market.instruments.values():
+            found[inst.rest_base] = (inst.base, inst.lot_decimals)
+            found.setdefault(inst.rest_quote, (inst.quote, inst.price_decimals))
+        names = [name for name in query.get("asset", "").split(",") if name]
+        if names:
+            by_alt = {alt: key for key, (alt, _) in found.items()}
+            keys = [by_alt.get(name, name) for name in names]
+            if any(key not in found for key in keys):
+                raise _RefusedError("EQuery:Unknown asset")
+            found = {key: found[key] for key in keys}
+        return _envelope({key: _asset_info(alt, digits) for key, (alt, digits) in found.items()})
 
     def _time(self, query: Any) -> str:
         now = now_us() // 1_000_000
@@ -147,6 +166,17 @@ def _trade_row(trade: SimTrade) -> str:
 
 def _strip(text: str) -> str:
     return format(Decimal(text).normalize(), "f")
+
+
+def _asset_info(altname: str, decimals: int) -> dict[str, Any]:
+    return {
+        "aclass": "currency",
+        "altname": altname,
+        "decimals": max(decimals, 8),
+        "display_decimals": min(decimals, 5),
+        "collateral_value": 1.0,
+        "status": "enabled",
+    }
 
 
 def _pair_info(inst: Instrument) -> dict[str, Any]:

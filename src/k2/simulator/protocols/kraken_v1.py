@@ -8,7 +8,9 @@ subscribed; ``pong`` echoing ``reqid``. Pairs are the AssetPairs ``wsname`` (``X
 the venue does not list gets ``Currency pair not supported <PAIR>``, a name that is not
 ``BASE/QUOTE`` gets ``Currency pair not in ISO 4217-A3 format <PAIR>``. Only the ``trade``
 subscription is simulated; other subscription names are refused (``Subscription name invalid``).
-A connection that has not subscribed after ``kraken_idle_s`` (60 s, as Kraken) is closed.
+A connection that has not subscribed after ``kraken_idle_s`` (60 s, as Kraken) is closed; one
+that sends more than ``kraken_msg_rate`` messages in a second gets ``{"Error":"Exceeded msg
+rate"}`` and the message is not acted on (Kraken's limit is dynamic; this stands in for it).
 
 Every frame is rendered by :mod:`k2.exchanges.kraken.wire`, the one definition of the format.
 """
@@ -24,12 +26,14 @@ from typing import Any
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import wire
 from k2.simulator.instruments import KRAKEN
+from k2.simulator.limits import MessageRate
 from k2.simulator.market import SimTrade
 from k2.simulator.session import Rendered, Session
 
 PROTOCOL = "kraken-v1"
 SYSTEM_VERSION = "1.9.1"
 SIDE_LETTER = {"buy": "b", "sell": "s"}
+EXCEEDED_MSG_RATE = "Exceeded msg rate"  # Kraken's answer to a client sending too fast
 ORDER_LETTER = {"limit": "l", "market": "m"}
 
 
@@ -63,6 +67,7 @@ class KrakenV1Session(Session):
         self.pairs: dict[str, _Pair] = {}
         self.ever_subscribed = False
         self.connection_id = self.ctx.venue_connection_id()
+        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.pairs)}
@@ -73,6 +78,9 @@ class KrakenV1Session(Session):
         )
 
     async def on_text(self, text: str) -> None:
+        if not self.rate.allow():
+            await self.send_control(json.dumps({"Error": EXCEEDED_MSG_RATE}))
+            return
         try:
             message = json.loads(text)
         except ValueError:
@@ -176,6 +184,8 @@ class KrakenV1Session(Session):
             if not entry.active:
                 continue
             history = self.market.histories[entry.pair]
+            if history.trade_end == entry.cursor:
+                continue  # most of a venue's symbols have nothing new at any moment
             trades = history.trades_from(entry.cursor)
             if trades is None:
                 self.drop("slow_consumer")

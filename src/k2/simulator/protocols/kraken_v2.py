@@ -8,7 +8,8 @@ frames. Symbols are v2 names (``BTC/USD``, ``DOGE/USD``): the v1/REST names ``XB
 and sizes are bare JSON numbers with the engine's precision. ``{"channel":"heartbeat"}`` comes
 about once a second without other updates once anything is subscribed; a ``subscribe`` to the
 ``heartbeat`` channel is acknowledged harmlessly (the venue's docs disagree on whether it is
-needed). ``ping`` is answered with ``pong`` and ``time_in``/``time_out``.
+needed). ``ping`` is answered with ``pong`` and ``time_in``/``time_out``. More than
+``kraken_msg_rate`` messages in a second get ``Exceeded msg rate``, as in v1.
 
 Frames are rendered by :mod:`k2.exchanges.kraken.wire`; the two shapes that module has no renderer
 for (the ack of a non-trade channel, and an error to a request without a ``method``) are built
@@ -26,11 +27,14 @@ from typing import Any
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import wire
 from k2.simulator.instruments import KRAKEN, Instrument
+from k2.simulator.limits import MessageRate
 from k2.simulator.market import SimTrade
+from k2.simulator.protocols.kraken_v1 import EXCEEDED_MSG_RATE
 from k2.simulator.session import Rendered, Session
 from k2.simulator.venue import now_us
 
 PROTOCOL = "kraken-v2"
+_NO_FIELDS: dict[str, FieldValue] = {}  # trades of a frame rendered without a ledger
 SYSTEM_VERSION = "2.0.10"
 _PASSIVE_CHANNELS = frozenset({"heartbeat", "status"})
 
@@ -64,12 +68,57 @@ class TimestampCache:
         self._second = -1
         self._prefix = ""
 
-    def format(self, micros: int) -> str:
-        second, fraction = divmod(micros, 1_000_000)
+    def prefix(self, second: int) -> str:
+        """The text of ``second`` (since the epoch) up to its fraction digits."""
         if second != self._second:
             whole = wire.format_timestamp_v2(second * 1_000_000)
             self._second, self._prefix = second, whole[: -len("000000Z")]
-        return f"{self._prefix}{fraction:06d}Z"
+        return self._prefix
+
+    def format(self, micros: int) -> str:
+        second, fraction = divmod(micros, 1_000_000)
+        return f"{self.prefix(second)}{fraction:06d}Z"
+
+
+class TradeFrameWriter:
+    """v2 trade frames straight from the history's trades, for connections without a ledger:
+    the text :func:`wire.render_v2_trades` makes of the trades' fields, at a fraction of its
+    cost (a template per symbol, engine-precision numbers remembered)."""
+
+    def __init__(self) -> None:
+        self._clock = TimestampCache()
+        self._templates: dict[str, str] = {}
+        self._numbers: dict[int, dict[str, str]] = {}  # kept decimals → decimal → text
+
+    def frame(
+        self, symbol: str, instrument: Instrument, trades: list[SimTrade], kind: wire.V2TradeType
+    ) -> str:
+        template = self._templates.get(symbol)
+        if template is None:
+            template = self._templates[symbol] = wire.v2_trade_template(symbol)
+        prices = self._numbers_of(instrument.price_decimals)
+        sizes = self._numbers_of(1)
+        prefix, second, objects, clock = "", -1, [], self._clock.prefix
+        for trade_id, price, qty, time_us, side, ord_type, _, _ in trades:
+            if time_us // 1_000_000 != second:
+                second = time_us // 1_000_000
+                prefix = clock(second)
+            price_text = prices.get(price) or self._number(prices, price, instrument.price_decimals)
+            qty_text = sizes.get(qty) or self._number(sizes, qty, 1)
+            values = (side, price_text, qty_text, ord_type, trade_id, prefix, time_us % 1_000_000)
+            objects.append(template % values)
+        return wire.render_v2_trade_texts(objects, kind)
+
+    def _numbers_of(self, keep: int) -> dict[str, str]:
+        found = self._numbers.get(keep)
+        if found is None or len(found) > 100_000:
+            found = self._numbers[keep] = {}
+        return found
+
+    @staticmethod
+    def _number(numbers: dict[str, str], value: str, keep: int) -> str:
+        found = numbers[value] = v2_decimal(value, keep)
+        return found
 
 
 def v2_fields(
@@ -125,6 +174,8 @@ class KrakenV2Session(Session):
         self.connection_id = self.ctx.venue_connection_id()
         self._clock = TimestampCache()
         self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
+        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self._writer = TradeFrameWriter()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -134,6 +185,9 @@ class KrakenV2Session(Session):
 
     async def on_text(self, text: str) -> None:
         time_in = _stamp()
+        if not self.rate.allow():
+            await self.send_control(render_request_error(EXCEEDED_MSG_RATE, time_in, _stamp()))
+            return
         try:
             message = json.loads(text)
         except ValueError:
@@ -184,6 +238,8 @@ class KrakenV2Session(Session):
                 await self._unsubscribe(symbol, req_id, time_in)
 
     def _symbol_error(self, symbol: object) -> str | None:
+        if isinstance(symbol, str) and symbol not in self.by_v2:  # listed since the connect?
+            self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
         if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
             return f"Currency pair not supported {symbol}"
         if symbol in self.symbols:
@@ -236,6 +292,9 @@ class KrakenV2Session(Session):
 
     async def _send(self, entry: _Symbol, trades: list[SimTrade], kind: wire.V2TradeType) -> None:
         def render() -> Rendered:
+            if not self.ctx.ledger.enabled:  # no ledger lines: no field mappings to build
+                text = self._writer.frame(entry.symbol, entry.instrument, trades, kind)
+                return text, [(t.trade_id, _NO_FIELDS) for t in trades]
             emitted = [
                 (trade.trade_id, v2_fields(entry.symbol, entry.instrument, trade, self._clock))
                 for trade in trades
@@ -254,6 +313,8 @@ class KrakenV2Session(Session):
             if not entry.active:
                 continue
             history = self.market.histories[entry.instrument.symbol]
+            if history.trade_end == entry.cursor:
+                continue  # most of a venue's symbols have nothing new at any moment
             trades = history.trades_from(entry.cursor)
             if trades is None:
                 self.drop("slow_consumer")

@@ -1,4 +1,4 @@
-"""Kraken's part of the ingest: feed options, the raw Avro record, and REST backfill.
+"""Kraken's adapter for the ingest: feed options, the raw Avro record, and REST backfill.
 
 Backfill reads the public ``Trades`` history, which pages by time (``since``, exclusive, in
 nanoseconds) rather than by id: it starts just before the match time of the last trade delivered
@@ -11,78 +11,82 @@ ahead of the gap and keeps the rows whose ``trade_id`` falls in the missing rang
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from k2.config import IngestSettings
-from k2.errors import ExchangeError, RateLimitedError
-from k2.exchanges.base import Envelope, FeedClient, FieldValue, RawTrade
+from k2.errors import BackfillError, ExchangeError, RateLimitedError
+from k2.exchanges.base import Envelope, FieldValue, RawTrade
+from k2.exchanges.contract import (
+    DEFAULT_BACKFILL,
+    WHOLE_VENUE,
+    AdapterBase,
+    BackfillOptions,
+    FeedSpec,
+    Shard,
+    simulator_ws_base,
+)
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
-from k2.exchanges.kraken.normalise import message_id, parse_rfc3339_micros, parse_v1_time_micros
+from k2.exchanges.kraken.config import KrakenSettings
+from k2.exchanges.kraken.normalise import message_id as venue_message_id
+from k2.exchanges.kraken.normalise import parse_rfc3339_micros, parse_v1_time_micros
 from k2.exchanges.kraken.symbols import parse_asset_pairs, resolve_pairs
-from k2.ingest.venues import BackfillError, FeedSpec, simulator_ws_base
-from k2.transport.http import RestPacer, fetch_json
+from k2.transport.http import fetch_json
 
 TRADES_PATH = "/0/public/Trades"
 PUBLIC_INTERVAL_S = 1.0  # Kraken's public REST endpoints allow about one call per second
 _PAGE_ROWS = 1000
 _TIMEOUT_S = 15.0
-_RECORD_FIELDS = ("volume", "time", "order_type", "misc", "qty", "ord_type", "timestamp")
 
 
-class KrakenIngest:
+class KrakenAdapter(AdapterBase):
+    """Kraken's :class:`~k2.exchanges.contract.VenueAdapter`."""
+
     exchange = EXCHANGE
     schema_name = "kraken_raw"
+    public_interval_s = PUBLIC_INTERVAL_S
+    client_type = KrakenFeedClient
+    record_fields = (
+        "exchange_symbol", "price", "side", "volume", "time", "order_type", "misc", "qty",
+        "ord_type", "trade_id", "timestamp", "received_us", "connection_id", "position",
+        "protocol", "occurrence", "snapshot", "message_id", "k2_version",
+    )  # fmt: skip
 
-    def __init__(self, settings: IngestSettings) -> None:
-        self.settings = settings
-        self.protocol = settings.kraken_protocol
-        interval = settings.backfill_request_interval_s
-        self._pacer = RestPacer(PUBLIC_INTERVAL_S if interval is None else interval)
-        self._rest_pairs: dict[str, str] = {}  # v2 name → REST altname
+    def __init__(
+        self,
+        settings: KrakenSettings,
+        backfill: BackfillOptions = DEFAULT_BACKFILL,
+        shard: Shard = WHOLE_VENUE,
+    ) -> None:
+        super().__init__(settings, backfill, shard)
+        self.protocol = settings.protocol
+        self._rest_pairs: dict[str, str] | None = None  # native name → REST altname
 
-    def client(self, spec: FeedSpec) -> FeedClient:
-        options = KrakenFeedOptions(
-            symbols=spec.symbols,
+    def options(self, spec: FeedSpec) -> KrakenFeedOptions:
+        return KrakenFeedOptions(
             protocol=self.protocol,
             ws_url=spec.ws_url,
             rest_url=spec.rest_url or wire.REST_URL,
-            last_trade_ids=dict(spec.last_trade_ids),
+            **self.feed_options(spec),
         )
-        return KrakenFeedClient(options)
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)
         return (ws + "/" if self.protocol == "kraken-v1" else ws + "/v2"), base_url.rstrip("/")
 
-    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
-        return {symbol.strip() for symbol in symbols}  # configured as the WebSocket names them
+    message_id = staticmethod(venue_message_id)
 
-    def message_id(self, raw: RawTrade) -> str:
-        return message_id(raw)
-
-    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
-        fields = raw.fields
-        envelope = raw.envelope
-        record: dict[str, Any] = {name: fields.get(name) for name in _RECORD_FIELDS}
-        record.update(
-            exchange_symbol=raw.native_symbol,
-            price=fields["price"],
-            side=fields["side"],
-            trade_id=raw.trade_key,
-            received_us=envelope.received_us,
-            connection_id=envelope.connection_id,
-            position=envelope.position,
-            protocol=envelope.protocol,
-            occurrence=raw.occurrence,
-            snapshot=raw.snapshot,
-            message_id=message_id,
-            k2_version=k2_version,
-        )
-        return record
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        _, symbol, trade_key, fields, envelope, occurrence, snapshot = raw
+        received_us, connection_id, position, protocol = envelope
+        get = fields.get
+        return (
+            symbol, fields["price"], fields["side"], get("volume"), get("time"), get("order_type"),
+            get("misc"), get("qty"), get("ord_type"), trade_key, get("timestamp"), received_us,
+            connection_id, position, protocol, occurrence, snapshot, message_id, k2_version,
+        )  # fmt: skip
 
     def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
         value = record.get("trade_id")
@@ -104,7 +108,7 @@ class KrakenIngest:
             )
         rest_url = (spec.rest_url or wire.REST_URL).rstrip("/")
         pair = await self._rest_pair(rest_url, symbol)
-        limit = self.settings.backfill_max_trades
+        limit = self.backfill_options.max_trades
         since_ns = after_us * 1000 - 1  # exclusive: also rows at the same microsecond
         found: list[RawTrade] = []
         position = 0
@@ -130,15 +134,25 @@ class KrakenIngest:
         return found
 
     async def _rest_pair(self, rest_url: str, symbol: str) -> str:
-        pair = self._rest_pairs.get(symbol)
-        if pair is None:
+        """The REST name of a pair, from one read of ``AssetPairs`` (again for a new listing)."""
+        if self._rest_pairs is None or symbol not in self._rest_pairs:
             payload = await self._get(rest_url + wire.ASSET_PAIRS_PATH)
             try:
                 listed = parse_asset_pairs(payload)
-                pair = resolve_pairs([symbol], listed)[0].altname
             except ExchangeError as exc:
                 raise BackfillError(str(exc)) from exc
-            self._rest_pairs[symbol] = pair
+            self._rest_pairs = {
+                name: pair.altname
+                for pair in listed.values()
+                for name in (pair.wsname, pair.v2_name)
+            }
+        pair = self._rest_pairs.get(symbol)
+        if pair is None:
+            try:
+                resolve_pairs([symbol], {})
+            except ExchangeError as exc:
+                raise BackfillError(str(exc)) from exc
+            raise BackfillError(f"kraken does not list {symbol!r}")
         return pair
 
     async def _get(self, url: str) -> object:

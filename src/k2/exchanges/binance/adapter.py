@@ -1,4 +1,4 @@
-"""Binance's part of the ingest: feed options, the raw Avro record, and REST backfill.
+"""Binance's adapter for the ingest: feed options, the raw Avro record, and REST backfill.
 
 Backfill pages the public history by id: ``historicalTrades?fromId=`` for the ``@trade``
 stream and ``aggTrades?fromId=`` for ``@aggTrade``, 1,000 rows a request, in the connection's
@@ -11,18 +11,27 @@ the ``message_id`` of the stream trade it stands in for. REST rows carry no even
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from k2.config import IngestSettings
-from k2.errors import ExchangeError
-from k2.exchanges.base import Envelope, FeedClient, FieldValue, RawTrade
+from k2.errors import BackfillError, ExchangeError
+from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
-from k2.exchanges.binance.normalise import message_id, trade_time_micros
-from k2.ingest.venues import BackfillError, FeedSpec, simulator_ws_base
-from k2.transport.http import RestPacer, fetch_json
+from k2.exchanges.binance.config import BinanceSettings
+from k2.exchanges.binance.normalise import message_id as venue_message_id
+from k2.exchanges.binance.normalise import trade_time_micros
+from k2.exchanges.contract import (
+    DEFAULT_BACKFILL,
+    WHOLE_VENUE,
+    AdapterBase,
+    BackfillOptions,
+    FeedSpec,
+    Shard,
+    simulator_ws_base,
+)
+from k2.transport.http import fetch_json
 
 HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
 AGG_TRADES_PATH = "/api/v3/aggTrades"
@@ -36,67 +45,66 @@ _TRADE_KEYS = {"id": "t", "price": "p", "qty": "q", "time": "T", "isBuyerMaker":
 _AGG_KEYS = {key: key for key in ("a", "p", "q", "f", "l", "T", "m", "M")}
 
 
-class BinanceIngest:
+class BinanceAdapter(AdapterBase):
+    """Binance's :class:`~k2.exchanges.contract.VenueAdapter`."""
+
     exchange = EXCHANGE
     schema_name = "binance_raw"
+    public_interval_s = PUBLIC_INTERVAL_S
+    client_type = BinanceFeedClient
+    record_fields = (
+        "exchange_symbol", "event_type", "event_time", "trade_id", "agg_trade_id",
+        "first_trade_id", "last_trade_id", "price", "quantity", "trade_time", "buyer_is_maker",
+        "ignore_m", "time_unit", "stream", "received_us", "connection_id", "position",
+        "protocol", "snapshot", "message_id", "k2_version",
+    )  # fmt: skip
 
-    def __init__(self, settings: IngestSettings) -> None:
-        self.settings = settings
-        self.stream: wire.StreamKind = settings.binance_stream
-        self.time_unit: wire.TimeUnit = settings.binance_time_unit
-        interval = settings.backfill_request_interval_s
-        self._pacer = RestPacer(PUBLIC_INTERVAL_S if interval is None else interval)
+    def __init__(
+        self,
+        settings: BinanceSettings,
+        backfill: BackfillOptions = DEFAULT_BACKFILL,
+        shard: Shard = WHOLE_VENUE,
+    ) -> None:
+        super().__init__(settings, backfill, shard)
+        self.stream: wire.StreamKind = settings.stream
+        self.time_unit: wire.TimeUnit = settings.time_unit
         self._event = "trade" if self.stream == "trade" else "aggTrade"
+        self._streams: dict[tuple[str, FieldValue], str] = {}
 
-    def client(self, spec: FeedSpec) -> FeedClient:
-        options = BinanceFeedOptions(
-            symbols=spec.symbols,
+    def options(self, spec: FeedSpec) -> BinanceFeedOptions:
+        return BinanceFeedOptions(
             stream=self.stream,
             time_unit=self.time_unit,
             ws_url=spec.ws_url or wire.WS_URL,
             rest_url=spec.rest_url or wire.REST_URL,
-            last_trade_ids=dict(spec.last_trade_ids),
+            **self.feed_options(spec),
         )
-        return BinanceFeedClient(options)
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)
         return ws, base_url.rstrip("/")
 
-    def native_symbols(self, symbols: Sequence[str]) -> set[str]:
-        return {symbol.strip().upper() for symbol in symbols}
+    message_id = staticmethod(venue_message_id)
 
-    def message_id(self, raw: RawTrade) -> str:
-        return message_id(raw)
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        _, symbol, _, f, envelope, _, snapshot = raw
+        received_us, connection_id, position, protocol = envelope
+        get = f.get
+        kind = get("e")
+        stream = None if protocol == "binance-rest" else self._stream(symbol, kind)
+        return (
+            symbol, kind, get("E"), get("t"), get("a"), get("f"), get("l"), f["p"], f["q"],
+            f["T"], f["m"], get("M"), self.time_unit, stream, received_us, connection_id,
+            position, protocol, snapshot, message_id, k2_version,
+        )  # fmt: skip
 
-    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
-        f = raw.fields
-        envelope = raw.envelope
-        rest = envelope.protocol == "binance-rest"
-        kind: wire.StreamKind = "trade" if f.get("e") == "trade" else "aggTrade"
-        return {
-            "exchange_symbol": raw.native_symbol,
-            "event_type": f.get("e"),
-            "event_time": f.get("E"),
-            "trade_id": f.get("t"),
-            "agg_trade_id": f.get("a"),
-            "first_trade_id": f.get("f"),
-            "last_trade_id": f.get("l"),
-            "price": f["p"],
-            "quantity": f["q"],
-            "trade_time": f["T"],
-            "buyer_is_maker": f["m"],
-            "ignore_m": f.get("M"),
-            "time_unit": self.time_unit,
-            "stream": None if rest else wire.stream_name(raw.native_symbol, kind),
-            "received_us": envelope.received_us,
-            "connection_id": envelope.connection_id,
-            "position": envelope.position,
-            "protocol": envelope.protocol,
-            "snapshot": raw.snapshot,
-            "message_id": message_id,
-            "k2_version": k2_version,
-        }
+    def _stream(self, symbol: str, kind: FieldValue) -> str:
+        """The combined-stream name of a symbol's trades (remembered per symbol and kind)."""
+        stream = self._streams.get((symbol, kind))
+        if stream is None:
+            stream_kind: wire.StreamKind = "trade" if kind == "trade" else "aggTrade"
+            stream = self._streams[(symbol, kind)] = wire.stream_name(symbol, stream_kind)
+        return stream
 
     def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
         if record.get("event_type") != self._event:
@@ -127,7 +135,7 @@ class BinanceIngest:
             else (AGG_TRADES_PATH, _AGG_KEYS)
         )
         id_key = "t" if self._event == "trade" else "a"
-        limit = self.settings.backfill_max_trades
+        limit = self.backfill_options.max_trades
         found: list[RawTrade] = []
         next_id = first_id
         position = 0

@@ -1,0 +1,243 @@
+"""What every venue package offers the ingest, in one place: settings, the adapter, feed specs.
+
+The ingest service names no venue. Each venue package has an ``adapter.py`` whose adapter class
+implements :class:`VenueAdapter` (feed client, Avro record, trade ids, REST backfill) and a
+``config.py`` whose settings class derives from :class:`ExchangeSettings`; the registry in
+:mod:`k2.exchanges` finds both by exchange name. A venue package imports nothing of the ingest,
+Kafka or Spark: what it needs from the ingest's settings arrives as :class:`BackfillOptions`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from k2.errors import ConfigError
+from k2.exchanges.base import FeedClient, RawTrade, Silence
+from k2.transport.http import RestPacer
+
+ALL_SYMBOLS = "*"  # the symbols setting that means: every symbol the venue lists as trading
+
+
+class ExchangeSettings(BaseModel):
+    """Settings every venue has (``K2_INGEST__<VENUE>__*``); a venue's ``config.py`` adds its
+    own. Frozen, and a misspelt name is an error, as for every K2 settings section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...] = Field(
+        ("BTC/USD", "ETH/USD"),
+        description='Symbols as the venue names them, or ["*"] for every symbol it lists as '
+        "trading (re-read every reference_refresh_s: new listings subscribed, delistings "
+        "dropped).",
+    )
+    max_symbols_per_connection: int | None = Field(
+        None,
+        ge=1,
+        description="Most symbols one WebSocket connection carries; default: the venue's limit.",
+    )
+    reference_refresh_s: float = Field(
+        300.0, gt=0, description="Seconds between re-reads of the venue's reference data."
+    )
+
+    @field_validator("symbols")
+    @classmethod
+    def _some_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(symbol.strip() for symbol in value if symbol.strip())
+        if not cleaned:
+            raise ValueError('name at least one symbol, or ["*"] for every symbol')
+        return cleaned
+
+    @property
+    def every_symbol(self) -> bool:
+        return ALL_SYMBOLS in self.symbols
+
+    def protocol_changes(self, protocol: str) -> dict[str, Any]:
+        """The changes to this section that select the WebSocket ``protocol`` (one of the
+        venue's protocols in the registry)."""
+        raise ConfigError(f"{type(self).__name__} has no protocol {protocol!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """A stable share of a venue's symbols: symbol ``s`` belongs to shard ``crc32(s) % count``.
+
+    The share depends on the symbol's name alone, so it is the same in every process and after
+    every restart, and no two shards of one venue ever own the same symbol.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ConfigError(f"shard {self.index}/{self.count} is not I/N with 0 <= I < N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"1/4"`` → shard 1 of 4."""
+        index, sep, count = text.partition("/")
+        if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ConfigError(f"shard {text!r} is not I/N (for example 0/2)")
+        return cls(int(index), int(count))
+
+    def owns(self, symbol: str) -> bool:
+        return self.count == 1 or zlib.crc32(symbol.encode()) % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE_VENUE = Shard()  # one process owns every symbol
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """Where the feed reads from, which symbols it owns, and what was delivered before this run.
+
+    ``symbols`` are native names once resolved against the reference data (see
+    :meth:`VenueAdapter.resolve_symbols`); before that, the configured names (or ``*``).
+    """
+
+    symbols: tuple[str, ...]
+    ws_url: str | None = None  # None: the venue's public URL
+    rest_url: str | None = None  # None: the venue's public URL
+    last_trade_ids: Mapping[str, int] = field(default_factory=dict)
+    shard: Shard = WHOLE_VENUE
+
+    @property
+    def every_symbol(self) -> bool:
+        return ALL_SYMBOLS in self.symbols
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillOptions:
+    """What the ingest allows the venue's REST backfill (shared by every gap of the process)."""
+
+    max_trades: int = 100_000  # most trades recovered for one gap
+    request_interval_s: float | None = None  # None: the venue's public limit
+
+
+DEFAULT_BACKFILL = BackfillOptions()
+
+
+class VenueAdapter(Protocol):
+    """The venue-specific steps of the ingest."""
+
+    exchange: str
+    schema_name: str
+
+    def client(
+        self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None
+    ) -> FeedClient:
+        """The feed client for the resolved symbols of ``spec``."""
+        ...
+
+    async def resolve_symbols(self, spec: FeedSpec) -> list[str]:
+        """The native symbols ``spec`` names (every trading one for ``*``) that its shard owns,
+        read from the venue's reference data; raises UnknownSymbolError for a name it lacks."""
+        ...
+
+    def simulator_urls(self, base_url: str) -> tuple[str, str]:
+        """(WebSocket URL, REST URL) of the venue on a local simulator at ``base_url``."""
+        ...
+
+    def message_id(self, raw: RawTrade) -> str: ...
+
+    record_fields: tuple[str, ...]  # the raw schema's fields, in the order of record_values
+
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        """The raw Avro record of a trade: its fields' values in :attr:`record_fields` order
+        (the ingest's hot path: no dict per trade)."""
+        ...
+
+    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
+        """The same record as a mapping of field names (tests, tools)."""
+        ...
+
+    def record_trade_id(self, record: Mapping[str, Any]) -> int | None:
+        """The trade id of a record read back from the raw topic, for this run's id sequence
+        (None when the record has no id, or one of another sequence)."""
+        ...
+
+    def exchange_us(self, raw: RawTrade) -> int | None:
+        """When the venue matched the trade (µs since the epoch), if readable."""
+        ...
+
+    def record_exchange_us(self, record: Mapping[str, Any]) -> int | None:
+        """The same, from an Avro record read back from the raw topic."""
+        ...
+
+    async def backfill(
+        self, spec: FeedSpec, symbol: str, first_id: int, last_id: int, after_us: int | None
+    ) -> list[RawTrade]:
+        """Trades ``first_id``..``last_id`` of ``symbol`` from the venue's REST history, at most
+        ``max_trades``; ``after_us`` is the match time of the trade before the gap. Raises
+        :class:`~k2.errors.BackfillError` when the history cannot be read."""
+        ...
+
+
+class AdapterBase:
+    """What every venue's adapter shares: its settings, its shard's share of the venue's REST
+    budget, and the feed client built from a :class:`FeedSpec`."""
+
+    public_interval_s: ClassVar[float] = 1.0  # the venue's public REST pace, one process
+    client_type: ClassVar[Callable[..., Any]]
+
+    def __init__(
+        self,
+        settings: ExchangeSettings,
+        backfill: BackfillOptions = DEFAULT_BACKFILL,
+        shard: Shard = WHOLE_VENUE,
+    ) -> None:
+        self.settings = settings
+        self.backfill_options = backfill
+        self.shard = shard
+        # The venue's REST budget is shared by every shard: each takes its share of it.
+        interval = backfill.request_interval_s
+        base = self.public_interval_s if interval is None else interval
+        self._pacer = RestPacer(base * shard.count)
+
+    def feed_options(self, spec: FeedSpec) -> dict[str, Any]:
+        """The client options every venue has, from ``spec`` and the settings."""
+        return {
+            "symbols": spec.symbols,
+            "last_trade_ids": dict(spec.last_trade_ids),
+            "reference_refresh_s": self.settings.reference_refresh_s,
+            "max_symbols_per_connection": self.settings.max_symbols_per_connection,
+            "shard": spec.shard,
+        }
+
+    def options(self, spec: FeedSpec) -> Any:
+        raise NotImplementedError
+
+    def client(self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None) -> Any:
+        return type(self).client_type(self.options(spec), on_silence)
+
+    record_fields: ClassVar[tuple[str, ...]]
+
+    def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def to_record(self, raw: RawTrade, message_id: str, k2_version: str) -> dict[str, Any]:
+        values = self.record_values(raw, message_id, k2_version)
+        return dict(zip(self.record_fields, values, strict=True))
+
+    async def resolve_symbols(self, spec: FeedSpec) -> list[str]:
+        symbols: list[str] = await self.client(spec).list_symbols(spec.symbols)
+        return symbols
+
+
+def simulator_ws_base(base_url: str) -> str:
+    """The WebSocket base of a local simulator at the HTTP ``base_url`` (one port serves both)."""
+    ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return ws.rstrip("/")
+
+
+def owned(symbols: Sequence[str], shard: Shard) -> list[str]:
+    """``symbols`` of ``shard``, in order, each once."""
+    return [symbol for symbol in dict.fromkeys(symbols) if shard.owns(symbol)]
