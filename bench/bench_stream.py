@@ -372,7 +372,9 @@ def _pipeline(folder: Path) -> dict[str, Any]:
             throughput = _throughput(spark, base, topic)
             fresh = base.model_copy(
                 update={"kafka": base.kafka.model_copy(update={"topic_prefix": "fresh."}),
-                        "lake": base.lake.model_copy(update={"namespace_prefix": "fresh_"})}
+                        "lake": base.lake.model_copy(update={"namespace_prefix": "fresh_"}),
+                        "stream": base.stream.model_copy(
+                            update={"checkpoint_dir": folder / "fresh-checkpoint"})}
             )  # fmt: skip
             TopicAdmin(fresh).ensure(k2_topics(fresh))
             fresh_topic = raw_topic("kraken", "fresh.")

@@ -295,19 +295,28 @@ class StreamSettings(_Section):
     """
 
     trigger_interval_s: float = Field(
-        5.0,
+        10.0,
         gt=0,
         description="Processing-time trigger: a micro-batch starts every this many seconds (at "
-        "once when the previous one overran). Each batch is one Iceberg commit per table, so this "
-        "trades freshness (p99 about this plus the batch duration) against commits and small "
-        "files; 5 s is 17,280 commits a day per table, which `k2 lake maintain` compacts.",
+        "once when the previous one overran). Each batch is one Iceberg commit per table and "
+        "costs about the same CPU whatever its size, so this trades freshness (p99 about this "
+        "plus the batch duration) against CPU, commits and small files; 10 s is 8,640 commits "
+        "a day per table, which `k2 lake maintain` compacts.",
+    )
+    interpreted_below_rows: int = Field(
+        50_000,
+        ge=0,
+        description="A micro-batch with fewer records than this is evaluated by Spark's "
+        "interpreter instead of generated code: compiling a batch's code costs more CPU than "
+        "it saves on a few thousand rows; larger batches (catching up) use generated code. "
+        "0: always generated code.",
     )
     max_offsets_per_trigger: int = Field(
         1_000_000,
         ge=1,
         description="Most records one micro-batch reads from a topic (all partitions). It binds "
-        "only when Bronze is behind (after downtime, or in a burst): 1,000,000 per 5 s admits "
-        "200,000 records/s, twice the ingest's bursts, and Bronze catches up in batches the "
+        "only when Bronze is behind (after downtime, or in a burst): 1,000,000 per 10 s admits "
+        "100,000 records/s, and Bronze catches up in batches the "
         "driver holds comfortably (about 300 MB of raw records). A small cap (1,000 per 30 s is "
         "33 records/s) would leave Bronze ever further behind.",
     )
@@ -360,7 +369,7 @@ class GoldSettings(_Section):
     """Gold: ``gold.trades`` (one row per trade) and the OHLCV bars computed from it."""
 
     rollup_interval_s: float = Field(
-        60.0,
+        120.0,
         gt=0,
         description="How often bars above 1 minute (5m ... 1d) are brought up to date from the "
         "1-minute bars, which follow every micro-batch. Each rollup is one commit per interval.",

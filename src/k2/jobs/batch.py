@@ -93,6 +93,7 @@ class BatchWriter:
         self._spark = spark
         self._layout = layout
         self._rollup_s = settings.gold.rollup_interval_s
+        self._interpreted_below = settings.stream.interpreted_below_rows
         self._on_commit = on_commit
         self.bronze = [
             BronzeStep(
@@ -169,6 +170,8 @@ class BatchWriter:
         if not groups:
             return False
         report.rows = sum(g.n for g in groups)
+        for session in (frame.sparkSession, self._spark):  # the query runs in a clone
+            _generated_code(session, report.rows >= self._interpreted_below)
         for g in groups:
             offsets = report.last_offsets.setdefault(g.kafka_topic, {})
             offsets[g.kafka_partition] = max(g.last, offsets.get(g.kafka_partition, -1))
@@ -221,6 +224,14 @@ class BatchWriter:
         )
         if self._on_commit is not None:
             self._on_commit(report)
+
+
+def _generated_code(session: Any, on: bool) -> None:
+    """Whether the batch's plans run as generated code or in Spark's interpreter (same
+    results). A small batch spends more CPU compiling its code, which differs batch by batch
+    (offsets and times are literals in it), than running it."""
+    session.conf.set("spark.sql.codegen.wholeStage", "true" if on else "false")
+    session.conf.set("spark.sql.codegen.factoryMode", "FALLBACK" if on else "NO_CODEGEN")
 
 
 def _merged_settled(markers: Any) -> Positions:

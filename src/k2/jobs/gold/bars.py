@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
+import pyarrow as pa
 import structlog
 from pyspark.sql import Column
 from pyspark.sql import functions as sf
@@ -210,8 +211,8 @@ class BarTables:
         return int(row.at) if row.at is not None else -1
 
     def _keys_frame(self, keys: Sequence[Key]) -> Any:
-        rows = [(e, s, k) for e, s, k in keys]
-        frame = self._spark.createDataFrame(rows, "exchange string, symbol string, start bigint")
+        columns = {"exchange": "string", "symbol": "string", "start": "bigint"}
+        frame = _local_frame(self._spark, columns, list(keys))
         return frame.select("exchange", "symbol", sf.timestamp_micros("start").alias("bar_start"))
 
     def store(self, interval: str, bars: Any, keys: Sequence[Key], span: int) -> BarChanges:
@@ -229,7 +230,7 @@ class BarTables:
         if not changed:
             return BarChanges(interval)
         source = (
-            self._spark.createDataFrame([_with_vwap(row) for row in changed], _CHANGED_SCHEMA)
+            _local_frame(self._spark, _CHANGED_COLUMNS, [_with_vwap(row) for row in changed])
             .select(
                 "exchange",
                 "symbol",
@@ -257,12 +258,26 @@ class BarTables:
 
 
 _TYPES = {column.name: column.sql_type for column in gold_bars(_MINUTE).columns}
-_CHANGED_SCHEMA = ", ".join(
-    [
-        "exchange string, symbol string, start_us bigint",
-        *(f"{name} {_TYPES[name]}" for name in (*_AGGREGATES, "vwap")),
-    ]
-)
+_CHANGED_COLUMNS = {
+    "exchange": "string",
+    "symbol": "string",
+    "start_us": "bigint",
+    **{name: _TYPES[name] for name in (*_AGGREGATES, "vwap")},
+}
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "bigint": pa.int64(),
+    "decimal(38,18)": pa.decimal128(38, 18),
+}
+
+
+def _local_frame(spark: Any, columns: dict[str, str], rows: Sequence[Sequence[Any]]) -> Any:
+    """A DataFrame of driver-side ``rows``, handed to Spark as Arrow (exact decimals), so no
+    Python worker process is started to read them."""
+    names = list(columns)
+    schema = pa.schema([(name, _ARROW_TYPES[columns[name]]) for name in names])
+    table = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows], schema)
+    return spark.createDataFrame(table)
 
 
 def _with_vwap(row: Any) -> tuple[Any, ...]:
