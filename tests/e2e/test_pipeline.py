@@ -80,7 +80,7 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
         assert run.poll() is None, log.read_text()[-4000:]
         assert len(rows) >= 200, "no trades reached Bronze"
         run.send_signal(signal.SIGTERM)
-        assert run.wait(180) == 0, log.read_text()[-4000:]
+        assert run.wait(300) == 0, log.read_text()[-4000:]
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

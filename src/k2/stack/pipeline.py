@@ -139,7 +139,10 @@ def stream_part(settings: Settings, logs: Path, jvm_logs: bool) -> PartSpec:
         given = conf.get("spark.driver.extraJavaOptions")
         conf["spark.driver.extraJavaOptions"] = f"{given} {option}" if given else option
         env["K2_SPARK__CONF"] = json.dumps(conf)
-    return PartSpec("stream", "stream", ("job", "stream"), 120.0, env, metrics_port=port)
+    # Stopping waits for a running micro-batch (up to the trigger interval + 60 s), then rolls
+    # the bars up and stops Spark.
+    stop_s = settings.stream.trigger_interval_s + 180.0
+    return PartSpec("stream", "stream", ("job", "stream"), stop_s, env, metrics_port=port)
 
 
 def api_part(settings: Settings) -> PartSpec:
