@@ -41,7 +41,7 @@ from k2.config import Settings
 from k2.lake.catalog import duckdb_connect, ensure_namespaces, open_catalog
 from k2.lake.create import create_table
 from k2.lake.tables import gold_bars, gold_trades
-from k2.stack.manager import Stack
+from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, k2_topics
 
@@ -131,13 +131,9 @@ def _with_vwap(bars: Any) -> Any:
 
 
 def _api_process(settings: Settings, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    stack = settings.stack
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env = stack_environment(settings.stack)
     env.update(
         {
-            "K2_HOME": str(stack.home),
-            "K2_STACK__KAFKA_PORT": str(stack.kafka_port),
-            "K2_STACK__REGISTRY_PORT": str(stack.registry_port),
             "K2_KAFKA__TOPIC_PREFIX": "bench.api.",
             "K2_API__PORT": str(port),
             "K2_API__RATE_LIMIT_PER_S": "1000000",

@@ -39,7 +39,7 @@ from k2.ingest.avro import ConfluentEncoder
 from k2.lake.catalog import open_catalog
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
-from k2.stack.manager import Stack
+from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, k2_topics, raw_topic
 
@@ -287,14 +287,8 @@ def _has_rows(settings: Settings, identifier: str) -> bool:
 def _cost(folder: Path) -> dict[str, Any]:
     """CPU and memory of the whole ``k2 run --source simulator`` at the default rate."""
     settings = private_settings(folder)
-    stack = settings.stack
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("K2_")},
-        "K2_HOME": str(stack.home),
-        "K2_STACK__KAFKA_PORT": str(stack.kafka_port),
-        "K2_STACK__KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
-        "K2_STACK__REGISTRY_PORT": str(stack.registry_port),
-        "K2_STACK__REGISTRY_MANAGEMENT_PORT": str(stack.registry_management_port),
+        **stack_environment(settings.stack),
         "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
         "K2_INGEST__METRICS_PORT": "0",
         "K2_STREAM__METRICS_PORT": "0",

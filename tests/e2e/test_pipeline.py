@@ -21,7 +21,7 @@ import pytest
 
 from k2.config import Settings
 from k2.lake.catalog import open_catalog
-from k2.stack.manager import Stack
+from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(420)]
@@ -40,15 +40,9 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
 def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    stack_settings = settings.stack
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env = stack_environment(settings.stack)
     env.update(
         {
-            "K2_HOME": str(stack_settings.home),
-            "K2_STACK__KAFKA_PORT": str(stack_settings.kafka_port),
-            "K2_STACK__KAFKA_CONTROLLER_PORT": str(stack_settings.kafka_controller_port),
-            "K2_STACK__REGISTRY_PORT": str(stack_settings.registry_port),
-            "K2_STACK__REGISTRY_MANAGEMENT_PORT": str(stack_settings.registry_management_port),
             "K2_EXCHANGES": '["binance"]',
             "K2_KAFKA__TOPIC_PREFIX": "test.pipeline.",
             "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from k2.config import Settings
-from k2.stack.manager import Stack
+from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
 from k2.stack.runfile import read_run
 from k2.stack.scrape import scrape
@@ -141,16 +141,9 @@ def _pty_reader(fd: int, screen: list[bytes]) -> None:
 
 
 def _env(settings: Settings, tmp: Path) -> dict[str, str]:
-    stack = settings.stack
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env = stack_environment(settings.stack)
     env.update(
         {
-            "K2_HOME": str(stack.home),
-            "K2_STACK__KAFKA_PORT": str(stack.kafka_port),
-            "K2_STACK__KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
-            "K2_STACK__REGISTRY_PORT": str(stack.registry_port),
-            "K2_STACK__REGISTRY_MANAGEMENT_PORT": str(stack.registry_management_port),
-            "K2_STACK__JVM_LIB": str(stack.jvm_lib),
             "K2_LAKE__CATALOG_URI": f"jdbc:sqlite:{tmp}/lake/k2.db?journal_mode=WAL",
             "K2_LAKE__WAREHOUSE": str(tmp / "lake" / "warehouse"),
             "K2_STREAM__CHECKPOINT_DIR": str(tmp / "checkpoints"),

@@ -7,11 +7,12 @@ pid file was lost (see :mod:`k2.stack.process`).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from k2.config import Settings
+from k2.config import Settings, StackSettings
 from k2.stack.kafka import KafkaBroker
 from k2.stack.process import ManagedProcess
 from k2.stack.prometheus import LocalPrometheus
@@ -116,3 +117,20 @@ class Stack:
                 )
             )
         return rows
+
+
+def stack_environment(stack: StackSettings) -> dict[str, str]:
+    """The environment of a child ``k2`` process that uses ``stack``: this process's
+    environment without its K2 settings, plus the stack's home, ports and JVM artifacts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env.update(
+        {
+            "K2_HOME": str(stack.home),
+            "K2_STACK__KAFKA_PORT": str(stack.kafka_port),
+            "K2_STACK__KAFKA_CONTROLLER_PORT": str(stack.kafka_controller_port),
+            "K2_STACK__REGISTRY_PORT": str(stack.registry_port),
+            "K2_STACK__REGISTRY_MANAGEMENT_PORT": str(stack.registry_management_port),
+            "K2_STACK__JVM_LIB": str(stack.jvm_lib),
+        }
+    )
+    return env
