@@ -38,6 +38,7 @@ from k2.simulator.ledger import LedgerEntry, read_ledger
 from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
 from tests.integration.lanes import Lane, RawProducer, expected_bars, kraken_v2, to_record
+from tests.polling import Pending, log_tail, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -45,6 +46,7 @@ PREFIX = "test.ledger."
 SYMBOLS = {"kraken": ("BTC/USD", "ETH/USD"), "binance": ("BTCUSDT", "ETHUSDT")}
 PER_SYMBOL = 450
 WAIT_S = 420.0
+Q = "silver.quarantine"
 
 
 class Parts:
@@ -136,14 +138,22 @@ class Parts:
 
 
 def _poll(
-    condition: Callable[[], bool], what: str, parts: Parts, timeout_s: float = WAIT_S
+    condition: Callable[[], object],
+    what: str,
+    parts: Parts,
+    timeout_s: float = WAIT_S,
+    context: Callable[[], str] | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
+    def alive_and(condition: Callable[[], object] = condition) -> object:
         dead = [n for n in ("stream", "ingest-kraken", "ingest-binance") if not parts.running(n)]
         assert not dead, f"{dead} stopped: {parts.log(dead[0])}"
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
-        time.sleep(0.5)
+        return condition()
+
+    def described() -> str:
+        logs = "\n".join(log_tail(parts.home / f"{name}.log", 2000) for name in parts.processes)
+        return f"{context()}\n{logs}" if context is not None else logs
+
+    wait_until(alive_and, timeout_s, what, every_s=0.5, context=described)
 
 
 def _table(parts: Parts, identifier: str) -> list[dict[str, Any]]:
@@ -228,6 +238,22 @@ def _unified(entry: LedgerEntry) -> Trade:
     return normalise(raw)  # type: ignore[no-any-return]
 
 
+def _where_short(parts: Parts, expected: dict[tuple[str, str], set[int]]) -> str:
+    """Per symbol, the ids of the ledger not in Gold, and each layer's row counts."""
+    found: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for row in _table(parts, "gold.trades"):
+        found[(row["exchange"], row["symbol"])].add(int(row["trade_id"]))
+    lines = []
+    for key, ids in sorted(expected.items()):
+        missing = sorted(ids - found[key])
+        lines.append(f"{key}: {len(missing)} missing in Gold {missing[:20]}")
+    tables = [
+        f"{layer}.{exchange}_trades" for exchange in SYMBOLS for layer in ("bronze", "silver")
+    ]
+    counts = {t: _rows(parts, t) for t in [*tables, "silver.quarantine", "gold.trades"]}
+    return "\n".join([*lines, f"rows: {counts}"])
+
+
 def _dlq_records(settings: Settings, exchange: str) -> int:
     topic = dlq_topic(exchange, PREFIX)
     consumer = Consumer({**settings.kafka_config(), "group.id": "test-ledger-dlq"})
@@ -298,10 +324,16 @@ def test_every_ledger_trade_reaches_gold_once_through_every_fault(
         expected = _expected_ids(ledger)
         total = sum(len(ids) for ids in expected.values())
 
-        def gold_complete() -> bool:
-            return _rows(parts, "gold.trades") >= total and _rows(parts, "silver.quarantine") >= 3
+        def gold_complete() -> bool | Pending:
+            landed = {"gold": _rows(parts, "gold.trades"), "quarantine": _rows(parts, Q)}
+            return (landed["gold"] >= total and landed["quarantine"] >= 3) or Pending(landed)
 
-        _poll(gold_complete, "every trade in Gold", parts)
+        _poll(
+            gold_complete,
+            f"every trade in Gold ({total}) and 3 trades in {Q}",
+            parts,
+            context=lambda: _where_short(parts, expected),
+        )
         codes = parts.stop_all()
     finally:
         parts.kill_all()

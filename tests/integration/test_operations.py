@@ -24,7 +24,6 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ from tests.monitoring import (
     metric_names,
     panel_queries,
 )
+from tests.polling import log_tail, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -63,6 +63,7 @@ class Pipeline:
     prometheus: str
     simulator: str
     home: Path
+    last_doctor: dict[str, Any] | None = None
 
     def output(self) -> str:
         return _ANSI.sub("", b"".join(self.screen).decode("utf-8", errors="replace"))
@@ -88,7 +89,25 @@ class Pipeline:
         except ValueError:
             raise AssertionError(f"doctor printed no JSON: {done.stderr[-3000:]}") from None
         assert done.returncode == (0 if report["healthy"] else 1), done.stderr
+        self.last_doctor = report
         return report
+
+    def healthy(self) -> bool:
+        """Doctor finds every stage healthy; fails at once when the run has stopped."""
+        assert self.process.poll() is None, f"k2 run exited {self.process.returncode}"
+        return bool(self.doctor()["healthy"])
+
+    def describe(self) -> str:
+        """The run as it is now: doctor's last verdict, the screen and every part's log tail."""
+        report = self.last_doctor or {}
+        broken = next((c for c in report.get("checks", []) if c["state"] == "failed"), None)
+        parts = [
+            f"k2 run: {'running' if self.process.poll() is None else 'exited'}; doctor: "
+            f"{json.dumps(broken) if broken else 'no failed check'}",
+            "--- screen:\n" + self.output()[-2000:],
+        ]
+        parts += [log_tail(log, 1500) for log in sorted((self.home / "logs").glob("*.log"))]
+        return "\n".join(parts)
 
     def part_pid(self, name: str) -> int:
         record = read_run(self.home)
@@ -119,16 +138,6 @@ def _query(prometheus: str, expr: str) -> Any:
         return json.load(exc)
 
 
-def _poll(what: str, deadline_s: float, check: Any) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen within {deadline_s:.0f} s")
-
-
 def _pty_reader(fd: int, screen: list[bytes]) -> None:
     while True:
         try:
@@ -157,6 +166,7 @@ def _env(settings: Settings, tmp: Path) -> dict[str, str]:
             "K2_STREAM__METRICS_PORT": str(free_port()),
             "K2_STREAM__TRIGGER_INTERVAL_S": "1",
             "K2_SPARK__DRIVER_MEMORY": "1g",
+            "K2_API__PORT": str(free_port()),
             "K2_PROMETHEUS__LOCAL": "on",
             "K2_PROMETHEUS__PORT": str(free_port()),
             "K2_PROMETHEUS__SCRAPE_INTERVAL_S": "1",
@@ -200,11 +210,9 @@ def pipeline(
         settings.stack.state_dir,
     )
     try:
-        _poll(
-            "a healthy pipeline",
-            300,
-            lambda: process.poll() is None and running.doctor()["healthy"],
-        )
+        # Three JVMs and five Python processes start on two cores; doctor itself waits up to
+        # 10 s for a trade.
+        wait_until(running.healthy, 300, "a healthy pipeline", context=running.describe)
         yield running
     finally:
         if process.poll() is None:
@@ -218,12 +226,13 @@ def pipeline(
 
 def test_k2_run_in_a_terminal_shows_a_live_summary(pipeline: Pipeline) -> None:
     """In a terminal, `k2 run` draws its parts, per symbol trades and per layer rows."""
-    frame = _poll(
-        "a summary with trades",
-        60,
+    frame = wait_until(
         lambda: next(
             (f for f in reversed(pipeline.output().split("K2 · source")) if "BTCUSDT" in f), None
         ),
+        60,
+        "a summary with trades",
+        context=pipeline.describe,
     )
     assert "Ctrl-C stops every part cleanly" in frame
     for expected in ("ingest-binance", "stream", "simulator", "trades/s", "bronze"):
@@ -309,12 +318,12 @@ def _family(name: str) -> str:
 def test_every_dashboard_query_parses_and_returns_series(pipeline: Pipeline) -> None:
     """Each panel query of each dashboard is valid PromQL with data on this pipeline."""
     exported = _exported(pipeline)
-    _poll(
-        "a rate over the scrapes",
-        60,
+    wait_until(
         lambda: _query(pipeline.prometheus, "rate(k2_ingest_trades_delivered_total[1m])")["data"][
             "result"
         ],
+        60,
+        "a rate over the scrapes",
     )
     for board in dashboards().values():
         for title, expr in panel_queries(board):
@@ -362,7 +371,7 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
 
         # The age passes 5 s, the ingest reports it within 1 s, Prometheus scrapes and
         # evaluates every second.
-        _poll("K2SymbolStale pending", 30, stale)
+        wait_until(stale, 30, "K2SymbolStale pending", every_s=1)
         report = pipeline.doctor()
         assert report["broken_stage"] == "venue", report
         venue = next(c for c in report["checks"] if c["stage"] == "venue")
@@ -371,7 +380,7 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
     finally:
         deleting = urllib.request.Request(f"{pipeline.simulator}/_sim/faults", method="DELETE")
         urllib.request.urlopen(deleting, timeout=10).close()  # noqa: S310 - loopback
-    _poll("a healthy pipeline again", 120, lambda: pipeline.doctor()["healthy"])
+    wait_until(pipeline.healthy, 120, "a healthy pipeline again", context=pipeline.describe)
 
 
 @pytest.mark.parametrize(("part", "stage"), [("stream", "stream"), ("ingest-binance", "ingest")])
@@ -386,7 +395,7 @@ def test_doctor_names_the_stage_of_a_stopped_part(
         assert report["broken_stage"] == stage, report
     finally:
         os.killpg(group, signal.SIGCONT)
-    _poll("a healthy pipeline again", 120, lambda: pipeline.doctor()["healthy"])
+    wait_until(pipeline.healthy, 120, "a healthy pipeline again", context=pipeline.describe)
 
 
 def test_doctor_names_the_broker_when_it_is_stopped(pipeline: Pipeline, stack: Stack) -> None:

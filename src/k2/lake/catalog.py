@@ -72,12 +72,29 @@ def open_catalog(settings: Settings) -> Any:
         sqlite_path(settings.catalog_uri).parent.mkdir(parents=True, exist_ok=True)
         if "://" not in settings.warehouse:
             Path(settings.warehouse).mkdir(parents=True, exist_ok=True)
-    try:
-        return load_catalog(CATALOG_NAME, **pyiceberg_properties(settings))
-    except Exception as exc:  # pyiceberg raises many unrelated types for one cause
-        raise LakeError(
-            f"cannot open the Iceberg catalog at {settings.catalog_uri}: {exc}"
-        ) from exc
+    properties = pyiceberg_properties(settings)
+    attempts = _INIT_ATTEMPTS
+    while True:
+        try:
+            return load_catalog(CATALOG_NAME, **properties)
+        except Exception as exc:  # pyiceberg raises many unrelated types for one cause
+            attempts -= 1
+            if attempts and _lost_init_race(exc):
+                continue
+            raise LakeError(
+                f"cannot open the Iceberg catalog at {settings.catalog_uri}: {exc}"
+            ) from exc
+
+
+# A catalog opened for the first time creates its tables: pyiceberg checks that they are
+# missing, then creates them, so two processes starting at once (``k2 run`` starts the API and
+# the streaming job together) can both see them missing and the slower one fails with "already
+# exists". By then the tables are there: opening again succeeds.
+_INIT_ATTEMPTS = 3
+
+
+def _lost_init_race(exc: Exception) -> bool:
+    return "already exists" in str(exc)
 
 
 def namespaces(prefix: str = "") -> tuple[str, ...]:
