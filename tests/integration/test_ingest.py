@@ -52,6 +52,7 @@ from k2.transport.topics import (
     k2_topics,
     raw_topic,
 )
+from tests.polling import wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -631,6 +632,48 @@ def test_sigkill_and_restart_lose_nothing(
     # Re-sent trades (the killed run's undelivered tail, backfill overlap) keep their id.
     assert len({r.value["message_id"] for r in landed}) == len(present)
     assert "ingest_resumed_from_topic" in log.read_text()
+
+
+def test_trades_made_while_the_ingest_was_down_are_recovered_though_the_symbol_stays_quiet(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """An ingest restarted after the venue's last trades (nothing live reveals the gap) reads
+    the venue's newest ids from its history and backfills up to them."""
+    private = lane(settings, "quiet", binance={"symbols": BINANCE})
+    per_symbol = 120
+    config = sim_config(tmp_path, rate=20, trades_per_symbol=per_symbol)  # 12 s of trading
+
+    async def scenario() -> tuple[IngestService, dict[str, int]]:
+        async with Simulator(config) as sim:
+            histories = sim.market("binance").histories
+            await ingest_until(private, "binance", sim, lambda s: delivered(s) >= 40)
+            await wait_until_async(
+                lambda: all(len(histories[s].trades) >= per_symbol for s in BINANCE),
+                60,
+                "the venue's last trade",
+            )
+            newest = {s: histories[s].trades[-1].trade_id for s in BINANCE}
+            again = await ingest_until(
+                private,
+                "binance",
+                sim,
+                lambda s: len(s.state.symbols) == len(BINANCE)
+                and all(c.backfilled for c in s.state.symbols.values()),
+                timeout_s=60,
+            )
+            return again, newest
+
+    again, newest = asyncio.run(scenario())
+    landed = read_topic(private, raw_topic("binance", private.kafka.topic_prefix))
+    assert_complete(landed, BINANCE, newest)
+    assert {s: max(trade_id(r.value) for r in landed if r.key == s) for s in BINANCE} == newest
+    gaps = read_topic(private, gaps_topic(private.kafka.topic_prefix))
+    history = [g.value for g in gaps if g.value["detected_by"] == "history_check"]
+    assert {g["exchange_symbol"] for g in history} == set(BINANCE)
+    assert all(g["backfilled"] for g in history)
+    assert sum(c.backfilled for c in again.state.symbols.values()) == sum(
+        g["backfilled_count"] for g in history
+    )
 
 
 def test_broker_outage_keeps_memory_bounded_and_loses_nothing(

@@ -83,7 +83,10 @@ class Gap:
     native_symbol: str
     first_missing: int
     last_missing: int
-    detected_by: str  # "sequence" (id jump within a connection) or "reconnect"
+    # "sequence" (an id jump within a connection), "reconnect" (across one, or a restart) or
+    # "history_check" (the venue's history, read when the symbol stayed quiet after a
+    # (re)connect, had newer trades)
+    detected_by: str
 
 
 class ControlKind(StrEnum):
@@ -196,6 +199,17 @@ class SequenceTracker:
             return _IN_ORDER
         gap = Gap(self._exchange, symbol, last + 1, trade_id - 1, detected_by)
         return SequenceVerdict(gap=gap)
+
+    def advance(self, symbol: str, newest_id: int) -> Gap | None:
+        """The venue's newest id for ``symbol``, read from its history: when it is ahead of the
+        last id seen, the ids in between are a gap and the sequence moves to it (their live
+        copies, should they still come, are then duplicates)."""
+        last = self._last.get(symbol)
+        if last is None or newest_id <= last:
+            return None
+        self._last[symbol] = newest_id
+        self._across_reconnect.discard(symbol)
+        return Gap(self._exchange, symbol, last + 1, newest_id, "history_check")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ Kafka or Spark: what it needs from the ingest's settings arrives as :class:`Back
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,10 @@ class VenueAdapter(Protocol):
         """The same, from an Avro record read back from the raw topic."""
         ...
 
+    async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
+        """The id of ``symbol``'s newest trade in the venue's REST history, if it has ids."""
+        ...
+
     async def backfill(
         self, spec: FeedSpec, symbol: str, first_id: int, last_id: int, after_us: int | None
     ) -> list[RawTrade]:
@@ -216,7 +221,14 @@ class AdapterBase:
         raise NotImplementedError
 
     def client(self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None) -> Any:
-        return type(self).client_type(self.options(spec), on_silence)
+        return type(self).client_type(
+            self.options(spec), on_silence, functools.partial(self.newest_trade_id, spec)
+        )
+
+    async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
+        """The id of ``symbol``'s newest trade in the venue's history (None where the venue's
+        trades have no ids), read through the same REST budget as backfills."""
+        return None
 
     record_fields: ClassVar[tuple[str, ...]]
 

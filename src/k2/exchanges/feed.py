@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -88,6 +88,9 @@ class _QueueSink:
             self._room.set()
 
 
+NewestId = Callable[[str], Awaitable[int | None]]
+
+
 @dataclass(eq=False)
 class Lane:
     """One connection's share of the symbols, and what it keeps across its reconnects."""
@@ -101,6 +104,7 @@ class Lane:
     session: Any = None  # the venue's per-connection state, while connected
     task: asyncio.Task[None] | None = None
     connected: bool = False
+    history_check: asyncio.Task[None] | None = None
 
 
 class FeedClientBase:
@@ -113,8 +117,19 @@ class FeedClientBase:
     connect_rate_per_s: ClassVar[float] = 1.0
     connect_burst: ClassVar[float] = 10.0
 
-    def __init__(self, options: Any, on_silence: Callable[[Silence], None] | None) -> None:
+    # A symbol still quiet this long after its lane (re)connected has its newest id read from
+    # the venue's history, at most this many symbols per connect (one REST request each).
+    history_check_s: ClassVar[float] = 10.0
+    history_check_max: ClassVar[int] = 100
+
+    def __init__(
+        self,
+        options: Any,
+        on_silence: Callable[[Silence], None] | None,
+        newest_id: NewestId | None = None,
+    ) -> None:
         self.options = options
+        self._newest_id = newest_id
         self.stats = FeedStats()
         self._on_silence = on_silence
         self._silence = SilenceMonitor(
@@ -200,7 +215,12 @@ class FeedClientBase:
             await self._closing.wait()
         finally:
             housekeeping.cancel()
-            tasks = [lane.task for lane in self._lanes if lane.task is not None]
+            tasks = [
+                task
+                for lane in self._lanes
+                for task in (lane.task, lane.history_check)
+                if task is not None
+            ]
             for task in [housekeeping, *tasks]:
                 task.cancel()
             await asyncio.gather(housekeeping, *tasks, return_exceptions=True)
@@ -325,6 +345,42 @@ class FeedClientBase:
         lane.connected = True
         detail: dict[str, FieldValue] = {"connection_id": connection_id, "lane": lane.index}
         self._deliver([Control(ControlKind.CONNECTED, None, detail)])
+        if self._newest_id is not None:
+            if lane.history_check is not None:
+                lane.history_check.cancel()
+            known = {s: lane.tracker.last_seen(s) for s in lane.symbols}
+            lane.history_check = asyncio.get_running_loop().create_task(
+                self._check_history(lane, {s: i for s, i in known.items() if i is not None})
+            )
+
+    async def _check_history(self, lane: Lane, known: dict[str, int]) -> None:
+        """Trades the venue made before a (re)connect that no live trade has revealed yet.
+
+        A gap is found when the next live trade's id jumps; a symbol that stays quiet after a
+        reconnect or a restart (its last trade in flight when the connection or the process
+        died) would hide one until it trades again, maybe hours later. So each symbol still
+        quiet after :attr:`history_check_s` has its newest id read from the venue's history, and
+        anything past the last id seen is a gap (``history_check``), backfilled as any other.
+        """
+        assert self._newest_id is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), timeout=self.history_check_s)
+            return
+        quiet = [s for s, last in known.items() if lane.tracker.last_seen(s) == last]
+        for symbol in quiet[: self.history_check_max]:
+            try:
+                newest = await self._newest_id(symbol)
+            except Exception as exc:  # the venue's REST answered badly: the live feed goes on
+                error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                if error not in self._warned:
+                    self._warned.add(error)
+                    log.warning("feed_history_check_failed", exchange=self.exchange, error=error)
+                continue
+            gap = None if newest is None else lane.tracker.advance(symbol, newest)
+            if gap is not None:
+                self.stats.gaps += 1
+                self._log_gap(gap)
+                self._deliver([gap])
 
     def _disconnected(self, lane: Lane, reason: str) -> None:
         lane.connected = False

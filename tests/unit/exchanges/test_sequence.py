@@ -37,6 +37,27 @@ def test_symbols_are_tracked_independently() -> None:
     assert tracker.observe("BTC/USD", 12).gap == Gap("kraken", "BTC/USD", 11, 11, "sequence")
 
 
+def test_the_venues_newer_history_after_a_quiet_reconnect_is_a_gap_up_to_its_newest_id() -> None:
+    """A restarted feed whose symbol stays quiet learns the venue's newest id from its history:
+    everything after the last delivered id is a gap, and the live copies of those trades are
+    duplicates should they still come."""
+    tracker = SequenceTracker("binance")
+    tracker.seed("ETHUSDT", 263)
+    assert tracker.advance("ETHUSDT", 264) == Gap("binance", "ETHUSDT", 264, 264, "history_check")
+    assert tracker.observe("ETHUSDT", 264).duplicate
+    assert tracker.observe("ETHUSDT", 265).gap is None
+
+
+def test_a_history_no_newer_than_the_live_feed_is_no_gap() -> None:
+    """The live feed got there first (or the symbol never traded): nothing to fill."""
+    tracker = SequenceTracker("binance")
+    tracker.observe("BTCUSDT", 10)
+    assert tracker.advance("BTCUSDT", 10) is None
+    assert tracker.advance("BTCUSDT", 7) is None
+    assert tracker.advance("ETHUSDT", 99) is None  # no id seen: nothing to compare with
+    assert tracker.last_seen("BTCUSDT") == 10
+
+
 def test_after_a_reconnect_the_snapshot_replay_is_dropped_and_the_jump_is_a_reconnect_gap() -> None:
     tracker = SequenceTracker("kraken")
     for trade_id in range(1, 51):

@@ -34,6 +34,7 @@ from k2.exchanges.contract import (
 from k2.transport.http import fetch_json
 
 HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
+RECENT_TRADES_PATH = "/api/v3/trades"
 AGG_TRADES_PATH = "/api/v3/aggTrades"
 # historicalTrades costs 25 of the 6,000 request weight a minute: 4 a second stays within it.
 PUBLIC_INTERVAL_S = 0.25
@@ -164,6 +165,18 @@ class BinanceAdapter(AdapterBase):
                 break
             next_id = newest + 1
         return found
+
+    async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
+        """The newest row of ``trades`` (``aggTrades`` for the aggregate stream): its id."""
+        rest_url = (spec.rest_url or wire.REST_URL).rstrip("/")
+        path, id_key = (
+            (RECENT_TRADES_PATH, "id") if self._event == "trade" else (AGG_TRADES_PATH, "a")
+        )
+        payload = await self._get(f"{rest_url}{path}?{urlencode({'symbol': symbol, 'limit': 1})}")
+        if not isinstance(payload, list) or not payload or not isinstance(payload[-1], dict):
+            return None
+        newest = payload[-1].get(id_key)
+        return newest if isinstance(newest, int) else None
 
     async def _get(self, url: str) -> object:
         headers = {"X-MBX-TIME-UNIT": self.time_unit} if self.time_unit == "MICROSECOND" else {}

@@ -38,7 +38,7 @@ from k2.exchanges.binance.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
 from k2.exchanges.binance.symbols import BinanceSymbol, asset_map, parse_exchange_info
 from k2.exchanges.binance.symbols import resolve_symbols as resolve
 from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
-from k2.exchanges.feed import FeedClientBase, Lane
+from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.transport.http import fetch_json
 from k2.transport.ws import WsConnection, WsOptions
 
@@ -94,10 +94,13 @@ class BinanceFeedClient(FeedClientBase):
     connect_burst = 20.0
 
     def __init__(
-        self, options: BinanceFeedOptions, on_silence: Callable[[Silence], None] | None = None
+        self,
+        options: BinanceFeedOptions,
+        on_silence: Callable[[Silence], None] | None = None,
+        newest_id: NewestId | None = None,
     ) -> None:
         normalised = {symbol.upper(): last for symbol, last in options.last_trade_ids.items()}
-        super().__init__(options, on_silence)
+        super().__init__(options, on_silence, newest_id)
         self.options: BinanceFeedOptions = options
         self._last_ids = normalised
         self.protocol = options.protocol

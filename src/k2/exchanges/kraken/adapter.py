@@ -133,6 +133,20 @@ class KrakenAdapter(AdapterBase):
             since_ns = last_ns
         return found
 
+    async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
+        """The newest row of ``Trades`` (v2 only: v1 trades carry no id): its id, the row's 7th
+        element."""
+        if self.protocol != "kraken-v2":
+            return None
+        rest_url = (spec.rest_url or wire.REST_URL).rstrip("/")
+        pair = await self._rest_pair(rest_url, symbol)
+        payload = await self._get(
+            f"{rest_url}{TRADES_PATH}?{urlencode({'pair': pair, 'count': 1})}"
+        )
+        rows, _ = _trade_rows(payload)
+        newest = rows[-1][6] if rows and len(rows[-1]) > 6 else None
+        return newest if isinstance(newest, int) else None
+
     async def _rest_pair(self, rest_url: str, symbol: str) -> str:
         """The REST name of a pair, from one read of ``AssetPairs`` (again for a new listing)."""
         if self._rest_pairs is None or symbol not in self._rest_pairs:

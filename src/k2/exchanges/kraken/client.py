@@ -40,7 +40,7 @@ from k2.exchanges.base import (
     Silence,
 )
 from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
-from k2.exchanges.feed import FeedClientBase, Lane
+from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter, v1_message_id
 from k2.exchanges.kraken.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
@@ -126,9 +126,12 @@ class KrakenFeedClient(FeedClientBase):
     connect_burst = 10.0
 
     def __init__(
-        self, options: KrakenFeedOptions, on_silence: Callable[[Silence], None] | None = None
+        self,
+        options: KrakenFeedOptions,
+        on_silence: Callable[[Silence], None] | None = None,
+        newest_id: NewestId | None = None,
     ) -> None:
-        super().__init__(options, on_silence)
+        super().__init__(options, on_silence, newest_id)
         self.options: KrakenFeedOptions = options
         self.protocol = options.protocol
         self._recent: dict[str, _RecentIds] = {}
