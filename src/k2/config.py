@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -126,7 +127,16 @@ class RegistrySettings(_Section):
 class SparkSettings(_Section):
     """The Spark session used by every job."""
 
-    master: str = Field("local[*]", description="Spark master URL.")
+    master: str = Field(
+        "local[*]",
+        description="Spark master URL: local[*] (in the job's process), spark://host:7077 (a "
+        "standalone master), k8s://..., yarn.",
+    )
+    master_ui_url: str | None = Field(
+        None,
+        description="Web UI of a standalone master, which `k2 status` and `k2 doctor` read for "
+        "its workers and the job's executors; default: port 8080 on the master's host.",
+    )
     driver_memory: str = Field("2g", description="spark.driver.memory")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     ui_enabled: bool = Field(False, description="Start the Spark web UI.")
@@ -136,20 +146,53 @@ class SparkSettings(_Section):
 
 
 class LakeSettings(_Section):
-    """The Iceberg catalog ``k2`` and its warehouse."""
+    """The Iceberg catalog ``k2`` and its warehouse: a local folder, or an S3-compatible object
+    store (``s3://bucket/path``) that every engine (Spark, pyiceberg, DuckDB) reads and writes
+    with the same endpoint and credentials."""
 
     catalog_type: Literal["jdbc", "rest"] = Field(
-        "jdbc", description="jdbc (SQLite/PostgreSQL) or rest."
+        "jdbc", description="jdbc (SQLite/PostgreSQL) or rest (an Iceberg REST catalog)."
     )
     catalog_uri: str | None = Field(
         None,
-        description="JDBC URL (jdbc:sqlite:/abs/k2.db, jdbc:postgresql://...) or REST URL; "
-        "default: a SQLite file in the state folder.",
+        description="JDBC URL (jdbc:sqlite:/abs/k2.db, jdbc:postgresql://host:5432/db) or REST "
+        "URL (https://catalog.example.com); default: a SQLite file in the state folder.",
     )
-    catalog_user: str | None = None
-    catalog_password: SecretStr | None = None
+    catalog_user: str | None = Field(
+        None, description="JDBC user; for a REST catalog the OAuth2 client id, if it needs one."
+    )
+    catalog_password: SecretStr | None = Field(
+        None, description="JDBC password; for a REST catalog the OAuth2 client secret."
+    )
+    catalog_token: SecretStr | None = Field(
+        None, description="Bearer token a REST catalog accepts, instead of a client id/secret."
+    )
     warehouse: str | None = Field(
-        None, description="Warehouse location (folder or s3://...); default: state folder."
+        None,
+        description="Warehouse location: a folder, or s3://bucket/path. Default: a folder in the "
+        "state folder (jdbc); a REST catalog's own warehouse (rest).",
+    )
+    s3_endpoint: str = Field(
+        "",
+        description="Endpoint URL of the S3-compatible object store (http://host:port); empty: "
+        "AWS S3 itself.",
+    )
+    s3_region: str = Field(
+        "us-east-1",
+        description="Region of the bucket (self-hosted stores accept any name).",
+    )
+    s3_path_style_access: bool = Field(
+        False,
+        description="Address objects as endpoint/bucket/key instead of bucket.endpoint/key: true "
+        "for most self-hosted servers (SeaweedFS, MinIO, Ceph), false for AWS.",
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        None,
+        description="S3 access key id; default: the standard AWS chain (AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, a profile, an instance role).",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key (with s3_access_key_id)."
     )
     namespace_prefix: str = Field(
         "",
@@ -157,6 +200,23 @@ class LakeSettings(_Section):
         description="Prepended to the bronze, silver and gold namespace names (e.g. 'staging_'), "
         "to share a catalog.",
     )
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> LakeSettings:
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError(
+                "set both s3_access_key_id and s3_secret_access_key, or neither (then the "
+                "standard AWS credential chain is used)"
+            )
+        return self
 
 
 class _IngestBase(_Section):
@@ -320,11 +380,12 @@ class StreamSettings(_Section):
         "driver holds comfortably (about 300 MB of raw records). A small cap (1,000 per 30 s is "
         "33 records/s) would leave Bronze ever further behind.",
     )
-    checkpoint_dir: Path | None = Field(
+    checkpoint_dir: str | None = Field(
         None,
-        description="Folder of the streaming query's checkpoint; default: "
-        "<state folder>/checkpoints/stream. Losing it is safe: the job then resumes from the "
-        "Kafka offsets recorded in the tables.",
+        description="Where the streaming query keeps its checkpoint: a folder, or s3://bucket/"
+        "path (on a cluster the driver may start on another machine; only the driver writes "
+        "it). Default: <state folder>/checkpoints/stream. Losing it is safe: the job then "
+        "resumes from the Kafka offsets recorded in the tables.",
     )
     starting_offsets: Literal["earliest", "latest"] = Field(
         "earliest",
@@ -345,6 +406,19 @@ class StreamSettings(_Section):
     metrics_port: int = Field(
         9402, ge=0, description="Prometheus /metrics port of `k2 job stream`; 0 picks a free one."
     )
+    writer_lease_s: float = Field(
+        300.0,
+        ge=10,
+        description="The streaming job and a rebuild hold a lease in the catalog while they "
+        "write, so two writers on different machines refuse each other. It is renewed every "
+        "third of this; a writer that died on another machine frees it after this long (on the "
+        "same machine and K2_HOME at once).",
+    )
+
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _location_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
 
 
 class SilverSettings(_Section):

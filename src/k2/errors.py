@@ -52,6 +52,10 @@ class WriterBusyError(LakeError):
     """Raised when another job is writing the tables a job would write (one writer per table)."""
 
 
+class LeaseLostError(WriterBusyError):
+    """Raised when a writer finds its lease in the catalog taken by another writer."""
+
+
 class ExchangeError(K2Error):
     """Raised when an exchange feed cannot be used (unknown symbol, rejected subscription, ...)."""
 

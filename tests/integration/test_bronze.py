@@ -28,7 +28,7 @@ from k2.jobs.batch import BatchWriter
 from k2.jobs.layout import Source
 from k2.jobs.listener import StreamListener
 from k2.jobs.maintain import maintain
-from k2.jobs.offsets import marker_offsets, table_progress
+from k2.jobs.offsets import checkpoint_has_offsets, marker_offsets, table_progress
 from k2.jobs.stream import QUERY_NAME, prepare_tables, start_stream
 from k2.jobs.supervisor import stop_between_batches
 from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, open_catalog
@@ -504,3 +504,12 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
     assert report.counts["rewritten_data_files_count"] >= files_before
     # The stream's position survives expiry, behind the compaction's snapshots.
     assert marker_offsets(open_catalog(settings).load_table(table)) is not None
+
+
+def test_a_checkpoint_without_planned_offsets_does_not_count(spark: Any, tmp_path: Path) -> None:
+    """Only a checkpoint holding planned offsets is resumed from; an empty one is not."""
+    assert not checkpoint_has_offsets(spark, str(tmp_path / "none"))
+    (tmp_path / "offsets").mkdir()
+    assert not checkpoint_has_offsets(spark, str(tmp_path))
+    (tmp_path / "offsets" / "0").write_text("v1")
+    assert checkpoint_has_offsets(spark, str(tmp_path))

@@ -52,7 +52,7 @@ from k2.transport.topics import (
     k2_topics,
     raw_topic,
 )
-from tests.polling import wait_until_async
+from tests.polling import Pending, log_tail, wait_until, wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -578,13 +578,18 @@ def scrape(port: int, name: str) -> float:
     return total
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_metric(
+    port: int, name: str, at_least: float, timeout_s: float, what: str, log: Path | None = None
+) -> float:
+    """Wait until the ingest on ``port`` reports ``name`` at ``at_least`` or more; on a timeout
+    say the last value and the end of the ingest's log."""
+
+    def reached() -> float | Pending:
+        value = scrape(port, name)
+        return value if value >= at_least else Pending({name: value, "wanted": at_least})
+
+    context = (lambda: log_tail(log)) if log is not None else None
+    return wait_until(reached, timeout_s, what, context=context)
 
 
 @pytest.fixture
@@ -608,13 +613,13 @@ def test_sigkill_and_restart_lose_nothing(
     first = start_ingest(env, log, port)
     second = None
     try:
-        wait_for(lambda: scrape(port, "k2_ingest_trades_delivered_total") >= 800, 60, "delivery")
+        wait_metric(port, "k2_ingest_trades_delivered_total", 800, 60, "delivery", log)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         time.sleep(2.0)  # the venue keeps trading while the ingest is down
         second = start_ingest(env, log, port)
-        wait_for(lambda: scrape(port, "k2_ingest_trades_backfilled_total") > 0, 60, "backfill")
-        wait_for(lambda: scrape(port, "k2_ingest_trades_delivered_total") >= 800, 60, "delivery")
+        wait_metric(port, "k2_ingest_trades_backfilled_total", 1, 60, "backfill", log)
+        wait_metric(port, "k2_ingest_trades_delivered_total", 800, 60, "delivery", log)
         second.send_signal(signal.SIGTERM)
         assert second.wait(40) == 0, log.read_text()[-3000:]
     finally:
@@ -690,7 +695,7 @@ def test_broker_outage_keeps_memory_bounded_and_loses_nothing(
     ingest = start_ingest(ingest_env(private, sim), log, port)
     proc = psutil.Process(ingest.pid)
     try:
-        wait_for(lambda: scrape(port, "k2_ingest_trades_delivered_total") >= 500, 60, "delivery")
+        wait_metric(port, "k2_ingest_trades_delivered_total", 500, 60, "delivery", log)
         broker = stack.services[0]
         assert broker.stop()
         rss_at_stop = proc.memory_info().rss
@@ -702,10 +707,13 @@ def test_broker_outage_keeps_memory_bounded_and_loses_nothing(
             time.sleep(0.2)
         assert broker.start()
         delivered_then = scrape(port, "k2_ingest_trades_delivered_total")
-        wait_for(
-            lambda: scrape(port, "k2_ingest_trades_delivered_total") >= delivered_then + 3000,
+        wait_metric(
+            port,
+            "k2_ingest_trades_delivered_total",
+            delivered_then + 3000,
             120,
             "delivery after the broker returned",
+            log,
         )
         ingest.send_signal(signal.SIGTERM)
         assert ingest.wait(40) == 0, log.read_text()[-3000:]

@@ -23,6 +23,7 @@ from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.stack.ports import free_port
 from k2.transport.topics import raw_topic
+from tests.polling import wait_until_async
 
 from .test_ingest import (
     SimulatorThread,
@@ -35,7 +36,7 @@ from .test_ingest import (
     scrape,
     start_ingest,
     trade_id,
-    wait_for,
+    wait_metric,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -63,13 +64,25 @@ class Running:
         self.task = asyncio.create_task(self.service.run(self.stop))
 
     async def until(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
+        def check() -> bool:
             if self.task.done():
                 self.task.result()
                 raise AssertionError("the ingest stopped")
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.2)
+            return done()
+
+        await wait_until_async(check, timeout_s, what, context=self.describe)
+
+    def describe(self) -> str:
+        """What the ingest has done so far: connections and per-symbol counts."""
+        counts = list(self.service.state.symbols.values())
+        totals = {
+            "lanes connected": [lane.connected for lane in self.lanes],
+            "symbols": len(counts),
+            "received": sum(c.received for c in counts),
+            "delivered": sum(c.delivered for c in counts),
+            "backfilled": sum(c.backfilled for c in counts),
+        }
+        return f"the ingest so far: {totals}"
 
     async def finish(self) -> None:
         self.stop.set()
@@ -279,8 +292,8 @@ def test_every_symbol_with_kafka_stopped_stays_under_512_mb_and_loses_nothing(
         ingest = start_ingest(ingest_env(private, venue), log, port)
         proc = psutil.Process(ingest.pid)
         try:
-            wait_for(lambda: scrape(port, "k2_ingest_connected") == 1, 120, "subscribed")
-            wait_for(lambda: scrape(port, "k2_ingest_trades_delivered_total") > 5000, 60, "flow")
+            wait_metric(port, "k2_ingest_connected", 1, 120, "subscribed", log)
+            wait_metric(port, "k2_ingest_trades_delivered_total", 5001, 60, "flow", log)
             broker = stack.services[0]
             assert broker.stop()
             peak = 0
@@ -290,10 +303,13 @@ def test_every_symbol_with_kafka_stopped_stays_under_512_mb_and_loses_nothing(
                 time.sleep(0.2)
             assert broker.start()
             before = scrape(port, "k2_ingest_trades_delivered_total")
-            wait_for(
-                lambda: scrape(port, "k2_ingest_trades_delivered_total") > before + 20_000,
+            wait_metric(
+                port,
+                "k2_ingest_trades_delivered_total",
+                before + 20_001,
                 120,
                 "delivery after the broker returned",
+                log,
             )
             peak = max(peak, proc.memory_info().rss)
             ingest.terminate()

@@ -277,10 +277,10 @@ def test_doctor_passes_every_stage_of_a_healthy_pipeline(pipeline: Pipeline) -> 
     """Every stage passes, in data-flow order; the human checklist ticks each one."""
     report = pipeline.doctor()
     assert report["healthy"] and report["broken_stage"] is None
-    assert [c["state"] for c in report["checks"]] == ["ok"] * 11
+    assert [c["state"] for c in report["checks"]] == ["ok"] * 13
     print(f"k2 doctor on a healthy pipeline: {report['seconds']} s")
     done = pipeline.k2("doctor", "--trade-timeout", "10")
-    assert done.returncode == 0 and done.stdout.count("✓") == 11, done.stdout
+    assert done.returncode == 0 and done.stdout.count("✓") == 13, done.stdout
 
 
 def test_doctor_names_the_build_stage_when_services_run_another_build(pipeline: Pipeline) -> None:
@@ -376,7 +376,9 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
         assert report["broken_stage"] == "venue", report
         venue = next(c for c in report["checks"] if c["stage"] == "venue")
         assert "no trade within 10 s" in venue["cause"]
-        assert [c["state"] for c in report["checks"][6:]] == ["not reached"] * 5
+        stages = [c["stage"] for c in report["checks"]]
+        after = report["checks"][stages.index("venue") + 1 :]
+        assert [c["state"] for c in after] == ["not reached"] * 5
     finally:
         deleting = urllib.request.Request(f"{pipeline.simulator}/_sim/faults", method="DELETE")
         urllib.request.urlopen(deleting, timeout=10).close()  # noqa: S310 - loopback

@@ -278,7 +278,7 @@ def test_a_rebuild_from_bronze_gives_the_streamed_rows(
     streamed = _contents(spark, lane)
     assert len(streamed["gold.trades"]) == 70 and len(streamed["silver.kraken_trades"]) == 50
 
-    with writer_lock(lane.layout, "k2 job stream"), pytest.raises(WriterBusyError):
+    with writer_lock(lane.settings, lane.layout, "k2 job stream"), pytest.raises(WriterBusyError):
         rebuild(spark, lane.settings, "gold")
     for layer in ("silver", "gold", "bars"):
         rebuild(spark, lane.settings, layer)  # type: ignore[arg-type]

@@ -26,7 +26,6 @@ from k2.jobs.offsets import (
     MARKER,
     PREVIOUS,
     TableProgress,
-    checkpoint_has_offsets,
     marker_offsets,
     marker_value,
     merged,
@@ -151,14 +150,6 @@ def test_a_table_written_before_the_rename_keeps_its_marker() -> None:
 def test_starting_offsets_name_every_partition() -> None:
     starts = json.loads(starting_offsets({"t": [0, 1, 2], "u": [0]}, {"t": {0: 9, 2: 0}}))
     assert starts == {"t": {"0": 10, "1": -2, "2": 1}, "u": {"0": -2}}
-
-
-def test_a_checkpoint_without_planned_offsets_does_not_count(tmp_path: Path) -> None:
-    assert not checkpoint_has_offsets(tmp_path / "none")
-    (tmp_path / "offsets").mkdir()
-    assert not checkpoint_has_offsets(tmp_path)
-    (tmp_path / "offsets" / "0").write_text("v1")
-    assert checkpoint_has_offsets(tmp_path)
 
 
 def test_offset_lag_is_latest_minus_end_per_partition() -> None:

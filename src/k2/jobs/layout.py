@@ -64,7 +64,7 @@ class Layout:
     gold: str
     bars: Mapping[str, str]  # interval -> gold.ohlcv_<interval>, smallest first
     gaps: str
-    checkpoint: Path
+    checkpoint: str  # a folder, or an object store URI (s3://...)
     prefix: str  # namespace prefix of every table
 
     @property
@@ -86,9 +86,12 @@ class Layout:
         return {source.topic: source.name for source in self.sources if source.is_trades}
 
 
-def checkpoint_root(settings: Settings) -> Path:
-    """The streaming query's checkpoint folder."""
-    return settings.stream.checkpoint_dir or settings.stack.state_dir / "checkpoints" / "stream"
+def checkpoint_root(settings: Settings) -> str:
+    """Where the streaming query's checkpoint lives: a folder, or an object store URI."""
+    configured = settings.stream.checkpoint_dir
+    if configured is None:
+        return str(settings.stack.state_dir / "checkpoints" / "stream")
+    return configured if "://" in str(configured) else str(Path(configured).resolve())
 
 
 def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layout:

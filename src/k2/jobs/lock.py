@@ -1,33 +1,102 @@
-"""One writer per table: the lock the streaming job and a rebuild take on a layout's tables.
+"""One writer per table: what the streaming job and a rebuild hold while they write.
 
 The streaming job's appends are exact because it is the only writer of its tables (its markers
 and Gold's anti-join assume no other insert lands between a read and a commit). A rebuild writes
-the same tables, so both take this lock, a file beside the job's checkpoint, for as long as they
-write; the second to come is refused with one line naming the first. The lock is local to one
-machine: a job on a cluster is stopped by hand before a rebuild.
+the same tables, so both take the writer lock for as long as they write; the second to come is
+refused with one line naming the first. The lock is two things: a file lock in ``K2_HOME``
+(immediate, and released by the kernel when its holder dies) and a lease in the catalog
+(:mod:`k2.lake.lease`), which every machine of a cluster shares. A background thread renews the
+lease; a writer that finds its lease taken is told through ``on_lost`` and must stop writing.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from k2.errors import WriterBusyError
+import structlog
+
+from k2.config import Settings
+from k2.errors import LakeError, LeaseLostError, WriterBusyError
 from k2.jobs.layout import Layout
+from k2.lake.catalog import open_catalog
+from k2.lake.lease import WriterLease
+
+log = structlog.get_logger(__name__)
+
+_RETRY_S = 5.0  # renewal after a failed attempt (the catalog briefly unreachable)
 
 
-def lock_path(plan: Layout) -> Path:
-    """The file the streaming job locks while it runs (beside its checkpoint)."""
-    return plan.checkpoint.with_name(plan.checkpoint.name + ".lock")
+def lock_path(settings: Settings, plan: Layout) -> Path:
+    """The file a writer of the layout's tables locks in ``K2_HOME``."""
+    name = f"writer-{plan.prefix or 'default'}.lock"
+    return settings.stack.state_dir / "locks" / name
 
 
 @contextmanager
-def writer_lock(plan: Layout, holder: str) -> Iterator[None]:
-    """Hold the lock of the layout's tables for the duration; refuse if someone else holds it."""
-    path = lock_path(plan)
+def writer_lock(
+    settings: Settings,
+    plan: Layout,
+    holder: str,
+    on_lost: Callable[[LeaseLostError], None] | None = None,
+) -> Iterator[WriterLease]:
+    """Hold the layout's writer lock for the duration; refuse if another writer holds it."""
+    with _file_lock(lock_path(settings, plan), holder):
+        lease = WriterLease(
+            open_catalog(settings),
+            plan.prefix,
+            holder,
+            str(settings.stack.state_dir),
+            settings.stream.writer_lease_s,
+        )
+        lease.acquire()
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=_renew,
+            args=(lease, settings.stream.writer_lease_s / 3, stop, on_lost),
+            name="k2-writer-lease",
+            daemon=True,
+        )
+        renewer.start()
+        try:
+            yield lease
+        finally:
+            stop.set()
+            renewer.join(timeout=30)
+            try:
+                lease.release()
+            except LakeError as exc:  # it expires on its own
+                log.warning("writer_lease_not_released", error=str(exc).splitlines()[0][:300])
+
+
+def _renew(
+    lease: WriterLease,
+    every_s: float,
+    stop: threading.Event,
+    on_lost: Callable[[LeaseLostError], None] | None,
+) -> None:
+    wait_s = every_s
+    while not stop.wait(wait_s):
+        try:
+            lease.renew()
+        except LeaseLostError as exc:
+            log.error("writer_lease_lost", error=str(exc))
+            if on_lost is not None:
+                on_lost(exc)
+            return
+        except Exception as exc:  # the catalog is unreachable for now: try again soon
+            log.warning("writer_lease_renewal_failed", error=str(exc).splitlines()[0][:300])
+            wait_s = min(every_s, _RETRY_S)
+            continue
+        wait_s = every_s
+
+
+@contextmanager
+def _file_lock(path: Path, holder: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
         try:

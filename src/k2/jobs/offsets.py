@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -175,7 +174,12 @@ def starting_offsets(
     return json.dumps(starts)
 
 
-def checkpoint_has_offsets(checkpoint: Path) -> bool:
-    """True when a streaming checkpoint holds planned offsets (Spark resumes from it)."""
-    folder = checkpoint / "offsets"
-    return folder.is_dir() and any(entry.name.isdigit() for entry in folder.iterdir())
+def checkpoint_has_offsets(spark: Any, checkpoint: str) -> bool:
+    """True when a streaming checkpoint holds planned offsets (Spark resumes from it); read
+    through Spark's own file systems, so an object store location works as a folder does."""
+    jvm = spark.sparkContext._jvm
+    folder = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/offsets")
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(folder):
+        return False
+    return any(status.getPath().getName().isdigit() for status in fs.listStatus(folder))

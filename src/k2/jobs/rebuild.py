@@ -27,6 +27,7 @@ from pyspark.sql import functions as sf
 
 from k2.config import Settings
 from k2.domain import BAR_INTERVALS
+from k2.errors import LeaseLostError
 from k2.jobs.gold.bars import KEYS, BarTables, bars_from_trades
 from k2.jobs.gold.trades import unique_trades
 from k2.jobs.layout import Layout, layout
@@ -106,9 +107,17 @@ def rebuild(
     plan = layout(settings)
     chosen = tuple(exchanges or plan.exchanges)
     span = window or Window()
-    with writer_lock(plan, f"k2 job rebuild {layer}"):
+    lost: list[LeaseLostError] = []
+
+    def step(name: str) -> None:
+        if lost:  # another writer took the tables over: stop before the next step
+            raise lost[0]
+        if on_step is not None:
+            on_step(name)
+
+    with writer_lock(settings, plan, f"k2 job rebuild {layer}", lost.append):
         prepare_tables(spark, settings, plan)
-        rebuilder = _Rebuilder(spark, settings, plan, chosen, span, on_step or (lambda _: None))
+        rebuilder = _Rebuilder(spark, settings, plan, chosen, span, step)
         report = {"silver": rebuilder.silver, "gold": rebuilder.gold, "bars": rebuilder.bars}[
             layer
         ]()

@@ -1,9 +1,14 @@
 """The Spark session every K2 job uses.
 
 ``local[*]`` by default, any master from settings. The Maven-fetched jars (Kafka source, Avro,
-Iceberg runtime, JDBC drivers) go on ``spark.jars`` and on the driver class path (the JDBC driver
+Iceberg runtime and its AWS bundle, Hadoop's S3A connector, JDBC drivers) go on ``spark.jars``,
+which a cluster's executors fetch from the driver, and on the driver class path (the JDBC driver
 must be visible to the driver's class loader for the catalog). The Iceberg catalog ``k2`` is the
 same one pyiceberg and DuckDB open.
+
+Credentials (the catalog's, the object store's) never go on a command line, where a process
+listing would show them: PySpark starts the driver's JVM with the settings on its command line,
+so they are set on the running session instead, and reach the executors inside the tasks.
 
 Under ``spark-submit`` the driver's JVM is running before any K2 code: the jars must be on the
 command line, which is what :func:`write_submit_properties` is for (``k2 job spark-conf``), and
@@ -22,6 +27,7 @@ from typing import Any
 from k2.config import Settings
 from k2.errors import ArtifactsMissingError
 from k2.lake.catalog import CATALOG_NAME, open_catalog, spark_catalog_conf
+from k2.lake.storage import hadoop_s3, is_object_store, uses_object_store
 
 
 def spark_jars(jvm_lib: Path) -> list[Path]:
@@ -33,10 +39,17 @@ def spark_jars(jvm_lib: Path) -> list[Path]:
     return jars
 
 
+# Spark hides the values of settings whose names match this in its UI, event logs and plans;
+# its default misses Iceberg's ``s3.access-key-id`` and the REST catalog's ``credential``.
+REDACTED = "(?i)secret|password|token|credential|access[.-]?key"
+
+
 def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
-    """Every Spark setting K2 sets, so ``spark-submit`` users can see and reuse them."""
+    """Every Spark setting K2 sets but the secret ones, so ``spark-submit`` users can see and
+    reuse them (:func:`secret_conf` has the rest)."""
     jars = spark_jars(settings.stack.jvm_lib)
     spark = settings.spark
+    hadoop = hadoop_s3(settings.lake) if _hadoop_needs_s3(settings) else None
     conf = {
         "spark.app.name": app_name,
         "spark.master": spark.master,
@@ -47,21 +60,37 @@ def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.driver.bindAddress": settings.stack.host,
         "spark.driver.host": settings.stack.host,
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
+        "spark.redaction.regex": REDACTED,
+        "spark.sql.redaction.options.regex": REDACTED,
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.defaultCatalog": "k2",
         "spark.sql.ansi.enabled": "true",
-        **spark_catalog_conf(settings),
+        **spark_catalog_conf(settings).public,
+        **({f"spark.hadoop.{k}": v for k, v in hadoop.public.items()} if hadoop else {}),
         **spark.conf,
     }
     return conf
 
 
+def secret_conf(settings: Settings) -> dict[str, str]:
+    """The Spark settings that hold credentials (the catalog's, the object store's): set on the
+    running session, never on a command line."""
+    conf = dict(spark_catalog_conf(settings).secret)
+    if _hadoop_needs_s3(settings):
+        conf.update({f"spark.hadoop.{k}": v for k, v in hadoop_s3(settings.lake).secret.items()})
+    return conf
+
+
+def _hadoop_needs_s3(settings: Settings) -> bool:
+    return uses_object_store(settings.lake) or is_object_store(settings.stream.checkpoint_dir)
+
+
 def write_submit_properties(settings: Settings, path: Path) -> Path:
     """K2's Spark settings as a ``spark-submit --properties-file``, readable only by its owner
     (the catalog's credentials are in it)."""
-    conf = session_conf(settings, "k2")
+    conf = {**session_conf(settings, "k2"), **secret_conf(settings)}
     del conf["spark.app.name"]  # each job names itself
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -113,8 +142,21 @@ def build_session(settings: Settings, app_name: str) -> Any:
     if threading.current_thread() is threading.main_thread() and on_interrupt is not None:
         signal.signal(signal.SIGINT, on_interrupt)
     session.sparkContext.setLogLevel("WARN")
+    _set_secrets(session, {k: v for k, v in secret_conf(settings).items() if k not in given})
     renew_sqlite_catalog_connections(session)
     return session
+
+
+def _set_secrets(session: Any, conf: dict[str, str]) -> None:
+    """Credentials into the running session before anything opens the catalog: the catalog's
+    and its file IO's into the SQL settings (streaming queries and executors get them from
+    there), the S3A connector's into the Hadoop configuration."""
+    hadoop = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in conf.items():
+        if key.startswith("spark.hadoop."):
+            hadoop.set(key.removeprefix("spark.hadoop."), value)
+        else:
+            session.conf.set(key, value)
 
 
 def renew_sqlite_catalog_connections(session: Any) -> None:

@@ -27,6 +27,7 @@ import structlog
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from k2.config import Settings
+from k2.errors import LeaseLostError
 from k2.jobs.batch import BatchReport, BatchWriter
 from k2.jobs.bronze.schemas import SchemaResolver, avro_resolution_check
 from k2.jobs.bronze.step import BronzeStep
@@ -132,7 +133,7 @@ def start_stream(
         plan.gaps,
     ]
     progress = {i: table_progress(spark, catalog, i) for i in identifiers}
-    starting = _starting(settings, plan, partitions, progress)
+    starting = _starting(spark, settings, plan, partitions, progress)
     writer = BatchWriter(spark, settings, plan, catalog, resolvers, progress, on_commit)
     interval_ms = max(1, round(settings.stream.trigger_interval_s * 1000))
     query = (
@@ -142,20 +143,21 @@ def start_stream(
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(writer)
         .trigger(processingTime=f"{interval_ms} milliseconds")
-        .option("checkpointLocation", str(plan.checkpoint))
+        .option("checkpointLocation", plan.checkpoint)
         .start()
     )
     return query, writer
 
 
 def _starting(
+    spark: Any,
     settings: Settings,
     plan: Layout,
     partitions: dict[str, list[int]],
     progress: dict[str, TableProgress],
 ) -> str:
-    if checkpoint_has_offsets(plan.checkpoint):
-        log.info("stream_resumed_from_checkpoint", checkpoint=str(plan.checkpoint))
+    if checkpoint_has_offsets(spark, plan.checkpoint):
+        log.info("stream_resumed_from_checkpoint", checkpoint=plan.checkpoint)
         return "earliest"  # Spark ignores it: the checkpoint's offsets win
     resume = {}
     for source in plan.sources:
@@ -167,7 +169,7 @@ def _starting(
         log.info(
             "stream_resumed_from_table",
             reason="no checkpoint",
-            checkpoint=str(plan.checkpoint),
+            checkpoint=plan.checkpoint,
             offsets=starting,
         )
         return starting
@@ -214,21 +216,29 @@ def run_stream(
         writers.append(writer)
         return query
 
-    supervisor: Supervisor | None = None
+    lost: list[LeaseLostError] = []
+
+    def lease_lost(error: LeaseLostError) -> None:
+        lost.append(error)
+        stop.set()
+
     try:
-        with writer_lock(plan, "k2 job stream"):
+        with writer_lock(settings, plan, "k2 job stream", lease_lost):
             supervisor = Supervisor(QUERY_NAME, start, listener.metrics.query_restarts.inc)
-            while not stop.wait(1.0):
-                supervisor.check()
+            try:
+                while not stop.wait(1.0):
+                    supervisor.check()
+            finally:
+                supervisor.stop(settings.stream.trigger_interval_s + 60)
+                if writers and not lost:
+                    _final_rollup(writers[-1])
     finally:
-        if supervisor is not None:
-            supervisor.stop(settings.stream.trigger_interval_s + 60)
-        if writers:
-            _final_rollup(writers[-1])
         spark.streams.removeListener(listener)
         server.stop()
         spark.stop()
         log.info("stream_job_stopped", exchanges=list(plan.exchanges))
+    if lost:
+        raise lost[0]
 
 
 def _final_rollup(writer: BatchWriter) -> None:

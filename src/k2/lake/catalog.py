@@ -9,12 +9,14 @@ table's current metadata file as resolved by the catalog.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from k2.config import Settings
 from k2.errors import LakeError
+from k2.lake import storage
 
 CATALOG_NAME = "k2"
 NAMESPACES = ("bronze", "silver", "gold")
@@ -43,11 +45,17 @@ def sqlite_path(jdbc_uri: str) -> Path:
 
 
 def pyiceberg_properties(settings: Settings) -> dict[str, str]:
+    """pyiceberg's properties of the catalog ``k2`` (secrets included: never log them)."""
     lake = settings.lake
     password = lake.catalog_password.get_secret_value() if lake.catalog_password else None
+    io = storage.pyiceberg_io(lake).merged
     if lake.catalog_type == "rest":
-        props = {"type": "rest", "uri": settings.catalog_uri, "warehouse": settings.warehouse}
-        if password:
+        props = {"type": "rest", "uri": settings.catalog_uri, **io}
+        if lake.warehouse:
+            props["warehouse"] = lake.warehouse
+        if lake.catalog_token is not None:
+            props["token"] = lake.catalog_token.get_secret_value()
+        elif password:
             props["credential"] = f"{lake.catalog_user or ''}:{password}"
         return props
     return {
@@ -55,6 +63,7 @@ def pyiceberg_properties(settings: Settings) -> dict[str, str]:
         "uri": _sqlalchemy_uri(settings.catalog_uri, lake.catalog_user, password),
         "warehouse": _warehouse_uri(settings.warehouse),
         "init_catalog_tables": "true",
+        **io,
     }
 
 
@@ -124,45 +133,70 @@ def ensure_namespaces(catalog: Any, prefix: str = "") -> list[str]:
     return created
 
 
-def spark_catalog_conf(settings: Settings) -> dict[str, str]:
-    """Spark settings that register the same catalog under the name ``k2``."""
+def spark_catalog_conf(settings: Settings) -> storage.Options:
+    """Spark settings that register the same catalog under the name ``k2``; the secret ones
+    apart (the session sets them once its JVM runs, so no process listing shows them)."""
     prefix = f"spark.sql.catalog.{CATALOG_NAME}"
     lake = settings.lake
-    conf = {
+    public = {
         prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.warehouse": settings.warehouse,
         # Other writers (pyiceberg, a second job) commit to the same tables: never serve a
         # cached, stale table version.
         f"{prefix}.cache-enabled": "false",
     }
+    secret: dict[str, str] = {}
     if lake.catalog_type == "rest":
-        conf[f"{prefix}.type"] = "rest"
-        conf[f"{prefix}.uri"] = settings.catalog_uri
-        return conf
-    conf[f"{prefix}.type"] = "jdbc"
-    conf[f"{prefix}.uri"] = settings.catalog_uri
-    # pyiceberg's SqlCatalog writes the V1 layout (with iceberg_type); Spark must use the same.
-    # conf[f"{prefix}.jdbc.schema-version"] = "V1"
-    if lake.catalog_user:
-        conf[f"{prefix}.jdbc.user"] = lake.catalog_user
-    if lake.catalog_password is not None:
-        conf[f"{prefix}.jdbc.password"] = lake.catalog_password.get_secret_value()
-    return conf
+        public[f"{prefix}.type"] = "rest"
+        public[f"{prefix}.uri"] = settings.catalog_uri
+        if lake.warehouse:
+            public[f"{prefix}.warehouse"] = lake.warehouse
+        if lake.catalog_token is not None:
+            secret[f"{prefix}.token"] = lake.catalog_token.get_secret_value()
+        elif lake.catalog_password is not None:
+            password = lake.catalog_password.get_secret_value()
+            secret[f"{prefix}.credential"] = f"{lake.catalog_user or ''}:{password}"
+    else:
+        public[f"{prefix}.type"] = "jdbc"
+        public[f"{prefix}.uri"] = settings.catalog_uri
+        public[f"{prefix}.warehouse"] = settings.warehouse
+        if lake.catalog_user:
+            public[f"{prefix}.jdbc.user"] = lake.catalog_user
+        if lake.catalog_password is not None:
+            secret[f"{prefix}.jdbc.password"] = lake.catalog_password.get_secret_value()
+    io = storage.iceberg_io(lake)
+    public.update({f"{prefix}.{key}": value for key, value in io.public.items()})
+    secret.update({f"{prefix}.{key}": value for key, value in io.secret.items()})
+    return storage.Options(public, secret)
 
 
 def duckdb_connect(settings: Settings) -> Any:
-    """A DuckDB connection with the iceberg extension loaded from its PyPI package (offline)."""
+    """A DuckDB connection that reads the lake: the iceberg extension, and for an object store
+    httpfs (and aws, for the standard credential chain) with a secret made from the settings;
+    every extension loaded from its PyPI package (offline)."""
     import duckdb  # noqa: PLC0415
-    import duckdb_extension_avro  # noqa: PLC0415
-    import duckdb_extension_iceberg  # noqa: PLC0415
 
     con = duckdb.connect()
-    for package, name in ((duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
-        files = sorted(Path(package.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension"))
-        if not files:
-            raise LakeError(f"DuckDB {name} extension missing; reinstall with `make venv`")
-        con.execute(f"LOAD '{files[-1]}'")
+    secret = storage.duckdb_secret_sql(settings.lake)
+    extensions = ["avro", "iceberg"]
+    if secret is not None:
+        extensions += ["httpfs"] + (["aws"] if "credential_chain" in secret else [])
+    for name in extensions:
+        con.execute(f"LOAD '{_duckdb_extension(name)}'")
+    if secret is not None:
+        con.execute(secret)
     return con
+
+
+def _duckdb_extension(name: str) -> Path:
+    """The extension file of DuckDB's ``duckdb-extension-<name>`` package."""
+    try:
+        package = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError:
+        raise LakeError(f"DuckDB {name} extension missing; reinstall with `make venv`") from None
+    files = sorted(Path(str(package.__file__)).parent.glob(f"extensions/*/{name}.duckdb_extension"))
+    if not files:
+        raise LakeError(f"DuckDB {name} extension missing; reinstall with `make venv`")
+    return files[-1]
 
 
 def duckdb_scan_sql(settings: Settings, identifier: str) -> str:

@@ -19,6 +19,7 @@ from k2.errors import K2Error
 from k2.ops.components import Endpoint, endpoints, stale_reason
 from k2.ops.data import table_figures, topic_figures
 from k2.ops.doctor import Broken, Stage
+from k2.ops.external import kafka_brokers, object_store, spark_cluster
 from k2.stack.runfile import RunRecord, read_run
 from k2.stack.scrape import Scrape, scrape
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
@@ -70,6 +71,8 @@ class Doctor:
             Stage("broker", "broker reachable", self.check_broker),
             Stage("registry", "registry reachable, K2's subjects registered", self.check_registry),
             Stage("catalog", "catalog opens, namespaces exist", self.check_catalog),
+            Stage("storage", "object store writable", self.check_storage),
+            Stage("spark", "Spark master and workers alive", self.check_spark),
             Stage("venue", "venue reachable: reference data and a live trade", self.check_venue),
             Stage("ingest", "each ingest up and delivering", self.check_ingest),
             Stage("topics", "raw topic end offsets moving", self.check_topics),
@@ -146,7 +149,22 @@ class Doctor:
             raise Broken(
                 f"topic(s) {', '.join(missing)} missing", "create them: `k2 topics create`"
             )
-        return f"{bootstrap}: {len(names)} topics, K2's raw topics present"
+        brokers, under = kafka_brokers(self.settings)
+        down = [b.address for b in brokers if not b.up]
+        if down:
+            raise Broken(
+                f"broker(s) {', '.join(down)} of the cluster down ({under} partition(s) of K2's "
+                f"topics under-replicated)",
+                "restart the broker(s); K2 keeps writing while min.insync.replicas are in sync",
+            )
+        if under:
+            raise Broken(
+                f"{under} partition(s) of K2's topics under-replicated",
+                "a broker is behind or missing: check every broker of the cluster",
+            )
+        return (
+            f"{bootstrap}: {len(brokers)} broker(s), {len(names)} topics, K2's raw topics present"
+        )
 
     def check_registry(self) -> str:
         from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
@@ -185,6 +203,34 @@ class Doctor:
         if missing:
             raise Broken(f"namespace(s) {', '.join(missing)} missing", "run `k2 lake init`")
         return f"{self.settings.catalog_uri.split('?')[0]}: {', '.join(NAMESPACES)}"
+
+    def check_storage(self) -> str:
+        found = object_store(self.settings)
+        if found is None:
+            return f"warehouse {self.settings.warehouse} (no object store)"
+        if not found.up:
+            raise Broken(
+                f"the object store at {found.address} refuses: {found.detail}",
+                "check that it runs, K2_LAKE__S3_ENDPOINT and the credentials "
+                "(K2_LAKE__S3_ACCESS_KEY_ID or the AWS chain)",
+            )
+        return f"{found.address}: {found.detail}"
+
+    def check_spark(self) -> str:
+        parts, _ = spark_cluster(self.settings)
+        if not parts:
+            return f"Spark runs in the job's process ({self.settings.spark.master})"
+        master, workers = parts[0], parts[1:]
+        if not master.up:
+            raise Broken(
+                f"the Spark master {master.address} does not answer ({master.detail})",
+                "start it, or check K2_SPARK__MASTER and K2_SPARK__MASTER_UI_URL",
+            )
+        dead = [w.address for w in workers if not w.up]
+        if dead or not workers:
+            named = f"worker(s) {', '.join(dead)} dead" if dead else "no worker registered"
+            raise Broken(f"the Spark master {master.address}: {named}", "start the worker(s)")
+        return f"{master.address}: {len(workers)} worker(s) alive"
 
     # ------------------------------------------------------------------------ data-flow stages
 
@@ -281,6 +327,13 @@ class Doctor:
             raise Broken(
                 f"no micro-batch committed to Bronze for {window + 10:.0f} s while data arrives",
                 "read the job's log (K2_HOME/logs/stream.log): a failing or stuck batch",
+            )
+        masters, apps = spark_cluster(self.settings)
+        job = next((a for a in apps if a.get("name") == "k2-stream"), None)
+        if masters and (job is None or not job.get("cores")):
+            raise Broken(
+                f"the Spark master {self.settings.spark.master} runs no executor of k2-stream",
+                "its workers have no free cores or memory: read the master's web UI",
             )
         topics, _ = topic_figures(self.settings, self.catalog)
         lag = sum(t.lag or 0 for t in topics)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from k2.config import Settings
+from k2.ops.external import ExternalPart, kafka_brokers, object_store, spark_cluster
 from k2.stack.manager import Stack
 from k2.stack.prometheus_config import scrape_targets
 from k2.stack.runfile import PartRecord, RunRecord, read_run
@@ -181,6 +182,38 @@ def stack_components(settings: Settings) -> list[Component]:
     ]
 
 
+def external_components(settings: Settings) -> list[Component]:
+    """The services K2 uses but does not run (a Kafka cluster, a registry, an object store, a
+    Spark master and its workers), each probed directly."""
+    found: list[Component] = []
+    if settings.kafka.bootstrap_servers is not None:
+        brokers, under = kafka_brokers(settings)
+        note = f"; {under} partition(s) under-replicated" if under else ""
+        found += [_external(b, note) for b in brokers]
+    if settings.registry.url is not None:
+        found.append(_external(_registry(settings)))
+    store = object_store(settings)
+    if store is not None:
+        found.append(_external(store))
+    found += [_external(part) for part in spark_cluster(settings)[0]]
+    return found
+
+
+def _external(part: ExternalPart, note: str = "") -> Component:
+    return Component(part.name, "external", part.up, part.address, detail=part.detail + note)
+
+
+def _registry(settings: Settings) -> ExternalPart:
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+    url = settings.registry_url
+    try:
+        subjects = SchemaRegistryClient({**settings.registry_config(), "timeout": 2}).get_subjects()
+    except Exception as exc:  # any failure means it cannot serve K2 now
+        return ExternalPart("registry", url, False, str(exc).splitlines()[0][:200])
+    return ExternalPart("registry", url, True, f"{len(subjects)} subjects")
+
+
 @dataclass(frozen=True)
 class Components:
     """Every component, the scrapes of those that serve metrics, and the installed build."""
@@ -197,7 +230,7 @@ def collect_components(settings: Settings) -> Components:
     installed = git_sha()
     run = read_run(settings.stack.state_dir)
     run = run if run is not None and run.alive() else None
-    items = stack_components(settings)
+    items = stack_components(settings) + external_components(settings)
     scrapes: dict[str, Scrape] = {}
     for endpoint in endpoints(settings, run):
         if endpoint.kind == "simulator":

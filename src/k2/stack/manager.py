@@ -52,14 +52,25 @@ class ServiceStatus:
 
 
 class Stack:
-    """The broker and the registry, started in dependency order and stopped in reverse."""
+    """The broker and the registry, started in dependency order and stopped in reverse.
+
+    Only what the settings leave embedded is K2's to run: with ``K2_KAFKA__BOOTSTRAP_SERVERS``
+    or ``K2_REGISTRY__URL`` pointing elsewhere, that service is external (listed in
+    :attr:`external`) and never started or stopped here.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.services: list[Service] = [
-            KafkaBroker(settings.stack),
-            SchemaRegistry(settings.stack),
-        ]
+        self.services: list[Service] = []
+        self.external: list[tuple[str, str]] = []  # (name, address) of services run elsewhere
+        if settings.kafka.bootstrap_servers is None:
+            self.services.append(KafkaBroker(settings.stack))
+        else:
+            self.external.append(("kafka", settings.kafka.bootstrap_servers))
+        if settings.registry.url is None:
+            self.services.append(SchemaRegistry(settings.stack))
+        else:
+            self.external.append(("registry", settings.registry.url))
         if settings.prometheus.local != "off":
             self.services.append(LocalPrometheus(settings))
         self.skipped: list[tuple[str, str]] = []  # (name, why) of optional services not started

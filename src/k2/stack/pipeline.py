@@ -284,11 +284,10 @@ def _goodbye(parts: Sequence[Part], services: list[str]) -> str:
 def _stack_up(stack: Stack, console: Console) -> list[str]:
     """Bring the stack up, say what runs; the services started now (the run stops only those)."""
     services = stack.up()
-    console.echo(
-        "stack: "
-        + ", ".join(f"{name} {'started' if now else 'already running'}" for name, now in services)
-        + "".join(f", {name} not started ({reason})" for name, reason in stack.skipped)
-    )
+    said = [f"{name} {'started' if now else 'already running'}" for name, now in services]
+    said += [f"{name} external ({address})" for name, address in stack.external]
+    said += [f"{name} not started ({reason})" for name, reason in stack.skipped]
+    console.echo("stack: " + ", ".join(said))
     return [name for name, now in services if now]
 
 
