@@ -89,8 +89,32 @@ class KafkaSettings(_Section):
         description="Prepended to every K2 topic name (e.g. 'staging.'), to share a cluster.",
     )
     topic_partitions: int = Field(6, ge=1, description="Partitions of each raw and DLQ topic.")
-    replication_factor: int = Field(1, ge=1, description="Replication of K2's topics.")
+    replication_factor: int = Field(
+        1, ge=1, description="Replication of K2's topics (3 on a cluster of three brokers)."
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas that must have a record before the broker acknowledges it (the "
+        "ingest produces with acks=all); default: 2 for topics replicated 3 or more times (one "
+        "broker may be down and nothing acknowledged is lost), else 1.",
+    )
     retention_ms: int = Field(7 * 24 * 3600 * 1000, description="Retention of raw topics (ms).")
+
+    @property
+    def min_insync(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return 2 if self.replication_factor >= 3 else 1
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> KafkaSettings:
+        if self.min_insync > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync} exceeds replication_factor "
+                f"{self.replication_factor}: no record could ever be acknowledged"
+            )
+        return self
 
     def client_config(self, default_bootstrap: str) -> dict[str, str]:
         """librdkafka settings shared by every producer, consumer and admin client."""

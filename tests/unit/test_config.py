@@ -91,3 +91,14 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert "Usage:" in result.output
     # Every command explains itself in at least one sentence.
     assert len(result.output.split("\n\n")[1].strip()) > 10
+
+
+def test_a_topic_replicated_three_times_needs_two_replicas_in_sync() -> None:
+    """On a cluster of three, an acknowledged record survives one broker lost; alone, one."""
+    from k2.config import KafkaSettings
+
+    assert KafkaSettings().min_insync == 1
+    assert KafkaSettings(replication_factor=3).min_insync == 2
+    assert KafkaSettings(replication_factor=3, min_insync_replicas=3).min_insync == 3
+    with pytest.raises(ValueError, match="exceeds replication_factor"):
+        KafkaSettings(replication_factor=1, min_insync_replicas=2)

@@ -56,6 +56,7 @@ def k2_topics(settings: Settings) -> list[TopicSpec]:
         "compression.type": "lz4",
         "retention.ms": str(kafka.retention_ms),
         "cleanup.policy": "delete",
+        "min.insync.replicas": str(kafka.min_insync),
     }
     specs = []
     for exchange in settings.exchanges:
