@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -36,9 +37,17 @@ class ManagedProcess:
     """A detached child process tracked by a pid file in its state folder."""
 
     def __init__(
-        self, name: str, state_dir: Path, marker: str | None = None, home: Path | None = None
+        self,
+        name: str,
+        state_dir: Path,
+        marker: str | None = None,
+        home: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
+        # The signal that asks the program for its orderly stop (PostgreSQL's is SIGINT: its
+        # SIGTERM would wait for every client to leave).
+        self.stop_signal = stop_signal
         self.state_dir = state_dir
         self.pid_file = state_dir / f"{name}.pid"
         self.log_file = state_dir / f"{name}.log"
@@ -88,9 +97,17 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
         return None
 
-    def start(self, argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> int:
-        """Start ``argv`` in its own session with output appended to the log file."""
+    def start(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+    ) -> int:
+        """Start ``argv`` in its own session with output appended to the log file; as the OS
+        account ``user`` (with its own group and no other) when given."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        account = None if user is None else pwd.getpwnam(user)
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(  # noqa: S603 - argv is built by K2, never from user text
                 list(argv),
@@ -100,6 +117,9 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
+                user=None if account is None else account.pw_uid,
+                group=None if account is None else account.pw_gid,
+                extra_groups=None if account is None else [],
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         self._started = proc
@@ -134,15 +154,15 @@ class ManagedProcess:
         )
 
     def stop(self, timeout_s: float) -> bool:
-        """SIGTERM, a bounded wait, then SIGKILL, for the recorded process and every stray one
-        of this state folder. True if a process was stopped."""
+        """The stop signal (SIGTERM), a bounded wait, then SIGKILL, for the recorded process and
+        every stray one of this state folder. True if a process was stopped."""
         info = self.info()
         pids = ([info.pid] if info is not None else []) + self.strays()
         procs = []
         for pid in pids:
             try:
                 proc = psutil.Process(pid)
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(self.stop_signal)
             except psutil.NoSuchProcess:
                 continue
             procs.append(proc)
