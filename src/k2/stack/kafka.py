@@ -127,15 +127,9 @@ class KafkaBroker:
         return True
 
     def start(self) -> bool:
-        """Start the broker unless it runs already. True if it was started now."""
-        if not self.launch():
-            return False
-        self.wait_healthy()
-        return True
-
-    def launch(self) -> bool:
-        """Start the process without waiting for it to serve (a voter of a larger quorum only
-        serves once enough of the others run). True if it was started now."""
+        """Start the broker unless it runs already, and wait until it serves (a voter of a
+        larger quorum serves only once a majority of the quorum runs). True if it was started
+        now."""
         if self.process.info() is not None:
             return False
         if not any(self.lib.glob("kafka_2.13-*.jar")):
@@ -170,12 +164,8 @@ class KafkaBroker:
             ],
             cwd=self.dir,
         )
-        return True
-
-    def wait_healthy(self) -> None:
-        """Wait until the broker serves; a broker that dies or never serves is stopped and
-        reported with its log."""
         self.process.wait_until(self.healthy, self.stack.start_timeout_s, "healthy")
+        return True
 
     def stop(self) -> bool:
         return self.process.stop(self.stack.stop_timeout_s)
