@@ -166,12 +166,12 @@ class ManagedProcess:
             except psutil.NoSuchProcess:
                 continue
             procs.append(proc)
-        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        alive = _wait_gone(procs, timeout_s)
         for proc in alive:
             log.warning("service_kill_forced", service=self.name, pid=proc.pid, waited_s=timeout_s)
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        psutil.wait_procs(alive, timeout=10)
+        _wait_gone(alive, 10)
         self.pid_file.unlink(missing_ok=True)
         return bool(procs)
 
@@ -185,3 +185,27 @@ class ManagedProcess:
             if "ERROR" in line or "Exception" in line or "Error:" in line:
                 return line.strip()[:300]
         return lines[-1].strip()[:300] if lines else "no output"
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to ``timeout_s`` for ``procs`` to end; those still running then.
+
+    A process that ended but was not reaped yet by its parent (a zombie: the service was started
+    by another, still running, program) has ended; only this process's own children can be
+    reaped here, which waiting does.
+    """
+    deadline = time.monotonic() + timeout_s
+    alive = list(procs)
+    while alive:
+        _, alive = psutil.wait_procs(alive, timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+        alive = [proc for proc in alive if not _ended(proc)]
+        if time.monotonic() >= deadline:
+            break
+    return alive
+
+
+def _ended(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
