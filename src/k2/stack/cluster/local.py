@@ -31,6 +31,7 @@ from k2.stack.cluster.spark import SparkMaster, SparkWorker
 from k2.stack.cluster.state import ClusterState
 from k2.stack.kafka import KafkaBroker, KafkaLayout, KafkaNode
 from k2.stack.manager import Service, ServiceStatus, service_statuses
+from k2.stack.ports import ensure_port_free
 from k2.stack.registry import SchemaRegistry
 
 BROKER_HEAP = "384m"
@@ -105,6 +106,7 @@ class LocalCluster:
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state.save()
+        self._check_ports_free()
         results: list[tuple[str, bool]] = []
         try:
             for tier in self._tiers():
@@ -177,6 +179,15 @@ class LocalCluster:
             [self.spark_master],
             [*self.workers],
         ]
+
+    def _check_ports_free(self) -> None:
+        """Fail before starting anything when a port of a server that is down is held by
+        another program (each server checks again as it starts)."""
+        down = {service.name for service in self.services if service.process.info() is None}
+        for key, port in self.state.ports.items():
+            owner = next((name for name in down if key == name or key.startswith(f"{name}-")), None)
+            if owner is not None:
+                ensure_port_free(self.stack.host, port, key, self.state.port_setting(key))
 
     @staticmethod
     def _start_tier(tier: list[Service], results: list[tuple[str, bool]]) -> None:

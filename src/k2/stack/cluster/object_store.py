@@ -3,8 +3,9 @@
 One ``weed server`` process runs the master, a volume server, the filer and the S3 gateway,
 each on a port of its own (every port is set: a default one may be taken by another program),
 bound to the loopback address only. S3 requests must be signed with the generated access key
-(the identity file is private to K2's user); at start the store proves that an unsigned request
-is refused before it is called healthy. The bucket is created at start.
+(the identity file is private to K2's user); at start the store proves that a request signed
+with a wrong key is refused (without its identity file SeaweedFS would serve anyone). The bucket
+is created at start.
 """
 
 from __future__ import annotations
