@@ -8,9 +8,10 @@ JVM_STAMP := jvm/lib/.k2-fetched
 SOURCE ?= live
 PYTEST_ARGS ?=
 # Debian packages some tests drive as a person would: a real Prometheus (promtool and server) and
-# a real browser; and the HTTP load generator the API benchmark drives. Installed by `make test`
-# and `make bench` when missing (as root, or through sudo).
-SYSTEM_PACKAGES := prometheus chromium chromium-driver hey
+# a real browser; the HTTP load generator the API benchmark drives; and the PostgreSQL server of
+# the local cluster (`k2 stack up --cluster`). Installed by `make test` and `make bench` when
+# missing (as root, or through sudo).
+SYSTEM_PACKAGES := prometheus chromium chromium-driver hey postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: help run stop test lint format bench venv jvm sysdeps clean
@@ -33,7 +34,7 @@ $(JVM_STAMP): jvm/pom.xml
 	@mvn -q -B -f jvm/pom.xml package > jvm/mvn.log 2>&1 || { grep -m1 ERROR jvm/mvn.log; echo "error: Maven could not fetch the JVM artifacts (see jvm/mvn.log); check access to Maven Central or ~/.m2/settings.xml"; exit 1; }
 	@touch $@
 
-sysdeps:  ## Debian packages the tests use (Prometheus, Chromium), installed when missing
+sysdeps:  ## Debian packages the tests use (Prometheus, Chromium, PostgreSQL), installed when missing
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for the tests (first run only): "$$missing; \

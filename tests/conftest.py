@@ -1,4 +1,5 @@
-"""Session fixtures: one real Kafka broker, one real registry and one Spark session per test run.
+"""Session fixtures: one real Kafka broker, one real registry and one Spark session per test run,
+and, for the tests that ask for it, one local cluster.
 
 Every service runs from a temporary state folder on free ports, so the suite never touches a
 stack the user is running. Each JVM starts once per session (two cores).
@@ -7,6 +8,8 @@ stack the user is running. Each JVM starts once per session (two cores).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,3 +64,24 @@ def spark(settings: Settings) -> Iterator[Any]:
     session = build_session(settings, "k2-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """The local cluster (three brokers, registry, PostgreSQL, S3, REST catalog, Spark master and
+    two workers), started once and stopped at the end of the session.
+
+    Its folder is made by ``mkdtemp`` (0700) and opened to 0711: PostgreSQL runs as the
+    ``postgres`` account when the tests run as root, and must be able to enter it.
+    """
+    from k2.stack.cluster import LocalCluster
+
+    home = Path(tempfile.mkdtemp(prefix="k2-cluster-"))
+    home.chmod(0o711)
+    running = LocalCluster(StackSettings(home=home, start_timeout_s=180))
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+        shutil.rmtree(home, ignore_errors=True)

@@ -36,6 +36,14 @@ class ArtifactsMissingError(StackError):
     """Raised when the Maven-fetched JVM artifacts are missing or incomplete."""
 
 
+class ProgramMissingError(StackError):
+    """Raised when a program a local service runs (PostgreSQL, SeaweedFS) is not installed."""
+
+
+class FolderAccessError(StackError):
+    """Raised when the OS account a local service runs as cannot reach its state folder."""
+
+
 class TopicError(K2Error):
     """Raised when a Kafka topic cannot be created or does not match the configuration."""
 

@@ -1,4 +1,8 @@
-"""The embedded Kafka broker: one combined broker+controller node in KRaft mode.
+"""A Kafka node in KRaft mode: one combined broker+controller.
+
+The embedded stack runs one such node alone; the local cluster (:mod:`k2.stack.cluster`) runs
+three of them as one quorum. Both are the same :class:`KafkaBroker`, told by a
+:class:`KafkaLayout` which node it is, who votes in its quorum and where its state lives.
 
 Its storage is formatted once (the cluster id is kept in ``meta.properties`` inside the data
 folder) and its data stays in the state folder across ``down``/``up``.
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -37,21 +42,77 @@ logger.started.level = INFO
 """
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (URL-safe base64 of a UUID, as Kafka's own tool makes)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One voter of a KRaft quorum: its node id and its two listener ports."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+
+@dataclass(frozen=True)
+class KafkaLayout:
+    """Which node a broker is, who votes in its quorum, and where its state lives.
+
+    ``home`` is the state folder the process is marked with (``-Dk2.home``), so a ``down`` of
+    that folder finds it; ``cluster_id`` is the id its storage is formatted with (every voter
+    of a quorum must share one; None makes a fresh one for a node alone). Internal topics are
+    replicated to every voter (at most 3) and need all but one of them in sync.
+    """
+
+    name: str
+    home: Path
+    dir: Path
+    node: KafkaNode
+    voters: tuple[KafkaNode, ...]
+    heap: str
+    cluster_id: str | None = None
+    port_setting: str = "K2_STACK__KAFKA_PORT"
+    controller_port_setting: str = "K2_STACK__KAFKA_CONTROLLER_PORT"
+
+    @classmethod
+    def single(cls, stack: StackSettings) -> KafkaLayout:
+        """The embedded stack's broker: node 1, alone in its quorum, in ``<state>/kafka``."""
+        node = KafkaNode(1, stack.kafka_port, stack.kafka_controller_port)
+        return cls(
+            name="kafka",
+            home=stack.state_dir,
+            dir=stack.state_dir / "kafka",
+            node=node,
+            voters=(node,),
+            heap=stack.kafka_heap,
+        )
+
+    @property
+    def replication(self) -> int:
+        return min(3, len(self.voters))
+
+    @property
+    def min_insync(self) -> int:
+        return max(1, self.replication - 1)
+
+
 class KafkaBroker:
-    """Start, stop and inspect the local broker described by the stack settings."""
+    """Start, stop and inspect one local Kafka node (the embedded broker by default)."""
 
-    name = "kafka"
-
-    def __init__(self, stack: StackSettings) -> None:
+    def __init__(self, stack: StackSettings, layout: KafkaLayout | None = None) -> None:
         self.stack = stack
-        self.dir = stack.state_dir / "kafka"
+        self.layout = layout or KafkaLayout.single(stack)
+        self.name = self.layout.name
+        self.dir = self.layout.dir
         self.data_dir = self.dir / "data"
-        self.process = ManagedProcess("kafka", self.dir, home=stack.state_dir)
+        self.process = ManagedProcess(self.name, self.dir, home=self.layout.home)
         self.lib = stack.jvm_lib / "kafka"
 
     @property
     def address(self) -> str:
-        return f"{self.stack.host}:{self.stack.kafka_port}"
+        return f"{self.stack.host}:{self.layout.node.port}"
 
     def version(self) -> str:
         jars = sorted(self.lib.glob("kafka_2.13-*.jar"))
@@ -66,7 +127,9 @@ class KafkaBroker:
         return True
 
     def start(self) -> bool:
-        """Start the broker unless it runs already. True if it was started now."""
+        """Start the broker unless it runs already, and wait until it serves (a voter of a
+        larger quorum serves only once a majority of the quorum runs). True if it was started
+        now."""
         if self.process.info() is not None:
             return False
         if not any(self.lib.glob("kafka_2.13-*.jar")):
@@ -74,20 +137,21 @@ class KafkaBroker:
                 f"Kafka jars missing in {self.lib}; run `make jvm` to fetch them with Maven"
             )
         java, _ = find_java(17, self.stack.java_home, "K2_STACK__JAVA_HOME")
-        ensure_port_free(self.stack.host, self.stack.kafka_port, "Kafka", "K2_STACK__KAFKA_PORT")
+        node, layout = self.layout.node, self.layout
+        ensure_port_free(self.stack.host, node.port, "Kafka", layout.port_setting)
         ensure_port_free(
             self.stack.host,
-            self.stack.kafka_controller_port,
+            node.controller_port,
             "Kafka controller",
-            "K2_STACK__KAFKA_CONTROLLER_PORT",
+            layout.controller_port_setting,
         )
         config = self._write_config()
         self._format_if_new(java, config)
         self.process.start(
             [
                 str(java),
-                f"-Xmx{self.stack.kafka_heap}",
-                f"-Xms{self.stack.kafka_heap}",
+                f"-Xmx{layout.heap}",
+                f"-Xms{layout.heap}",
                 "-XX:+UseG1GC",
                 "-XX:MaxGCPauseMillis=20",
                 "-Djava.awt.headless=true",
@@ -112,11 +176,14 @@ class KafkaBroker:
 
     def _write_config(self) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
-        host, port, cport = self.stack.host, self.stack.kafka_port, self.stack.kafka_controller_port
+        host, node, layout = self.stack.host, self.layout.node, self.layout
+        port, cport = node.port, node.controller_port
+        voters = ",".join(f"{v.node_id}@{host}:{v.controller_port}" for v in layout.voters)
+        replicas, min_isr = str(layout.replication), str(layout.min_insync)
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{host}:{cport}",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
             "advertised.listeners": f"PLAINTEXT://{host}:{port}",
             "controller.listener.names": "CONTROLLER",
@@ -124,16 +191,21 @@ class KafkaBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "6",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             "log.retention.check.interval.ms": "60000",
         }
+        if layout.replication > 1:
+            # The defaults of topics a client creates without saying (a node alone keeps
+            # Kafka's own defaults).
+            lines["default.replication.factor"] = replicas
+            lines["min.insync.replicas"] = min_isr
         config = self.dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         (self.dir / "log4j2.properties").write_text(_LOG4J.format(log=self.process.log_file))
@@ -142,19 +214,14 @@ class KafkaBroker:
     def _format_if_new(self, java: Path, config: Path) -> None:
         meta = self.data_dir / "meta.properties"
         if meta.exists():
-            text = meta.read_text(errors="replace")
-            if "cluster.id=" not in text or "node.id=" not in text:
-                raise StateCorruptedError(
-                    f"Kafka state is corrupted: {meta} has no cluster.id/node.id; move "
-                    f"{self.data_dir} away (its records are lost) or restore it from a backup"
-                )
+            self._check_meta(meta)
             return
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             raise StateCorruptedError(
                 f"Kafka state is corrupted: {self.data_dir} holds data but no meta.properties; "
                 f"move it away (its records are lost) or restore it from a backup"
             )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.layout.cluster_id or new_cluster_id()
         argv = [
             str(java),
             "-Xmx256m",
@@ -176,4 +243,19 @@ class KafkaBroker:
             raise StackError(
                 f"formatting Kafka storage failed: {self.process.last_error_line()}; "
                 f"see {self.process.log_file}"
+            )
+
+    def _check_meta(self, meta: Path) -> None:
+        text = meta.read_text(errors="replace")
+        if "cluster.id=" not in text or "node.id=" not in text:
+            raise StateCorruptedError(
+                f"Kafka state is corrupted: {meta} has no cluster.id/node.id; move "
+                f"{self.data_dir} away (its records are lost) or restore it from a backup"
+            )
+        wanted = self.layout.cluster_id
+        if wanted is not None and f"cluster.id={wanted}" not in text.splitlines():
+            raise StateCorruptedError(
+                f"Kafka state of {self.name} belongs to another cluster than its quorum's "
+                f"({meta} has another cluster.id); move {self.data_dir} away (its records are "
+                f"lost) or restore the cluster's state file"
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -111,23 +112,28 @@ class Stack:
         ]
 
     def status(self) -> list[ServiceStatus]:
-        rows = []
-        now = time.time()
-        for service in self.services:
-            info = service.process.info()
-            rows.append(
-                ServiceStatus(
-                    name=service.name,
-                    up=info is not None,
-                    healthy=info is not None and service.healthy(),
-                    address=service.address,
-                    pid=info.pid if info else None,
-                    version=service.version(),
-                    uptime_s=(now - info.started_at) if info else None,
-                    log=str(service.process.log_file),
-                )
+        return service_statuses(self.services)
+
+
+def service_statuses(services: Iterable[Service]) -> list[ServiceStatus]:
+    """One row per service: running or not, healthy, address, pid, version, uptime, log."""
+    rows = []
+    now = time.time()
+    for service in services:
+        info = service.process.info()
+        rows.append(
+            ServiceStatus(
+                name=service.name,
+                up=info is not None,
+                healthy=info is not None and service.healthy(),
+                address=service.address,
+                pid=info.pid if info else None,
+                version=service.version(),
+                uptime_s=(now - info.started_at) if info else None,
+                log=str(service.process.log_file),
             )
-        return rows
+        )
+    return rows
 
 
 def stack_environment(stack: StackSettings) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -36,9 +37,17 @@ class ManagedProcess:
     """A detached child process tracked by a pid file in its state folder."""
 
     def __init__(
-        self, name: str, state_dir: Path, marker: str | None = None, home: Path | None = None
+        self,
+        name: str,
+        state_dir: Path,
+        marker: str | None = None,
+        home: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.name = name
+        # The signal that asks the program for its orderly stop (PostgreSQL's is SIGINT: its
+        # SIGTERM would wait for every client to leave).
+        self.stop_signal = stop_signal
         self.state_dir = state_dir
         self.pid_file = state_dir / f"{name}.pid"
         self.log_file = state_dir / f"{name}.log"
@@ -88,9 +97,17 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
         return None
 
-    def start(self, argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> int:
-        """Start ``argv`` in its own session with output appended to the log file."""
+    def start(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+    ) -> int:
+        """Start ``argv`` in its own session with output appended to the log file; as the OS
+        account ``user`` (with its own group and no other) when given."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        account = None if user is None else pwd.getpwnam(user)
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(  # noqa: S603 - argv is built by K2, never from user text
                 list(argv),
@@ -100,6 +117,9 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
+                user=None if account is None else account.pw_uid,
+                group=None if account is None else account.pw_gid,
+                extra_groups=None if account is None else [],
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         self._started = proc
@@ -134,24 +154,24 @@ class ManagedProcess:
         )
 
     def stop(self, timeout_s: float) -> bool:
-        """SIGTERM, a bounded wait, then SIGKILL, for the recorded process and every stray one
-        of this state folder. True if a process was stopped."""
+        """The stop signal (SIGTERM), a bounded wait, then SIGKILL, for the recorded process and
+        every stray one of this state folder. True if a process was stopped."""
         info = self.info()
         pids = ([info.pid] if info is not None else []) + self.strays()
         procs = []
         for pid in pids:
             try:
                 proc = psutil.Process(pid)
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(self.stop_signal)
             except psutil.NoSuchProcess:
                 continue
             procs.append(proc)
-        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        alive = _wait_gone(procs, timeout_s)
         for proc in alive:
             log.warning("service_kill_forced", service=self.name, pid=proc.pid, waited_s=timeout_s)
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        psutil.wait_procs(alive, timeout=10)
+        _wait_gone(alive, 10)
         self.pid_file.unlink(missing_ok=True)
         return bool(procs)
 
@@ -165,3 +185,27 @@ class ManagedProcess:
             if "ERROR" in line or "Exception" in line or "Error:" in line:
                 return line.strip()[:300]
         return lines[-1].strip()[:300] if lines else "no output"
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to ``timeout_s`` for ``procs`` to end; those still running then.
+
+    A process that ended but was not reaped yet by its parent (a zombie: the service was started
+    by another, still running, program) has ended; only this process's own children can be
+    reaped here, which waiting does.
+    """
+    deadline = time.monotonic() + timeout_s
+    alive = list(procs)
+    while alive:
+        _, alive = psutil.wait_procs(alive, timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+        alive = [proc for proc in alive if not _ended(proc)]
+        if time.monotonic() >= deadline:
+            break
+    return alive
+
+
+def _ended(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True

@@ -27,8 +27,15 @@ class SchemaRegistry:
 
     name = "registry"
 
-    def __init__(self, stack: StackSettings) -> None:
+    def __init__(
+        self,
+        stack: StackSettings,
+        port_setting: str = "K2_STACK__REGISTRY_PORT",
+        management_port_setting: str = "K2_STACK__REGISTRY_MANAGEMENT_PORT",
+    ) -> None:
         self.stack = stack
+        # Where the user changes each port, named when a port is held by another program.
+        self.port_settings = (port_setting, management_port_setting)
         self.dir = stack.state_dir / "registry"
         self.db = self.dir / "db" / "registry"
         self.process = ManagedProcess("registry", self.dir, home=stack.state_dir)
@@ -81,13 +88,13 @@ class SchemaRegistry:
             search_system=True,
         )
         ensure_port_free(
-            self.stack.host, self.stack.registry_port, "schema registry", "K2_STACK__REGISTRY_PORT"
+            self.stack.host, self.stack.registry_port, "schema registry", self.port_settings[0]
         )
         ensure_port_free(
             self.stack.host,
             self.stack.registry_management_port,
             "registry management",
-            "K2_STACK__REGISTRY_MANAGEMENT_PORT",
+            self.port_settings[1],
         )
         self._check_state()
         self.db.parent.mkdir(parents=True, exist_ok=True)
