@@ -81,6 +81,16 @@ class Layout:
     def source(self, name: str) -> Source:
         return next(source for source in self.sources if source.name == name)
 
+    def marked_tables(self) -> list[str]:
+        """The tables whose commits carry the Kafka offsets they settled (every append of the
+        streaming job: Bronze and rejects, Silver, the quarantine, the gaps)."""
+        return [
+            *(table for source in self.sources for table in (source.table, source.rejects)),
+            *self.silver.values(),
+            self.quarantine,
+            self.gaps,
+        ]
+
     def topic_exchange(self) -> dict[str, str]:
         """Raw topic -> exchange."""
         return {source.topic: source.name for source in self.sources if source.is_trades}

@@ -126,13 +126,7 @@ def start_stream(
     partitions = topic_partitions(settings.kafka_config(), plan.topics)  # exist, or one line
     resolvers = prepare_tables(spark, settings, plan)
     catalog = open_catalog(settings)
-    identifiers = [
-        *(t for s in plan.sources for t in (s.table, s.rejects)),
-        *plan.silver.values(),
-        plan.quarantine,
-        plan.gaps,
-    ]
-    progress = {i: table_progress(spark, catalog, i) for i in identifiers}
+    progress = {i: table_progress(spark, catalog, i) for i in plan.marked_tables()}
     starting = _starting(spark, settings, plan, partitions, progress)
     writer = BatchWriter(spark, settings, plan, catalog, resolvers, progress, on_commit)
     interval_ms = max(1, round(settings.stream.trigger_interval_s * 1000))

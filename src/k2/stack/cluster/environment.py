@@ -36,6 +36,7 @@ class ClusterAddresses:
     s3_secret_key: str
     bucket: str
     spark_master: str
+    spark_master_ui: str
 
 
 def k2_environment(cluster: ClusterAddresses, catalog: CatalogKind) -> dict[str, str]:
@@ -63,6 +64,7 @@ def k2_environment(cluster: ClusterAddresses, catalog: CatalogKind) -> dict[str,
         "K2_LAKE__S3_ACCESS_KEY_ID": cluster.s3_access_key,
         "K2_LAKE__S3_SECRET_ACCESS_KEY": cluster.s3_secret_key,
         "K2_SPARK__MASTER": cluster.spark_master,
+        "K2_SPARK__MASTER_UI_URL": cluster.spark_master_ui,
         "K2_STREAM__CHECKPOINT_DIR": f"s3://{cluster.bucket}/checkpoints/stream",
     }
     return env

@@ -157,6 +157,7 @@ class LocalCluster:
             s3_secret_key=s3.secret_key,
             bucket=BUCKET,
             spark_master=self.spark_master.address,
+            spark_master_ui=self.spark_master.ui_url,
         )
 
     def environment(self, catalog: CatalogKind = "jdbc") -> dict[str, str]:

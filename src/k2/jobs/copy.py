@@ -1,0 +1,143 @@
+"""Moving a lake: every table of another K2_HOME's embedded lake into the configured catalog.
+
+A laptop's lake (the SQLite catalog and warehouse folder of a K2_HOME) becomes the start of a
+cluster's (PostgreSQL or REST catalog, S3 warehouse). Each bronze, silver and gold table is
+created in the target with the source's own definition (schema, partitioning, sort order,
+properties) and filled by one Spark ``INSERT ... SELECT`` across the two catalogs, so decimals,
+times and Kafka lineage are copied as they are. Spark runs in this process (``local[*]``): the
+source's files are on this machine only.
+
+Where the streaming job resumes depends on the Kafka the target reads. The same topics as the
+source (``same_kafka``): where the copied tables end (the Kafka offsets in their rows), every
+table skipping what it already holds, as after a lost checkpoint. Another Kafka cluster (the
+default): its offsets mean nothing to the copied rows, so each table the job appends to gets a
+marker saying none of the configured topics is settled yet, and the job reads them from their
+start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from k2.config import Settings, StackSettings
+from k2.errors import LakeError
+from k2.jobs.layout import layout
+from k2.jobs.lock import writer_lock
+from k2.jobs.offsets import MARKER, PREVIOUS, marker_value
+from k2.lake.catalog import ensure_namespaces, lake_tables, open_catalog
+
+log = structlog.get_logger(__name__)
+
+SOURCE_CATALOG = "k2_source"
+
+
+@dataclass
+class CopyReport:
+    """Rows copied per table."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def source_settings(settings: Settings, home: Path) -> Settings:
+    """The embedded lake of ``home`` (its SQLite catalog and warehouse folder)."""
+    catalog = home.resolve() / "lake" / "k2.db"
+    if not catalog.exists():
+        raise LakeError(f"no lake in {home}: {catalog} does not exist; name the K2_HOME to copy")
+    stack = StackSettings(home=home, jvm_lib=settings.stack.jvm_lib)
+    return Settings(
+        stack=stack,
+        lake={"namespace_prefix": settings.lake.namespace_prefix},
+        _env_file=None,
+    )
+
+
+def source_catalog_conf(source: Settings) -> dict[str, str]:
+    """Spark settings that register the source lake as the catalog ``k2_source``."""
+    prefix = f"spark.sql.catalog.{SOURCE_CATALOG}"
+    return {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "jdbc",
+        f"{prefix}.uri": source.catalog_uri,
+        f"{prefix}.warehouse": source.warehouse,
+        f"{prefix}.cache-enabled": "false",
+    }
+
+
+def copy_lake(
+    spark: Any,
+    settings: Settings,
+    source: Settings,
+    same_kafka: bool = False,
+    on_table: Callable[[str, int], None] | None = None,
+) -> CopyReport:
+    """Copy every table of ``source``'s lake into the configured catalog.
+
+    Refuses a target table that already holds rows (copy into a new lake), and holds the
+    target's writer lock meanwhile (no streaming job may write there yet).
+    """
+    origin = open_catalog(source)
+    target = open_catalog(settings)
+    prefix = settings.lake.namespace_prefix
+    tables = lake_tables(origin, prefix)
+    if not tables:
+        raise LakeError(f"the lake of {source.stack.state_dir} has no table to copy")
+    report = CopyReport()
+    with writer_lock(settings, layout(settings), "k2 lake copy"):
+        ensure_namespaces(target, prefix)
+        for identifier in tables:
+            _create_like(origin.load_table(identifier), target, identifier)
+            rows = _copy_rows(spark, identifier)
+            report.rows[identifier] = rows
+            log.info("lake_table_copied", table=identifier, rows=rows)
+            if on_table is not None:
+                on_table(identifier, rows)
+        if not same_kafka:
+            for identifier in layout(settings).marked_tables():
+                if target.table_exists(identifier):
+                    _settle_nothing(target.load_table(identifier))
+    return report
+
+
+def _settle_nothing(table: Any) -> None:
+    """An empty commit whose offset marker settles no partition of any topic."""
+    empty = table.schema().as_arrow().empty_table()
+    table.append(empty, snapshot_properties={MARKER: marker_value({}), PREVIOUS: marker_value({})})
+
+
+def _create_like(table: Any, target: Any, identifier: str) -> None:
+    """The target table with the source's definition; an existing one must be empty."""
+    if target.table_exists(identifier):
+        existing = target.load_table(identifier).current_snapshot()
+        records = (
+            existing.summary.additional_properties.get("total-records", "0")
+            if (existing is not None and existing.summary is not None)
+            else "0"
+        )
+        if int(records):
+            raise LakeError(
+                f"{identifier} already holds {records} rows in the target catalog; copy into "
+                f"a new lake (or another K2_LAKE__NAMESPACE_PREFIX)"
+            )
+        return
+    target.create_table(
+        identifier,
+        schema=table.schema(),
+        partition_spec=table.spec(),
+        sort_order=table.sort_order(),
+        properties=table.properties,
+    )
+
+
+def _copy_rows(spark: Any, identifier: str) -> int:
+    source = f"{SOURCE_CATALOG}.{identifier}"
+    spark.sql(f"INSERT INTO k2.{identifier} SELECT * FROM {source}")  # noqa: S608 - table names
+    copied = spark.sql(f"SELECT count(*) AS n FROM k2.{identifier}").collect()[0].n  # noqa: S608
+    expected = spark.sql(f"SELECT count(*) AS n FROM {source}").collect()[0].n  # noqa: S608
+    if copied != expected:
+        raise LakeError(f"{identifier}: {copied} rows in the target, {expected} in the source")
+    return int(copied)
