@@ -36,7 +36,7 @@ from bench.services import private_settings
 from k2.config import Settings
 from k2.exchanges.kraken import wire
 from k2.ingest.avro import ConfluentEncoder
-from k2.lake.catalog import open_catalog
+from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.stack.manager import Stack, stack_environment
@@ -116,7 +116,13 @@ def _plain_copy(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
     started = time.perf_counter()
     frame = (
         spark.read.format("kafka")
-        .options(**{"kafka.bootstrap.servers": settings.kafka_bootstrap, "subscribe": topic})
+        .options(
+            **{
+                "kafka.bootstrap.servers": settings.kafka_bootstrap,
+                "subscribe": topic,
+                "startingOffsets": "earliest",
+            }
+        )
         .load()
         .select("key", "value")
     )
@@ -345,42 +351,40 @@ def _cost(folder: Path) -> dict[str, Any]:
     }
 
 
-def _pipeline(folder: Path) -> dict[str, Any]:
-    from k2.jobs.service import service_settings  # noqa: PLC0415
+def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
+    """Throughput (beside a plain Spark copy) and freshness of the streaming job on the stack,
+    catalog, warehouse and Spark master that ``base`` names (which must be running)."""
     from k2.jobs.session import build_session  # noqa: PLC0415
 
-    base = service_settings(private_settings(folder)).model_copy(update={"exchanges": ("kraken",)})
-    stack = Stack(base)
-    stack.up()
+    TopicAdmin(base).ensure(k2_topics(base))
+    ensure_namespaces(open_catalog(base), base.lake.namespace_prefix)
+    registry = SchemaRegistryClient(base.registry_config())
+    prefix = base.kafka.topic_prefix
+    topic = raw_topic("kraken", prefix)
+    encode = ConfluentEncoder(
+        "kraken_raw", register_value_schema(registry, topic, schema_text("kraken_raw"))
+    )
+    prefill_s = _prefill(base, topic, encode, RECORDS)
+    spark = build_session(base, "k2-bench-stream")
     try:
-        TopicAdmin(base).ensure(k2_topics(base))
-        registry = SchemaRegistryClient(base.registry_config())
-        topic = raw_topic("kraken")
-        encode = ConfluentEncoder(
-            "kraken_raw", register_value_schema(registry, topic, schema_text("kraken_raw"))
+        plain = _plain_copy(spark, base, topic)
+        throughput = _throughput(spark, base, topic)
+        checkpoint = base.stream.checkpoint_dir or str(folder / "checkpoint")
+        fresh = base.model_copy(
+            update={"kafka": base.kafka.model_copy(update={"topic_prefix": f"{prefix}fresh."}),
+                    "lake": base.lake.model_copy(update={"namespace_prefix": "fresh_"}),
+                    "stream": base.stream.model_copy(
+                        update={"checkpoint_dir": f"{checkpoint}-fresh"})}
+        )  # fmt: skip
+        TopicAdmin(fresh).ensure(k2_topics(fresh))
+        fresh_topic = raw_topic("kraken", f"{prefix}fresh.")
+        fresh_encode = ConfluentEncoder(
+            "kraken_raw",
+            register_value_schema(registry, fresh_topic, schema_text("kraken_raw")),
         )
-        prefill_s = _prefill(base, topic, encode, RECORDS)
-        spark = build_session(base, "k2-bench-stream")
-        try:
-            plain = _plain_copy(spark, base, topic)
-            throughput = _throughput(spark, base, topic)
-            fresh = base.model_copy(
-                update={"kafka": base.kafka.model_copy(update={"topic_prefix": "fresh."}),
-                        "lake": base.lake.model_copy(update={"namespace_prefix": "fresh_"}),
-                        "stream": base.stream.model_copy(
-                            update={"checkpoint_dir": folder / "fresh-checkpoint"})}
-            )  # fmt: skip
-            TopicAdmin(fresh).ensure(k2_topics(fresh))
-            fresh_topic = raw_topic("kraken", "fresh.")
-            fresh_encode = ConfluentEncoder(
-                "kraken_raw",
-                register_value_schema(registry, fresh_topic, schema_text("kraken_raw")),
-            )
-            freshness = _freshness(spark, fresh, fresh_topic, fresh_encode)
-        finally:
-            spark.stop()
+        freshness = _freshness(spark, fresh, fresh_topic, fresh_encode)
     finally:
-        stack.down()
+        spark.stop()
     return {
         "defaults": {
             "trigger_interval_s": base.stream.trigger_interval_s,
@@ -393,9 +397,22 @@ def _pipeline(folder: Path) -> dict[str, Any]:
     }
 
 
+def local_pipeline(folder: Path) -> dict[str, Any]:
+    """:func:`measure_pipeline` on a private embedded stack and Spark in local mode."""
+    from k2.jobs.service import service_settings  # noqa: PLC0415
+
+    base = service_settings(private_settings(folder)).model_copy(update={"exchanges": ("kraken",)})
+    stack = Stack(base)
+    stack.up()
+    try:
+        return measure_pipeline(base, folder)
+    finally:
+        stack.down()
+
+
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="k2-bench-stream-") as folder:
-        pipeline = _pipeline(Path(folder) / "pipeline")
+        pipeline = local_pipeline(Path(folder) / "pipeline")
     with tempfile.TemporaryDirectory(prefix="k2-bench-run-") as folder:
         cost = _cost(Path(folder))
     return {**pipeline, "cost": cost}

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from unittest import mock
 
 from k2.config import Settings, StackSettings
 from k2.stack.ports import free_port
@@ -51,3 +53,10 @@ def start_simulator(
         time.sleep(0.05)
     urls: dict[str, str] = json.loads(urls_file.read_text())
     return process, urls
+
+
+def settings_from(env: Mapping[str, str], home: Path) -> Settings:
+    """The settings a K2 process started with ``env`` (K2_* variables) and ``home`` reads."""
+    with mock.patch.dict("os.environ", {k: v for k, v in env.items() if k.startswith("K2_")}):
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    return settings.model_copy(update={"stack": StackSettings(home=home)})

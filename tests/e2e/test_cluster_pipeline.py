@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from k2.config import Settings
@@ -55,6 +56,15 @@ class ClusterRun:
     run: LedgerRun
     expected: dict[tuple[str, str], set[int]]
     codes: dict[str, int]
+    command_lines: list[str]  # of every process while the job ran on the cluster
+
+
+def _command_lines() -> list[str]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            found.append(" ".join(process.info["cmdline"] or ()))
+    return found
 
 
 def _environment(cluster: Any, catalog: str, name: str) -> dict[str, str]:
@@ -80,6 +90,7 @@ def jdbc_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with run.running_parts():
         run.start_all()
         run.poll(lambda: run.rows("bronze.binance_trades") > 0, "the first trades in Bronze")
+        command_lines = _command_lines()  # the driver's JVM and the workers' executors among them
         run.inject_invalid()
         broker = cluster.service("kafka-2")
         _kill(broker)  # the ingests go on with acks=all and two of three replicas in sync
@@ -94,7 +105,7 @@ def jdbc_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             assert server.start()
         expected = run.wait_for_every_trade()
         codes = run.stop_all()
-    yield ClusterRun(run, expected, codes)
+    yield ClusterRun(run, expected, codes, command_lines)
 
 
 def test_every_ledger_trade_lands_once_on_the_cluster_through_server_faults(
@@ -108,6 +119,22 @@ def test_every_ledger_trade_lands_once_on_the_cluster_through_server_faults(
     jdbc_run.run.assert_ledger_in_gold(jdbc_run.expected)
     gold = jdbc_run.run.settings
     assert gold.warehouse.startswith("s3://k2-lake/") and gold.spark.master.startswith("spark://")
+
+
+def test_no_credential_is_in_a_command_line_or_a_log(jdbc_run: ClusterRun, cluster: Any) -> None:
+    """The catalog's password and the object store's keys reach the driver and the executors,
+    yet no process listing and no log of K2 or of Spark's workers shows them."""
+    env = jdbc_run.run.env
+    secrets = [env["K2_LAKE__CATALOG_PASSWORD"], env["K2_LAKE__S3_SECRET_ACCESS_KEY"]]
+    executors = [c for c in jdbc_run.command_lines if "CoarseGrainedExecutorBackend" in c]
+    assert executors, "no executor ran on the workers"
+    for line in jdbc_run.command_lines:
+        assert not any(secret in line for secret in secrets), line[:300]
+    logs = [*jdbc_run.run.home.rglob("*.log"), *(cluster.dir).rglob("spark-worker-*/**/std*")]
+    assert logs
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert not any(secret in text for secret in secrets), log
 
 
 def _k2(run: LedgerRun, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
