@@ -168,8 +168,13 @@ class LedgerRun:
 
     # ------------------------------------------------------------------------------- tables
 
+    def qualified(self, identifier: str) -> str:
+        """``gold.trades`` as this run's catalog names it (with its namespace prefix)."""
+        return f"{self.settings.lake.namespace_prefix}{identifier}"
+
     def table(self, identifier: str) -> list[dict[str, Any]]:
         catalog = open_catalog(self.settings)
+        identifier = self.qualified(identifier)
         if not catalog.table_exists(identifier):
             return []
         rows: list[dict[str, Any]] = catalog.load_table(identifier).scan().to_arrow().to_pylist()
@@ -177,6 +182,7 @@ class LedgerRun:
 
     def rows(self, identifier: str) -> int:
         catalog = open_catalog(self.settings)
+        identifier = self.qualified(identifier)
         if not catalog.table_exists(identifier):
             return 0
         snapshot = catalog.load_table(identifier).current_snapshot()
@@ -188,7 +194,8 @@ class LedgerRun:
         """Bronze has committed a micro-batch that Silver has not (yet)."""
         catalog = open_catalog(self.settings)
         for exchange in SYMBOLS:
-            bronze, silver = f"bronze.{exchange}_trades", f"silver.{exchange}_trades"
+            bronze = self.qualified(f"bronze.{exchange}_trades")
+            silver = self.qualified(f"silver.{exchange}_trades")
             if not (catalog.table_exists(bronze) and catalog.table_exists(silver)):
                 continue
             ahead = marker_offsets(catalog.load_table(bronze))

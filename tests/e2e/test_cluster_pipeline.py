@@ -47,7 +47,7 @@ from tests.polling import log_tail, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 T0 = 1_764_547_200_000_000  # 2025-12-01T00:00:00Z, µs
-PER_SYMBOL = 600  # about 30 s of trading: the faults below fall while trades flow
+PER_SYMBOL = 900  # about 45 s of trading: a broker dies while trades flow
 WAIT_S = 600.0
 
 
@@ -89,13 +89,15 @@ def jdbc_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     run = LedgerRun(_environment(cluster, "jdbc", "cjdbc"), home, "test.cjdbc.", PER_SYMBOL, WAIT_S)
     with run.running_parts():
         run.start_all()
+        # A broker dies while the ingests deliver: acks=all goes on with two of three replicas.
+        run.poll(lambda: len(run.entries()) >= 200, "the first trades sent")
+        broker = cluster.service("kafka-2")
+        _kill(broker)
+        time.sleep(3)
+        assert broker.start()
         run.poll(lambda: run.rows("bronze.binance_trades") > 0, "the first trades in Bronze")
         command_lines = _command_lines()  # the driver's JVM and the workers' executors among them
         run.inject_invalid()
-        broker = cluster.service("kafka-2")
-        _kill(broker)  # the ingests go on with acks=all and two of three replicas in sync
-        time.sleep(3)
-        assert broker.start()
         worker = cluster.service("spark-worker-1")
         _kill(worker)  # its executor is lost and its tasks retried on the other worker
         assert worker.start()
