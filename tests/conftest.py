@@ -66,22 +66,52 @@ def spark(settings: Settings) -> Iterator[Any]:
     session.stop()
 
 
+class _ClusterHolder:
+    """The local cluster while tests that use it run (they are grouped: see below)."""
+
+    running: Any = None
+    home: Path | None = None
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.running is not None:
+            cls.running.down()
+            cls.running = None
+        if cls.home is not None:
+            shutil.rmtree(cls.home, ignore_errors=True)
+            cls.home = None
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Any]:
     """The local cluster (three brokers, registry, PostgreSQL, S3, REST catalog, Spark master and
-    two workers), started once and stopped at the end of the session.
+    two workers), started once for the tests that use it and stopped after the last of them.
 
     Its folder is made by ``mkdtemp`` (0700) and opened to 0711: PostgreSQL runs as the
     ``postgres`` account when the tests run as root, and must be able to enter it.
     """
     from k2.stack.cluster import LocalCluster
 
-    home = Path(tempfile.mkdtemp(prefix="k2-cluster-"))
-    home.chmod(0o711)
-    running = LocalCluster(StackSettings(home=home, start_timeout_s=180))
+    if _ClusterHolder.running is None:
+        home = Path(tempfile.mkdtemp(prefix="k2-cluster-"))
+        home.chmod(0o711)
+        _ClusterHolder.home = home
+        _ClusterHolder.running = LocalCluster(StackSettings(home=home, start_timeout_s=180))
+        _ClusterHolder.running.up()
     try:
-        running.up()
-        yield running
+        yield _ClusterHolder.running
     finally:
-        running.down()
-        shutil.rmtree(home, ignore_errors=True)
+        _ClusterHolder.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that use the cluster run one after the other, so its ten servers (2 GB) run
+    only while they do."""
+    items.sort(key=lambda item: "cluster" not in getattr(item, "fixturenames", ()))
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the cluster once the last test that uses it has run."""
+    uses = "cluster" in getattr(item, "fixturenames", ())
+    if uses and (nextitem is None or "cluster" not in getattr(nextitem, "fixturenames", ())):
+        _ClusterHolder.stop()

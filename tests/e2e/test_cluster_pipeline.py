@@ -157,7 +157,7 @@ def test_every_reader_of_the_s3_lake_agrees_with_spark(jdbc_run: ClusterRun) -> 
     """k2 sql on DuckDB and on Spark, the API and k2 coverage read the same trades from S3."""
     run = jdbc_run.run
     total = sum(len(ids) for ids in jdbc_run.expected.values())
-    query = "SELECT count(*) AS n, sum(quantity) AS q FROM gold.trades"
+    query = f"SELECT count(*) AS n, sum(quantity) AS q FROM {run.qualified('gold.trades')}"
     answers = {}
     for engine in ("duckdb", "spark"):
         done = _k2(run, "sql", query, "--engine", engine, "--format", "json")
@@ -195,8 +195,31 @@ def test_every_reader_of_the_s3_lake_agrees_with_spark(jdbc_run: ClusterRun) -> 
     coverage = _k2(run, "coverage", "--exchange", "kraken", "--symbol", "BTC/USD", "--all-hours")
     assert coverage.returncode == 0, coverage.stderr[-2000:]
     hours = [line.split() for line in coverage.stdout.splitlines()[1:-1]]
-    assert sum(int(h[4]) for h in hours) == len(jdbc_run.expected[("kraken", "BTC/USD")])
-    assert all(h[5] == "complete" for h in hours), coverage.stdout
+    traded = [h for h in hours if h[5] != "empty"]
+    assert sum(int(h[4]) for h in traded) == len(jdbc_run.expected[("kraken", "BTC/USD")])
+    assert traded and all(h[5] == "complete" for h in traded), coverage.stdout
+
+
+def test_status_lists_the_external_parts_and_maintenance_runs_on_s3(
+    jdbc_run: ClusterRun, cluster: Any
+) -> None:
+    """`k2 status` shows each broker, the registry, the object store and the Spark master and
+    workers up; `k2 lake maintain` compacts, expires and looks for orphans in the S3 warehouse
+    without changing a row."""
+    run = jdbc_run.run
+    status = _k2(run, "status", "--json")
+    assert status.returncode == 0, status.stderr[-2000:]
+    external = [c for c in json.loads(status.stdout)["components"] if c["kind"] == "external"]
+    names = sorted(c["name"] for c in external)
+    parts = ["kafka-1", "kafka-2", "kafka-3", "registry", "object store", "spark-master"]
+    assert names == sorted([*parts, "spark-worker", "spark-worker"]), external
+    assert all(c["up"] for c in external), external
+    before = run.table("gold.trades")
+    done = _k2(run, "lake", "maintain")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "orphan_files_removed=0" in done.stderr, done.stderr[-3000:]
+    after = run.table("gold.trades")
+    assert sorted(r["message_id"] for r in after) == sorted(r["message_id"] for r in before)
 
 
 def test_two_writers_on_different_machines_refuse_each_other(

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from k2.config import Settings
 from k2.lake.catalog import open_catalog
 from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
+from tests.polling import Pending, log_tail, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -64,15 +64,14 @@ def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 240
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and run.poll() is None:
-            rows = _rows(settings)
-            if len(rows) >= 200:
-                break
-            time.sleep(2)
-        assert run.poll() is None, log.read_text()[-4000:]
-        assert len(rows) >= 200, "no trades reached Bronze"
+
+        def landed() -> int | Pending:
+            assert run.poll() is None, log.read_text()[-4000:]
+            count = len(_rows(settings))
+            return count if count >= 200 else Pending({"rows in Bronze": count})
+
+        # The run starts a simulator, an ingest, Spark and the API, then a first batch lands.
+        wait_until(landed, 240, "200 trades in Bronze", every_s=2, context=lambda: log_tail(log))
         run.send_signal(signal.SIGTERM)
         assert run.wait(300) == 0, log.read_text()[-4000:]
     finally:

@@ -8,7 +8,6 @@ registry, and produced keyed by symbol.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +27,7 @@ from k2.ingest.service import adapter_for
 from k2.jobs.layout import Layout, layout
 from k2.schemas import raw_schema_name, schema_text
 from k2.transport.topics import TopicAdmin, k2_topics
+from tests import polling
 
 WAIT_S = 180.0
 
@@ -158,12 +158,9 @@ class RawProducer:
         assert self._producer.flush(30) == 0
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.25)
+def wait_until(condition: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> None:
+    """Poll ``condition`` (see :func:`tests.polling.wait_until`), argument order of the lanes."""
+    polling.wait_until(condition, timeout_s, what, every_s=0.25)
 
 
 def count(spark: Any, qualified: str) -> int:

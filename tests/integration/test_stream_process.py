@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
 from k2.schemas import schema_text
 from k2.transport.topics import raw_topic
+from tests import polling
 from tests.integration.test_bronze import micros, produce, serializer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -182,11 +182,15 @@ def topic_offsets(settings: Settings, topic: str) -> set[tuple[int, int]]:
 
 def _kill_between_commits(job: StreamProcess, timeout_s: float = 240) -> None:
     """SIGKILL the job the moment Bronze has committed a micro-batch Silver has not."""
-    deadline = time.monotonic() + timeout_s
-    while not job.between_commits():
+
+    def caught() -> bool:
         assert job.running(), job.log.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no micro-batch was caught between its commits"
-        time.sleep(0.02)
+        return job.between_commits()
+
+    what = "a micro-batch caught between its Bronze and Silver commits"
+    polling.wait_until(
+        caught, timeout_s, what, every_s=0.02, context=lambda: polling.log_tail(job.log)
+    )
     job.kill()
 
 

@@ -189,7 +189,7 @@ class Doctor:
         return f"{url}: {len(topics)} K2 subjects registered"
 
     def check_catalog(self) -> str:
-        from k2.lake.catalog import NAMESPACES, open_catalog  # noqa: PLC0415
+        from k2.lake.catalog import namespaces, open_catalog  # noqa: PLC0415
 
         try:
             self.catalog = open_catalog(self.settings)
@@ -199,10 +199,11 @@ class Doctor:
                 f"the catalog {self.settings.catalog_uri} does not open ({_first_line(exc)})",
                 "check K2_LAKE__CATALOG_URI and its credentials",
             ) from exc
-        missing = [ns for ns in NAMESPACES if ns not in existing]
+        wanted = namespaces(self.settings.lake.namespace_prefix)
+        missing = [ns for ns in wanted if ns not in existing]
         if missing:
             raise Broken(f"namespace(s) {', '.join(missing)} missing", "run `k2 lake init`")
-        return f"{self.settings.catalog_uri.split('?')[0]}: {', '.join(NAMESPACES)}"
+        return f"{self.settings.catalog_uri.split('?')[0]}: {', '.join(wanted)}"
 
     def check_storage(self) -> str:
         found = object_store(self.settings)
