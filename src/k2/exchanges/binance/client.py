@@ -34,11 +34,12 @@ from k2.errors import WsConnectionError
 from k2.exchanges.base import Control, ControlKind, Envelope, ParsedFrame, Protocol_, Silence
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.fastparse import parse_trade
-from k2.exchanges.binance.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
+from k2.exchanges.binance.parse import parse_frame
 from k2.exchanges.binance.symbols import BinanceSymbol, asset_map, parse_exchange_info
 from k2.exchanges.binance.symbols import resolve_symbols as resolve
 from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
 from k2.transport.ws import WsConnection, WsOptions
 

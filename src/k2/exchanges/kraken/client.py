@@ -43,8 +43,9 @@ from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter, v1_message_id
-from k2.exchanges.kraken.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
+from k2.exchanges.kraken.parse import parse_frame
 from k2.exchanges.kraken.symbols import KrakenPair, parse_asset_pairs, resolve_pairs
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
 from k2.transport.ws import Backoff, WsConnection, WsOptions
 
