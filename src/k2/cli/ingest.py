@@ -40,7 +40,7 @@ _PROTOCOLS = [protocol for entry in VENUES.values() for protocol in entry.protoc
     "--metrics-port",
     type=click.IntRange(min=0),
     help="Port of /metrics and /healthz (default: K2_INGEST__METRICS_PORT + the exchange's "
-    "offset + 10 x shard; 0 picks a free one).",
+    "place in the registry + 10 x shard; 0 picks a free one).",
 )
 @click.pass_context
 def ingest(

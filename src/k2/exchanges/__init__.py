@@ -36,7 +36,6 @@ class Venue:
     options_class: str
     adapter_class: str
     settings_class: str
-    metrics_offset: int  # its ingest's metrics port is the base port plus this
 
     @property
     def default_protocol(self) -> Protocol_:
@@ -77,7 +76,6 @@ VENUES: dict[str, Venue] = {
         options_class="KrakenFeedOptions",
         adapter_class="KrakenAdapter",
         settings_class="KrakenSettings",
-        metrics_offset=0,
     ),
     "binance": Venue(
         name="binance",
@@ -88,7 +86,6 @@ VENUES: dict[str, Venue] = {
         options_class="BinanceFeedOptions",
         adapter_class="BinanceAdapter",
         settings_class="BinanceSettings",
-        metrics_offset=1,
     ),
 }
 
