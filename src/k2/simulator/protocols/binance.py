@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -34,7 +34,7 @@ from k2.errors import K2Error
 from k2.exchanges.binance import wire
 from k2.simulator.instruments import BINANCE, Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, text_frame
+from k2.simulator.session import Rendered, Session, Subscription, text_frame
 from k2.simulator.venue import now_us
 
 PROTOCOL = "binance"
@@ -73,12 +73,14 @@ def connect_request(raw_streams: str, combined: bool, query: Mapping[str, str]) 
     return ConnectRequest(streams, combined, _TIME_UNITS[unit])
 
 
-@dataclass
-class _Stream:
+@dataclass(eq=False, kw_only=True)
+class _Stream(Subscription):
+    """One stream: ``kind`` is "trade", "aggTrade", or None for a stream without data here (of
+    a symbol the venue does not list, or not a trade stream), which has no instrument."""
+
     name: str
-    kind: str | None  # "trade", "aggTrade", or None for streams without data here
+    kind: str | None
     instrument: Instrument | None
-    cursor: int
 
 
 def _valid_id(value: object) -> bool:
@@ -124,14 +126,21 @@ class BinanceSession(Session):
             symbol, _, kind = name.partition("@")
             instrument = self.market.instruments.get(symbol.upper())
             history = self.market.histories.get(symbol.upper())
-            if instrument is None or history is None or self.faults.rejects(symbol.upper()):
-                self.streams[name] = _Stream(name, None, None, 0)
-            elif kind == "trade":
-                self.streams[name] = _Stream(name, kind, instrument, history.trade_end)
-            elif kind == "aggTrade":
-                self.streams[name] = _Stream(name, kind, instrument, history.agg_end)
-            else:
-                self.streams[name] = _Stream(name, None, None, 0)
+            quiet = instrument is None or history is None or self.faults.rejects(symbol.upper())
+            if quiet or kind not in ("trade", "aggTrade"):
+                self.streams[name] = _Stream("", 0, name=name, kind=None, instrument=None)
+                continue
+            assert instrument is not None and history is not None
+            aggregates = kind == "aggTrade"
+            cursor = history.agg_end if aggregates else history.trade_end
+            self.streams[name] = _Stream(
+                instrument.symbol,
+                cursor,
+                aggregates=aggregates,
+                name=name,
+                kind=kind,
+                instrument=instrument,
+            )
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -185,7 +194,9 @@ class BinanceSession(Session):
             self.nudge()
         else:
             for name in names:
-                self.streams.pop(name, None)
+                removed = self.streams.pop(name, None)
+                if removed is not None:
+                    removed.active = False
         await self.send_control(wire.render_result(request_id))
 
     async def _property(self, setting: bool, params: object, request_id: Any) -> None:
@@ -252,26 +263,12 @@ class BinanceSession(Session):
         )
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
 
-    async def flush(self) -> None:
-        histories = self.market.histories
-        for stream in list(self.streams.values()):
-            if stream.instrument is None or self.streams.get(stream.name) is not stream:
-                continue
-            history = histories[stream.instrument.symbol]
-            end = history.trade_end if stream.kind == "trade" else history.agg_end
-            if end == stream.cursor:
-                continue  # most of a venue's streams have nothing new at any moment
-            if stream.kind == "trade":
-                items: list[SimTrade] | list[AggTrade] | None = history.trades_from(stream.cursor)
-                stream.cursor = history.trade_end
-            else:
-                items = history.aggs_from(stream.cursor)
-                stream.cursor = history.agg_end
-            if items is None:
-                self.drop("slow_consumer")
-                return
-            if not await self._send_items(stream, items):
-                return
+    def subscriptions(self) -> Iterable[_Stream]:
+        return [stream for stream in self.streams.values() if stream.instrument is not None]
+
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        assert isinstance(sub, _Stream)
+        return await self._send_items(sub, items)
 
     async def _send_items(self, stream: _Stream, items: list[SimTrade] | list[AggTrade]) -> bool:
         """One frame per trade, written in batches; False when sending must stop."""
@@ -323,12 +320,6 @@ class BinanceSession(Session):
                 break
             await asyncio.sleep(0)  # let the clock and other connections run
         return not self.dropped and self.stall is None
-
-    def skip_to_head(self) -> None:
-        for stream in self.streams.values():
-            if stream.instrument is not None:
-                history = self.market.histories[stream.instrument.symbol]
-                stream.cursor = history.trade_end if stream.kind == "trade" else history.agg_end
 
     # --- timers ---------------------------------------------------------------------------------
 

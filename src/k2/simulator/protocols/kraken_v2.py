@@ -18,19 +18,19 @@ here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import wire
 from k2.simulator.instruments import KRAKEN, Instrument
 from k2.simulator.limits import MessageRate
-from k2.simulator.market import SimTrade
+from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.protocols.kraken_v1 import EXCEEDED_MSG_RATE
-from k2.simulator.session import Rendered, Session
+from k2.simulator.session import Rendered, Session, Subscription
 from k2.simulator.venue import now_us
 
 PROTOCOL = "kraken-v2"
@@ -39,12 +39,12 @@ SYSTEM_VERSION = "2.0.10"
 _PASSIVE_CHANNELS = frozenset({"heartbeat", "status"})
 
 
-@dataclass
-class _Symbol:
+@dataclass(eq=False, kw_only=True)
+class _Symbol(Subscription):
+    """One symbol's subscription: ``symbol`` as v2 spells it, ``listed`` as the market does."""
+
     symbol: str
     instrument: Instrument
-    cursor: int
-    active: bool = False
 
 
 def v2_decimal(text: str, keep: int) -> str:
@@ -260,7 +260,9 @@ class KrakenV2Session(Session):
         instrument = self.by_v2[symbol]
         history = self.market.histories[instrument.symbol]
         recent = history.recent_visible(self.ctx.config.snapshot_size) if snapshot else []
-        entry = _Symbol(symbol, instrument, history.trade_end)
+        entry = _Symbol(
+            instrument.symbol, history.trade_end, active=False, symbol=symbol, instrument=instrument
+        )
         self.symbols[symbol] = entry
         self.ever_subscribed = True
         await self.send_control(
@@ -307,31 +309,14 @@ class KrakenV2Session(Session):
             frame, entry.symbol, emitted, protocol=PROTOCOL, snapshot=kind == "snapshot"
         )
 
-    async def flush(self) -> None:
-        batch = self.ctx.config.max_batch
-        for entry in list(self.symbols.values()):
-            if not entry.active:
-                continue
-            history = self.market.histories[entry.instrument.symbol]
-            if history.trade_end == entry.cursor:
-                continue  # most of a venue's symbols have nothing new at any moment
-            trades = history.trades_from(entry.cursor)
-            if trades is None:
-                self.drop("slow_consumer")
-                return
-            entry.cursor = history.trade_end
-            visible = [trade for trade in trades if not trade.lost]
-            for start in range(0, len(visible), batch):
-                chunk = visible[start : start + batch]
-                room = self.trade_room(len(chunk))
-                if room == 0 or self.dropped or self.stall is not None:
-                    return
-                await self._send(entry, chunk[:room], "update")
-                await asyncio.sleep(0)  # sending does not wait while buffers have room
+    def subscriptions(self) -> Iterable[_Symbol]:
+        return self.symbols.values()
 
-    def skip_to_head(self) -> None:
-        for entry in self.symbols.values():
-            entry.cursor = self.market.histories[entry.instrument.symbol].trade_end
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        assert isinstance(sub, _Symbol)
+        return await self.send_batched(
+            cast(list[SimTrade], items), lambda chunk: self._send(sub, chunk, "update")
+        )
 
     def wakeup_in(self) -> float:
         if not (self.symbols or self.channels):
