@@ -36,6 +36,7 @@ class Venue:
     options_class: str
     adapter_class: str
     settings_class: str
+    simulator_package: str  # its side of the local simulator (k2.simulator.venues)
 
     @property
     def default_protocol(self) -> Protocol_:
@@ -76,6 +77,7 @@ VENUES: dict[str, Venue] = {
         options_class="KrakenFeedOptions",
         adapter_class="KrakenAdapter",
         settings_class="KrakenSettings",
+        simulator_package="k2.simulator.venues.kraken",
     ),
     "binance": Venue(
         name="binance",
@@ -86,6 +88,7 @@ VENUES: dict[str, Venue] = {
         options_class="BinanceFeedOptions",
         adapter_class="BinanceAdapter",
         settings_class="BinanceSettings",
+        simulator_package="k2.simulator.venues.binance",
     ),
 }
 

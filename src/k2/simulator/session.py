@@ -1,11 +1,12 @@
 """One client connection, whatever the protocol: its lifecycle, its faults and its ledger lines.
 
-A protocol (``k2.simulator.protocols.*``) subclasses :class:`Session` and implements the venue's
-side of the conversation: what is sent on connect, how requests are answered, and how new trades of
-the shared history become frames. The base class owns what every venue has in common: one writer
-task that wakes when the market produced trades (or a timer is due), the loop that reads each
-subscription's new trades from the history (:meth:`Session.flush`), the faults of this connection
-applied to every frame on its way out, and the ledger line of every trade that left.
+A protocol (in ``k2.simulator.venues.<exchange>``) subclasses :class:`Session` and implements the
+exchange's side of the conversation: what is sent on connect, how requests are answered, and how
+new trades of the shared history become frames. The base class owns what every exchange has in
+common: one writer task that wakes when the market produced trades (or a timer is due), the loop
+that reads each subscription's new trades from the history (:meth:`Session.flush`), the faults of
+this connection applied to every frame on its way out, and the ledger line of every trade that
+left.
 """
 
 from __future__ import annotations
@@ -159,6 +160,11 @@ class Session:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "protocol": self.protocol}
+
+    def request_shutdown(self, grace_s: float | None = None) -> bool:
+        """Announce that the venue will close this connection (Binance ``serverShutdown``)
+        and close it after ``grace_s``; False where the protocol has no such notice."""
+        return False
 
     # --- shared machinery ---------------------------------------------------------------------
 

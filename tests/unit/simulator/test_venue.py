@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 
-from k2.simulator.instruments import BINANCE, BINANCE_INSTRUMENTS, KRAKEN, KRAKEN_INSTRUMENTS
+from k2.exchanges.binance import EXCHANGE as BINANCE
+from k2.exchanges.kraken import EXCHANGE as KRAKEN
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.markets import build_markets
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import SyntheticSource, VenueMarket
+from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
+from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 
 NOW = 1_750_000_000_000_000
 

@@ -31,11 +31,12 @@ from functools import partial
 from typing import Any, cast
 
 from k2.errors import K2Error
-from k2.exchanges.binance import wire
-from k2.simulator.instruments import BINANCE, Instrument
+from k2.exchanges.binance import EXCHANGE, wire
+from k2.simulator.instruments import Instrument
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.session import Rendered, Session, Subscription, text_frame
 from k2.simulator.venue import now_us
+from k2.simulator.venues.binance.settings import section
 
 PROTOCOL = "binance"
 _STREAM = re.compile(r"[a-z0-9]+@[A-Za-z0-9_@]+|![A-Za-z0-9_@]+")
@@ -93,7 +94,7 @@ class BinanceSession(Session):
     """One Binance market-stream connection."""
 
     protocol = PROTOCOL
-    exchange = BINANCE
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, connect: ConnectRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +103,8 @@ class BinanceSession(Session):
         self.streams: dict[str, _Stream] = {}
         self._controls: deque[float] = deque()
         config = self.ctx.config
-        self._next_ping = self.opened + config.binance_ping_s
+        self.settings = section(config)
+        self._next_ping = self.opened + self.settings.ping_s
         self._pings: dict[bytes, float] = {}  # unanswered ping payload -> when it was sent
         self._grace = config.shutdown_grace_s
         self._shutdown_at = (
@@ -186,7 +188,7 @@ class BinanceSession(Session):
             await self.send_control(wire.render_error(2, INVALID_STREAM, request_id))
             return
         if subscribe:
-            if len(set(self.streams) | set(names)) > self.ctx.config.binance_max_streams:
+            if len(set(self.streams) | set(names)) > self.settings.max_streams:
                 msg = "Invalid request: too many parameters"
                 await self.send_control(wire.render_error(2, msg, request_id))
                 return
@@ -222,7 +224,7 @@ class BinanceSession(Session):
         self._controls.append(now)
         while self._controls and now - self._controls[0] >= 1.0:
             self._controls.popleft()
-        if len(self._controls) > self.ctx.config.binance_control_rate:
+        if len(self._controls) > self.settings.control_rate:
             self.drop("control_rate_exceeded")
             return False
         return True
@@ -323,18 +325,19 @@ class BinanceSession(Session):
 
     # --- timers ---------------------------------------------------------------------------------
 
-    def request_shutdown(self, grace_s: float | None = None) -> None:
+    def request_shutdown(self, grace_s: float | None = None) -> bool:
         """Send ``serverShutdown`` now and disconnect after the grace time."""
         self._shutdown_at = time.monotonic()
         if grace_s is not None:
             self._grace = grace_s
+        return True
 
     def wakeup_in(self) -> float:
         now = time.monotonic()
         config = self.ctx.config
         moments = [self._next_ping, self.opened + config.max_connection_age_s]
         if self._pings:
-            moments.append(min(self._pings.values()) + config.binance_pong_timeout_s)
+            moments.append(min(self._pings.values()) + self.settings.pong_timeout_s)
         for moment in (self._shutdown_at, self._close_at):
             if moment is not None:
                 moments.append(moment)
@@ -346,7 +349,7 @@ class BinanceSession(Session):
         if now - self.opened >= config.max_connection_age_s:
             await self.close(1000, "connection age limit")
             return False
-        if self._pings and now - min(self._pings.values()) >= config.binance_pong_timeout_s:
+        if self._pings and now - min(self._pings.values()) >= self.settings.pong_timeout_s:
             self.drop("pong_timeout")
             return False
         if self._close_at is not None and now >= self._close_at:
@@ -359,7 +362,7 @@ class BinanceSession(Session):
                 wire.render_server_shutdown(self._time(now_us()), self.combined)
             )
         if now >= self._next_ping:
-            self._next_ping = now + config.binance_ping_s
+            self._next_ping = now + self.settings.ping_s
             if self.stall != "silent":
                 payload = str(now_us()).encode()
                 self._pings[payload] = now

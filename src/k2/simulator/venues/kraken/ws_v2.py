@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
-from k2.exchanges.kraken import wire
-from k2.simulator.instruments import KRAKEN, Instrument
+from k2.exchanges.kraken import EXCHANGE, wire
+from k2.simulator.instruments import Instrument
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.protocols.kraken_v1 import EXCEEDED_MSG_RATE
 from k2.simulator.session import Rendered, Session, Subscription
 from k2.simulator.venue import now_us
+from k2.simulator.venues.kraken.instruments import as_kraken
+from k2.simulator.venues.kraken.settings import section
+from k2.simulator.venues.kraken.ws_v1 import EXCEEDED_MSG_RATE
 
 PROTOCOL = "kraken-v2"
 _NO_FIELDS: dict[str, FieldValue] = {}  # trades of a frame rendered without a ledger
@@ -164,7 +166,7 @@ class KrakenV2Session(Session):
     """One ``wss://ws.kraken.com/v2`` connection."""
 
     protocol = PROTOCOL
-    exchange = KRAKEN
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -173,9 +175,13 @@ class KrakenV2Session(Session):
         self.ever_subscribed = False
         self.connection_id = self.ctx.venue_connection_id()
         self._clock = TimestampCache()
-        self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
-        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self.by_v2 = self._v2_names()
+        self.settings = section(self.ctx.config)
+        self.rate = MessageRate(self.settings.msg_rate)
         self._writer = TradeFrameWriter()
+
+    def _v2_names(self) -> dict[str, Instrument]:
+        return {as_kraken(inst).v2_symbol: inst for inst in self.market.instruments.values()}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -239,7 +245,7 @@ class KrakenV2Session(Session):
 
     def _symbol_error(self, symbol: object) -> str | None:
         if isinstance(symbol, str) and symbol not in self.by_v2:  # listed since the connect?
-            self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
+            self.by_v2 = self._v2_names()
         if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
             return f"Currency pair not supported {symbol}"
         if symbol in self.symbols:
@@ -327,7 +333,7 @@ class KrakenV2Session(Session):
         now = time.monotonic()
         config = self.ctx.config
         subscribed = bool(self.symbols or self.channels)
-        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+        if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False
         if subscribed and now - self.last_traffic >= config.heartbeat_s:

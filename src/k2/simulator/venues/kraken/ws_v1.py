@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
-from k2.exchanges.kraken import wire
-from k2.simulator.instruments import KRAKEN
+from k2.exchanges.kraken import EXCHANGE, wire
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.venues.kraken.settings import section
 
 PROTOCOL = "kraken-v1"
 SYSTEM_VERSION = "1.9.1"
@@ -59,14 +59,15 @@ class KrakenV1Session(Session):
     """One ``wss://ws.kraken.com`` connection."""
 
     protocol = PROTOCOL
-    exchange = KRAKEN
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pairs: dict[str, _Pair] = {}
         self.ever_subscribed = False
         self.connection_id = self.ctx.venue_connection_id()
-        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self.settings = section(self.ctx.config)
+        self.rate = MessageRate(self.settings.msg_rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.pairs)}
@@ -195,7 +196,7 @@ class KrakenV1Session(Session):
     async def on_timer(self) -> bool:
         now = time.monotonic()
         config = self.ctx.config
-        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+        if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False
         if self.pairs and now - self.last_traffic >= config.heartbeat_s:
