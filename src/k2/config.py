@@ -641,7 +641,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
     ingest: IngestSettings = IngestSettings()
-    stream: StreamSettings = StreamSettings()
+    stream: StreamSettings = Field(default_factory=StreamSettings)  # its port follows the registry
     silver: SilverSettings = SilverSettings()
     gold: GoldSettings = GoldSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()

@@ -33,7 +33,9 @@ _PROTOCOLS = [protocol for entry in VENUES.values() for protocol in entry.protoc
 @click.option(
     "--protocol",
     type=click.Choice(_PROTOCOLS),
-    help="WebSocket protocol of the venue (default: the venue's first: kraken-v2, binance-trade).",
+    help="WebSocket protocol of the exchange (default: the exchange's first: "
+    + ", ".join(entry.default_protocol for entry in VENUES.values())
+    + ").",
 )
 @click.option("--simulator-url", help="Base URL of `k2 simulate` for --source simulator.")
 @click.option(

@@ -110,7 +110,7 @@ class Simulator:
         """Bind the port, open the ledger and start the market clock."""
         self.ctx.ledger.open()
         app = web.Application()
-        app.add_routes(self._routes())
+        app.add_routes(self.routes())
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -259,7 +259,8 @@ class Simulator:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
-    def _routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[web.RouteDef]:
+        """Every exchange's endpoints, in the registry's order, then the control API."""
         routes = []
         for name in VENUES:
             routes += venues.server(name).routes(self.ctx, self._serve)
