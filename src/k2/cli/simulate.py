@@ -20,7 +20,7 @@ from k2.simulator.venues import fault_protocols, sections
     "--id-base",
     type=int,
     help="Trade ids start above this; default: the clock in microseconds, so ids keep rising "
-    "across restarts as a venue's do.",
+    "across restarts as an exchange's do.",
 )
 @click.option(
     "--rate",
@@ -33,7 +33,7 @@ from k2.simulator.venues import fault_protocols, sections
 @click.option(
     "--skew",
     type=float,
-    help="A symbol's share of the rate is 1/rank**skew (rank in the venue's catalogue, most "
+    help="A symbol's share of the rate is 1/rank**skew (rank in the exchange's catalogue, most "
     "traded first); 0 spreads the rate evenly. [1]",
 )
 @click.option(
@@ -112,14 +112,14 @@ from k2.simulator.venues import fault_protocols, sections
 @click.option(
     "--lose-every",
     type=int,
-    help="The venues lose every N-th trade id from their streams (REST still has it).",
+    help="The exchanges lose every N-th trade id from their streams (REST still has it).",
 )
 @click.option(
     "--lose-exchange",
     "lose_exchanges",
     multiple=True,
     type=click.Choice(list(VENUES)),
-    help="Venues that lose ids (default: every one); repeatable.",
+    help="Exchanges that lose ids (default: every one); repeatable.",
 )
 @click.option(
     "--urls-file",
@@ -130,7 +130,7 @@ from k2.simulator.venues import fault_protocols, sections
 def simulate(ctx: click.Context, /, urls_file: str | None, **options: Any) -> None:
     """Run a local exchange simulator: every exchange K2 knows, WebSocket and REST.
 
-    Speaks each venue's documented protocol (acks, snapshots, heartbeats, pings, limits) from a
+    Speaks each exchange's documented protocol (acks, snapshots, heartbeats, pings, limits) from a
     deterministic synthetic market or a replayed recording, injects faults on demand (also at run
     time: POST /_sim/faults) and writes every trade it sends to --ledger. Prints the URLs to
     point clients at; Ctrl-C stops it.

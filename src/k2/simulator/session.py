@@ -162,7 +162,7 @@ class Session:
         return {"name": self.name, "protocol": self.protocol}
 
     def request_shutdown(self, grace_s: float | None = None) -> bool:
-        """Announce that the venue will close this connection (Binance ``serverShutdown``)
+        """Announce that the exchange will close this connection (Binance ``serverShutdown``)
         and close it after ``grace_s``; False where the protocol has no such notice."""
         return False
 
@@ -171,7 +171,7 @@ class Session:
     async def flush(self) -> None:
         """Send each active subscription's trades that are not sent yet, in its protocol's
         frames; a subscription that fell out of the retained history drops the connection
-        (a slow consumer, as the venues cut them)."""
+        (a slow consumer, as the exchanges cut them)."""
         histories = self.market.histories
         for sub in list(self.subscriptions()):
             if not sub.active:
@@ -179,7 +179,7 @@ class Session:
             history = histories[sub.listed]
             end = history.agg_end if sub.aggregates else history.trade_end
             if end == sub.cursor:
-                continue  # most of a venue's symbols have nothing new at any moment
+                continue  # most of an exchange's symbols have nothing new at any moment
             if sub.aggregates:
                 items: list[SimTrade] | list[AggTrade] | None = history.aggs_from(sub.cursor)
             else:

@@ -32,7 +32,7 @@ class SimulatorBase:
     port: int = 0  # 0: a free port
     seed: int = 1
     # Trade ids start above this (plus a per-symbol offset from the seed). None: the wall clock
-    # in microseconds at start, so ids keep rising across restarts as a venue's do, and an
+    # in microseconds at start, so ids keep rising across restarts as an exchange's do, and an
     # ingest resuming from Kafka sees new trades, not replays.
     id_base: int | None = None
     rate: int = 100  # synthetic trades per second, in total, shared out over all symbols
@@ -50,7 +50,7 @@ class SimulatorBase:
     shutdown_after_s: float | None = None  # a shutdown notice this long after connect (Binance)
     shutdown_grace_s: float = 1.0  # shutdown notice → disconnection
     faults: tuple[FaultRule, ...] = ()
-    lose_every: int = 0  # the venues lose every n-th trade id from their streams (0: never)
+    lose_every: int = 0  # the exchanges lose every n-th trade id from their streams (0: never)
     lose_exchanges: tuple[str, ...] = field(default_factory=lambda: tuple(VENUES))
 
     def exchange(self, name: str) -> ExchangeSimSettings:
