@@ -17,10 +17,11 @@ def _defaults() -> Settings:
 
 
 def test_the_published_ports_stay_where_they_were() -> None:
-    """Kraken 9400, Binance 9401, the streaming job 9402; shard I adds 10 * I."""
+    """Kraken 9400, Binance 9401, the streaming job right after the exchanges (9402 with these
+    two); shard I adds 10 * I."""
     ingest = _defaults().ingest
     assert [metrics_port(ingest, name) for name in ("kraken", "binance")] == [9400, 9401]
-    assert _defaults().stream.metrics_port == stream_metrics_port() == 9402
+    assert _defaults().stream.metrics_port == stream_metrics_port() == 9400 + len(VENUES)
     assert metrics_port(ingest, "binance", shard=3) == 9431
     assert metrics_port(ingest.model_copy(update={"metrics_port": 0}), "kraken") == 0
     with pytest.raises(ExchangeError, match="unknown exchange 'nosuch'"):

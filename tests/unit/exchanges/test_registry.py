@@ -192,8 +192,9 @@ def fakex(monkeypatch: pytest.MonkeyPatch) -> Venue:
 def test_a_third_exchange_gets_ports_of_its_own(fakex: Venue) -> None:
     settings = _defaults()
     settings = settings.model_copy(update={"exchanges": (*settings.exchanges, "fakex")})
-    assert metrics_port(settings.ingest, "fakex") == 9402
-    assert settings.stream.metrics_port == stream_metrics_port() == 9403
+    assert list(VENUES)[-1] == "fakex"
+    assert metrics_port(settings.ingest, "fakex") == 9400 + len(VENUES) - 1
+    assert settings.stream.metrics_port == stream_metrics_port() == 9400 + len(VENUES)
     check_part_ports(settings)
     assert "ingest-fakex" in [part.part for part in part_ports(settings)]
 
