@@ -125,15 +125,20 @@ async def _routes_agree() -> None:
     paths = [(r.method, r.path) for r in sim.routes() if isinstance(r, web.RouteDef)]
     assert len(paths) == len(set(paths)), "two exchanges serve one path"
     for name in VENUES:
+        package = venue(name).simulator_package
+        served = [r.path for r in sim.routes() if r.handler.__module__.startswith(package)]
+        assert served, f"{name} serves nothing"
         server = venues.server(name)
         own = server.urls("http://h", "ws://h")
         assert own and all(key.startswith(f"{name}_") for key in own)
         assert own.items() <= simulator_urls("h").as_dict().items()
-        for url in [*own.values(), *server.examples("ws://h").values()]:
-            if urlsplit(url).path:
-                request = make_mocked_request("GET", urlsplit(url).path, app=app)
-                match = await app.router.resolve(request)
-                assert match.handler.__module__.startswith(venue(name).simulator_package), url
+        for url in server.examples("ws://h").values():  # whole URLs: each is one of its routes
+            request = make_mocked_request("GET", urlsplit(url).path, app=app)
+            match = await app.router.resolve(request)
+            assert match.handler.__module__.startswith(package), url
+        for url in own.values():  # bases clients extend: each leads to its routes
+            base = urlsplit(url).path.rstrip("/")
+            assert any(path == base or path.startswith(base + "/") for path in served), url
 
 
 def test_simulator_routes_and_urls_are_every_exchanges() -> None:
