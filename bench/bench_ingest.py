@@ -39,10 +39,11 @@ from bench.services import private_settings, start_simulator
 from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
 from k2.ingest.avro import ConfluentEncoder
-from k2.ingest.service import IngestService, adapter_for, feed_spec
+from k2.ingest.service import IngestService
 from k2.observability.logging import configure_logging
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.stack.manager import Stack
@@ -77,7 +78,7 @@ def _service(
     configured = settings.model_copy(update={"ingest": ingest, "kafka": kafka})
     adapter = adapter_for(exchange, ingest)
     metrics = IngestMetrics(Metrics(f"bench-{exchange}"), exchange)
-    return IngestService(configured, adapter, feed_spec(configured, adapter), metrics)
+    return IngestService(configured, adapter, feed_spec(configured.ingest, adapter), metrics)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from k2.errors import ConfigError
 from k2.exchanges import EXCHANGE_NAMES, VENUES
 from k2.exchanges.contract import BackfillOptions, ExchangeSettings, Shard
+from k2.exchanges.factory import DEFAULT_METRICS_PORT, stream_metrics_port
 
 ENV_PREFIX = "K2_"
 NESTED_DELIMITER = "__"
@@ -267,11 +268,11 @@ class _IngestBase(_Section):
         1, ge=1, le=10, description="How many ingest shards `k2 run` starts for each exchange."
     )
     metrics_port: int = Field(
-        9400,
+        DEFAULT_METRICS_PORT,
         ge=0,
-        description="Prometheus /metrics and /healthz port of the first exchange's ingest; each "
-        "further exchange (in the registry's order, kraken, binance) uses the next port, and "
-        "shard I adds 10 * I. 0 picks a free one.",
+        description="Prometheus /metrics and /healthz port of the first exchange's ingest; the "
+        f"other exchanges take the next ports in the registry's order ({', '.join(VENUES)}), "
+        "and shard I adds 10 * I (20 * I from ten exchanges on). 0 picks a free one.",
     )
     summary_interval_s: float = Field(
         10.0, gt=0, description="Seconds between the INFO summaries of received/delivered."
@@ -428,7 +429,11 @@ class StreamSettings(_Section):
         "commit; default: Spark's default parallelism (the cores in local mode).",
     )
     metrics_port: int = Field(
-        9402, ge=0, description="Prometheus /metrics port of `k2 job stream`; 0 picks a free one."
+        default_factory=stream_metrics_port,
+        ge=0,
+        description="Prometheus /metrics port of `k2 job stream`; default: the port after the "
+        f"exchanges' ingests ({DEFAULT_METRICS_PORT} + one per exchange = "
+        f"{stream_metrics_port()}). 0 picks a free one.",
     )
     writer_lease_s: float = Field(
         300.0,
@@ -636,7 +641,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     lake: LakeSettings = LakeSettings()
     ingest: IngestSettings = IngestSettings()
-    stream: StreamSettings = StreamSettings()
+    stream: StreamSettings = Field(default_factory=StreamSettings)  # its port follows the registry
     silver: SilverSettings = SilverSettings()
     gold: GoldSettings = GoldSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()

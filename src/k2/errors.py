@@ -105,6 +105,11 @@ class WsLivenessError(WsConnectionError):
     """Raised when a WebSocket connection received nothing within its liveness deadline."""
 
 
+class MalformedFrameError(ExchangeError):
+    """Raised inside a frame parser when the frame is malformed; the parser returns the frame
+    as a dead letter with this reason, so it never escapes ``parse_frame``."""
+
+
 class ParseError(K2Error):
     """Raised when a frame cannot be parsed; carries the raw text for the dead-letter path."""
 

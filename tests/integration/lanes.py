@@ -22,8 +22,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.factory import adapter_for
 from k2.exchanges.kraken import wire as kraken_wire
-from k2.ingest.service import adapter_for
 from k2.jobs.layout import Layout, layout
 from k2.schemas import raw_schema_name, schema_text
 from k2.transport.topics import TopicAdmin, k2_topics

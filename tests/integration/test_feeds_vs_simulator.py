@@ -301,7 +301,7 @@ def test_binance_rolls_over_before_max_age_and_on_server_shutdown_without_gaps(
                 client.options = BinanceFeedOptions(  # no more age-based rollovers
                     BINANCE_SYMBOLS, ws_url=sim.urls.binance_ws, overlap_s=0.4
                 )
-                sim.shutdown_binance(grace_s=2.0)
+                sim.shutdown("binance", grace_s=2.0)
                 await feed.until(lambda f: len(f.controls(ControlKind.CONNECTED)) >= 3)
                 connected = feed.controls(ControlKind.CONNECTED)[-1][0]
                 await feed.until(lambda f: any(t > connected + 0.5 for t, _ in f.events))

@@ -31,9 +31,10 @@ from k2.config import IngestSettings, Settings
 from k2.errors import RegistryError
 from k2.exchanges.base import Envelope, RawTrade
 from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.factory import adapter_for, feed_spec
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.resume import read_resume_points
-from k2.ingest.service import IngestService, adapter_for, feed_spec
+from k2.ingest.service import IngestService
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.schemas import schema_json, schema_text
 from k2.schemas.registry import register_value_schema
@@ -209,7 +210,7 @@ async def ingest_until(
     )
     venue = adapter_for(exchange, private.ingest)
     metrics = IngestMetrics(Metrics(f"ingest-{exchange}"), exchange)
-    service = IngestService(private, venue, feed_spec(private, venue), metrics)
+    service = IngestService(private, venue, feed_spec(private.ingest, venue), metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     deadline = time.monotonic() + timeout_s

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from k2.config import Settings
-from k2.ingest.service import IngestService, adapter_for, feed_spec
+from k2.exchanges.factory import adapter_for, feed_spec
+from k2.ingest.service import IngestService
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
@@ -59,7 +60,7 @@ class Running:
         adapter = adapter_for(exchange, private.ingest)
         metrics = IngestMetrics(Metrics(f"ingest-{exchange}"), exchange)
         self.metrics = metrics
-        self.service = IngestService(private, adapter, feed_spec(private, adapter), metrics)
+        self.service = IngestService(private, adapter, feed_spec(private.ingest, adapter), metrics)
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(self.service.run(self.stop))
 

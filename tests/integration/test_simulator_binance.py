@@ -176,7 +176,7 @@ def test_server_shutdown_is_announced_then_the_connection_ends(
             Simulator(config(tmp_path, rate=0, shutdown_grace_s=0.3)) as sim,
             websockets.connect(sim.urls.binance_ws + path) as ws,
         ):
-            assert sim.shutdown_binance() == 1
+            assert sim.shutdown() == 1
             frames = await collect(ws, 0.2)
             assert await closed_within(ws, 2.0)
             return frames

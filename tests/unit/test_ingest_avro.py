@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from k2.config import IngestSettings
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance.parse import parse_frame as parse_binance
+from k2.exchanges.factory import adapter_for
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.adapter import _rest_trade
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter
 from k2.exchanges.kraken.parse import parse_frame as parse_kraken
 from k2.ingest.avro import ConfluentEncoder, compile_encoder, zigzag_long
-from k2.ingest.service import adapter_for
 from k2.schemas import schema_json
 
 from .exchanges.recordings import received_frames

@@ -33,14 +33,16 @@ _PROTOCOLS = [protocol for entry in VENUES.values() for protocol in entry.protoc
 @click.option(
     "--protocol",
     type=click.Choice(_PROTOCOLS),
-    help="WebSocket protocol of the venue (default: the venue's first: kraken-v2, binance-trade).",
+    help="WebSocket protocol of the exchange (default: the exchange's first: "
+    + ", ".join(entry.default_protocol for entry in VENUES.values())
+    + ").",
 )
 @click.option("--simulator-url", help="Base URL of `k2 simulate` for --source simulator.")
 @click.option(
     "--metrics-port",
     type=click.IntRange(min=0),
     help="Port of /metrics and /healthz (default: K2_INGEST__METRICS_PORT + the exchange's "
-    "offset + 10 x shard; 0 picks a free one).",
+    "place in the registry + 10 x shard; 0 picks a free one).",
 )
 @click.pass_context
 def ingest(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import click
 
 from k2.cli.context import comma_list, settings_of
-from k2.exchanges import EXCHANGE_NAMES
+from k2.exchanges import VENUES
+from k2.simulator.venues import fault_protocols, sections
 
 
 @click.command("simulate")
@@ -18,7 +20,7 @@ from k2.exchanges import EXCHANGE_NAMES
     "--id-base",
     type=int,
     help="Trade ids start above this; default: the clock in microseconds, so ids keep rising "
-    "across restarts as a venue's do.",
+    "across restarts as an exchange's do.",
 )
 @click.option(
     "--rate",
@@ -31,20 +33,8 @@ from k2.exchanges import EXCHANGE_NAMES
 @click.option(
     "--skew",
     type=float,
-    help="A symbol's share of the rate is 1/rank**skew (rank in the venue's catalogue, most "
+    help="A symbol's share of the rate is 1/rank**skew (rank in the exchange's catalogue, most "
     "traded first); 0 spreads the rate evenly. [1]",
-)
-@click.option(
-    "--kraken-symbols",
-    callback=comma_list,
-    help="Kraken pairs to list (v1 names, comma-separated); default: the whole universe of "
-    "700 pairs (XBT/USD, ETH/USD, ... first).",
-)
-@click.option(
-    "--binance-symbols",
-    callback=comma_list,
-    help="Binance symbols to list (comma-separated); default: the whole universe of 2,000 "
-    "symbols (BTCUSDT, ETHUSDT, ... first).",
 )
 @click.option(
     "--trades-per-symbol", type=int, help="Stop generating a symbol after this many trades."
@@ -71,30 +61,6 @@ from k2.exchanges import EXCHANGE_NAMES
 @click.option("--snapshot-size", type=int, help="Trades in Kraken's subscribe snapshot. [50]")
 @click.option("--heartbeat", "heartbeat_s", type=float, help="Kraken heartbeat seconds. [1]")
 @click.option(
-    "--kraken-idle",
-    "kraken_idle_s",
-    type=float,
-    help="Kraken closes connections without a subscription after this many seconds. [60]",
-)
-@click.option(
-    "--binance-ping-interval",
-    "binance_ping_s",
-    type=float,
-    help="Seconds between Binance ping frames. [20]",
-)
-@click.option(
-    "--binance-pong-timeout",
-    "binance_pong_timeout_s",
-    type=float,
-    help="Binance disconnects if a ping has no pong within this many seconds. [60]",
-)
-@click.option(
-    "--binance-control-rate",
-    type=int,
-    help="Incoming control messages per second before Binance disconnects. [5]",
-)
-@click.option("--binance-max-streams", type=int, help="Streams per Binance connection. [1024]")
-@click.option(
     "--max-connection-age",
     "max_connection_age_s",
     type=float,
@@ -113,20 +79,9 @@ from k2.exchanges import EXCHANGE_NAMES
     help="Seconds from serverShutdown to disconnection. [1]",
 )
 @click.option(
-    "--binance-weight-limit", type=int, help="Binance REST weight per minute; 0: no limit. [6000]"
-)
-@click.option(
-    "--kraken-rest-limit", type=int, help="Kraken REST calls per 10 s; 0: no limit. [150]"
-)
-@click.option(
-    "--kraken-msg-rate",
-    type=int,
-    help="Messages a Kraken connection may send per second before `Exceeded msg rate`. [20]",
-)
-@click.option(
     "--fault-protocol",
     "protocol",
-    type=click.Choice(["kraken", "kraken-v1", "kraken-v2", "binance"]),
+    type=click.Choice(fault_protocols()),
     help="Connections the fault options below apply to (default: all).",
 )
 @click.option(
@@ -157,14 +112,14 @@ from k2.exchanges import EXCHANGE_NAMES
 @click.option(
     "--lose-every",
     type=int,
-    help="The venues lose every N-th trade id from their streams (REST still has it).",
+    help="The exchanges lose every N-th trade id from their streams (REST still has it).",
 )
 @click.option(
     "--lose-exchange",
     "lose_exchanges",
     multiple=True,
-    type=click.Choice(EXCHANGE_NAMES),
-    help="Venues that lose ids (default: every one); repeatable.",
+    type=click.Choice(list(VENUES)),
+    help="Exchanges that lose ids (default: every one); repeatable.",
 )
 @click.option(
     "--urls-file",
@@ -173,16 +128,47 @@ from k2.exchanges import EXCHANGE_NAMES
 )
 @click.pass_context
 def simulate(ctx: click.Context, /, urls_file: str | None, **options: Any) -> None:
-    """Run a local exchange simulator: Kraken v1/v2 and Binance spot, WebSocket and REST.
+    """Run a local exchange simulator: every exchange K2 knows, WebSocket and REST.
 
-    Speaks each venue's documented protocol (acks, snapshots, heartbeats, pings, limits) from a
+    Speaks each exchange's documented protocol (acks, snapshots, heartbeats, pings, limits) from a
     deterministic synthetic market or a replayed recording, injects faults on demand (also at run
     time: POST /_sim/faults) and writes every trade it sends to --ledger. Prints the URLs to
     point clients at; Ctrl-C stops it.
     """
-    from k2.simulator.runner import build_config, run  # noqa: PLC0415
+    from k2.simulator.runner import build_config, run
 
     settings_of(ctx)  # configures logging
     options["reject_symbols"] = tuple(options["reject_symbols"])
     options["lose_exchanges"] = tuple(options["lose_exchanges"]) or None
     run(build_config(options), urls_file, click.echo)
+
+
+def exchange_options() -> list[click.Option]:
+    """One option per field of each exchange's simulator section, in the registry's order:
+    ``--<exchange>-symbols`` and the exchange's own limits (``--kraken-idle``, ...)."""
+    options = []
+    for name, section in sections().items():
+        options.append(
+            click.Option(
+                [f"--{name}-symbols", f"{name}_symbols"],
+                callback=comma_list,
+                help=section.symbols_help,
+            )
+        )
+        for item in fields(section):
+            if item.name == "symbols":
+                continue
+            flag = item.metadata.get("flag", item.name.replace("_", "-"))
+            options.append(
+                click.Option(
+                    [f"--{name}-{flag}", f"{name}_{item.name}"],
+                    type=type(item.default),
+                    help=f"{item.metadata['help']} [{item.default:g}]",
+                )
+            )
+    return options
+
+
+# The exchanges' options follow the market's, before the fault options.
+_FIRST_FAULT = next(i for i, p in enumerate(simulate.params) if p.name == "protocol")
+simulate.params[_FIRST_FAULT:_FIRST_FAULT] = exchange_options()

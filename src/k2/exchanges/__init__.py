@@ -1,12 +1,15 @@
-"""The venue registry: the one list of venues K2 knows, each package imported lazily.
+"""The exchange registry: the one list of exchanges K2 knows, each package imported lazily.
 
-Every venue package has the same modules (``wire``, ``parse``, ``normalise``, ``symbols``,
+Every exchange package has the same modules (``wire``, ``parse``, ``normalise``, ``symbols``,
 ``client``, ``adapter``, ``config``; see :mod:`k2.exchanges.base` and
-:mod:`k2.exchanges.contract`). :data:`VENUES` maps an exchange name to its package, its
-protocols and the names of its classes, without importing any venue until it is used, so a process
-that ingests one exchange never loads another's code. Every other list of venues (the settings'
-exchange names and per-venue sections, the CLI's choices, the simulator's venues) derives from
-it: adding a venue is a package with the same file names plus one entry here.
+:mod:`k2.exchanges.contract`), and so has its side of the simulator
+(``k2.simulator.venues.<exchange>``). :data:`VENUES` maps an exchange name to its packages, its
+protocols and the names of its classes, without importing any of them until it is used, so a
+process that ingests one exchange never loads another's code. Every other list of exchanges
+derives from it: the settings' exchange names and sections, the protocols
+(:data:`PROTOCOLS`), the CLI's choices, the metrics ports (:mod:`k2.exchanges.factory`), the
+simulator's markets, routes, settings and fault protocols. Adding an exchange is its two
+packages, its raw schema (``schemas/<exchange>_raw.avsc``) and one entry here.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class Venue:
     options_class: str
     adapter_class: str
     settings_class: str
-    metrics_offset: int  # its ingest's metrics port is the base port plus this
+    simulator_package: str  # its side of the local simulator (k2.simulator.venues)
 
     @property
     def default_protocol(self) -> Protocol_:
@@ -77,7 +80,7 @@ VENUES: dict[str, Venue] = {
         options_class="KrakenFeedOptions",
         adapter_class="KrakenAdapter",
         settings_class="KrakenSettings",
-        metrics_offset=0,
+        simulator_package="k2.simulator.venues.kraken",
     ),
     "binance": Venue(
         name="binance",
@@ -88,11 +91,15 @@ VENUES: dict[str, Venue] = {
         options_class="BinanceFeedOptions",
         adapter_class="BinanceAdapter",
         settings_class="BinanceSettings",
-        metrics_offset=1,
+        simulator_package="k2.simulator.venues.binance",
     ),
 }
 
 EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)
+# Every protocol of every exchange: WebSocket ones, then the protocol of its REST history.
+PROTOCOLS: tuple[Protocol_, ...] = tuple(
+    protocol for entry in VENUES.values() for protocol in (*entry.protocols, entry.rest_protocol)
+)
 
 
 def venue(name: str) -> Venue:

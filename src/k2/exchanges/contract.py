@@ -207,18 +207,25 @@ class AdapterBase:
         base = self.public_interval_s if interval is None else interval
         self._pacer = RestPacer(base * shard.count)
 
-    def feed_options(self, spec: FeedSpec) -> dict[str, Any]:
-        """The client options every venue has, from ``spec`` and the settings."""
-        return {
-            "symbols": spec.symbols,
-            "last_trade_ids": dict(spec.last_trade_ids),
-            "reference_refresh_s": self.settings.reference_refresh_s,
-            "max_symbols_per_connection": self.settings.max_symbols_per_connection,
-            "shard": spec.shard,
-        }
+    options_type: ClassVar[Callable[..., Any]]  # the venue's frozen feed options dataclass
+
+    def venue_options(self) -> dict[str, Any]:
+        """The venue's own feed options from its settings (protocol, stream, time unit...)."""
+        return {}
 
     def options(self, spec: FeedSpec) -> Any:
-        raise NotImplementedError
+        """The feed client's options: the venue's own, where ``spec`` points (the public URLs
+        unless it names others), and what every venue has (symbols, resume ids, shard...)."""
+        urls = {"ws_url": spec.ws_url, "rest_url": spec.rest_url}
+        return type(self).options_type(
+            **self.venue_options(),
+            **{name: url for name, url in urls.items() if url},
+            symbols=spec.symbols,
+            last_trade_ids=dict(spec.last_trade_ids),
+            reference_refresh_s=self.settings.reference_refresh_s,
+            max_symbols_per_connection=self.settings.max_symbols_per_connection,
+            shard=spec.shard,
+        )
 
     def client(self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None) -> Any:
         return type(self).client_type(

@@ -12,7 +12,8 @@ With ``*`` as symbols the reference data is re-read every ``reference_refresh_s`
 are subscribed (on a lane with room, else a new lane) and delisted symbols dropped, both logged
 at INFO.
 
-A venue writes only its session logic: the URL of a lane, what to send after connecting, how to
+A venue writes only its reference data (how to read and resolve its listings) and its
+session logic: the URL of a lane, what to send after connecting, how to
 read its controls, and (un)subscribe requests for symbols that change while a lane is open.
 """
 
@@ -44,6 +45,7 @@ from k2.exchanges.base import (
     Silence,
     SilenceMonitor,
 )
+from k2.exchanges.contract import ALL_SYMBOLS, owned
 from k2.transport.ws import Backoff, TokenBucket, WsConnection, WsOptions
 
 log = structlog.get_logger(__name__)
@@ -147,10 +149,24 @@ class FeedClientBase:
 
     # --- what a venue implements ------------------------------------------------------------
 
-    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
-        """The native symbols ``requested`` names (every trading one for ``*``), from the
-        venue's reference data; raises UnknownSymbolError for a name the venue lacks. Without
-        ``strict`` (a refresh), names the venue no longer lists or trades are left out."""
+    async def reference_data(self) -> Mapping[str, Any]:
+        """Every symbol the venue lists, keyed by native name, read from its REST reference
+        data (each value the venue's own listing record)."""
+        raise NotImplementedError
+
+    def resolve(
+        self, requested: Sequence[str], listed: Mapping[str, Any], strict: bool
+    ) -> list[Any]:
+        """The listings ``requested`` names, in order; with ``strict`` an unknown name raises
+        UnknownSymbolError, without it the name is left out."""
+        raise NotImplementedError
+
+    def trading(self, listing: Any) -> bool:
+        """Whether a listing trades now (a symbol that does not is never subscribed)."""
+        raise NotImplementedError
+
+    def native(self, listing: Any) -> str:
+        """The name this feed's protocol uses on the wire for a listing."""
         raise NotImplementedError
 
     def lane_url(self, lane: Lane) -> str:
@@ -181,6 +197,25 @@ class FeedClientBase:
         """Subscribe ``added`` and unsubscribe ``removed`` on the lane's open connection."""
 
     # --- the client's life ------------------------------------------------------------------
+
+    async def load_reference(self) -> list[Any]:
+        """The configured symbols' listings; raises UnknownSymbolError for the first symbol the
+        venue does not list."""
+        return self.resolve(self.options.symbols, await self.reference_data(), True)
+
+    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
+        """The native symbols ``requested`` names (every trading one for ``*``) that this feed's
+        shard owns, from the venue's reference data; raises UnknownSymbolError for a name the
+        venue lacks. Without ``strict`` (a refresh), names the venue no longer lists or trades
+        are left out."""
+        listed = await self.reference_data()
+        if ALL_SYMBOLS in requested:
+            chosen = [listing for listing in listed.values() if self.trading(listing)]
+        else:
+            chosen = self.resolve(requested, listed, strict)
+            if not strict:
+                chosen = [listing for listing in chosen if self.trading(listing)]
+        return owned([self.native(listing) for listing in chosen], self.options.shard)
 
     @property
     def natives(self) -> list[str]:

@@ -32,11 +32,11 @@ import structlog
 import uvloop
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from k2.config import IngestSettings, Settings
+from k2.config import Settings
 from k2.errors import ExchangeError, UnknownSymbolError
-from k2.exchanges import venue
 from k2.exchanges.base import Control, ControlKind, FeedEvent, FeedStats, Gap, Malformed, RawTrade
 from k2.exchanges.contract import FeedSpec, VenueAdapter
+from k2.exchanges.factory import adapter_for, feed_spec, metrics_port
 from k2.exchanges.feed import FeedClientBase
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.backfill import Backfills, GapJob, Outcome
@@ -465,47 +465,20 @@ class IngestService:
 # ------------------------------------------------------------------------------------ entry
 
 
-def adapter_for(exchange: str, ingest: IngestSettings) -> VenueAdapter:
-    """The :class:`VenueAdapter` of ``exchange`` for these settings (imported lazily)."""
-    adapter_type = venue(exchange).adapter_type()
-    adapter: VenueAdapter = adapter_type(
-        ingest.exchange(exchange), ingest.backfill_options(), ingest.shard_spec
-    )
-    return adapter
-
-
-def feed_spec(settings: Settings, adapter: VenueAdapter) -> FeedSpec:
-    """The configured symbols, the shard and, for the simulator source, where it listens."""
-    ingest = settings.ingest
-    symbols = ingest.exchange(adapter.exchange).symbols
-    if ingest.source == "simulator":
-        ws_url, rest_url = adapter.simulator_urls(ingest.simulator_url)
-        return FeedSpec(tuple(symbols), ws_url, rest_url, shard=ingest.shard_spec)
-    return FeedSpec(tuple(symbols), shard=ingest.shard_spec)
-
-
-def metrics_port(settings: Settings, exchange: str) -> int:
-    """Each exchange's ingest serves metrics on its own port: the base port plus its registry
-    offset, plus 10 per shard index."""
-    base = settings.ingest.metrics_port
-    if base == 0:
-        return 0
-    return base + venue(exchange).metrics_offset + 10 * settings.ingest.shard_spec.index
-
-
 def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> int:
     """``k2 ingest``: run until SIGTERM/SIGINT; the number of records left undelivered.
 
-    Metrics are served on ``port``, by default the exchange's :func:`metrics_port`.
+    Metrics are served on ``port``, by default the exchange's
+    :func:`~k2.exchanges.factory.metrics_port`.
     """
     adapter = adapter_for(exchange, settings.ingest)
     metrics = Metrics(f"ingest-{exchange}")
     ingest_metrics = IngestMetrics(metrics, exchange)
-    service = IngestService(settings, adapter, feed_spec(settings, adapter), ingest_metrics)
+    service = IngestService(settings, adapter, feed_spec(settings.ingest, adapter), ingest_metrics)
     server = serve_metrics(
         metrics,
         settings.stack.host,
-        metrics_port(settings, exchange) if port is None else port,
+        metrics_port(settings.ingest, exchange) if port is None else port,
         service.health,
     )
     log.info("ingest_metrics_serving", exchange=exchange, port=server.port)

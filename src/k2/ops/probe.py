@@ -14,7 +14,7 @@ from typing import Any
 
 from k2.config import Settings
 from k2.exchanges.base import RawTrade
-from k2.ingest.service import adapter_for, feed_spec
+from k2.exchanges.factory import adapter_for, feed_spec
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ProbeResult:
 
 async def _probe(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
     venue = adapter_for(exchange, settings.ingest)
-    client: Any = venue.client(feed_spec(settings, venue))
+    client: Any = venue.client(feed_spec(settings.ingest, venue))
     started = time.monotonic()
     listed = await asyncio.wait_for(client.load_reference(), timeout_s)
     reference_s = time.monotonic() - started

@@ -8,7 +8,8 @@
 - ``DELETE /_sim/faults``: lift every rule;
 - ``POST /_sim/loss`` ``{"exchange": "binance", "every": 10, "symbols": ["BTCUSDT"]}``: the venue
   loses every n-th trade id from its streams (``every: 0`` stops);
-- ``POST /_sim/shutdown`` ``{"grace_s": 1.0}``: Binance ``serverShutdown`` on every connection;
+- ``POST /_sim/shutdown`` ``{"grace_s": 1.0, "protocol": "binance"}``: a shutdown notice
+  (Binance ``serverShutdown``) on every connection whose protocol has one (of ``protocol``);
 - ``POST /_sim/drop`` ``{"protocol": "binance"}``: cut open connections now.
 """
 
@@ -102,7 +103,8 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
         except ConfigError as exc:
             return _json({"error": str(exc)}, 400)
         grace = body.get("grace_s")
-        return _json({"connections": sim.shutdown_binance(None if grace is None else float(grace))})
+        told = sim.shutdown(body.get("protocol"), None if grace is None else float(grace))
+        return _json({"connections": told})
 
     async def post_drop(request: web.Request) -> web.Response:
         try:

@@ -1,8 +1,9 @@
 """Faults on demand: what a misbehaving venue does to one connection.
 
 A :class:`FaultRule` says what to do (drop, stall, garble, duplicate, reject a symbol) and to which
-connections: those of a protocol (``kraken-v1``, ``kraken-v2``, ``binance``, or ``kraken`` for
-both Kraken versions), and how many of them (``connections``; ``None`` for every one). Rules come
+connections: those of a protocol (``kraken-v1``, ``kraken-v2``, ``binance``...), or of an
+exchange (``kraken`` for both Kraken versions), as :func:`k2.simulator.venues.fault_protocols`
+lists them, and how many of them (``connections``; ``None`` for every one). Rules come
 from the command line at start and from ``POST /_sim/faults`` while running; a rule added at run
 time applies first to the connections already open (oldest first) and then to new ones, until its
 quota is used. Counters in a rule (trades, seconds) start when the rule reaches the connection.
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from k2.errors import ConfigError
+from k2.simulator.venues import connection_protocols
 
 StallMode = Literal["heartbeats", "silent"]
-PROTOCOLS = ("kraken-v1", "kraken-v2", "binance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,9 @@ class FaultRule:
         return rule
 
     def validate(self) -> None:
-        if self.protocol is not None and not any(p.startswith(self.protocol) for p in PROTOCOLS):
-            raise ConfigError(f"unknown protocol {self.protocol!r}; known: {list(PROTOCOLS)}")
+        known = connection_protocols()
+        if self.protocol is not None and not any(p.startswith(self.protocol) for p in known):
+            raise ConfigError(f"unknown protocol {self.protocol!r}; known: {list(known)}")
         if self.stall not in (None, "heartbeats", "silent"):
             raise ConfigError(f"stall must be heartbeats or silent, not {self.stall!r}")
         for name in ("garble_every", "duplicate_every"):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
-from k2.simulator.instruments import BINANCE, Instrument
+from k2.simulator.instruments import Instrument
 
 # Per-order price move, in basis points of the starting price (the scale of the triangular step).
 _STEP_BP = 1
@@ -96,9 +96,10 @@ class SymbolGenerator:
     """The deterministic trade stream of one symbol.
 
     Orders are generated one fill at a time so that any batch size yields the same sequence. All
-    fills of one order share its price and side; on Binance they also share its time (and form one
-    aggregate trade), on Kraken each fill is one microsecond after the previous one, so per-symbol
-    times strictly increase and Kraken's time-based ``since`` paging never splits equal times.
+    fills of one order share its price and side; where the instrument aggregates fills (Binance)
+    they also share its time and form one aggregate trade, elsewhere (Kraken) each fill is one
+    microsecond after the previous one, so per-symbol times strictly increase and time-based
+    ``since`` paging never splits equal times.
     """
 
     def __init__(self, instrument: Instrument, seed: int, id_base: int = 1_000_000) -> None:
@@ -120,7 +121,7 @@ class SymbolGenerator:
         )
         self.next_id = id_base + int(rng.random() * 900_000_000)
         self.next_agg_id = self.next_id // 2 + int(rng.random() * 1_000)
-        self._binance = instrument.exchange == BINANCE
+        self._aggregate = instrument.aggregate_fills
         self._fills_left = 0
         self._side = "buy"
         self._ord_type = "market"
@@ -145,7 +146,7 @@ class SymbolGenerator:
             self._draw_sizes()
         random_ = self._rng.random
         sizes, size_texts, table = self._sizes, self._size_texts, len(self._sizes)
-        binance, new_tuple, append = self._binance, tuple.__new__, trades.append
+        aggregate, new_tuple, append = self._aggregate, tuple.__new__, trades.append
         fills_left, last_time, next_id = self._fills_left, self._last_time, self.next_id
         agg_id, agg_lots = self.next_agg_id, self._agg_lots
         price, step, low, high = self._price, self._step, self._low, self._high
@@ -166,7 +167,7 @@ class SymbolGenerator:
                 agg_first, agg_lots = next_id, 0
                 fills_left = fill_counts[int(random_() * choices)]
             pick = int(random_() * table)
-            if binance:
+            if aggregate:
                 last_time = order_time
             else:
                 last_time = now_us if now_us > last_time + 1 else last_time + 1
@@ -189,7 +190,7 @@ class SymbolGenerator:
             agg_lots += sizes[pick]
             fills_left -= 1
             if fills_left == 0:
-                if binance:
+                if aggregate:
                     aggs.append(
                         AggTrade(
                             agg_id,

@@ -1,4 +1,4 @@
-"""Build each venue's market from the settings: the listed symbols and where trades come from.
+"""Build each exchange's market from the settings: the listed symbols and where trades come from.
 
 Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the
 total ``rate`` is shared out over all symbols of all venues with a skew (``skew``: a symbol's
@@ -14,7 +14,8 @@ import functools
 import time
 
 from k2.errors import ConfigError
-from k2.simulator.instruments import BINANCE, KRAKEN, Instrument, catalog
+from k2.exchanges import VENUES
+from k2.simulator.instruments import Instrument, catalog
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.replay import RecordedTrade, ReplaySource, read_recording
 from k2.simulator.settings import SimulatorConfig
@@ -55,17 +56,14 @@ def _weights(exchange: str, instruments: list[Instrument], skew: float) -> list[
 
 
 def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
-    """One :class:`VenueMarket` per venue, with its sources attached."""
-    listed = {
-        KRAKEN: _listed(KRAKEN, config.kraken_symbols),
-        BINANCE: _listed(BINANCE, config.binance_symbols),
-    }
+    """One :class:`VenueMarket` per exchange of the registry, with its sources attached."""
+    listed = {name: _listed(name, config.exchange(name).symbols) for name in VENUES}
     markets = {
         exchange: VenueMarket(exchange, instruments, config.retention)
         for exchange, instruments in listed.items()
     }
     if config.replay:
-        recorded: dict[str, list[RecordedTrade]] = {KRAKEN: [], BINANCE: []}
+        recorded: dict[str, list[RecordedTrade]] = {name: [] for name in VENUES}
         for path in config.replay:
             for trade in read_recording(path):
                 recorded[trade.exchange].append(trade)

@@ -1,17 +1,19 @@
-"""Replay of recorded sessions: the trades of a recording become the venue's history again.
+"""Replay of recorded sessions: the trades of a recording become the exchange's history again.
 
 Two formats are read:
 
 - **cryptofeed recordings** (``sample_data/`` of bmoscon/cryptofeed; see
   ``recordings/cryptofeed/NOTICE.md``): the first line is ``<url> <-> <connect time>``, a line
   ``<url> <- <time>: <json>`` is a frame the client sent, every other line is
-  ``<receipt time>: <frame>``. Kraken v1 ``trade`` frames and Binance ``trade``/``aggTrade``
-  frames (raw or combined) are taken; everything else (books, klines, acks) is skipped.
+  ``<receipt time>: <frame>``. The exchange is the one the URL names; its trade frames are taken
+  (Kraken v1 ``trade``, Binance ``trade``/``aggTrade`` raw or combined), everything else (books,
+  klines, acks) is skipped.
 - **K2 JSONL**: one trade per line, ``{"exchange": ..., "protocol": ..., "symbol": ...,
-  "fields": {...}}`` with the venue's own field names and values exactly as sent, and optionally
-  ``trade_id`` and ``emit_us`` (the time the trade went out, which paces the replay). This is the
-  ledger's line format (:mod:`k2.simulator.ledger`), so any ledger can be replayed.
+  "fields": {...}}`` with the exchange's own field names and values exactly as sent, and
+  optionally ``trade_id`` and ``emit_us`` (the time the trade went out, which paces the replay).
+  This is the ledger's line format (:mod:`k2.simulator.ledger`), so any ledger can be replayed.
 
+Each exchange reads its own frames and lines (``k2.simulator.venues.<exchange>.replay``).
 Replayed trades keep their recorded price and size strings and trade times exactly. Ids: Binance
 ids are kept (``t``; an ``aggTrade`` keeps ``a``/``f``/``l`` and becomes one trade with id ``f``);
 Kraken v2 keeps ``trade_id``; Kraken v1 trades, which have none, are numbered 1, 2, ... per pair.
@@ -21,21 +23,17 @@ The replay is paced by the recorded receipt times divided by ``speed`` (0: every
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from k2.domain import micros_from_datetime
-from k2.errors import ConfigError
-from k2.simulator.instruments import BINANCE, KRAKEN, inferred_instrument
+from k2.errors import ConfigError, ExchangeError
+from k2.exchanges import VENUES
+from k2.simulator import venues
+from k2.simulator.instruments import inferred_instrument
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.venue import Batch, VenueMarket
-
-_SIDES = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
-_ORDERS = {"l": "limit", "m": "market", "limit": "limit", "market": "market"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +41,7 @@ class RecordedTrade:
     """One trade read from a recording, in the simulator's terms."""
 
     exchange: str
-    symbol: str  # the venue's WebSocket spelling (Kraken v1 name for Kraken)
+    symbol: str  # the exchange's WebSocket spelling (Kraken v1 name for Kraken)
     at_us: int  # when it was received or emitted: paces the replay
     price: str
     qty: str
@@ -51,51 +49,12 @@ class RecordedTrade:
     side: str  # taker side
     ord_type: str
     trade_id: int | None
-    agg: tuple[int, int, int] | None = None  # Binance (a, f, l)
+    agg: tuple[int, int, int] | None = None  # an aggregate trade's (id, first id, last id)
 
 
-def _micros(seconds: str) -> int:
+def micros(seconds: str) -> int:
+    """Decimal seconds as text (a receipt time, Kraken v1's trade time) in exact microseconds."""
     return int(Decimal(seconds).scaleb(6))
-
-
-def _binance_time(value: int) -> int:
-    """Binance times are ms unless the connection asked for µs (16 digits)."""
-    return value if value >= 10**14 else value * 1_000
-
-
-def _kraken_v1(at_us: int, frame: list[Any]) -> Iterator[RecordedTrade]:
-    pair = frame[-1]
-    for price, volume, when, side, order, *_ in frame[1]:
-        yield RecordedTrade(
-            KRAKEN, pair, at_us, price, volume, _micros(when), _SIDES[side], _ORDERS[order], None
-        )
-
-
-def _binance(at_us: int, data: Mapping[str, Any]) -> Iterator[RecordedTrade]:
-    kind = data.get("e")
-    if kind not in ("trade", "aggTrade"):
-        return
-    side = "sell" if data["m"] else "buy"
-    when = _binance_time(data["T"])
-    if kind == "trade":
-        trade_id = data["t"]
-        yield RecordedTrade(
-            BINANCE,
-            data["s"],
-            at_us,
-            data["p"],
-            data["q"],
-            when,
-            side,
-            "limit",
-            trade_id,
-            (trade_id, trade_id, trade_id),
-        )
-    else:
-        agg = (data["a"], data["f"], data["l"])
-        yield RecordedTrade(
-            BINANCE, data["s"], at_us, data["p"], data["q"], when, side, "limit", data["f"], agg
-        )
 
 
 def read_cryptofeed(path: Path) -> list[RecordedTrade]:
@@ -104,55 +63,17 @@ def read_cryptofeed(path: Path) -> list[RecordedTrade]:
     if not lines or " <-> " not in lines[0]:
         raise ConfigError(f"{path} is not a cryptofeed recording (no '<url> <-> <time>' line)")
     url = lines[0].split(" <-> ")[0]
-    exchange = KRAKEN if "kraken" in url else BINANCE if "binance" in url else None
+    exchange = next((name for name in VENUES if name in url), None)
     if exchange is None:
         raise ConfigError(f"{path}: cannot replay recordings of {url}")
+    reader = venues.replay(exchange)
     trades: list[RecordedTrade] = []
     for line in lines[1:]:
         if not line.strip() or " <- " in line.split(": ", 1)[0]:
             continue
         stamp, _, text = line.partition(": ")
-        frame = json.loads(text)
-        at_us = _micros(stamp)
-        if exchange == KRAKEN and isinstance(frame, list) and frame[-2:-1] == ["trade"]:
-            trades.extend(_kraken_v1(at_us, frame))
-        elif exchange == BINANCE and isinstance(frame, dict):
-            trades.extend(_binance(at_us, frame.get("data", frame)))
+        trades.extend(reader.cryptofeed_trades(micros(stamp), json.loads(text)))
     return trades
-
-
-def _from_ledger_line(data: Mapping[str, Any]) -> Iterator[RecordedTrade]:
-    fields = data["fields"]
-    protocol = data.get("protocol", "")
-    if protocol.startswith("binance") or data["exchange"] == BINANCE:
-        at_us = data.get("emit_us") or _binance_time(fields["T"])
-        yield from _binance(at_us, fields)
-    elif protocol == "kraken-v2" or "trade_id" in fields:
-        when = micros_from_datetime(datetime.fromisoformat(fields["timestamp"]))
-        yield RecordedTrade(
-            KRAKEN,
-            fields["symbol"],
-            data.get("emit_us") or when,
-            str(fields["price"]),
-            str(fields["qty"]),
-            when,
-            fields["side"],
-            fields["ord_type"],
-            fields["trade_id"],
-        )
-    else:
-        when = _micros(fields["time"])
-        yield RecordedTrade(
-            KRAKEN,
-            data["symbol"],
-            data.get("emit_us") or when,
-            fields["price"],
-            fields["volume"],
-            when,
-            _SIDES[fields["side"]],
-            _ORDERS[fields["order_type"]],
-            data.get("trade_id"),
-        )
 
 
 def read_jsonl(path: Path) -> list[RecordedTrade]:
@@ -162,8 +83,9 @@ def read_jsonl(path: Path) -> list[RecordedTrade]:
         if not line.strip():
             continue
         try:
-            trades.extend(_from_ledger_line(json.loads(line, parse_float=Decimal)))
-        except (KeyError, TypeError, ValueError) as exc:
+            data = json.loads(line, parse_float=Decimal)
+            trades.extend(venues.replay(data["exchange"]).ledger_trades(data))
+        except (KeyError, TypeError, ValueError, ExchangeError) as exc:
             raise ConfigError(f"{path}:{number}: not a K2 trade line ({exc})") from exc
     return trades
 
@@ -178,7 +100,7 @@ def read_recording(path: Path) -> list[RecordedTrade]:
 
 
 class ReplaySource:
-    """Feeds one venue's recorded trades into its market at the recorded pace."""
+    """Feeds one exchange's recorded trades into its market at the recorded pace."""
 
     def __init__(
         self, market: VenueMarket, trades: Iterable[RecordedTrade], speed: float, retention: int
@@ -197,7 +119,11 @@ class ReplaySource:
 
     def _resolve_symbols(self, retention: int) -> dict[str, str]:
         """Recorded spelling → listed symbol, listing unknown pairs shaped by their trades."""
-        by_v2 = {inst.v2_symbol: inst.symbol for inst in self._market.instruments.values()}
+        aliases = {
+            alias: inst.symbol
+            for inst in self._market.instruments.values()
+            for alias in inst.aliases
+        }
         resolved: dict[str, str] = {}
         for trade in self._trades:
             name = trade.symbol
@@ -205,8 +131,8 @@ class ReplaySource:
                 continue
             if name in self._market.instruments:
                 resolved[name] = name
-            elif name in by_v2:
-                resolved[name] = by_v2[name]
+            elif name in aliases:
+                resolved[name] = aliases[name]
             else:
                 same = [t for t in self._trades if t.symbol == name]
                 price = max((t.price for t in same), key=lambda p: len(p.partition(".")[2]))

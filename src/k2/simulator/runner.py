@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from k2.errors import ConfigError
+from k2.exchanges import VENUES
+from k2.simulator import venues
 from k2.simulator.faults import FaultRule
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
@@ -47,8 +49,10 @@ async def serve(
         echo("K2 exchange simulator; point clients at:")
         for name, url in urls.items():
             echo(f"  {name:<13} {url}")
-        echo(f"  {'binance_raw':<13} {sim.urls.binance_ws}/ws/btcusdt@trade")
-        echo(f"  {'binance_comb':<13} {sim.urls.binance_ws}/stream?streams=btcusdt@trade")
+        ws_base = f"ws://{config.host}:{sim.port}"
+        for name in VENUES:
+            for example, url in venues.server(name).examples(ws_base).items():
+                echo(f"  {example:<13} {url}")
         if config.ledger_path is not None:
             echo(f"ledger: {config.ledger_path}")
         echo("press Ctrl-C to stop")

@@ -1,4 +1,7 @@
-"""The simulator server: every venue's WebSocket and REST endpoints on one local port.
+"""The simulator server: every exchange's WebSocket and REST endpoints on one local port.
+
+Each exchange of the registry brings its own routes (``k2.simulator.venues.<exchange>.server``),
+today:
 
 =========================  ====================================================================
 path                       what answers
@@ -24,7 +27,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,17 +37,14 @@ import structlog
 from aiohttp import web
 
 from k2.errors import ConfigError
+from k2.exchanges import VENUES
+from k2.simulator import venues
 from k2.simulator.admin import admin_routes
 from k2.simulator.faults import FaultBook, FaultRule
-from k2.simulator.instruments import BINANCE, KRAKEN, instruments_for
+from k2.simulator.instruments import instruments_for
 from k2.simulator.ledger import Ledger
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.markets import build_markets, symbol_weight
-from k2.simulator.protocols.binance import BadConnectRequestError, BinanceSession, connect_request
-from k2.simulator.protocols.binance_rest import BinanceRest
-from k2.simulator.protocols.kraken_rest import KrakenRest
-from k2.simulator.protocols.kraken_v1 import KrakenV1Session
-from k2.simulator.protocols.kraken_v2 import KrakenV2Session
 from k2.simulator.session import Session, SimContext
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import MarketClock, SyntheticSource, VenueMarket
@@ -54,19 +54,38 @@ _MAX_MESSAGE = 1 << 20
 _CLOSE_TIMEOUT_S = 2.0  # how long a close handshake may take before the socket is cut
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SimulatorUrls:
-    """Where to point a client: WebSocket bases per protocol and REST bases per venue."""
+    """Where to point a client: each exchange's endpoints by name (``kraken_v2``,
+    ``binance_rest``, ...: WebSocket bases per protocol, REST bases per exchange, as each
+    exchange's simulator package names them) and ``admin``, the control API. Read them as
+    attributes (``urls.kraken_v2``) or as a mapping (:meth:`as_dict`)."""
 
-    kraken_v1: str
-    kraken_v2: str
-    binance_ws: str  # append /ws/<stream> or /stream?streams=a/b
-    kraken_rest: str
-    binance_rest: str
-    admin: str
+    endpoints: Mapping[str, str]
+
+    def __getattr__(self, name: str) -> str:
+        if name == "endpoints":  # not set yet (a copy being made): no endpoint to find
+            raise AttributeError(name)
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            known = ", ".join(self.endpoints)
+            raise AttributeError(
+                f"the simulator has no endpoint {name!r}; known: {known}"
+            ) from None
 
     def as_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
+        return dict(self.endpoints)
+
+
+def simulator_urls(host_port: str) -> SimulatorUrls:
+    """The URLs of a simulator listening on ``host:port``, every exchange's in registry order."""
+    http_base, ws_base = f"http://{host_port}", f"ws://{host_port}"
+    endpoints: dict[str, str] = {}
+    for name in VENUES:
+        endpoints.update(venues.server(name).urls(http_base, ws_base))
+    endpoints["admin"] = f"{http_base}/_sim"
+    return SimulatorUrls(endpoints)
 
 
 class Simulator:
@@ -91,7 +110,7 @@ class Simulator:
         """Bind the port, open the ledger and start the market clock."""
         self.ctx.ledger.open()
         app = web.Application()
-        app.add_routes(self._routes())
+        app.add_routes(self.routes())
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -138,15 +157,7 @@ class Simulator:
 
     @property
     def urls(self) -> SimulatorUrls:
-        base = f"{self.config.host}:{self.port}"
-        return SimulatorUrls(
-            kraken_v1=f"ws://{base}/",
-            kraken_v2=f"ws://{base}/v2",
-            binance_ws=f"ws://{base}",
-            kraken_rest=f"http://{base}",
-            binance_rest=f"http://{base}",
-            admin=f"http://{base}/_sim",
-        )
+        return simulator_urls(f"{self.config.host}:{self.port}")
 
     @property
     def ledger_path(self) -> Path | None:
@@ -222,13 +233,13 @@ class Simulator:
                 source.stop(symbol)
         log.info("sim_symbol_delisted", exchange=exchange, symbol=symbol)
 
-    def shutdown_binance(self, grace_s: float | None = None) -> int:
-        """Send ``serverShutdown`` on every Binance connection; they close after the grace."""
-        sessions = [s for s in self.sessions(BINANCE) if isinstance(s, BinanceSession)]
-        for session in sessions:
-            session.request_shutdown(grace_s)
+    def shutdown(self, protocol: str | None = None, grace_s: float | None = None) -> int:
+        """Announce a shutdown on every open connection (of ``protocol``) whose protocol has
+        such a notice (Binance ``serverShutdown``); they close after the grace time. Returns
+        how many were told."""
+        told = sum(session.request_shutdown(grace_s) for session in self.sessions(protocol))
         self._wake()
-        return len(sessions)
+        return told
 
     def drop(self, protocol: str | None = None) -> int:
         """Cut every open connection (of ``protocol``) at the TCP level, now."""
@@ -248,17 +259,12 @@ class Simulator:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
-    def _routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/", self._kraken_v1),
-            web.get("/v2", self._kraken_v2),
-            web.get("/ws", self._binance_raw),
-            web.get("/ws/{streams:.*}", self._binance_raw),
-            web.get("/stream", self._binance_combined),
-            *KrakenRest(self.market(KRAKEN), self.config.kraken_rest_limit).routes(),
-            *BinanceRest(self.market(BINANCE), self.config.binance_weight_limit).routes(),
-            *admin_routes(self),
-        ]
+    def routes(self) -> list[web.RouteDef]:
+        """Every exchange's endpoints, in the registry's order, then the control API."""
+        routes = []
+        for name in VENUES:
+            routes += venues.server(name).routes(self.ctx, self._serve)
+        return [*routes, *admin_routes(self)]
 
     async def _serve(
         self, request: web.Request, make: Callable[[web.WebSocketResponse], Session]
@@ -272,31 +278,6 @@ class Simulator:
         with contextlib.suppress(ConnectionError):
             await make(ws).serve()
         return ws
-
-    async def _kraken_v1(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, lambda ws: KrakenV1Session(self.ctx, ws, request))
-
-    async def _kraken_v2(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, lambda ws: KrakenV2Session(self.ctx, ws, request))
-
-    async def _binance_raw(self, request: web.Request) -> web.StreamResponse:
-        return await self._binance(request, request.match_info.get("streams", ""), False)
-
-    async def _binance_combined(self, request: web.Request) -> web.StreamResponse:
-        return await self._binance(request, request.query.get("streams", ""), True)
-
-    async def _binance(
-        self, request: web.Request, streams: str, combined: bool
-    ) -> web.StreamResponse:
-        try:
-            connect = connect_request(streams, combined, request.query)
-        except BadConnectRequestError as exc:
-            return _json({"code": 2, "msg": str(exc)}, status=400)
-        if len(connect.streams) > self.config.binance_max_streams:
-            return _json({"code": 2, "msg": "Invalid request: too many streams"}, status=400)
-        return await self._serve(
-            request, lambda ws: BinanceSession(self.ctx, ws, request, connect=connect)
-        )
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -1,10 +1,12 @@
 """One client connection, whatever the protocol: its lifecycle, its faults and its ledger lines.
 
-A protocol (``k2.simulator.protocols.*``) subclasses :class:`Session` and implements the venue's
-side of the conversation: what is sent on connect, how requests are answered, and how new trades of
-the shared history become frames. The base class owns what every venue has in common: one writer
-task that wakes when the market produced trades (or a timer is due), the faults of this connection
-applied to every frame on its way out, and the ledger line of every trade that left.
+A protocol (in ``k2.simulator.venues.<exchange>``) subclasses :class:`Session` and implements the
+exchange's side of the conversation: what is sent on connect, how requests are answered, and how
+new trades of the shared history become frames. The base class owns what every exchange has in
+common: one writer task that wakes when the market produced trades (or a timer is due), the loop
+that reads each subscription's new trades from the history (:meth:`Session.flush`), the faults of
+this connection applied to every frame on its way out, and the ledger line of every trade that
+left.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import random
 import struct
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +26,7 @@ from aiohttp import WSMsgType, web
 from k2.exchanges.base import FieldValue
 from k2.simulator.faults import ConnectionFaults, FaultBook, StallMode, garble
 from k2.simulator.ledger import Ledger, LedgerEntry
+from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import VenueMarket, now_us
 
@@ -68,6 +71,21 @@ def text_frame(text: str) -> bytes:
     if size < 1 << 16:
         return struct.pack("!BBH", 0x81, 126, size) + payload
     return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+@dataclass(eq=False)
+class Subscription:
+    """What one subscription of a connection has sent: the trades of ``listed`` (the symbol as
+    the market lists it) up to ``cursor``, or, with ``aggregates``, its aggregate trades.
+
+    ``active`` is False while its subscribe snapshot is still being sent, and once it is
+    cancelled: an inactive subscription gets nothing from :meth:`Session.flush`.
+    """
+
+    listed: str
+    cursor: int
+    aggregates: bool = False
+    active: bool = True
 
 
 @dataclass
@@ -123,11 +141,14 @@ class Session:
     async def on_binary(self, data: bytes) -> None:
         """Answer one binary frame (venues ignore or refuse them)."""
 
-    async def flush(self) -> None:
-        """Send every trade of the subscriptions not sent yet."""
+    def subscriptions(self) -> Iterable[Subscription]:
+        """The connection's subscriptions to trades, active or not."""
+        return ()
 
-    def skip_to_head(self) -> None:
-        """Move every cursor to the end of the history (trades of a stall are never sent)."""
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        """Send a subscription's trades (or aggregates) that are new since its cursor; False
+        ends this flush (a fault took effect, or the connection ended)."""
+        return True
 
     async def on_timer(self) -> bool:
         """Periodic duties (heartbeats, pings, deadlines); False ends the connection."""
@@ -140,7 +161,57 @@ class Session:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "protocol": self.protocol}
 
+    def request_shutdown(self, grace_s: float | None = None) -> bool:
+        """Announce that the exchange will close this connection (Binance ``serverShutdown``)
+        and close it after ``grace_s``; False where the protocol has no such notice."""
+        return False
+
     # --- shared machinery ---------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send each active subscription's trades that are not sent yet, in its protocol's
+        frames; a subscription that fell out of the retained history drops the connection
+        (a slow consumer, as the exchanges cut them)."""
+        histories = self.market.histories
+        for sub in list(self.subscriptions()):
+            if not sub.active:
+                continue
+            history = histories[sub.listed]
+            end = history.agg_end if sub.aggregates else history.trade_end
+            if end == sub.cursor:
+                continue  # most of an exchange's symbols have nothing new at any moment
+            if sub.aggregates:
+                items: list[SimTrade] | list[AggTrade] | None = history.aggs_from(sub.cursor)
+            else:
+                items = history.trades_from(sub.cursor)
+            if items is None:
+                self.drop("slow_consumer")
+                return
+            sub.cursor = end
+            if not await self.send_new(sub, items):
+                return
+
+    def skip_to_head(self) -> None:
+        """Move every cursor to the end of the history (trades of a stall are never sent)."""
+        for sub in self.subscriptions():
+            history = self.market.histories[sub.listed]
+            sub.cursor = history.agg_end if sub.aggregates else history.trade_end
+
+    async def send_batched(
+        self, trades: list[SimTrade], send: Callable[[list[SimTrade]], Awaitable[None]]
+    ) -> bool:
+        """The trades a client may see (lost ones never leave), ``max_batch`` to a frame through
+        ``send``, as far as the faults allow; False when sending must stop."""
+        batch = self.ctx.config.max_batch
+        visible = [trade for trade in trades if not trade.lost]
+        for start in range(0, len(visible), batch):
+            chunk = visible[start : start + batch]
+            room = self.trade_room(len(chunk))
+            if room == 0 or self.dropped or self.stall is not None:
+                return False
+            await send(chunk[:room])
+            await asyncio.sleep(0)  # sending does not wait while buffers have room
+        return True
 
     @property
     def stall(self) -> StallMode | None:

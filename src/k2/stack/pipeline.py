@@ -37,9 +37,9 @@ import structlog
 
 from k2.config import Settings
 from k2.errors import K2Error
+from k2.exchanges.factory import metrics_port
 from k2.stack.manager import Stack
-from k2.stack.ports import free_port
-from k2.stack.prometheus_config import ingest_port
+from k2.stack.ports import check_part_ports, free_port
 from k2.stack.runfile import PartRecord, RunRecord, clear_run, start_time, write_run
 from k2.transport.topics import TopicAdmin, k2_topics
 from k2.version import git_sha
@@ -112,14 +112,13 @@ def _port(configured: int, host: str) -> int:
 
 def ingest_parts(settings: Settings) -> list[PartSpec]:
     """One ingest per configured exchange (or ``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it),
-    each on its own metrics port (the exchange's, plus 10 per shard index)."""
+    each on its own metrics port (:func:`~k2.exchanges.factory.metrics_port`)."""
     flush = settings.ingest.flush_timeout_s + 10.0
     shards = settings.ingest.shards_per_exchange
     parts = []
     for exchange in settings.exchanges:
-        base = ingest_port(settings, exchange)
         for index in range(shards):
-            port = _port(base + 10 * index if base else 0, settings.stack.host)
+            port = _port(metrics_port(settings.ingest, exchange, index), settings.stack.host)
             name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
             shard = f"{index}/{shards}"
             args = ("ingest", "--exchange", exchange, "--shard", shard, "--metrics-port", str(port))
@@ -234,7 +233,10 @@ def run_pipeline(
     console: Console,
     jvm_logs: bool = False,
 ) -> None:
-    """Run until ``stop`` is set (or a part exits); raises K2Error naming a part that failed."""
+    """Run until ``stop`` is set (or a part exits); raises K2Error naming a part that failed.
+
+    Settings that put two parts on one port are refused before anything starts."""
+    check_part_ports(settings)
     logs = logs_dir(settings)
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)

@@ -17,7 +17,9 @@ import yaml
 
 from k2.config import Settings
 from k2.errors import ConfigError
+from k2.exchanges.factory import metrics_port
 from k2.stack.alert_rules import duration, rules_document
+from k2.stack.ports import check_part_ports
 
 RULES_FILE = "rules/k2.yml"
 _HEADER = (
@@ -45,22 +47,17 @@ class Target:
         return f"http://{self.address}/metrics"
 
 
-def ingest_port(settings: Settings, exchange: str) -> int:
-    """The ingest's metrics port, by the ingest's own rule (0: chosen at start)."""
-    from k2.ingest.service import metrics_port  # noqa: PLC0415 - only when targets are wanted
-
-    return metrics_port(settings, exchange)
-
-
 def scrape_targets(settings: Settings) -> list[Target]:
-    """Every K2 service of the configured pipeline, at its configured port."""
+    """Every K2 service of the configured pipeline, at its configured port; raises
+    :class:`~k2.errors.ConfigError` when two parts are configured onto one port."""
+    check_part_ports(settings)
     host = settings.stack.host
     targets = [
         Target(
             "k2-ingest",
             f"ingest-{exchange}",
             host,
-            ingest_port(settings, exchange),
+            metrics_port(settings.ingest, exchange),
             {"exchange": exchange},
         )
         for exchange in settings.exchanges

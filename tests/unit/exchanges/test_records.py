@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from k2.config import IngestSettings
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance import normalise as binance
+from k2.exchanges.factory import adapter_for
 from k2.exchanges.kraken import normalise as kraken
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter
 from k2.exchanges.kraken.parse import parse_v1_frame
-from k2.ingest.service import adapter_for
 
 from .recordings import received_frames
 from .strategies import (

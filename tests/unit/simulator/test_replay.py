@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k2.simulator.instruments import BINANCE, KRAKEN, KRAKEN_INSTRUMENTS
+from k2.exchanges.binance import EXCHANGE as BINANCE
+from k2.exchanges.kraken import EXCHANGE as KRAKEN
 from k2.simulator.ledger import LedgerEntry
 from k2.simulator.replay import ReplaySource, read_recording
 from k2.simulator.venue import VenueMarket
+from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
 

@@ -4,12 +4,18 @@ that keep rising across restarts."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from k2.simulator.instruments import BINANCE, BINANCE_INSTRUMENTS, KRAKEN, KRAKEN_INSTRUMENTS
+from k2.exchanges import VENUES
+from k2.exchanges.binance import EXCHANGE as BINANCE
+from k2.exchanges.kraken import EXCHANGE as KRAKEN
+from k2.simulator.instruments import catalog
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.markets import build_markets
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import SyntheticSource, VenueMarket
+from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
+from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 
 NOW = 1_750_000_000_000_000
 
@@ -62,6 +68,12 @@ def test_new_trades_wake_the_connections() -> None:
     assert not waiter.is_set()  # a pulse: set and cleared, waking whoever was waiting
 
 
+def _one_symbol_each(**changes: Any) -> SimulatorConfig:
+    """Every exchange lists its most traded symbol (XBT/USD, BTCUSDT, ...)."""
+    listed = {f"{name}_symbols": (catalog(name)[0].symbol,) for name in VENUES}
+    return SimulatorConfig(**listed, **changes)
+
+
 def _first_ids(config: SimulatorConfig) -> list[int]:
     markets = build_markets(config)
     ids = []
@@ -72,7 +84,7 @@ def _first_ids(config: SimulatorConfig) -> list[int]:
 
 
 def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts() -> None:
-    config = SimulatorConfig(rate=400, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT",))
+    config = _one_symbol_each(rate=400)
     before_us = time.time_ns() // 1000
     first_run = _first_ids(config)
     assert all(trade_id > before_us for trade_id in first_run)
@@ -83,9 +95,7 @@ def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts() -> None:
 
 
 def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
-    config = SimulatorConfig(
-        rate=400, id_base=5_000_000, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT",)
-    )
+    config = _one_symbol_each(rate=400, id_base=5_000_000)
     first_run = _first_ids(config)
     assert first_run == _first_ids(config)
     assert all(5_000_000 < trade_id < 905_000_000 for trade_id in first_run)

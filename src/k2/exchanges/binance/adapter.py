@@ -53,6 +53,7 @@ class BinanceAdapter(AdapterBase):
     schema_name = "binance_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = BinanceFeedClient
+    options_type = BinanceFeedOptions
     record_fields = (
         "exchange_symbol", "event_type", "event_time", "trade_id", "agg_trade_id",
         "first_trade_id", "last_trade_id", "price", "quantity", "trade_time", "buyer_is_maker",
@@ -72,14 +73,8 @@ class BinanceAdapter(AdapterBase):
         self._event = "trade" if self.stream == "trade" else "aggTrade"
         self._streams: dict[tuple[str, FieldValue], str] = {}
 
-    def options(self, spec: FeedSpec) -> BinanceFeedOptions:
-        return BinanceFeedOptions(
-            stream=self.stream,
-            time_unit=self.time_unit,
-            ws_url=spec.ws_url or wire.WS_URL,
-            rest_url=spec.rest_url or wire.REST_URL,
-            **self.feed_options(spec),
-        )
+    def venue_options(self) -> dict[str, Any]:
+        return {"stream": self.stream, "time_unit": self.time_unit}
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)

@@ -34,11 +34,16 @@ from k2.errors import WsConnectionError
 from k2.exchanges.base import Control, ControlKind, Envelope, ParsedFrame, Protocol_, Silence
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.fastparse import parse_trade
-from k2.exchanges.binance.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
-from k2.exchanges.binance.symbols import BinanceSymbol, asset_map, parse_exchange_info
-from k2.exchanges.binance.symbols import resolve_symbols as resolve
-from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
+from k2.exchanges.binance.parse import parse_frame
+from k2.exchanges.binance.symbols import (
+    BinanceSymbol,
+    asset_map,
+    parse_exchange_info,
+    resolve_symbols,
+)
+from k2.exchanges.contract import WHOLE_VENUE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
 from k2.transport.ws import WsConnection, WsOptions
 
@@ -122,27 +127,20 @@ class BinanceFeedClient(FeedClientBase):
             unit = "MICROSECOND"
         return wire.combined_stream_url(self.options.ws_url, streams[:_URL_STREAMS], unit)
 
-    async def load_reference(self) -> list[BinanceSymbol]:
-        """The configured symbols from ``exchangeInfo``; raises UnknownSymbolError for the
-        first symbol Binance does not list."""
-        listed = await self._exchange_info()
-        return resolve(self.options.symbols, listed)
-
-    async def _exchange_info(self) -> dict[str, BinanceSymbol]:
+    async def reference_data(self) -> dict[str, BinanceSymbol]:
+        """The listed symbols; their assets are kept for normalisation."""
         url = self.options.rest_url.rstrip("/") + wire.EXCHANGE_INFO_PATH
         listed = parse_exchange_info(await fetch_json(url, self.options.reference_timeout_s))
         self.assets.update(asset_map(listed.values()))
         return listed
 
-    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
-        listed = await self._exchange_info()
-        if "*" in requested:
-            symbols = [entry for entry in listed.values() if entry.status == "TRADING"]
-        else:
-            symbols = resolve(requested, listed, strict)
-            if not strict:
-                symbols = [entry for entry in symbols if entry.status == "TRADING"]
-        return owned([entry.symbol for entry in symbols], self.options.shard)
+    resolve = staticmethod(resolve_symbols)
+
+    def trading(self, listing: BinanceSymbol) -> bool:
+        return listing.status == "TRADING"
+
+    def native(self, listing: BinanceSymbol) -> str:
+        return listing.symbol
 
     def _add_lane(self, symbols: list[str]) -> Lane:
         lane = super()._add_lane(symbols)

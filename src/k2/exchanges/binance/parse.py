@@ -13,10 +13,6 @@ so a float can never appear; the common trade frame first takes the typed fast p
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-from typing import NoReturn
-
 from k2.exchanges.base import (
     LONG_MAX,
     LONG_MIN,
@@ -24,14 +20,12 @@ from k2.exchanges.base import (
     ControlKind,
     Envelope,
     FieldValue,
-    Malformed,
     ParsedFrame,
     RawTrade,
 )
 from k2.exchanges.binance import EXCHANGE
 from k2.exchanges.binance.fastparse import parse_trade
-
-DEFAULT_MAX_FRAME_CHARS = 1_000_000
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, read_frame, reject
 
 # Required fields per payload kind, with the type each must have ("int" excludes booleans).
 _REQUIRED: dict[str, dict[str, type]] = {
@@ -41,49 +35,24 @@ _REQUIRED: dict[str, dict[str, type]] = {
 _TRADE_KEY = {"trade": "t", "aggTrade": "a"}
 
 
-class _RejectError(Exception):
-    """Internal: the frame is malformed, with the reason."""
-
-
-def _reject(reason: str) -> NoReturn:
-    raise _RejectError(reason)
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number K2 accepts")
-
-
-def _load(text: str) -> object:
-    try:
-        return json.loads(text, parse_float=Decimal, parse_int=int, parse_constant=_no_constant)
-    except (ValueError, RecursionError, ArithmeticError) as exc:
-        _reject(f"invalid JSON: {exc}")
-
-
 def parse_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Binance frame: a trade, aggTrade, result, error, shutdown, or anything else."""
-    if len(text) > max_chars:
-        reason = f"frame of {len(text)} characters exceeds the limit of {max_chars} (truncated)"
-        return ParsedFrame(malformed=Malformed(text[:max_chars], reason, envelope))
-    fast = parse_trade(text, envelope)
-    if fast is not None:
-        return fast
-    return generic_frame(text, envelope, max_chars)
+    return parse_with(text, envelope, max_chars, parse_trade, _frame)
 
 
 def generic_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_frame` without the fast path (the reference it is tested against)."""
-    try:
-        data = _load(text)
-        if not isinstance(data, dict):
-            _reject("expected a JSON object")
-        return _message(data, envelope)
-    except _RejectError as exc:
-        return ParsedFrame(malformed=Malformed(text[:max_chars], str(exc), envelope))
+    return read_frame(text, envelope, max_chars, _frame)
+
+
+def _frame(data: object, envelope: Envelope) -> ParsedFrame:
+    if not isinstance(data, dict):
+        reject("expected a JSON object")
+    return _message(data, envelope)
 
 
 def _message(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
@@ -91,7 +60,7 @@ def _message(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
     if "stream" in obj and "data" in obj:
         raw_stream, payload = obj["stream"], obj["data"]
         if not isinstance(raw_stream, str) or not isinstance(payload, dict):
-            _reject("combined frame without a stream name and a data object")
+            reject("combined frame without a stream name and a data object")
         stream, obj = raw_stream, payload
     if "e" in obj:
         return _event(obj, envelope)
@@ -107,7 +76,7 @@ def _message(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
 def _event(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
     kind = obj["e"]
     if not isinstance(kind, str):
-        _reject("event type is not a string")
+        reject("event type is not a string")
     if kind in _REQUIRED:
         return ParsedFrame(trades=(_trade(kind, obj, envelope),))
     if kind == "serverShutdown":
@@ -123,13 +92,13 @@ def _trade(kind: str, obj: dict[str, object], envelope: Envelope) -> RawTrade:
     for name, expected in _REQUIRED[kind].items():
         value = obj.get(name)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            _reject(f"{kind} field {name} missing or not a {expected.__name__}")
+            reject(f"{kind} field {name} missing or not a {expected.__name__}")
     fields: dict[str, FieldValue] = {}
     for name, value in obj.items():
         if value is not None and not isinstance(value, str | int | bool):
-            _reject(f"{kind} field {name} has an unexpected value type")
+            reject(f"{kind} field {name} has an unexpected value type")
         if isinstance(value, int) and not LONG_MIN <= value <= LONG_MAX:
-            _reject(f"{kind} field {name} is outside the signed 64-bit range")
+            reject(f"{kind} field {name} is outside the signed 64-bit range")
         fields[name] = value
     symbol, key = obj["s"], obj[_TRADE_KEY[kind]]
     assert isinstance(symbol, str) and isinstance(key, int)  # checked above

@@ -48,6 +48,7 @@ class KrakenAdapter(AdapterBase):
     schema_name = "kraken_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = KrakenFeedClient
+    options_type = KrakenFeedOptions
     record_fields = (
         "exchange_symbol", "price", "side", "volume", "time", "order_type", "misc", "qty",
         "ord_type", "trade_id", "timestamp", "received_us", "connection_id", "position",
@@ -64,13 +65,8 @@ class KrakenAdapter(AdapterBase):
         self.protocol = settings.protocol
         self._rest_pairs: dict[str, str] | None = None  # native name → REST altname
 
-    def options(self, spec: FeedSpec) -> KrakenFeedOptions:
-        return KrakenFeedOptions(
-            protocol=self.protocol,
-            ws_url=spec.ws_url,
-            rest_url=spec.rest_url or wire.REST_URL,
-            **self.feed_options(spec),
-        )
+    def venue_options(self) -> dict[str, Any]:
+        return {"protocol": self.protocol}
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)

@@ -39,12 +39,13 @@ from k2.exchanges.base import (
     RawTrade,
     Silence,
 )
-from k2.exchanges.contract import WHOLE_VENUE, Shard, owned
+from k2.exchanges.contract import WHOLE_VENUE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter, v1_message_id
-from k2.exchanges.kraken.parse import DEFAULT_MAX_FRAME_CHARS, parse_frame
+from k2.exchanges.kraken.parse import parse_frame
 from k2.exchanges.kraken.symbols import KrakenPair, parse_asset_pairs, resolve_pairs
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
 from k2.transport.ws import Backoff, WsConnection, WsOptions
 
@@ -137,26 +138,17 @@ class KrakenFeedClient(FeedClientBase):
         self._recent: dict[str, _RecentIds] = {}
         self._reqid = 0
 
-    async def load_reference(self) -> list[KrakenPair]:
-        """The configured pairs from ``AssetPairs``; raises UnknownSymbolError for the first
-        symbol Kraken does not list."""
-        listed = await self._asset_pairs()
-        return resolve_pairs(self.options.symbols, listed)
-
-    async def _asset_pairs(self) -> dict[str, KrakenPair]:
+    async def reference_data(self) -> dict[str, KrakenPair]:
         url = self.options.rest_url.rstrip("/") + wire.ASSET_PAIRS_PATH
         return parse_asset_pairs(await fetch_json(url, self.options.reference_timeout_s))
 
-    async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
-        listed = await self._asset_pairs()
-        if "*" in requested:
-            pairs = [pair for pair in listed.values() if pair.status == "online"]
-        else:
-            pairs = resolve_pairs(requested, listed, strict)
-            if not strict:
-                pairs = [pair for pair in pairs if pair.status == "online"]
-        natives = [pair.native(self.protocol) for pair in pairs]
-        return owned(natives, self.options.shard)
+    resolve = staticmethod(resolve_pairs)
+
+    def trading(self, listing: KrakenPair) -> bool:
+        return listing.status == "online"
+
+    def native(self, listing: KrakenPair) -> str:
+        return listing.native(self.protocol)
 
     def lane_url(self, lane: Lane) -> str:
         return self.options.url

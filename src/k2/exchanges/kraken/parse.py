@@ -13,9 +13,7 @@ shape, invalid JSON or absurd size become ``malformed`` with their raw text.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from typing import NoReturn
 
 from k2.exchanges.base import (
     LONG_MAX,
@@ -24,46 +22,15 @@ from k2.exchanges.base import (
     ControlKind,
     Envelope,
     FieldValue,
-    Malformed,
     ParsedFrame,
     RawTrade,
 )
 from k2.exchanges.kraken import EXCHANGE
 from k2.exchanges.kraken.fastparse import parse_v2_trades
 from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_DECIMAL_FIELDS, V2_TRADE_FIELDS
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, read_frame, reject
 
-DEFAULT_MAX_FRAME_CHARS = 1_000_000
 _MAX_DIGITS_EXPONENT = 60  # |exponent| beyond this is no price or size; refuse, do not expand
-
-
-class _RejectError(Exception):
-    """Internal: the frame is malformed, with the reason."""
-
-
-def _reject(reason: str) -> NoReturn:
-    raise _RejectError(reason)
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number K2 accepts")
-
-
-def _load(text: str) -> object:
-    try:
-        return json.loads(text, parse_float=Decimal, parse_int=int, parse_constant=_no_constant)
-    except (ValueError, RecursionError, ArithmeticError) as exc:
-        _reject(f"invalid JSON: {exc}")
-
-
-def _malformed(text: str, reason: str, envelope: Envelope, max_chars: int) -> ParsedFrame:
-    return ParsedFrame(malformed=Malformed(raw=text[:max_chars], error=reason, envelope=envelope))
-
-
-def _oversized(text: str, envelope: Envelope, max_chars: int) -> ParsedFrame | None:
-    if len(text) <= max_chars:
-        return None
-    reason = f"frame of {len(text)} characters exceeds the limit of {max_chars} (truncated)"
-    return _malformed(text, reason, envelope, max_chars)
 
 
 def decimal_text(value: Decimal | int) -> str:
@@ -75,7 +42,7 @@ def decimal_text(value: Decimal | int) -> str:
     if isinstance(value, int):
         return str(value)
     if abs(value.adjusted()) > _MAX_DIGITS_EXPONENT:
-        _reject(f"number {value} is out of range")
+        reject(f"number {value} is out of range")
     return format(value, "f")
 
 
@@ -85,7 +52,7 @@ def _scalar(value: object) -> FieldValue:
         return value
     if isinstance(value, Decimal):
         return decimal_text(value)
-    _reject("unexpected nested value in a trade")
+    reject("unexpected nested value in a trade")
 
 
 def _details(obj: dict[str, object], **names: str) -> dict[str, FieldValue]:
@@ -109,34 +76,31 @@ def parse_v1_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Kraken v1 frame (trade array, event object, or anything else)."""
-    oversized = _oversized(text, envelope, max_chars)
-    if oversized is not None:
-        return oversized
-    try:
-        data = _load(text)
-        if isinstance(data, list):
-            return _v1_array(data, envelope)
-        if isinstance(data, dict):
-            return _v1_event(data)
-        _reject("expected a JSON array or object")
-    except _RejectError as exc:
-        return _malformed(text, str(exc), envelope, max_chars)
+    return parse_with(text, envelope, max_chars, None, _v1_message)
+
+
+def _v1_message(data: object, envelope: Envelope) -> ParsedFrame:
+    if isinstance(data, list):
+        return _v1_array(data, envelope)
+    if isinstance(data, dict):
+        return _v1_event(data)
+    reject("expected a JSON array or object")
 
 
 def _v1_array(data: list[object], envelope: Envelope) -> ParsedFrame:
     if len(data) < 3 or not isinstance(data[-2], str) or not isinstance(data[-1], str):
-        _reject("array frame without channel name and pair")
+        reject("array frame without channel name and pair")
     channel, pair = data[-2], data[-1]
     if channel != "trade":
         return ParsedFrame(unknown_kind="channel:" + channel.split("-")[0])
     if len(data) != 4 or not isinstance(data[1], list):
-        _reject("trade frame is not [channel_id, [trades], 'trade', pair]")
+        reject("trade frame is not [channel_id, [trades], 'trade', pair]")
     trades = []
     for row in data[1]:
         if not isinstance(row, list) or len(row) != len(V1_TRADE_FIELDS):
-            _reject("trade row is not an array of 6 values")
+            reject("trade row is not an array of 6 values")
         if not all(isinstance(value, str) for value in row):
-            _reject("trade row values are not all strings")
+            reject("trade row values are not all strings")
         fields: dict[str, FieldValue] = dict(zip(V1_TRADE_FIELDS, row, strict=True))
         trades.append(RawTrade(EXCHANGE, pair, None, fields, envelope))
     return ParsedFrame(trades=tuple(trades))
@@ -149,7 +113,7 @@ def _v1_event(obj: dict[str, object]) -> ParsedFrame:
             return _control(ControlKind.ERROR, None, _details(obj, message="Error"))
         return ParsedFrame(unknown_kind="object")
     if not isinstance(event, str):
-        _reject("event is not a string")
+        reject("event is not a string")
     if event == "heartbeat":
         return _control(ControlKind.HEARTBEAT)
     if event == "systemStatus":
@@ -194,39 +158,33 @@ def parse_v2_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Kraken v2 frame (channel message, method response, or anything else)."""
-    oversized = _oversized(text, envelope, max_chars)
-    if oversized is not None:
-        return oversized
-    fast = parse_v2_trades(text, envelope)
-    if fast is not None:
-        return fast
-    return generic_v2_frame(text, envelope, max_chars)
+    return parse_with(text, envelope, max_chars, parse_v2_trades, _v2_message)
 
 
 def generic_v2_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_v2_frame` without the fast path (the reference it is tested against)."""
-    try:
-        data = _load(text)
-        if not isinstance(data, dict):
-            _reject("expected a JSON object")
-        if "channel" in data:
-            return _v2_channel(data, envelope)
-        if "method" in data:
-            return _v2_method(data)
-        if "error" in data or "Error" in data:
-            message = "error" if "error" in data else "Error"
-            return _control(ControlKind.ERROR, None, _details(data, message=message))
-        return ParsedFrame(unknown_kind="object")
-    except _RejectError as exc:
-        return _malformed(text, str(exc), envelope, max_chars)
+    return read_frame(text, envelope, max_chars, _v2_message)
+
+
+def _v2_message(data: object, envelope: Envelope) -> ParsedFrame:
+    if not isinstance(data, dict):
+        reject("expected a JSON object")
+    if "channel" in data:
+        return _v2_channel(data, envelope)
+    if "method" in data:
+        return _v2_method(data)
+    if "error" in data or "Error" in data:
+        message = "error" if "error" in data else "Error"
+        return _control(ControlKind.ERROR, None, _details(data, message=message))
+    return ParsedFrame(unknown_kind="object")
 
 
 def _v2_channel(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
     channel = obj["channel"]
     if not isinstance(channel, str):
-        _reject("channel is not a string")
+        reject("channel is not a string")
     if channel == "trade":
         return _v2_trades(obj, envelope)
     if channel == "heartbeat":
@@ -234,7 +192,7 @@ def _v2_channel(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
     if channel == "status":
         data = obj.get("data")
         if not isinstance(data, list) or not data or not isinstance(data[0], dict):
-            _reject("status message without data")
+            reject("status message without data")
         detail = _details(
             data[0],
             connection_id="connection_id",
@@ -252,12 +210,12 @@ def _v2_trades(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
         return ParsedFrame(unknown_kind="trade:" + str(kind))
     data = obj.get("data")
     if not isinstance(data, list):
-        _reject("trade message without a data array")
+        reject("trade message without a data array")
     snapshot = kind == "snapshot"
     trades = []
     for item in data:
         if not isinstance(item, dict):
-            _reject("trade is not an object")
+            reject("trade is not an object")
         fields = _v2_fields(item)
         symbol, trade_id = fields["symbol"], fields["trade_id"]
         assert isinstance(symbol, str) and isinstance(trade_id, int)  # checked by _v2_fields
@@ -268,22 +226,22 @@ def _v2_trades(obj: dict[str, object], envelope: Envelope) -> ParsedFrame:
 def _number_text(item: dict[str, object], name: str) -> str:
     value = item[name]
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
-        _reject(name + " is not a number")
+        reject(name + " is not a number")
     return decimal_text(value)
 
 
 def _v2_fields(item: dict[str, object]) -> dict[str, FieldValue]:
     for name in V2_TRADE_FIELDS:
         if name not in item:
-            _reject("trade without " + name)
+            reject("trade without " + name)
     for name in ("symbol", "side", "ord_type", "timestamp"):
         if not isinstance(item[name], str):
-            _reject(name + " is not a string")
+            reject(name + " is not a string")
     trade_id = item["trade_id"]
     if not isinstance(trade_id, int) or isinstance(trade_id, bool):
-        _reject("trade_id is not an integer")
+        reject("trade_id is not an integer")
     if not LONG_MIN <= trade_id <= LONG_MAX:
-        _reject("trade_id is outside the signed 64-bit range")
+        reject("trade_id is outside the signed 64-bit range")
     # price and qty are always decimal text, also when an integral one arrives as a JSON int
     return {
         name: _number_text(item, name) if name in V2_DECIMAL_FIELDS else _scalar(value)
@@ -294,7 +252,7 @@ def _v2_fields(item: dict[str, object]) -> dict[str, FieldValue]:
 def _v2_method(obj: dict[str, object]) -> ParsedFrame:
     method = obj["method"]
     if not isinstance(method, str):
-        _reject("method is not a string")
+        reject("method is not a string")
     success = obj.get("success")
     result = obj.get("result")
     result = result if isinstance(result, dict) else {}

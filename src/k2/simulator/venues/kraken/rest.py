@@ -22,11 +22,11 @@ from typing import Any
 
 from aiohttp import web
 
-from k2.simulator.instruments import Instrument
 from k2.simulator.limits import WindowLimit
 from k2.simulator.market import SimTrade
-from k2.simulator.protocols.kraken_v1 import ORDER_LETTER, SIDE_LETTER
 from k2.simulator.venue import VenueMarket, now_us
+from k2.simulator.venues.kraken.instruments import KrakenInstrument, as_kraken
+from k2.simulator.venues.kraken.ws_v1 import ORDER_LETTER, SIDE_LETTER
 
 _Handler = Callable[[Any], str]
 _Route = Callable[[web.Request], Awaitable[web.Response]]
@@ -78,8 +78,11 @@ class KrakenRest:
 
         return handle
 
-    def _instrument(self, name: str) -> Instrument:
-        for inst in self.market.instruments.values():
+    def _pairs(self) -> list[KrakenInstrument]:
+        return [as_kraken(inst) for inst in self.market.instruments.values()]
+
+    def _instrument(self, name: str) -> KrakenInstrument:
+        for inst in self._pairs():
             if name in (inst.altname, inst.rest_key, inst.symbol):
                 return inst
         raise _RefusedError(_UNKNOWN_PAIR)
@@ -104,16 +107,14 @@ class KrakenRest:
         instruments = (
             [self._instrument(name) for name in names]
             if names
-            else [
-                i for i in self.market.instruments.values() if i.symbol not in self.market.delisted
-            ]
+            else [i for i in self._pairs() if i.symbol not in self.market.delisted]
         )
         return _envelope({inst.rest_key: _pair_info(inst) for inst in instruments})
 
     def _assets(self, query: Any) -> str:
         """Every asset of the listed pairs (or those named in ``asset``), by REST asset id."""
         found: dict[str, tuple[str, int]] = {}
-        for inst in self.market.instruments.values():
+        for inst in self._pairs():
             found[inst.rest_base] = (inst.base, inst.lot_decimals)
             found.setdefault(inst.rest_quote, (inst.quote, inst.price_decimals))
         names = [name for name in query.get("asset", "").split(",") if name]
@@ -179,7 +180,7 @@ def _asset_info(altname: str, decimals: int) -> dict[str, Any]:
     }
 
 
-def _pair_info(inst: Instrument) -> dict[str, Any]:
+def _pair_info(inst: KrakenInstrument) -> dict[str, Any]:
     ordermin = _strip(f"{Decimal(inst.min_lots).scaleb(-inst.lot_decimals)}")
     return {
         "altname": inst.altname,

@@ -25,17 +25,18 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
 from k2.errors import K2Error
-from k2.exchanges.binance import wire
-from k2.simulator.instruments import BINANCE, Instrument
+from k2.exchanges.binance import EXCHANGE, wire
+from k2.simulator.instruments import Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, text_frame
+from k2.simulator.session import Rendered, Session, Subscription, text_frame
 from k2.simulator.venue import now_us
+from k2.simulator.venues.binance.settings import section
 
 PROTOCOL = "binance"
 _STREAM = re.compile(r"[a-z0-9]+@[A-Za-z0-9_@]+|![A-Za-z0-9_@]+")
@@ -73,12 +74,14 @@ def connect_request(raw_streams: str, combined: bool, query: Mapping[str, str]) 
     return ConnectRequest(streams, combined, _TIME_UNITS[unit])
 
 
-@dataclass
-class _Stream:
+@dataclass(eq=False, kw_only=True)
+class _Stream(Subscription):
+    """One stream: ``kind`` is "trade", "aggTrade", or None for a stream without data here (of
+    a symbol the venue does not list, or not a trade stream), which has no instrument."""
+
     name: str
-    kind: str | None  # "trade", "aggTrade", or None for streams without data here
+    kind: str | None
     instrument: Instrument | None
-    cursor: int
 
 
 def _valid_id(value: object) -> bool:
@@ -91,7 +94,7 @@ class BinanceSession(Session):
     """One Binance market-stream connection."""
 
     protocol = PROTOCOL
-    exchange = BINANCE
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, connect: ConnectRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,7 +103,8 @@ class BinanceSession(Session):
         self.streams: dict[str, _Stream] = {}
         self._controls: deque[float] = deque()
         config = self.ctx.config
-        self._next_ping = self.opened + config.binance_ping_s
+        self.settings = section(config)
+        self._next_ping = self.opened + self.settings.ping_s
         self._pings: dict[bytes, float] = {}  # unanswered ping payload -> when it was sent
         self._grace = config.shutdown_grace_s
         self._shutdown_at = (
@@ -124,14 +128,21 @@ class BinanceSession(Session):
             symbol, _, kind = name.partition("@")
             instrument = self.market.instruments.get(symbol.upper())
             history = self.market.histories.get(symbol.upper())
-            if instrument is None or history is None or self.faults.rejects(symbol.upper()):
-                self.streams[name] = _Stream(name, None, None, 0)
-            elif kind == "trade":
-                self.streams[name] = _Stream(name, kind, instrument, history.trade_end)
-            elif kind == "aggTrade":
-                self.streams[name] = _Stream(name, kind, instrument, history.agg_end)
-            else:
-                self.streams[name] = _Stream(name, None, None, 0)
+            quiet = instrument is None or history is None or self.faults.rejects(symbol.upper())
+            if quiet or kind not in ("trade", "aggTrade"):
+                self.streams[name] = _Stream("", 0, name=name, kind=None, instrument=None)
+                continue
+            assert instrument is not None and history is not None
+            aggregates = kind == "aggTrade"
+            cursor = history.agg_end if aggregates else history.trade_end
+            self.streams[name] = _Stream(
+                instrument.symbol,
+                cursor,
+                aggregates=aggregates,
+                name=name,
+                kind=kind,
+                instrument=instrument,
+            )
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -177,7 +188,7 @@ class BinanceSession(Session):
             await self.send_control(wire.render_error(2, INVALID_STREAM, request_id))
             return
         if subscribe:
-            if len(set(self.streams) | set(names)) > self.ctx.config.binance_max_streams:
+            if len(set(self.streams) | set(names)) > self.settings.max_streams:
                 msg = "Invalid request: too many parameters"
                 await self.send_control(wire.render_error(2, msg, request_id))
                 return
@@ -185,7 +196,9 @@ class BinanceSession(Session):
             self.nudge()
         else:
             for name in names:
-                self.streams.pop(name, None)
+                removed = self.streams.pop(name, None)
+                if removed is not None:
+                    removed.active = False
         await self.send_control(wire.render_result(request_id))
 
     async def _property(self, setting: bool, params: object, request_id: Any) -> None:
@@ -211,7 +224,7 @@ class BinanceSession(Session):
         self._controls.append(now)
         while self._controls and now - self._controls[0] >= 1.0:
             self._controls.popleft()
-        if len(self._controls) > self.ctx.config.binance_control_rate:
+        if len(self._controls) > self.settings.control_rate:
             self.drop("control_rate_exceeded")
             return False
         return True
@@ -252,26 +265,12 @@ class BinanceSession(Session):
         )
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
 
-    async def flush(self) -> None:
-        histories = self.market.histories
-        for stream in list(self.streams.values()):
-            if stream.instrument is None or self.streams.get(stream.name) is not stream:
-                continue
-            history = histories[stream.instrument.symbol]
-            end = history.trade_end if stream.kind == "trade" else history.agg_end
-            if end == stream.cursor:
-                continue  # most of a venue's streams have nothing new at any moment
-            if stream.kind == "trade":
-                items: list[SimTrade] | list[AggTrade] | None = history.trades_from(stream.cursor)
-                stream.cursor = history.trade_end
-            else:
-                items = history.aggs_from(stream.cursor)
-                stream.cursor = history.agg_end
-            if items is None:
-                self.drop("slow_consumer")
-                return
-            if not await self._send_items(stream, items):
-                return
+    def subscriptions(self) -> Iterable[_Stream]:
+        return [stream for stream in self.streams.values() if stream.instrument is not None]
+
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        assert isinstance(sub, _Stream)
+        return await self._send_items(sub, items)
 
     async def _send_items(self, stream: _Stream, items: list[SimTrade] | list[AggTrade]) -> bool:
         """One frame per trade, written in batches; False when sending must stop."""
@@ -324,26 +323,21 @@ class BinanceSession(Session):
             await asyncio.sleep(0)  # let the clock and other connections run
         return not self.dropped and self.stall is None
 
-    def skip_to_head(self) -> None:
-        for stream in self.streams.values():
-            if stream.instrument is not None:
-                history = self.market.histories[stream.instrument.symbol]
-                stream.cursor = history.trade_end if stream.kind == "trade" else history.agg_end
-
     # --- timers ---------------------------------------------------------------------------------
 
-    def request_shutdown(self, grace_s: float | None = None) -> None:
+    def request_shutdown(self, grace_s: float | None = None) -> bool:
         """Send ``serverShutdown`` now and disconnect after the grace time."""
         self._shutdown_at = time.monotonic()
         if grace_s is not None:
             self._grace = grace_s
+        return True
 
     def wakeup_in(self) -> float:
         now = time.monotonic()
         config = self.ctx.config
         moments = [self._next_ping, self.opened + config.max_connection_age_s]
         if self._pings:
-            moments.append(min(self._pings.values()) + config.binance_pong_timeout_s)
+            moments.append(min(self._pings.values()) + self.settings.pong_timeout_s)
         for moment in (self._shutdown_at, self._close_at):
             if moment is not None:
                 moments.append(moment)
@@ -355,7 +349,7 @@ class BinanceSession(Session):
         if now - self.opened >= config.max_connection_age_s:
             await self.close(1000, "connection age limit")
             return False
-        if self._pings and now - min(self._pings.values()) >= config.binance_pong_timeout_s:
+        if self._pings and now - min(self._pings.values()) >= self.settings.pong_timeout_s:
             self.drop("pong_timeout")
             return False
         if self._close_at is not None and now >= self._close_at:
@@ -368,7 +362,7 @@ class BinanceSession(Session):
                 wire.render_server_shutdown(self._time(now_us()), self.combined)
             )
         if now >= self._next_ping:
-            self._next_ping = now + config.binance_ping_s
+            self._next_ping = now + self.settings.ping_s
             if self.stall != "silent":
                 payload = str(now_us()).encode()
                 self._pings[payload] = now

@@ -44,7 +44,10 @@ class _RefusedError(Exception):
         self.status, self.code, self.msg = status, code, msg
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A compact JSON answer, as Binance writes them."""
     body = json.dumps(data, separators=(",", ":"))
     return web.Response(text=body, status=status, content_type="application/json", headers=headers)
 
@@ -86,14 +89,16 @@ class BinanceRest:
                     "API."
                 )
                 headers = {"Retry-After": str(self.weight.retry_after_s())}
-                return _json({"code": -1003, "msg": msg}, 429, headers)
+                return json_response({"code": -1003, "msg": msg}, 429, headers)
             headers = {"X-MBX-USED-WEIGHT-1M": str(self.weight.used)}
             micros = request.headers.get("X-MBX-TIME-UNIT", "").upper() == "MICROSECOND"
             try:
                 data = handler(request.query, micros)
             except _RefusedError as refusal:
-                return _json({"code": refusal.code, "msg": refusal.msg}, refusal.status, headers)
-            return _json(data, 200, headers)
+                return json_response(
+                    {"code": refusal.code, "msg": refusal.msg}, refusal.status, headers
+                )
+            return json_response(data, 200, headers)
 
         return handle
 
@@ -229,9 +234,9 @@ def _symbol_info(inst: Instrument, delisted: bool = False) -> dict[str, Any]:
     return {
         "symbol": inst.symbol,
         "status": "BREAK" if delisted else "TRADING",
-        "baseAsset": inst.rest_base,
+        "baseAsset": inst.base,
         "baseAssetPrecision": 8,
-        "quoteAsset": inst.rest_quote,
+        "quoteAsset": inst.quote,
         "quotePrecision": 8,
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,

@@ -18,20 +18,22 @@ here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
-from k2.exchanges.kraken import wire
-from k2.simulator.instruments import KRAKEN, Instrument
+from k2.exchanges.kraken import EXCHANGE, wire
+from k2.simulator.instruments import Instrument
 from k2.simulator.limits import MessageRate
-from k2.simulator.market import SimTrade
-from k2.simulator.protocols.kraken_v1 import EXCEEDED_MSG_RATE
-from k2.simulator.session import Rendered, Session
+from k2.simulator.market import AggTrade, SimTrade
+from k2.simulator.session import Rendered, Session, Subscription
 from k2.simulator.venue import now_us
+from k2.simulator.venues.kraken.instruments import as_kraken
+from k2.simulator.venues.kraken.settings import section
+from k2.simulator.venues.kraken.ws_v1 import EXCEEDED_MSG_RATE
 
 PROTOCOL = "kraken-v2"
 _NO_FIELDS: dict[str, FieldValue] = {}  # trades of a frame rendered without a ledger
@@ -39,12 +41,12 @@ SYSTEM_VERSION = "2.0.10"
 _PASSIVE_CHANNELS = frozenset({"heartbeat", "status"})
 
 
-@dataclass
-class _Symbol:
+@dataclass(eq=False, kw_only=True)
+class _Symbol(Subscription):
+    """One symbol's subscription: ``symbol`` as v2 spells it, ``listed`` as the market does."""
+
     symbol: str
     instrument: Instrument
-    cursor: int
-    active: bool = False
 
 
 def v2_decimal(text: str, keep: int) -> str:
@@ -164,7 +166,7 @@ class KrakenV2Session(Session):
     """One ``wss://ws.kraken.com/v2`` connection."""
 
     protocol = PROTOCOL
-    exchange = KRAKEN
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -173,9 +175,13 @@ class KrakenV2Session(Session):
         self.ever_subscribed = False
         self.connection_id = self.ctx.venue_connection_id()
         self._clock = TimestampCache()
-        self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
-        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self.by_v2 = self._v2_names()
+        self.settings = section(self.ctx.config)
+        self.rate = MessageRate(self.settings.msg_rate)
         self._writer = TradeFrameWriter()
+
+    def _v2_names(self) -> dict[str, Instrument]:
+        return {as_kraken(inst).v2_symbol: inst for inst in self.market.instruments.values()}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.symbols)}
@@ -239,7 +245,7 @@ class KrakenV2Session(Session):
 
     def _symbol_error(self, symbol: object) -> str | None:
         if isinstance(symbol, str) and symbol not in self.by_v2:  # listed since the connect?
-            self.by_v2 = {inst.v2_symbol: inst for inst in self.market.instruments.values()}
+            self.by_v2 = self._v2_names()
         if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
             return f"Currency pair not supported {symbol}"
         if symbol in self.symbols:
@@ -260,7 +266,9 @@ class KrakenV2Session(Session):
         instrument = self.by_v2[symbol]
         history = self.market.histories[instrument.symbol]
         recent = history.recent_visible(self.ctx.config.snapshot_size) if snapshot else []
-        entry = _Symbol(symbol, instrument, history.trade_end)
+        entry = _Symbol(
+            instrument.symbol, history.trade_end, active=False, symbol=symbol, instrument=instrument
+        )
         self.symbols[symbol] = entry
         self.ever_subscribed = True
         await self.send_control(
@@ -307,31 +315,14 @@ class KrakenV2Session(Session):
             frame, entry.symbol, emitted, protocol=PROTOCOL, snapshot=kind == "snapshot"
         )
 
-    async def flush(self) -> None:
-        batch = self.ctx.config.max_batch
-        for entry in list(self.symbols.values()):
-            if not entry.active:
-                continue
-            history = self.market.histories[entry.instrument.symbol]
-            if history.trade_end == entry.cursor:
-                continue  # most of a venue's symbols have nothing new at any moment
-            trades = history.trades_from(entry.cursor)
-            if trades is None:
-                self.drop("slow_consumer")
-                return
-            entry.cursor = history.trade_end
-            visible = [trade for trade in trades if not trade.lost]
-            for start in range(0, len(visible), batch):
-                chunk = visible[start : start + batch]
-                room = self.trade_room(len(chunk))
-                if room == 0 or self.dropped or self.stall is not None:
-                    return
-                await self._send(entry, chunk[:room], "update")
-                await asyncio.sleep(0)  # sending does not wait while buffers have room
+    def subscriptions(self) -> Iterable[_Symbol]:
+        return self.symbols.values()
 
-    def skip_to_head(self) -> None:
-        for entry in self.symbols.values():
-            entry.cursor = self.market.histories[entry.instrument.symbol].trade_end
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        assert isinstance(sub, _Symbol)
+        return await self.send_batched(
+            cast(list[SimTrade], items), lambda chunk: self._send(sub, chunk, "update")
+        )
 
     def wakeup_in(self) -> float:
         if not (self.symbols or self.channels):
@@ -342,7 +333,7 @@ class KrakenV2Session(Session):
         now = time.monotonic()
         config = self.ctx.config
         subscribed = bool(self.symbols or self.channels)
-        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+        if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False
         if subscribed and now - self.last_traffic >= config.heartbeat_s:

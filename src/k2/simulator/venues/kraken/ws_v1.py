@@ -17,18 +17,18 @@ Every frame is rendered by :mod:`k2.exchanges.kraken.wire`, the one definition o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
-from k2.exchanges.kraken import wire
-from k2.simulator.instruments import KRAKEN
+from k2.exchanges.kraken import EXCHANGE, wire
 from k2.simulator.limits import MessageRate
-from k2.simulator.market import SimTrade
-from k2.simulator.session import Rendered, Session
+from k2.simulator.market import AggTrade, SimTrade
+from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.venues.kraken.settings import section
 
 PROTOCOL = "kraken-v1"
 SYSTEM_VERSION = "1.9.1"
@@ -37,12 +37,11 @@ EXCEEDED_MSG_RATE = "Exceeded msg rate"  # Kraken's answer to a client sending t
 ORDER_LETTER = {"limit": "l", "market": "m"}
 
 
-@dataclass
-class _Pair:
-    pair: str
+@dataclass(eq=False, kw_only=True)
+class _Pair(Subscription):
+    """One pair's subscription; ``listed`` is the pair as v1 spells it."""
+
     channel_id: int
-    cursor: int
-    active: bool = False
 
 
 def v1_fields(trade: SimTrade) -> dict[str, FieldValue]:
@@ -60,14 +59,15 @@ class KrakenV1Session(Session):
     """One ``wss://ws.kraken.com`` connection."""
 
     protocol = PROTOCOL
-    exchange = KRAKEN
+    exchange = EXCHANGE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pairs: dict[str, _Pair] = {}
         self.ever_subscribed = False
         self.connection_id = self.ctx.venue_connection_id()
-        self.rate = MessageRate(self.ctx.config.kraken_msg_rate)
+        self.settings = section(self.ctx.config)
+        self.rate = MessageRate(self.settings.msg_rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.pairs)}
@@ -139,7 +139,8 @@ class KrakenV1Session(Session):
     async def _start_pair(self, pair: str, reqid: int | None) -> None:
         history = self.market.histories[pair]
         snapshot = history.recent_visible(self.ctx.config.snapshot_size)
-        entry = _Pair(pair, _channel_id(list(self.market.instruments), pair), history.trade_end)
+        channel_id = _channel_id(list(self.market.instruments), pair)
+        entry = _Pair(pair, history.trade_end, active=False, channel_id=channel_id)
         self.pairs[pair] = entry
         self.ever_subscribed = True
         await self.send_control(
@@ -171,38 +172,21 @@ class KrakenV1Session(Session):
     async def _send(self, entry: _Pair, trades: list[SimTrade], snapshot: bool) -> None:
         def render() -> Rendered:
             emitted = [(trade.trade_id, v1_fields(trade)) for trade in trades]
-            frame = wire.render_v1_trades(entry.channel_id, entry.pair, [f for _, f in emitted])
+            frame = wire.render_v1_trades(entry.channel_id, entry.listed, [f for _, f in emitted])
             return frame, emitted
 
-        key = (PROTOCOL, entry.pair, trades[0].trade_id, trades[-1].trade_id, len(trades))
+        key = (PROTOCOL, entry.listed, trades[0].trade_id, trades[-1].trade_id, len(trades))
         frame, emitted = self.ctx.frames.get(key, render)
-        await self.emit(frame, entry.pair, emitted, protocol=PROTOCOL, snapshot=snapshot)
+        await self.emit(frame, entry.listed, emitted, protocol=PROTOCOL, snapshot=snapshot)
 
-    async def flush(self) -> None:
-        batch = self.ctx.config.max_batch
-        for entry in list(self.pairs.values()):
-            if not entry.active:
-                continue
-            history = self.market.histories[entry.pair]
-            if history.trade_end == entry.cursor:
-                continue  # most of a venue's symbols have nothing new at any moment
-            trades = history.trades_from(entry.cursor)
-            if trades is None:
-                self.drop("slow_consumer")
-                return
-            entry.cursor = history.trade_end
-            visible = [trade for trade in trades if not trade.lost]
-            for start in range(0, len(visible), batch):
-                chunk = visible[start : start + batch]
-                room = self.trade_room(len(chunk))
-                if room == 0 or self.dropped or self.stall is not None:
-                    return
-                await self._send(entry, chunk[:room], snapshot=False)
-                await asyncio.sleep(0)  # sending does not wait while buffers have room
+    def subscriptions(self) -> Iterable[_Pair]:
+        return self.pairs.values()
 
-    def skip_to_head(self) -> None:
-        for entry in self.pairs.values():
-            entry.cursor = self.market.histories[entry.pair].trade_end
+    async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
+        assert isinstance(sub, _Pair)
+        return await self.send_batched(
+            cast(list[SimTrade], items), lambda chunk: self._send(sub, chunk, snapshot=False)
+        )
 
     def wakeup_in(self) -> float:
         if not self.pairs:
@@ -212,7 +196,7 @@ class KrakenV1Session(Session):
     async def on_timer(self) -> bool:
         now = time.monotonic()
         config = self.ctx.config
-        if not self.ever_subscribed and now - self.opened >= config.kraken_idle_s:
+        if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False
         if self.pairs and now - self.last_traffic >= config.heartbeat_s:

@@ -1,1 +1,0 @@
-"""The venue side of each protocol: WebSocket sessions and REST endpoints, one module each."""

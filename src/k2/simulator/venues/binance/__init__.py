@@ -1,0 +1,2 @@
+"""Binance spot in the simulator: raw and combined market streams, the public REST endpoints,
+its symbols."""

@@ -1,0 +1,10 @@
+"""The simulated Binance REST answers as the venue computes its values."""
+
+from __future__ import annotations
+
+from k2.simulator.venues.binance.rest import quote_quantity
+
+
+def test_binance_quote_quantity_is_exact() -> None:
+    assert quote_quantity("4.00000100", "12.00000000") == "48.000012"
+    assert quote_quantity("100.00000000", "2.00000000") == "200"
