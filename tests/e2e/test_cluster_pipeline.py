@@ -335,9 +335,7 @@ def _sorted_rows(table: Any) -> list[str]:
     return sorted(repr(sorted(row.items())) for row in table.scan().to_arrow().to_pylist())
 
 
-def test_the_rest_catalog_serves_the_same_pipeline(
-    cluster: Any, tmp_path: Path, jdbc_run: ClusterRun
-) -> None:
+def test_the_rest_catalog_serves_the_same_pipeline(cluster: Any, tmp_path: Path) -> None:
     """Through Iceberg's REST catalog (its warehouse on S3), every ledger trade lands once."""
     home = tmp_path / "home"
     home.mkdir()

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from k2.config import Settings, StackSettings
+from k2.config import LakeSettings, Settings, StackSettings
 from k2.errors import LakeError
 from k2.jobs.layout import layout
 from k2.jobs.lock import writer_lock
@@ -48,11 +48,10 @@ def source_settings(settings: Settings, home: Path) -> Settings:
     catalog = home.resolve() / "lake" / "k2.db"
     if not catalog.exists():
         raise LakeError(f"no lake in {home}: {catalog} does not exist; name the K2_HOME to copy")
-    stack = StackSettings(home=home, jvm_lib=settings.stack.jvm_lib)
-    return Settings(
-        stack=stack,
-        lake={"namespace_prefix": settings.lake.namespace_prefix},
-        _env_file=None,
+    # Built from its (validated) sections alone: the environment describes the target.
+    return Settings.model_construct(
+        stack=StackSettings(home=home, jvm_lib=settings.stack.jvm_lib),
+        lake=LakeSettings(namespace_prefix=settings.lake.namespace_prefix),
     )
 
 
