@@ -72,37 +72,26 @@ def lake_copy(ctx: click.Context, home: Path, same_kafka: bool) -> None:
     """Copy a local lake into the configured catalog and warehouse (e.g. a cluster's).
 
     Every bronze, silver and gold table of HOME's embedded lake is created in the configured
-    catalog with the same definition and filled with Spark in this process. The target tables
-    must be new or empty, and no streaming job may run on them meanwhile. Then start the
-    streaming job (`k2 run` or `k2 job stream`) on the new settings.
+    catalog with the same definition and filled with its rows. The target tables must be new or
+    empty, and no streaming job may run on them meanwhile. Then start the streaming job
+    (`k2 run` or `k2 job stream`) on the new settings.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
 
-    from k2.jobs.copy import copy_lake, source_catalog_conf, source_settings  # noqa: PLC0415
-    from k2.jobs.session import build_session  # noqa: PLC0415
+    from k2.jobs.copy import copy_lake, source_settings  # noqa: PLC0415
     from k2.lake.catalog import lake_tables, open_catalog  # noqa: PLC0415
 
     settings = settings_of(ctx)
     source = source_settings(settings, home)
-    local = settings.spark.model_copy(
-        update={
-            "master": "local[*]",
-            "conf": {**settings.spark.conf, **source_catalog_conf(source)},
-        }
-    )
-    spark = build_session(settings.model_copy(update={"spark": local}), "k2-lake-copy")
     total = len(lake_tables(open_catalog(source), settings.lake.namespace_prefix))
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
-    try:
-        with Progress(*columns, transient=False) as progress:
-            task = progress.add_task("copying the lake", total=total)
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("copying the lake", total=total)
 
-            def copied(table: str, rows: int) -> None:
-                progress.update(task, advance=1, description=f"{table} ({rows} rows)")
+        def copied(table: str, rows: int) -> None:
+            progress.update(task, advance=1, description=f"{table} ({rows} rows)")
 
-            report = copy_lake(spark, settings, source, same_kafka, copied)
-    finally:
-        spark.stop()
+        report = copy_lake(settings, source, same_kafka, copied)
     click.echo(f"{len(report.rows)} tables, {sum(report.rows.values())} rows copied")
     resume = "where the copied tables end" if same_kafka else "from the start of its topics"
     click.echo(f"next: start the streaming job on these settings; it reads {resume}")

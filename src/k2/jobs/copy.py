@@ -3,9 +3,9 @@
 A laptop's lake (the SQLite catalog and warehouse folder of a K2_HOME) becomes the start of a
 cluster's (PostgreSQL or REST catalog, S3 warehouse). Each bronze, silver and gold table is
 created in the target with the source's own definition (schema, partitioning, sort order,
-properties) and filled by one Spark ``INSERT ... SELECT`` across the two catalogs, so decimals,
-times and Kafka lineage are copied as they are. Spark runs in this process (``local[*]``): the
-source's files are on this machine only.
+properties) and filled with the source's rows as Arrow batches (pyiceberg on both sides, in
+this process: the source's files are on this machine only), so decimals, times and Kafka
+lineage are copied as they are, in commits of at most :data:`CHUNK_ROWS` rows.
 
 Where the streaming job resumes depends on the Kafka the target reads. The same topics as the
 source (``same_kafka``): where the copied tables end (the Kafka offsets in their rows), every
@@ -33,7 +33,7 @@ from k2.lake.catalog import ensure_namespaces, lake_tables, open_catalog
 
 log = structlog.get_logger(__name__)
 
-SOURCE_CATALOG = "k2_source"
+CHUNK_ROWS = 500_000  # rows per commit: bounded memory, few commits
 
 
 @dataclass
@@ -55,20 +55,7 @@ def source_settings(settings: Settings, home: Path) -> Settings:
     )
 
 
-def source_catalog_conf(source: Settings) -> dict[str, str]:
-    """Spark settings that register the source lake as the catalog ``k2_source``."""
-    prefix = f"spark.sql.catalog.{SOURCE_CATALOG}"
-    return {
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.type": "jdbc",
-        f"{prefix}.uri": source.catalog_uri,
-        f"{prefix}.warehouse": source.warehouse,
-        f"{prefix}.cache-enabled": "false",
-    }
-
-
 def copy_lake(
-    spark: Any,
     settings: Settings,
     source: Settings,
     same_kafka: bool = False,
@@ -89,8 +76,8 @@ def copy_lake(
     with writer_lock(settings, layout(settings), "k2 lake copy"):
         ensure_namespaces(target, prefix)
         for identifier in tables:
-            _create_like(origin.load_table(identifier), target, identifier)
-            rows = _copy_rows(spark, identifier)
+            table = origin.load_table(identifier)
+            rows = _copy_rows(table, _create_like(table, target, identifier))
             report.rows[identifier] = rows
             log.info("lake_table_copied", table=identifier, rows=rows)
             if on_table is not None:
@@ -108,22 +95,20 @@ def _settle_nothing(table: Any) -> None:
     table.append(empty, snapshot_properties={MARKER: marker_value({}), PREVIOUS: marker_value({})})
 
 
-def _create_like(table: Any, target: Any, identifier: str) -> None:
+def _create_like(table: Any, target: Any, identifier: str) -> Any:
     """The target table with the source's definition; an existing one must be empty."""
     if target.table_exists(identifier):
-        existing = target.load_table(identifier).current_snapshot()
-        records = (
-            existing.summary.additional_properties.get("total-records", "0")
-            if (existing is not None and existing.summary is not None)
-            else "0"
-        )
-        if int(records):
+        existing = target.load_table(identifier)
+        snapshot = existing.current_snapshot()
+        summary = snapshot.summary if snapshot is not None else None
+        records = int(summary.additional_properties.get("total-records", 0)) if summary else 0
+        if records:
             raise LakeError(
                 f"{identifier} already holds {records} rows in the target catalog; copy into "
                 f"a new lake (or another K2_LAKE__NAMESPACE_PREFIX)"
             )
-        return
-    target.create_table(
+        return existing
+    return target.create_table(
         identifier,
         schema=table.schema(),
         partition_spec=table.spec(),
@@ -132,11 +117,30 @@ def _create_like(table: Any, target: Any, identifier: str) -> None:
     )
 
 
-def _copy_rows(spark: Any, identifier: str) -> int:
-    source = f"{SOURCE_CATALOG}.{identifier}"
-    spark.sql(f"INSERT INTO k2.{identifier} SELECT * FROM {source}")  # noqa: S608 - table names
-    copied = spark.sql(f"SELECT count(*) AS n FROM k2.{identifier}").collect()[0].n  # noqa: S608
-    expected = spark.sql(f"SELECT count(*) AS n FROM {source}").collect()[0].n  # noqa: S608
-    if copied != expected:
-        raise LakeError(f"{identifier}: {copied} rows in the target, {expected} in the source")
-    return int(copied)
+def _copy_rows(source: Any, target: Any) -> int:
+    """Every row of ``source`` appended to ``target``; the count, checked on both sides."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    batches: list[Any] = []
+    pending = copied = 0
+    for batch in source.scan().to_arrow_batch_reader():
+        batches.append(batch)
+        pending += batch.num_rows
+        if pending >= CHUNK_ROWS:
+            target.append(pa.Table.from_batches(batches))
+            copied, batches, pending = copied + pending, [], 0
+    if pending:
+        target.append(pa.Table.from_batches(batches))
+        copied += pending
+    landed = _records(target.refresh())
+    expected = _records(source)
+    if landed != expected or copied != expected:
+        raise LakeError(f"{source.name()}: {landed} rows in the target, {expected} in the source")
+    return copied
+
+
+def _records(table: Any) -> int:
+    snapshot = table.current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0
+    return int(snapshot.summary.additional_properties.get("total-records", 0))
