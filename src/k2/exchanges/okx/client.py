@@ -195,9 +195,10 @@ class OkxFeedClient(FeedClientBase):
         await self._request(session, "subscribe", lane.symbols)
         session.deadline = time.monotonic() + self.options.subscribe_timeout_s
         closed = asyncio.ensure_future(conn.wait_closed())
+        tick = min(1.0, self.options.ping_idle_s / 4)
         try:
             while True:
-                done, _ = await asyncio.wait({closed}, timeout=1.0)
+                done, _ = await asyncio.wait({closed}, timeout=tick)
                 if done:
                     closed.result()  # raises why the connection ended
                 now = time.monotonic()
