@@ -37,23 +37,25 @@ _PONG = ParsedFrame(controls=(Control(ControlKind.PONG),))
 def trade_key(trade_id: str) -> int | None:
     """``tradeId`` as an integer when it is written as one (digits, no leading zero) within the
     signed 64-bit range, else None."""
-    if not trade_id.isdigit() or not trade_id.isascii() or len(trade_id) > _LONG_DIGITS:
+    size = len(trade_id)
+    if not (trade_id.isascii() and trade_id.isdigit()) or (trade_id[0] == "0" and size > 1):
         return None
-    if trade_id[0] == "0" and len(trade_id) > 1:
-        return None
-    value = int(trade_id)
+    if size < _LONG_DIGITS:  # fewer digits than LONG_MAX: always within it
+        return int(trade_id)
+    value = int(trade_id) if size == _LONG_DIGITS else LONG_MAX + 1
     return value if value <= LONG_MAX else None
 
 
 # --- the fast path ----------------------------------------------------------------------------
 
 
-class _Arg(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: the decoded structs hold only strings, so the collector need not track them.
+class _Arg(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     channel: str
     instId: str  # noqa: N815 - the venue's field name
 
 
-class _Row(msgspec.Struct, forbid_unknown_fields=True):
+class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     instId: str  # noqa: N815
     tradeId: str  # noqa: N815
     px: str
@@ -63,7 +65,7 @@ class _Row(msgspec.Struct, forbid_unknown_fields=True):
     source: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Push(msgspec.Struct, forbid_unknown_fields=True):
+class _Push(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     arg: _Arg
     data: list[_Row]
 
@@ -80,18 +82,19 @@ def parse_push(text: str, envelope: Envelope) -> ParsedFrame | None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     trades = []
-    new = tuple.__new__
+    new, unset = tuple.__new__, msgspec.UNSET
     for row in push.data:
-        key = trade_key(row.tradeId)
+        inst_id, trade_id, source = row.instId, row.tradeId, row.source
+        key = trade_key(trade_id)
         if key is None:
             return None
         fields: dict[str, FieldValue] = {
-            "instId": row.instId, "tradeId": row.tradeId, "px": row.px, "sz": row.sz,
+            "instId": inst_id, "tradeId": trade_id, "px": row.px, "sz": row.sz,
             "side": row.side, "ts": row.ts, "channel": ALL_TRADES,
         }  # fmt: skip
-        if row.source is not msgspec.UNSET:
-            fields["source"] = row.source
-        trades.append(new(RawTrade, (EXCHANGE, row.instId, key, fields, envelope, 0, False)))
+        if source is not unset:
+            fields["source"] = source
+        trades.append(new(RawTrade, (EXCHANGE, inst_id, key, fields, envelope, 0, False)))
     return new(ParsedFrame, (tuple(trades), (), None, None))
 
 
