@@ -42,6 +42,7 @@ from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
+from k2.exchanges.okx import wire as okx_wire
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.service import IngestService
 from k2.observability.logging import configure_logging
@@ -50,15 +51,15 @@ from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = {"kraken": 150_000, "binance": 100_000}  # asked of the simulator beside the ingest
+MAX_RATE = {"kraken": 150_000, "binance": 100_000, "okx": 100_000}  # asked of the simulator
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
 WARMUP_S = 4.0
-FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000}
+FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000, "okx": 300_000}
 CEILING_RECORDS = 600_000
-_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT"}
-_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade"}
+_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT", "okx": "BTC-USDT,ETH-USDT"}
+_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade", "okx": "okx-trades-all"}
 
 
 def _service(
@@ -89,7 +90,11 @@ def _simulator(
     if exchange is None:
         kraken, binance = "", None
     else:
-        kraken, binance = (_TWO["kraken"], "") if exchange == "kraken" else ("", _TWO["binance"])
+        kraken, binance = _TWO["kraken"] if exchange == "kraken" else "", ""
+        if exchange == "binance":
+            binance = _TWO["binance"]
+        elif exchange != "kraken":
+            extra = (*extra, f"--{exchange}-symbols", _TWO[exchange])
     process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
     try:
         yield urls
@@ -186,6 +191,15 @@ def _frames(exchange: str, trades: int) -> list[str]:
                 for n in range(100)
             ]
             frames.append(kraken_wire.render_v2_trades(batch, "update"))
+        return frames
+    if exchange == "okx":
+        for index in range(trades):
+            symbol = ("BTC-USDT", "ETH-USDT")[index % 2]
+            fields = okx_wire.trade_fields(
+                symbol, index // 2 + 1, f"{65000 + index % 500}.1", "0.0012",
+                ("buy", "sell")[index % 2], 1_700_000_000_000 + index // 10,
+            )  # fmt: skip
+            frames.append(okx_wire.render_trades(okx_wire.ALL_TRADES, symbol, [fields]))
         return frames
     for index in range(trades):
         symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
@@ -305,6 +319,37 @@ def _record_bytes() -> int:
     )
 
 
+def run_full_speed(exchanges: tuple[str, ...]) -> dict[str, Any]:
+    """Only the full-speed measurement of ``exchanges`` and the ceiling, in one stack (the
+    narrower run: ``python -m bench.bench_ingest kraken okx``)."""
+    configure_logging("WARNING")
+    with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
+        home = Path(folder)
+        settings = private_settings(home)
+        stack = Stack(settings)
+        stack.up()
+        result: dict[str, Any] = {"acks": "all"}
+        try:
+            for exchange in exchanges:
+                result[f"full_speed_{_NAMES[exchange]}"] = _full_speed(settings, home, exchange)
+            _add_ceiling(settings, result)
+        finally:
+            stack.down()
+    return result
+
+
+def _add_ceiling(settings: Settings, result: dict[str, Any]) -> None:
+    """The librdkafka ceiling, and each measurement as a fraction of it."""
+    size = _record_bytes()
+    ceiling = _ceiling(settings, size)
+    result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
+    for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
+        measured = result[key]
+        measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
+        capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
+        measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
+
+
 def run() -> dict[str, Any]:
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
@@ -315,14 +360,14 @@ def run() -> dict[str, Any]:
         result: dict[str, Any] = {"acks": "all"}
         try:
             result.update(_scenarios(settings, home))
-            size = _record_bytes()
-            ceiling = _ceiling(settings, size)
-            result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
-            for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
-                measured = result[key]
-                measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
-                capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
-                measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
+            _add_ceiling(settings, result)
         finally:
             stack.down()
     return result
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run_full_speed(tuple(sys.argv[1:]) or tuple(_NAMES)), indent=2))

@@ -11,6 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 from k2.config import Settings, StackSettings
+from k2.exchanges import VENUES
 from k2.stack.ports import free_port
 
 
@@ -34,16 +35,19 @@ def start_simulator(
     """``k2 simulate`` on a free port; the process and its URLs (read from its URLs file).
 
     ``kraken`` and ``binance`` are the comma-separated symbols to list ("" lists none, None the
-    venue's whole universe); ``extra`` are further ``k2 simulate`` options.
+    venue's whole universe), every other exchange lists none unless ``extra`` names its symbols;
+    ``extra`` are further ``k2 simulate`` options.
     """
     urls_file = workdir / f"urls-{time.monotonic_ns()}.json"
     command = [
         sys.executable, "-m", "k2", "simulate", "--port", "0", "--rate", str(rate),
         "--retention", str(retention), "--urls-file", str(urls_file), *extra,
     ]  # fmt: skip
-    for option, symbols in (("--kraken-symbols", kraken), ("--binance-symbols", binance)):
-        if symbols is not None:
-            command += [option, symbols]
+    listed = {"kraken": kraken, "binance": binance}
+    for name in VENUES:
+        symbols = listed.get(name, "")
+        if symbols is not None and f"--{name}-symbols" not in extra:
+            command += [f"--{name}-symbols", symbols]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not urls_file.exists():

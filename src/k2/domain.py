@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
 from typing import Literal
 
 Side = Literal["buy", "sell"]
@@ -39,6 +39,19 @@ def micros_from_datetime(value: datetime) -> int:
     """Integer microseconds since the epoch of an aware datetime (exact, no float)."""
     delta = value.astimezone(UTC) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_WIDE = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
+
+
+def exact_product(left: Decimal, right: Decimal) -> Decimal:
+    """``left * right`` exactly (a trade's quote quantity): a wide context that traps rounding,
+    sized to fit the digits if it would round."""
+    try:
+        return _WIDE.multiply(left, right)
+    except Inexact:
+        digits = len(left.as_tuple().digits) + len(right.as_tuple().digits)
+        return Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN).multiply(left, right)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,13 @@ from k2.exchanges.kraken.normalise import (
     parse_v1_time_micros,
 )
 from k2.exchanges.kraken.parse import parse_v1_frame
+from k2.exchanges.okx import wire as okx_wire
+from k2.exchanges.okx.parse import parse_frame as parse_okx
+from k2.exchanges.okx.parse import trade_key as okx_trade_key
 from k2.jobs.silver.normalise import REASONS, exact_decimals, unified
 from k2.lake.tables import bronze_trades
 from k2.schemas import raw_schema_name, schema_json
+from tests.unit.exchanges.okx.strategies import trade_fields as okx_trade_fields
 from tests.unit.exchanges.recordings import received_frames
 from tests.unit.exchanges.strategies import (
     binance_agg_trade_fields,
@@ -316,6 +320,71 @@ def test_odd_binance_values_are_refused_alike(spark: Any, trades: list[Any]) -> 
             record[name] = odd if isinstance(odd, str) else None
         records.append(record)
     assert_same(spark, "binance", records)
+
+
+def test_every_recorded_okx_trade_is_the_same_in_spark(spark: Any) -> None:
+    """The recorded OKX session: BTC-USDT's 69 trades the same in Spark as in Python; the
+    future's and swap's trades have no spot symbol and are quarantined by both."""
+    envelope = _envelope("okx-trades-all", 1_652_459_225_507_260)
+    frames = received_frames("OKX.ws.1.0.trades")
+    trades = [t for frame in frames for t in parse_okx(frame, envelope).trades]
+    records = [to_record(raw, received_us=int(str(raw.fields["ts"])) * 1000 + 1) for raw in trades]
+    assert len(records) == 74
+    rows = silver_of(spark, "okx", records)
+    assert [row.reasons for row in rows if row.exchange_symbol == "BTC-USDT"] == [[]] * 69
+    assert {tuple(row.reasons) for row in rows if row.exchange_symbol != "BTC-USDT"} == {
+        ("symbol_unknown",)
+    }
+    assert_same(spark, "okx", records)
+
+
+def _okx(fields: dict[str, FieldValue], lead: int) -> dict[str, Any]:
+    at = int(str(fields["ts"])) * 1000 + lead
+    key = okx_trade_key(str(fields["tradeId"]))
+    row = {**fields, "channel": "trades-all"}
+    raw = RawTrade("okx", str(fields["instId"]), key, row, _envelope("okx-trades-all", at))
+    return to_record(raw)
+
+
+@HYPOTHESIS
+@given(trades=st.lists(st.tuples(okx_trade_fields(), _received), min_size=20, max_size=60))
+def test_generated_okx_trades_are_the_same_in_spark(spark: Any, trades: list[Any]) -> None:
+    """OKX trades-all: hypothesis-generated trades, the same in Spark as in Python."""
+    assert_same(spark, "okx", [_okx(*trade) for trade in trades])
+
+
+@HYPOTHESIS
+@given(
+    trades=st.lists(
+        st.tuples(
+            okx_trade_fields(),
+            st.sampled_from(["price", "quantity", "side", "ts", "exchange_symbol", "trade_id",
+                             "count"]),
+            st.one_of(_ODD_TEXT, st.sampled_from(["BTC-USDT-SWAP", "-USDT", "1", "007"])),
+        ),
+        min_size=20,
+        max_size=60,
+    )
+)  # fmt: skip
+def test_odd_okx_values_are_refused_alike(spark: Any, trades: list[Any]) -> None:
+    """OKX records with one odd value: Spark refuses what Python refuses, keeps the rest."""
+    records = []
+    for fields, name, odd in trades:
+        records.append({**_okx(fields, 1_000), name: odd})
+    assert_same(spark, "okx", records)
+
+
+def test_silver_side_is_the_takers_for_okx(spark: Any) -> None:
+    """OKX documents ``side`` as the taker's ("Trade side of taker"): Silver keeps it as sent,
+    so a taker's buy is ``buy`` and a taker's sell is ``sell``, as in Python."""
+    records = []
+    for n, side in enumerate(("buy", "sell", "sell", "buy")):
+        fields = okx_wire.trade_fields("BTC-USDT", 100 + n, "65000.5", "0.25", side, _T // 1000)
+        records.append(_okx(fields, 1_000))
+    rows = silver_of(spark, "okx", records)
+    assert [row.side for row in rows] == ["buy", "sell", "sell", "buy"]
+    assert all(row.reasons == [] for row in rows)
+    assert_same(spark, "okx", records)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,6 +93,17 @@ VENUES: dict[str, Venue] = {
         settings_class="BinanceSettings",
         simulator_package="k2.simulator.venues.binance",
     ),
+    "okx": Venue(
+        name="okx",
+        package="k2.exchanges.okx",
+        protocols=("okx-trades-all",),
+        rest_protocol="okx-rest",
+        client_class="OkxFeedClient",
+        options_class="OkxFeedOptions",
+        adapter_class="OkxAdapter",
+        settings_class="OkxSettings",
+        simulator_package="k2.simulator.venues.okx",
+    ),
 }
 
 EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)

@@ -235,7 +235,7 @@ def _string(encoded: bytes) -> bytes:
 REPEATED_FIELDS = frozenset(
     {"exchange", "exchange_symbol", "side", "ord_type", "order_type", "misc", "event_type",
      "time_unit", "stream", "connection_id", "protocol", "k2_version", "detected_by",
-     "received_us", "position"}
+     "received_us", "position", "source", "channel"}
 )  # fmt: skip
 
 

@@ -1,0 +1,3 @@
+"""OKX v5 public spot trades over WebSocket (``trades-all`` on the business endpoint)."""
+
+EXCHANGE = "okx"
