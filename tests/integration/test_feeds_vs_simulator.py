@@ -14,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
+from k2.exchanges import VENUES
 from k2.exchanges.base import (
     Control,
     ControlKind,
@@ -40,6 +41,7 @@ BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "rate": 200,
         "kraken_symbols": KRAKEN_PAIRS,
         "binance_symbols": BINANCE_SYMBOLS,

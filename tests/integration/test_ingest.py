@@ -29,6 +29,7 @@ from structlog.testing import capture_logs
 
 from k2.config import IngestSettings, Settings
 from k2.errors import RegistryError
+from k2.exchanges import VENUES
 from k2.exchanges.base import Envelope, RawTrade
 from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.factory import adapter_for, feed_spec
@@ -182,6 +183,7 @@ def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
     # also on a loaded machine where starting the ingest takes seconds.
     base: dict[str, Any] = {
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "rate": 400,
         "skew": 0.0,
         "kraken_symbols": KRAKEN_V1,

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from k2.config import Settings
+from k2.exchanges import VENUES
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.ingest.service import IngestService
 from k2.observability.metrics import IngestMetrics, Metrics
@@ -113,6 +114,7 @@ def settled(ledger: Path, exchange: str, quiet_s: float = 2.0) -> Callable[[], b
 
 def sim(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "skew": 0.0,
         "kraken_symbols": (),
         "binance_symbols": (),
