@@ -139,8 +139,8 @@ def test_a_snapshot_then_updates_newest_first_each_trade_in_the_ledger(tmp_path:
         ids = [int(t["trade_id"]) for t in message["events"][0]["trades"]]
         assert ids == sorted(ids, reverse=True)
     sent = sorted(trades_of(messages), key=lambda t: int(t["trade_id"]))
-    assert [int(t["trade_id"]) for t in sent] == list(range(int(sent[0]["trade_id"]),
-                                                             int(sent[0]["trade_id"]) + len(sent)))  # fmt: skip
+    first = int(sent[0]["trade_id"])
+    assert [int(t["trade_id"]) for t in sent] == list(range(first, first + len(sent)))
     assert [dict(e.fields) for e in ledger[: len(sent)]] == sent  # more went out after reading
     assert all(t["side"] in ("BUY", "SELL") and t["product_id"] == "BTC-USD" for t in sent)
 
