@@ -2,16 +2,18 @@
 :class:`~k2.domain.Trade`.
 
 - Symbol: a product id is ``BASE-QUOTE`` (``BTC-USD``); base and quote are its two sides.
-- Side: Silver's side is the taker's. A ``market_trades`` trade sends ``BUY``/``SELL``, read as
-  the taker's side, as the third-party clients that name a meaning read it (ccxt's coinbase
-  ``parse_trade`` and nautilus_trader's ``coinbase_side_to_aggressor`` take it as the
-  aggressor's); Coinbase's own ``market_trades`` reference (docs.cdp.coinbase.com/api-reference/
-  advanced-trade-api/websocket/market-trades.md) documents the values ``BUY``/``SELL`` without a
-  sentence on whose side it is. The Exchange API's history rows, which backfill gaps, say it in
-  so many words: "The side of a trade indicates the maker order side ... A buy side indicates a
-  down-tick because the maker was a buy order" (docs.cdp.coinbase.com/api-reference/exchange-api/
-  rest-api/products/get-product-trades.md), as does its WebSocket ``match`` message; those rows
-  are turned over: ``buy`` → ``sell``.
+- Side: Silver's side is the taker's. Coinbase's pages on ``market_trades`` (docs.cdp.coinbase.com
+  /coinbase-app/advanced-trade-apis/websocket/websocket-channels and api-reference/
+  advanced-trade-api/websocket/market-trades.md) give ``side`` as ``BUY``/``SELL`` without
+  saying whose side it is. The Exchange API, whose engine and trade ids these are, says it of
+  its own trades in so many words: "The side of a trade indicates the maker order side ... A buy
+  side indicates a down-tick because the maker was a buy order" (docs.cdp.coinbase.com/
+  api-reference/exchange-api/rest-api/products/get-product-trades.md), as of its WebSocket
+  ``match``; ccxt turns that side over for the Exchange API (``coinbaseexchange.parse_trade``)
+  and does not for ``market_trades`` (``coinbase.parse_trade``), and nautilus_trader reads it as
+  the aggressor's (``coinbase_side_to_aggressor``). So a ``market_trades`` side is taken as the
+  taker's, and a history row's (which backfills gaps) is turned over: ``buy`` → ``sell``. A test
+  holds both to one taker side on real recorded trades.
 - Price and quantity: the decimal text as sent → :class:`~decimal.Decimal`; ``quote_quantity``
   is their exact product.
 - Time: RFC 3339 with ms to ns digits → µs, the digits beyond the microsecond cut off.
