@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from bench.services import private_settings, start_simulator
 from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.coinbase import wire as coinbase_wire
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
@@ -51,15 +54,26 @@ from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = {"kraken": 150_000, "binance": 100_000, "okx": 100_000}  # asked of the simulator
+# asked of the simulator beside the ingest
+MAX_RATE = {"kraken": 150_000, "binance": 100_000, "coinbase": 150_000, "okx": 100_000}
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
 WARMUP_S = 4.0
-FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000, "okx": 300_000}
+FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000, "coinbase": 1_000_000, "okx": 300_000}
 CEILING_RECORDS = 600_000
-_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT", "okx": "BTC-USDT,ETH-USDT"}
-_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade", "okx": "okx-trades-all"}
+_TWO = {
+    "kraken": "XBT/USD,ETH/USD",
+    "binance": "BTCUSDT,ETHUSDT",
+    "coinbase": "BTC-USD,ETH-USD",
+    "okx": "BTC-USDT,ETH-USDT",
+}
+_NAMES = {
+    "kraken": "kraken-v2",
+    "binance": "binance-trade",
+    "coinbase": "coinbase-advanced",
+    "okx": "okx-trades-all",
+}
 
 
 def _service(
@@ -90,10 +104,9 @@ def _simulator(
     if exchange is None:
         kraken, binance = "", None
     else:
-        kraken, binance = _TWO["kraken"] if exchange == "kraken" else "", ""
-        if exchange == "binance":
-            binance = _TWO["binance"]
-        elif exchange != "kraken":
+        kraken = _TWO["kraken"] if exchange == "kraken" else ""
+        binance = _TWO["binance"] if exchange == "binance" else ""
+        if exchange not in ("kraken", "binance"):
             extra = (*extra, f"--{exchange}-symbols", _TWO[exchange])
     process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
     try:
@@ -172,35 +185,30 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 2)}
 
 
-def _frames(exchange: str, trades: int) -> list[str]:
-    """Frames of two symbols as the venue sends them, ids from 1 in sequence per symbol."""
+def _kraken_frames(trades: int) -> list[str]:
+    """v2 frames of 100 trades, the two symbols in turn, ids from 1 in sequence per symbol."""
     frames = []
-    if exchange == "kraken":
-        for index in range(trades // 100):
-            symbol, first = ("BTC/USD", "ETH/USD")[index % 2], (index // 2) * 100 + 1
-            batch = [
-                kraken_wire.v2_trade_fields(
-                    symbol,
-                    ("buy", "sell")[n % 2],
-                    f"{65000 + n}.{index % 10}",
-                    f"0.{1000 + n}",
-                    ("limit", "market")[n % 2],
-                    first + n,
-                    kraken_wire.format_timestamp_v2(1_700_000_000_000_000 + index * 100 + n),
-                )
-                for n in range(100)
-            ]
-            frames.append(kraken_wire.render_v2_trades(batch, "update"))
-        return frames
-    if exchange == "okx":
-        for index in range(trades):
-            symbol = ("BTC-USDT", "ETH-USDT")[index % 2]
-            fields = okx_wire.trade_fields(
-                symbol, index // 2 + 1, f"{65000 + index % 500}.1", "0.0012",
-                ("buy", "sell")[index % 2], 1_700_000_000_000 + index // 10,
-            )  # fmt: skip
-            frames.append(okx_wire.render_trades(okx_wire.ALL_TRADES, symbol, [fields]))
-        return frames
+    for index in range(trades // 100):
+        symbol, first = ("BTC/USD", "ETH/USD")[index % 2], (index // 2) * 100 + 1
+        batch = [
+            kraken_wire.v2_trade_fields(
+                symbol,
+                ("buy", "sell")[n % 2],
+                f"{65000 + n}.{index % 10}",
+                f"0.{1000 + n}",
+                ("limit", "market")[n % 2],
+                first + n,
+                kraken_wire.format_timestamp_v2(1_700_000_000_000_000 + index * 100 + n),
+            )
+            for n in range(100)
+        ]
+        frames.append(kraken_wire.render_v2_trades(batch, "update"))
+    return frames
+
+
+def _binance_frames(trades: int) -> list[str]:
+    """One ``@trade`` payload per frame, the two symbols in turn, ids from 1 in sequence."""
+    frames = []
     for index in range(trades):
         symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
         fields = binance_wire.trade_fields(
@@ -209,6 +217,53 @@ def _frames(exchange: str, trades: int) -> list[str]:
         )  # fmt: skip
         frames.append(binance_wire.render_trade(fields, symbol.lower() + "@trade"))
     return frames
+
+
+def _coinbase_frames(trades: int) -> list[str]:
+    """``market_trades`` messages of 100 trades (the newest first, as Coinbase sends them), the
+    two products in turn, ids from 1 in sequence per product. Their ``sequence_num`` starts far
+    above what the live connection sent before (one jump, then in order)."""
+    frames = []
+    for index in range(trades // 100):
+        product, first = ("BTC-USD", "ETH-USD")[index % 2], (index // 2) * 100 + 1
+        batch = [
+            coinbase_wire.trade_fields(
+                first + n,
+                product,
+                f"{65000 + n}.{index % 10}",
+                f"0.{1000 + n}",
+                ("BUY", "SELL")[n % 2],
+                coinbase_wire.format_time(1_700_000_000_000_000 + index * 100 + n),
+            )
+            for n in reversed(range(100))
+        ]
+        stamp = coinbase_wire.format_timestamp(1_700_000_000_000_000_000 + index * 100_000)
+        frames.append(coinbase_wire.render_market_trades(batch, "update", 10**9 + index, stamp))
+    return frames
+
+
+def _okx_frames(trades: int) -> list[str]:
+    """One ``trades-all`` push of one trade per frame, the two instruments in turn, ids from 1."""
+    frames = []
+    for index in range(trades):
+        symbol = ("BTC-USDT", "ETH-USDT")[index % 2]
+        fields = okx_wire.trade_fields(
+            symbol, index // 2 + 1, f"{65000 + index % 500}.1", "0.0012",
+            ("buy", "sell")[index % 2], 1_700_000_000_000 + index // 10,
+        )  # fmt: skip
+        frames.append(okx_wire.render_trades(okx_wire.ALL_TRADES, symbol, [fields]))
+    return frames
+
+
+def _frames(exchange: str, trades: int) -> list[str]:
+    """Frames of two symbols as the exchange sends them, ids from 1 in sequence per symbol."""
+    makers = {
+        "kraken": _kraken_frames,
+        "binance": _binance_frames,
+        "coinbase": _coinbase_frames,
+        "okx": _okx_frames,
+    }
+    return makers[exchange](trades)
 
 
 async def _feed_from_memory(service: IngestService, frames: list[str], trades: int) -> Any:
@@ -319,9 +374,9 @@ def _record_bytes() -> int:
     )
 
 
-def run_full_speed(exchanges: tuple[str, ...]) -> dict[str, Any]:
-    """Only the full-speed measurement of ``exchanges`` and the ceiling, in one stack (the
-    narrower run: ``python -m bench.bench_ingest kraken okx``)."""
+def _with_stack(measure: Callable[[Settings, Path], dict[str, Any]]) -> dict[str, Any]:
+    """``measure`` on a private stack, then the ceiling in the same run, and each full-speed or
+    throughput figure as a fraction of it."""
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
         home = Path(folder)
@@ -330,44 +385,40 @@ def run_full_speed(exchanges: tuple[str, ...]) -> dict[str, Any]:
         stack.up()
         result: dict[str, Any] = {"acks": "all"}
         try:
-            for exchange in exchanges:
-                result[f"full_speed_{_NAMES[exchange]}"] = _full_speed(settings, home, exchange)
-            _add_ceiling(settings, result)
+            result.update(measure(settings, home))
+            size = _record_bytes()
+            ceiling = _ceiling(settings, size)
+            result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
+            for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
+                measured = result[key]
+                measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
+                capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
+                measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
         finally:
             stack.down()
     return result
-
-
-def _add_ceiling(settings: Settings, result: dict[str, Any]) -> None:
-    """The librdkafka ceiling, and each measurement as a fraction of it."""
-    size = _record_bytes()
-    ceiling = _ceiling(settings, size)
-    result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
-    for key in [k for k in result if k.startswith(("throughput_", "full_speed_"))]:
-        measured = result[key]
-        measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
-        capacity = 1e6 / measured["ingest_cpu_us_per_trade"]
-        measured["capacity_fraction_of_ceiling"] = round(capacity / ceiling, 3)
 
 
 def run() -> dict[str, Any]:
-    configure_logging("WARNING")
-    with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
-        home = Path(folder)
-        settings = private_settings(home)
-        stack = Stack(settings)
-        stack.up()
-        result: dict[str, Any] = {"acks": "all"}
-        try:
-            result.update(_scenarios(settings, home))
-            _add_ceiling(settings, result)
-        finally:
-            stack.down()
+    return _with_stack(_scenarios)
+
+
+def run_full_speed(exchanges: Sequence[str]) -> dict[str, Any]:
+    """Only the full-speed figures of ``exchanges``, beside the ceiling, with each one's CPU per
+    trade relative to Kraken v2's when Kraken is among them."""
+
+    def measure(settings: Settings, home: Path) -> dict[str, Any]:
+        return {f"full_speed_{_NAMES[e]}": _full_speed(settings, home, e) for e in exchanges}
+
+    result = _with_stack(measure)
+    kraken = result.get(f"full_speed_{_NAMES['kraken']}")
+    for exchange in exchanges:
+        measured = result[f"full_speed_{_NAMES[exchange]}"]
+        if kraken is not None and exchange != "kraken":
+            ratio = measured["ingest_cpu_us_per_trade"] / kraken["ingest_cpu_us_per_trade"]
+            measured["cpu_per_trade_vs_kraken_v2"] = round(ratio, 2)
     return result
 
 
-if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run_full_speed(tuple(sys.argv[1:]) or tuple(_NAMES)), indent=2))
+if __name__ == "__main__":  # python -m bench.bench_ingest kraken coinbase okx
+    print(json.dumps(run_full_speed(sys.argv[1:] or list(_NAMES)), indent=2))

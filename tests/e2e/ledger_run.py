@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from k2.config import Settings
 from k2.domain import BAR_INTERVALS, Trade, micros_from_datetime
-from k2.exchanges import venue
+from k2.exchanges import VENUES, venue
 from k2.exchanges.base import Envelope, RawTrade
 from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
@@ -103,6 +103,7 @@ class LedgerRun:
             "--binance-symbols", "BTCUSDT,ETHUSDT", "--trades-per-symbol", str(self.per_symbol),
             "--ledger", str(self.ledger), "--fault-connections", "2",
             "--drop-after-trades", "120", "--garble-every", "40", "--duplicate-every", "30",
+            *(arg for name in VENUES if name not in SYMBOLS for arg in (f"--{name}-symbols", "")),
         )  # fmt: skip
         wait_until(self.ledger.exists, 60, "the simulator's ledger", context=self.logs)
         for exchange in SYMBOLS:

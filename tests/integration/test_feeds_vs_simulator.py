@@ -41,7 +41,7 @@ BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "rate": 200,
         "kraken_symbols": KRAKEN_PAIRS,
         "binance_symbols": BINANCE_SYMBOLS,

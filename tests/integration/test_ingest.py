@@ -183,7 +183,7 @@ def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
     # also on a loaded machine where starting the ingest takes seconds.
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "rate": 400,
         "skew": 0.0,
         "kraken_symbols": KRAKEN_V1,

@@ -114,7 +114,7 @@ def settled(ledger: Path, exchange: str, quiet_s: float = 2.0) -> Callable[[], b
 
 def sim(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "skew": 0.0,
         "kraken_symbols": (),
         "binance_symbols": (),

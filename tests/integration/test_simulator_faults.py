@@ -34,7 +34,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, *faults: FaultRule, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
         "rate": 400,
         "ledger_path": tmp_path / "ledger.jsonl",
         "heartbeat_s": 0.2,

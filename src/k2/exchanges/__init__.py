@@ -93,6 +93,17 @@ VENUES: dict[str, Venue] = {
         settings_class="BinanceSettings",
         simulator_package="k2.simulator.venues.binance",
     ),
+    "coinbase": Venue(
+        name="coinbase",
+        package="k2.exchanges.coinbase",
+        protocols=("coinbase-advanced",),
+        rest_protocol="coinbase-rest",
+        client_class="CoinbaseFeedClient",
+        options_class="CoinbaseFeedOptions",
+        adapter_class="CoinbaseAdapter",
+        settings_class="CoinbaseSettings",
+        simulator_package="k2.simulator.venues.coinbase",
+    ),
     "okx": Venue(
         name="okx",
         package="k2.exchanges.okx",

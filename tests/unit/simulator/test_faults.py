@@ -76,4 +76,4 @@ def test_a_rule_from_json_refuses_unknown_settings() -> None:
     with pytest.raises(ConfigError, match="drop_after"):
         FaultRule.from_mapping({"drop_after": 3})
     with pytest.raises(ConfigError, match="protocol"):
-        FaultRule.from_mapping({"protocol": "coinbase"})
+        FaultRule.from_mapping({"protocol": "nosuch"})

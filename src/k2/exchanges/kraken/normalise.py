@@ -20,16 +20,16 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
-from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
+from decimal import Decimal
 from typing import Any, cast
 
-from k2.domain import Side, Trade, canonical_asset, datetime_from_micros, micros_from_datetime
+from k2.domain import Side, Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
 from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
 from k2.exchanges.kraken import EXCHANGE
 from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_TRADE_FIELDS
+from k2.exchanges.values import exact_product, rfc3339_micros, rfc3339_micros_sql
 
 __all__ = [
     "SequenceTracker",
@@ -45,13 +45,7 @@ __all__ = [
 ]
 
 _DECIMAL = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
-_WIDE = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
 _V1_TIME = re.compile(r"(\d+)(?:\.(\d+))?", re.ASCII)
-# RFC 3339 as Kraken v2 sends it (upper-case T and Z, or a numeric offset); fromisoformat then
-# checks the calendar. Anything looser would read differently in Spark.
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
-)
 _V1_SIDES: dict[str, Side] = {"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"}
 _V2_SIDES: dict[str, Side] = {"buy": "buy", "sell": "sell"}
 _V1_ORDER_TYPES = {"l": "limit", "m": "market", "limit": "limit", "market": "market"}
@@ -70,15 +64,6 @@ def _decimal(text: str, name: str) -> Decimal:
     return Decimal(text)
 
 
-def exact_product(left: Decimal, right: Decimal) -> Decimal:
-    """``left * right`` exactly: a wide context that traps rounding, sized to fit if it would."""
-    try:
-        return _WIDE.multiply(left, right)
-    except Inexact:
-        digits = len(left.as_tuple().digits) + len(right.as_tuple().digits)
-        return Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN).multiply(left, right)
-
-
 def parse_v1_time_micros(text: str) -> int:
     """``"1534614057.321597"`` → 1534614057321597 µs, exactly (digits beyond µs are cut off)."""
     match = _V1_TIME.fullmatch(text)
@@ -90,13 +75,7 @@ def parse_v1_time_micros(text: str) -> int:
 
 def parse_rfc3339_micros(text: str) -> int:
     """``"2023-09-25T07:48:36.925533Z"`` → µs since the epoch; a time zone is required."""
-    invalid = TradeInvalidError(f"kraken v2 timestamp {text!r} is not RFC 3339", "time")
-    if not _RFC3339.fullmatch(text):
-        raise invalid
-    try:
-        return micros_from_datetime(datetime.fromisoformat(text))
-    except (ValueError, OverflowError) as exc:  # no such day, or beyond the calendar in UTC
-        raise invalid from exc
+    return rfc3339_micros(text, "kraken v2 timestamp")
 
 
 def _v1_tuple(pair: str, fields: Mapping[str, FieldValue]) -> tuple[str, ...]:
@@ -317,33 +296,7 @@ _V1_SECONDS = (
     "try_multiply(try_cast(substring_index(time, '.', 1) AS BIGINT), 1000000), "
     f"{_MICROS_OF.format(_V1_FRACTION)}) END"
 )
-_RFC3339_SQL = (
-    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?"
-    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
-)
-# Once the text matches the pattern whole, its parts sit at fixed places: the zone is "Z" or the
-# last six characters, the fraction what lies between the point and the zone.
-_ZONE_CHARS = "(CASE WHEN endswith(timestamp, 'Z') THEN 1 ELSE 6 END)"
-_V2_FRACTION = (
-    f"CASE WHEN substr(timestamp, 20, 1) = '.' "
-    f"THEN substr(timestamp, 21, length(timestamp) - 20 - {_ZONE_CHARS}) ELSE '' END"
-)
-_OFFSET_S = (
-    "CASE WHEN endswith(timestamp, 'Z') THEN 0 "
-    "ELSE (CASE WHEN substr(timestamp, -6, 1) = '-' THEN -1 ELSE 1 END)"
-    " * (CAST(substr(timestamp, -5, 2) AS INT) * 3600 + CAST(substr(timestamp, -2, 2) AS INT) * 60)"
-    " END"
-)
-_V2_SECONDS = (
-    "unix_micros(try_make_timestamp(CAST(substr(timestamp, 1, 4) AS INT), "
-    "CAST(substr(timestamp, 6, 2) AS INT), CAST(substr(timestamp, 9, 2) AS INT), "
-    "CAST(substr(timestamp, 12, 2) AS INT), CAST(substr(timestamp, 15, 2) AS INT), "
-    "CAST(substr(timestamp, 18, 2) AS DECIMAL(8, 6)), 'UTC'))"
-)
-_V2_TIMESTAMP = (
-    f"CASE WHEN {sql.full_match('timestamp', _RFC3339_SQL)} THEN try_add(try_add("
-    f"{_V2_SECONDS}, {_MICROS_OF.format(_V2_FRACTION)}), -1000000L * ({_OFFSET_S})) END"
-)
+_V2_TIMESTAMP = rfc3339_micros_sql("timestamp")
 
 SILVER_SQL: Mapping[str, str] = {
     "base": f"CASE WHEN {_SPLITS} THEN substring_index(exchange_symbol, '/', 1) END",

@@ -1,0 +1,1 @@
+"""Coinbase Advanced Trade on the local simulator: the market channel and the public REST."""

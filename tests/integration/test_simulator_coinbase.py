@@ -1,0 +1,280 @@
+"""Coinbase Advanced Trade as a client written from Coinbase's documentation (and ccxt, pointed
+at the simulator by URL only) sees the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import ccxt.pro
+import websockets
+
+from k2.exchanges import VENUES
+from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from k2.simulator.ledger import LedgerEntry
+
+T = TypeVar("T")
+TRADES = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "market_trades"}
+HEARTBEATS = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "heartbeats"}
+
+
+def run(main: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), timeout)
+
+    return asyncio.run(bounded())
+
+
+def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
+    values: dict[str, Any] = {
+        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        "rate": 300,
+        "ledger_path": tmp_path / "ledger.jsonl",
+        "heartbeat_s": 0.2,
+        "coinbase_symbols": ("BTC-USD", "ETH-USD"),
+    }
+    values.update(overrides)
+    return SimulatorConfig(**values)
+
+
+async def collect(ws: Any, seconds: float) -> list[dict[str, Any]]:
+    messages = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+        except (TimeoutError, websockets.ConnectionClosed):
+            break
+    return messages
+
+
+def trades_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every trade of ``market_trades`` messages, in the order sent."""
+    return [
+        trade
+        for m in messages
+        if m.get("channel") == "market_trades"
+        for event in m["events"]
+        for trade in event["trades"]
+    ]
+
+
+def coinbase_ledger(sim: Simulator) -> list[LedgerEntry]:
+    assert sim.ledger_path is not None
+    return [e for e in read_ledger(sim.ledger_path) if e.exchange == "coinbase"]
+
+
+def test_a_connection_without_a_subscribe_is_closed_at_the_deadline(tmp_path: Path) -> None:
+    """Coinbase disconnects a client that sends no subscribe within 5 s (shortened here)."""
+
+    async def main() -> tuple[float, list[Any]]:
+        async with Simulator(config(tmp_path, coinbase_subscribe_timeout_s=1.0)) as sim:
+            started = time.monotonic()
+            async with websockets.connect(sim.urls.coinbase_ws) as ws:
+                messages = await collect(ws, 5.0)
+            return time.monotonic() - started, messages
+
+    elapsed, messages = run(main)
+    assert messages == [] and 0.9 <= elapsed < 3.0
+
+
+def test_one_message_names_one_channel_and_sequence_num_counts_every_message(
+    tmp_path: Path,
+) -> None:
+    """A subscribe naming two channels is refused; the connection's messages are numbered from 0
+    without a hole across subscriptions, heartbeats and trades."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.coinbase_ws) as ws,
+        ):
+            both = {**TRADES, "channels": ["market_trades", "heartbeats"]}
+            del both["channel"]
+            await ws.send(json.dumps(both))
+            await ws.send(json.dumps(TRADES))
+            await ws.send(json.dumps(HEARTBEATS))
+            return await collect(ws, 1.5)
+
+    messages = run(main)
+    assert messages[0]["type"] == "error" and "sequence_num" not in messages[0]
+    numbered = messages[1:]
+    assert [m["sequence_num"] for m in numbered] == list(range(len(numbered)))
+    channels = [m["channel"] for m in numbered]
+    assert channels[:2] == ["subscriptions", "subscriptions"]
+    assert numbered[1]["events"][0]["subscriptions"] == {
+        "market_trades": ["BTC-USD"],
+        "heartbeats": ["BTC-USD"],
+    }
+    assert channels.count("heartbeats") >= 5 and "market_trades" in channels
+    counters = [
+        int(m["events"][0]["heartbeat_counter"]) for m in numbered if "heart" in m["channel"]
+    ]
+    assert counters == list(range(1, len(counters) + 1))
+
+
+def test_a_snapshot_then_updates_newest_first_each_trade_in_the_ledger(tmp_path: Path) -> None:
+    """Subscribing sends the recent trades as a snapshot, then updates; within a message the
+    newest trade comes first; every trade sent is in the ledger with its fields as sent."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[LedgerEntry]]:
+        async with Simulator(config(tmp_path, snapshot_size=20)) as sim:
+            await asyncio.sleep(0.5)  # some history to snapshot
+            async with websockets.connect(sim.urls.coinbase_ws) as ws:
+                await ws.send(json.dumps(TRADES))
+                messages = await collect(ws, 1.5)
+            return messages, coinbase_ledger(sim)
+
+    messages, ledger = run(main)
+    trade_messages = [m for m in messages if m["channel"] == "market_trades"]
+    assert trade_messages[0]["events"][0]["type"] == "snapshot"
+    assert len(trade_messages[0]["events"][0]["trades"]) == 20
+    assert {m["events"][0]["type"] for m in trade_messages[1:]} == {"update"}
+    for message in trade_messages:
+        ids = [int(t["trade_id"]) for t in message["events"][0]["trades"]]
+        assert ids == sorted(ids, reverse=True)
+    sent = sorted(trades_of(messages), key=lambda t: int(t["trade_id"]))
+    first = int(sent[0]["trade_id"])
+    assert [int(t["trade_id"]) for t in sent] == list(range(first, first + len(sent)))
+    assert [dict(e.fields) for e in ledger[: len(sent)]] == sent  # more went out after reading
+    assert all(t["side"] in ("BUY", "SELL") and t["product_id"] == "BTC-USD" for t in sent)
+
+
+def test_a_quiet_channel_closes_without_heartbeats_and_stays_open_with_them(
+    tmp_path: Path,
+) -> None:
+    """Without heartbeats a channel that sent nothing for its idle time goes quiet; a connection
+    that subscribed heartbeats keeps it."""
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        quiet = config(tmp_path, rate=0, coinbase_channel_idle_s=0.6)
+        async with (
+            Simulator(quiet) as sim,
+            websockets.connect(sim.urls.coinbase_ws) as bare,
+            websockets.connect(sim.urls.coinbase_ws) as kept,
+        ):
+            await bare.send(json.dumps(TRADES))
+            await kept.send(json.dumps(TRADES))
+            await kept.send(json.dumps(HEARTBEATS))
+            await asyncio.gather(collect(bare, 1.5), collect(kept, 1.5))
+            first, second = sim.sessions("coinbase")
+            return first.describe(), second.describe()
+
+    bare, kept = run(main)
+    assert "market_trades" not in bare["subscriptions"]
+    assert kept["subscriptions"]["market_trades"] == ["BTC-USD"]
+
+
+def test_usdc_is_served_as_usd_and_unknown_products_are_refused(tmp_path: Path) -> None:
+    """BTC-USDC gets BTC-USD's trades under BTC-USD's name; an unknown product is an error and
+    nothing of that request is subscribed."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with (
+            Simulator(config(tmp_path)) as sim,
+            websockets.connect(sim.urls.coinbase_ws) as ws,
+        ):
+            bad = {**TRADES, "product_ids": ["ETH-USD", "NOSUCH-USD"]}
+            await ws.send(json.dumps(bad))
+            await ws.send(json.dumps({**TRADES, "product_ids": ["BTC-USDC"]}))
+            return await collect(ws, 1.0)
+
+    messages = run(main)
+    assert messages[0] == {
+        "type": "error",
+        "message": "Failed to subscribe",
+        "reason": "NOSUCH-USD is not a valid product",
+    }
+    assert messages[1]["events"][0]["subscriptions"] == {"market_trades": ["BTC-USDC"]}
+    trades = trades_of(messages)
+    assert trades and {t["product_id"] for t in trades} == {"BTC-USD"}
+
+
+def test_more_than_the_message_rate_is_refused(tmp_path: Path) -> None:
+    """An IP address may send 8 messages a second (3 here); the extra ones get an error."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with (
+            Simulator(config(tmp_path, coinbase_message_rate=3)) as sim,
+            websockets.connect(sim.urls.coinbase_ws) as ws,
+        ):
+            for _ in range(4):
+                await ws.send(json.dumps(HEARTBEATS))
+            return await collect(ws, 0.5)
+
+    messages = run(main)
+    assert [m.get("channel") for m in messages].count("subscriptions") == 3
+    assert {"type": "error", "message": "rate limit exceeded"} in messages
+
+
+def test_the_history_pages_by_trade_id_newest_first_with_the_makers_side(tmp_path: Path) -> None:
+    """``after`` reads older trades, ``before`` newer ones, ``CB-AFTER`` continues; each row's
+    side is the maker's, the other side of the taker's sent on the socket."""
+
+    async def main() -> tuple[list[list[Any]], list[Any], list[LedgerEntry]]:
+        async with (
+            Simulator(config(tmp_path, rate=2000, snapshot_size=50)) as sim,
+            websockets.connect(sim.urls.coinbase_ws) as ws,
+        ):
+            await asyncio.sleep(0.3)
+            await ws.send(json.dumps(TRADES))
+            await collect(ws, 0.3)
+            url = sim.urls.coinbase_rest + "/products/BTC-USD/trades"
+            pages = []
+            async with aiohttp.ClientSession() as http:
+                async with http.get(url + "?limit=5") as response:
+                    pages.append(await response.json())
+                    cursor = response.headers["CB-AFTER"]
+                async with http.get(f"{url}?limit=5&after={cursor}") as response:
+                    pages.append(await response.json())
+                async with http.get(f"{url}?limit=3&before={int(cursor) - 6}") as response:
+                    newer = await response.json()
+                async with http.get(sim.urls.coinbase_rest + "/products/NO-USD/trades") as missing:
+                    assert missing.status == 404
+            return pages, newer, coinbase_ledger(sim)
+
+    pages, newer, ledger = run(main)
+    ids = [row["trade_id"] for page in pages for row in page]
+    assert ids == list(range(ids[0], ids[0] - 10, -1))
+    assert [row["trade_id"] for row in newer] == [ids[-1] + 2, ids[-1] + 1, ids[-1]]
+    sent = {int(str(e.fields["trade_id"])): e.fields for e in ledger}
+    for row in (r for page in pages for r in page if r["trade_id"] in sent):
+        taker = sent[row["trade_id"]]
+        assert row["side"] == ("sell" if taker["side"] == "BUY" else "buy")
+        assert (row["price"], row["size"], row["time"]) == (taker["price"], taker["size"],
+                                                            taker["time"])  # fmt: skip
+
+
+def test_ccxt_watch_trades_pointed_at_the_simulator_receives_its_trades(tmp_path: Path) -> None:
+    """ccxt's coinbase client, given only the simulator's URLs, loads the markets and receives
+    every trade the simulator sent it, with the taker's side, price, amount and time."""
+
+    async def main() -> tuple[list[dict[str, Any]], list[LedgerEntry]]:
+        async with Simulator(config(tmp_path, rate=100, trades_per_symbol=40)) as sim:
+            exchange = ccxt.pro.coinbase()
+            exchange.urls["api"]["rest"] = sim.urls.coinbase_rest
+            exchange.urls["api"]["ws"] = sim.urls.coinbase_ws
+            received: dict[str, dict[str, Any]] = {}
+            try:
+                while len(received) < 20:
+                    for trade in await exchange.watch_trades("BTC/USD"):
+                        received[trade["id"]] = trade
+            finally:
+                await exchange.close()
+            return list(received.values()), coinbase_ledger(sim)
+
+    trades, ledger = run(main, timeout=60)
+    sent = {str(e.fields["trade_id"]): e.fields for e in ledger}
+    assert len(trades) >= 20 and {t["id"] for t in trades} <= set(sent)
+    for trade in trades:
+        fields = sent[trade["id"]]
+        assert trade["symbol"] == "BTC/USD"
+        assert trade["side"] == str(fields["side"]).lower()
+        assert trade["price"] == float(str(fields["price"]))
+        assert trade["amount"] == float(str(fields["size"]))
+        assert trade["datetime"][:23] == str(fields["time"])[:23]
