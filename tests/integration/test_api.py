@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from k2.api.app import create_app
 from k2.config import ApiSettings, Settings
+from k2.exchanges import EXCHANGE_NAMES
 from k2.lake.catalog import duckdb_connect
 from tests.conftest import make_settings
 from tests.integration import gold_rows
@@ -298,7 +299,9 @@ def test_bars_latest_and_symbols_equal_duckdb(client: TestClient, lake: dict[str
         for r in rows
     ] == [(s["exchange"], s["symbol"], s["f"], s["l"], s["n"]) for s in summary]
     exchanges = client.get("/v1/exchanges").json()["data"]
+    # Every configured exchange is listed, those without a trade in Gold with a count of 0.
     assert {e["exchange"]: e["trade_count"] for e in exchanges} == {
+        **dict.fromkeys(EXCHANGE_NAMES, 0),
         "binance": summary[0]["n"],
         "kraken": summary[1]["n"],
     }
