@@ -93,6 +93,17 @@ VENUES: dict[str, Venue] = {
         settings_class="BinanceSettings",
         simulator_package="k2.simulator.venues.binance",
     ),
+    "bybit": Venue(
+        name="bybit",
+        package="k2.exchanges.bybit",
+        protocols=("bybit-spot",),
+        rest_protocol="bybit-rest",
+        client_class="BybitFeedClient",
+        options_class="BybitFeedOptions",
+        adapter_class="BybitAdapter",
+        settings_class="BybitSettings",
+        simulator_package="k2.simulator.venues.bybit",
+    ),
 }
 
 EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)
