@@ -336,7 +336,8 @@ def test_the_scrape_config_names_every_service_at_its_port() -> None:
     assert targets == {
         "ingest-kraken": "127.0.0.1:9400",
         "ingest-binance": "127.0.0.1:9401",
-        "stream": "127.0.0.1:9402",
+        "ingest-bybit": "127.0.0.1:9402",
+        "stream": "127.0.0.1:9403",
     }
     assert yaml.safe_load(CONFIG.read_text())["rule_files"] == ["rules/k2.yml"]
 

@@ -154,7 +154,8 @@ def test_parts_start_in_data_flow_order_on_known_ports(tmp_path: Path) -> None:
     )
     parts = plan_parts(settings, "simulator", tmp_path, jvm_logs=False)
     names = [p.name for p in parts]
-    assert names == ["simulator", "ingest-kraken", "ingest-binance", "stream", "api"]
+    ingests = ["ingest-kraken", "ingest-binance", "ingest-bybit"]
+    assert names == ["simulator", *ingests, "stream", "api"]
     assert all(p.metrics_port for p in parts if p.stage != "simulator")
     assert "--metrics-port" in parts[1].args
     stream = next(p for p in parts if p.name == "stream")

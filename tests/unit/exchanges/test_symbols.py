@@ -53,12 +53,12 @@ def test_binance_symbols_resolve_natively_and_canonically() -> None:
 
 
 def test_the_registry_finds_venues_by_name_and_protocol_without_importing_them_early() -> None:
-    assert set(VENUES) == {"kraken", "binance"}
+    assert set(VENUES) == {"kraken", "binance", "bybit"}
     assert venue("kraken").default_protocol == "kraken-v2"
     assert venue_for_protocol("binance-aggtrade").name == "binance"
     assert venue("binance").client_type().__name__ == "BinanceFeedClient"
     assert venue("kraken").options_type().__name__ == "KrakenFeedOptions"
-    with pytest.raises(ExchangeError, match="known: kraken, binance"):
+    with pytest.raises(ExchangeError, match="known: kraken, binance, bybit"):
         venue("coinbase")
 
 

@@ -115,8 +115,8 @@ class BybitAdapter(AdapterBase):
         inside = [trade for trade in trades if _within(trade, interval)]
         if len(rows) < wire.RECENT_TRADES_SPOT or any(_before(t, interval) for t in trades):
             return IntervalFill(inside, True, None)
-        oldest = min((t.fields["T"] for t in trades), default=None)
-        since = "its newest trades" if oldest is None else datetime_from_micros(int(oldest) * 1000)
+        oldest = min((_time_us(t) for t in trades), default=None)
+        since = "its newest trades" if oldest is None else datetime_from_micros(oldest)
         reason = (
             f"bybit keeps only the newest {wire.RECENT_TRADES_SPOT} spot trades of a symbol in "
             f"recent-trade and pages no further back: trades before {since} cannot be read back"
@@ -176,7 +176,7 @@ def _within(trade: RawTrade, interval: Interval) -> bool:
     key = trade.trade_key
     if key is not None and interval.after_id is not None and interval.before_id is not None:
         return interval.after_id < key < interval.before_id
-    when = int(trade.fields["T"] or 0) * 1000
+    when = _time_us(trade)
     return interval.from_us <= when <= interval.to_us and key not in (
         interval.after_id,
         interval.before_id,
@@ -188,4 +188,9 @@ def _before(trade: RawTrade, interval: Interval) -> bool:
     key = trade.trade_key
     if key is not None and interval.after_id is not None:
         return key <= interval.after_id
-    return int(trade.fields["T"] or 0) * 1000 < interval.from_us
+    return _time_us(trade) < interval.from_us
+
+
+def _time_us(trade: RawTrade) -> int:
+    """The match time of a trade :func:`_rest_trade` made (``T`` is always an int there)."""
+    return int(trade.fields["T"] or 0) * 1000

@@ -90,9 +90,7 @@ def _value(name: str, value: object) -> FieldValue:
     return value
 
 
-def _trade(
-    item: object, symbol: str, frame: dict[str, FieldValue], envelope: Envelope
-) -> RawTrade:
+def _trade(item: object, symbol: str, frame: dict[str, FieldValue], envelope: Envelope) -> RawTrade:
     if not isinstance(item, dict):
         reject("trade element is not an object")
     for name, expected in _REQUIRED.items():

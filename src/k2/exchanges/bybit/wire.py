@@ -209,7 +209,8 @@ def render_pong(conn_id: str, req_id: str | None) -> str:
 # --- REST -----------------------------------------------------------------------------------
 
 
-def _envelope(result: object, time_ms: int) -> str:
+def render_envelope(result: object, time_ms: int) -> str:
+    """A REST answer: ``{"retCode":0,"retMsg":"OK","result":...,"retExtInfo":{},"time":...}``."""
     body = {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": time_ms}
     return _dumps(body)
 
@@ -220,9 +221,7 @@ def render_error(code: int, message: str, time_ms: int) -> str:
     return _dumps(body)
 
 
-def render_instruments(
-    instruments: Iterable[tuple[str, str, str, str, str]], time_ms: int
-) -> str:
+def render_instruments(instruments: Iterable[tuple[str, str, str, str, str]], time_ms: int) -> str:
     """``GET /v5/market/instruments-info?category=spot`` for ``(symbol, base, quote, tick,
     step)`` entries, all ``Trading`` (spot does not page: every symbol in one answer)."""
     entries = [
@@ -239,7 +238,7 @@ def render_instruments(
         }
         for symbol, base, quote, tick, step in instruments
     ]
-    return _envelope({"category": CATEGORY, "list": entries}, time_ms)
+    return render_envelope({"category": CATEGORY, "list": entries}, time_ms)
 
 
 def recent_trade_row(fields: Mapping[str, FieldValue]) -> dict[str, object]:
@@ -258,4 +257,4 @@ def recent_trade_row(fields: Mapping[str, FieldValue]) -> dict[str, object]:
 
 def render_recent_trades(rows: Sequence[Mapping[str, object]], time_ms: int) -> str:
     """``GET /v5/market/recent-trade?category=spot``: rows newest first."""
-    return _envelope({"category": CATEGORY, "list": list(rows)}, time_ms)
+    return render_envelope({"category": CATEGORY, "list": list(rows)}, time_ms)
