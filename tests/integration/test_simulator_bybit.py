@@ -232,7 +232,7 @@ def test_a_silent_stall_is_replaced_within_the_liveness_deadline(tmp_path: Path)
             client = client_of(sim, liveness_timeout_s=1.5, ping_interval_s=0.5)
             async with Feed(client) as feed:
                 await feed.until(lambda f: len(f.controls(ControlKind.CONNECTED)) >= 2)
-                (lost_at, lost), *_ = feed.controls(ControlKind.DISCONNECTED)
+                (_, lost), *_ = feed.controls(ControlKind.DISCONNECTED)
                 assert "within 1.5 s" in str(lost.detail["reason"])
                 count = sum(map(len, feed.trades().values()))
                 await feed.until(lambda f: sum(map(len, f.trades().values())) > count + 20)
