@@ -145,12 +145,13 @@ class BybitSession(Session):
             cast(list[SimTrade], items), lambda chunk: self._send(sub.listed, chunk)
         )
 
-    def _fields(self, symbol: str, trade: SimTrade) -> dict[str, FieldValue]:
+    def _fields(self, symbol: str, trade: SimTrade, push_ms: int) -> dict[str, FieldValue]:
+        """One trade's fields, ``ts`` the push's (the time of its newest trade)."""
         when = trade.time_us // 1_000
         side = SIDES[trade.side]
         return wire.trade_fields(
             symbol, self.ids.text(symbol, trade.trade_id), trade.price, trade.qty, when, side,
-            trade.trade_id,
+            trade.trade_id, push_ms,
         )  # fmt: skip
 
     def _render(self, symbol: str, trades: list[SimTrade]) -> Rendered:
@@ -158,7 +159,8 @@ class BybitSession(Session):
             text = self._text(symbol, trades)
             if text is not None:
                 return text, [(None, _NO_FIELDS) for _ in trades]
-        emitted = [self._fields(symbol, trade) for trade in trades]
+        push_ms = trades[-1].time_us // 1_000
+        emitted = [self._fields(symbol, trade, push_ms) for trade in trades]
         shared = [self.ids.shared(symbol, trade.trade_id) for trade in trades]
         return wire.render_trades(emitted), list(zip(shared, emitted, strict=True))
 
