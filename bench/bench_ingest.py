@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,8 +39,10 @@ import uvloop
 
 from bench.services import private_settings, start_simulator
 from k2.config import IngestSettings, Settings
+from k2.exchanges import VENUES
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
+from k2.exchanges.bybit import wire as bybit_wire
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
@@ -50,15 +54,17 @@ from k2.stack.manager import Stack
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
-MAX_RATE = {"kraken": 150_000, "binance": 100_000}  # asked of the simulator beside the ingest
+MAX_RATE = {"kraken": 150_000, "binance": 100_000, "bybit": 100_000}  # asked of the simulator
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
 WARMUP_S = 4.0
-FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000}
+FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000, "bybit": 500_000}
 CEILING_RECORDS = 600_000
-_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT"}
-_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade"}
+_TWO = {"kraken": "XBT/USD,ETH/USD", "binance": "BTCUSDT,ETHUSDT", "bybit": "BTCUSDT,ETHUSDT"}
+_NAMES = {"kraken": "kraken-v2", "binance": "binance-trade", "bybit": "bybit-spot"}
+# Trades per Bybit push, in turn: most spot pushes carry one trade, a sweep of the book several.
+_BYBIT_PUSH = (1, 1, 1, 2, 2, 3, 5, 8, 13)
 
 
 def _service(
@@ -89,8 +95,15 @@ def _simulator(
     if exchange is None:
         kraken, binance = "", None
     else:
-        kraken, binance = (_TWO["kraken"], "") if exchange == "kraken" else ("", _TWO["binance"])
-    process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *extra)
+        kraken = _TWO["kraken"] if exchange == "kraken" else ""
+        binance = _TWO["binance"] if exchange == "binance" else ""
+    others = [
+        option
+        for name in VENUES
+        if name not in ("kraken", "binance")
+        for option in (f"--{name}-symbols", _TWO[name] if name == exchange else "")
+    ]
+    process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *others, *extra)
     try:
         yield urls
     finally:
@@ -187,6 +200,8 @@ def _frames(exchange: str, trades: int) -> list[str]:
             ]
             frames.append(kraken_wire.render_v2_trades(batch, "update"))
         return frames
+    if exchange == "bybit":
+        return _bybit_frames(trades)
     for index in range(trades):
         symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
         fields = binance_wire.trade_fields(
@@ -195,6 +210,29 @@ def _frames(exchange: str, trades: int) -> list[str]:
         )  # fmt: skip
         frames.append(binance_wire.render_trade(fields, symbol.lower() + "@trade"))
     return frames
+
+
+def _bybit_frames(trades: int) -> list[str]:
+    """Spot pushes of two symbols, ids from one counter shared by both, sizes of
+    :data:`_BYBIT_PUSH` in turn."""
+    frames: list[str] = []
+    made, index = 0, 0
+    while made < trades:
+        size = min(_BYBIT_PUSH[index % len(_BYBIT_PUSH)], trades - made)
+        symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
+        batch = [_bybit_fields(symbol, made + n, made) for n in range(size)]
+        frames.append(bybit_wire.render_trades(batch))
+        made, index = made + size, index + 1
+    return frames
+
+
+def _bybit_fields(symbol: str, n: int, push: int) -> dict[str, Any]:
+    """The ``n``-th trade of the run, in the push that starts at trade ``push``."""
+    return bybit_wire.trade_fields(
+        symbol, str(2_290_000_001_200_000_000 + n), f"{77000 + n % 500}.{n % 10}",
+        f"0.{1000 + n % 9000:06d}", 1_700_000_000_000 + n // 10, ("Buy", "Sell")[n % 2],
+        113_508_069_853 + n, 1_700_000_000_000 + push // 10,
+    )  # fmt: skip
 
 
 async def _feed_from_memory(service: IngestService, frames: list[str], trades: int) -> Any:
@@ -305,6 +343,35 @@ def _record_bytes() -> int:
     )
 
 
+def compare(exchanges: list[str]) -> dict[str, Any]:
+    """Full speed of ``exchanges`` beside Kraken v2 and the librdkafka ceiling, in one run:
+    what ``python -m bench.bench_ingest <exchange>...`` prints (a narrower run than ``run``)."""
+    configure_logging("WARNING")
+    with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
+        home = Path(folder)
+        settings = private_settings(home)
+        stack = Stack(settings)
+        stack.up()
+        result: dict[str, Any] = {"acks": "all"}
+        try:
+            for exchange in dict.fromkeys(["kraken", *exchanges]):
+                measured = _full_speed(settings, home, exchange)
+                result[f"full_speed_{_NAMES[exchange]}"] = measured
+            size = _record_bytes()
+            ceiling = _ceiling(settings, size)
+            result["ceiling"] = {"record_bytes": size, "records_per_s": round(ceiling)}
+            kraken = result["full_speed_kraken-v2"]["ingest_cpu_us_per_trade"]
+            for key in [k for k in result if k.startswith("full_speed_")]:
+                measured = result[key]
+                measured["fraction_of_ceiling"] = round(measured["delivered_per_s"] / ceiling, 3)
+                measured["cpu_vs_kraken_v2"] = round(
+                    measured["ingest_cpu_us_per_trade"] / kraken, 2
+                )
+        finally:
+            stack.down()
+    return result
+
+
 def run() -> dict[str, Any]:
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="k2-bench-ingest-") as folder:
@@ -326,3 +393,7 @@ def run() -> dict[str, Any]:
         finally:
             stack.down()
     return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(compare(sys.argv[1:] or ["bybit"]), indent=2))
