@@ -41,6 +41,7 @@ from k2.exchanges.base import (
     Silence,
 )
 from k2.exchanges.bybit import EXCHANGE, wire
+from k2.exchanges.bybit.fastparse import parse_trades
 from k2.exchanges.bybit.parse import parse_frame
 from k2.exchanges.bybit.symbols import (
     BybitSymbol,
@@ -165,6 +166,10 @@ class BybitFeedClient(FeedClientBase):
         )
 
     def parse(self, text: str, envelope: Envelope) -> ParsedFrame:
+        if len(text) <= self.options.max_frame_chars:  # the common trade push, one call less
+            fast = parse_trades(text, envelope)
+            if fast is not None:
+                return fast
         return parse_frame(text, envelope, self.options.max_frame_chars)
 
     def connection_id(self, lane: Lane, conn: WsConnection) -> str:

@@ -32,7 +32,7 @@ def trade_key(trade_id: str) -> int | None:
     return None
 
 
-class _Trade(msgspec.Struct, forbid_unknown_fields=True):
+class _Trade(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     i: str
     T: Long
     p: str
@@ -44,7 +44,7 @@ class _Trade(msgspec.Struct, forbid_unknown_fields=True):
     RPI: bool
 
 
-class _Push(msgspec.Struct, forbid_unknown_fields=True):
+class _Push(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     topic: str
     ts: Long
     type: str
@@ -68,15 +68,20 @@ def parse_trades(text: str, envelope: Envelope) -> ParsedFrame | None:
         return None
     ts, kind = push.ts, push.type
     trades: list[RawTrade] = []
-    append, new = trades.append, tuple.__new__
+    append, new, digits = trades.append, tuple.__new__, _MAX_ID_DIGITS
     for item in push.data:
         trade_id = item.i
         if item.s != symbol:
             return None
+        key: int | None = None
+        if trade_id.isdigit() and trade_id.isascii() and len(trade_id) <= digits:  # trade_key()
+            key = int(trade_id)
+            if key > LONG_MAX:
+                key = None
         fields: dict[str, FieldValue] = {
             "i": trade_id, "T": item.T, "p": item.p, "v": item.v, "S": item.S,
             "seq": item.seq, "s": symbol, "BT": item.BT, "RPI": item.RPI, "ts": ts, "type": kind,
         }  # fmt: skip
         # tuple.__new__ is RawTrade(...) without the named tuple's Python-level constructor
-        append(new(RawTrade, (EXCHANGE, symbol, trade_key(trade_id), fields, envelope, 0, False)))
+        append(new(RawTrade, (EXCHANGE, symbol, key, fields, envelope, 0, False)))
     return new(ParsedFrame, (tuple(trades), (), None, None))
