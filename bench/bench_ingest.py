@@ -39,7 +39,6 @@ import uvloop
 
 from bench.services import private_settings, start_simulator
 from k2.config import IngestSettings, Settings
-from k2.exchanges import VENUES
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.bybit import wire as bybit_wire
@@ -97,12 +96,9 @@ def _simulator(
     else:
         kraken = _TWO["kraken"] if exchange == "kraken" else ""
         binance = _TWO["binance"] if exchange == "binance" else ""
-    others = [
-        option
-        for name in VENUES
-        if name not in ("kraken", "binance")
-        for option in (f"--{name}-symbols", _TWO[name] if name == exchange else "")
-    ]
+    others: tuple[str, ...] = ()
+    if exchange is not None and exchange not in ("kraken", "binance"):
+        others = (f"--{exchange}-symbols", _TWO[exchange])
     process, urls = start_simulator(rate, kraken, binance, 1_000_000, home, *others, *extra)
     try:
         yield urls

@@ -11,6 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 from k2.config import Settings, StackSettings
+from k2.exchanges import VENUES
 from k2.stack.ports import free_port
 
 
@@ -34,7 +35,8 @@ def start_simulator(
     """``k2 simulate`` on a free port; the process and its URLs (read from its URLs file).
 
     ``kraken`` and ``binance`` are the comma-separated symbols to list ("" lists none, None the
-    venue's whole universe); ``extra`` are further ``k2 simulate`` options.
+    venue's whole universe); every other exchange of the registry lists none unless ``extra``
+    names its symbols; ``extra`` are further ``k2 simulate`` options.
     """
     urls_file = workdir / f"urls-{time.monotonic_ns()}.json"
     command = [
@@ -44,6 +46,10 @@ def start_simulator(
     for option, symbols in (("--kraken-symbols", kraken), ("--binance-symbols", binance)):
         if symbols is not None:
             command += [option, symbols]
+    for name in VENUES:
+        option = f"--{name}-symbols"
+        if name not in ("kraken", "binance") and option not in extra:
+            command += [option, ""]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not urls_file.exists():

@@ -18,6 +18,7 @@ from k2.exchanges.bybit.config import BybitSettings
 from k2.exchanges.contract import FeedSpec, Interval
 from k2.ingest.service import IngestService
 from k2.simulator.faults import FaultRule
+from k2.simulator.ledger import read_ledger
 from k2.simulator.market import SimTrade
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
@@ -264,3 +265,37 @@ def test_recent_trade_s_60_rows_say_what_they_could_not_reach(tmp_path: Path) ->
             ]
 
     asyncio.run(scenario())
+
+
+def test_trades_of_garbled_frames_are_recovered_from_recent_trade(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """A garbled push goes to the DLQ and, ids revealing nothing, breaks the feed of the
+    symbols it names: their next trade closes the interval and recent-trade fills it, so every
+    trade the exchange made between a symbol's first and last one in Kafka is there, once."""
+    private = lane(settings, "bybitgarbled", bybit={"symbols": SYMBOLS})
+    garble = FaultRule(protocol="bybit", garble_every=9, duplicate_every=13)
+    config = sim_config(tmp_path, rate=60, faults=(garble,))
+
+    async def scenario() -> dict[str, set[str]]:
+        async with Simulator(config) as sim:
+            service = await ingest_until(private, "bybit", sim, lambda s: delivered(s) > 200)
+            assert service.state.dead_lettered > 0
+            market = sim.market("bybit")
+            return {
+                symbol: {str(shared_id(t, place)) for t in market.histories[symbol].trades}
+                for place, symbol in enumerate(market.instruments)
+            }
+
+    made = asyncio.run(scenario())
+    landed = read_topic(private, raw_topic("bybit", private.kafka.topic_prefix))
+    ids = [r.value["message_id"] for r in landed]
+    assert len(ids) == len(set(ids)), "nothing twice"
+    garbled = [e for e in read_ledger(tmp_path / "ledger.jsonl") if e.garbled]
+    assert garbled
+    for symbol, records in by_symbol(landed).items():
+        present = {r.value["trade_id"] for r in records}
+        low, high = min(map(int, present)), max(map(int, present))
+        assert {i for i in made[symbol] if low <= int(i) <= high} == present, symbol
+    gaps = _gaps(private)
+    assert gaps and all(g["backfilled"] for g in gaps)

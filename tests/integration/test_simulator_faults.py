@@ -14,6 +14,7 @@ import aiohttp
 import websockets
 
 from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 V2_TRADES = json.dumps(
@@ -33,6 +34,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, *faults: FaultRule, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
+        **unlisted(),
         "rate": 400,
         "ledger_path": tmp_path / "ledger.jsonl",
         "heartbeat_s": 0.2,

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import websockets
 
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 Frame = Any
@@ -26,6 +27,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
+        **unlisted(),
         "rate": 300,
         "ledger_path": tmp_path / "ledger.jsonl",
         "heartbeat_s": 0.2,

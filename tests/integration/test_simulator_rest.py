@@ -14,6 +14,7 @@ import aiohttp
 import websockets
 
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
+        **unlisted(),
         "rate": 300,
         "ledger_path": tmp_path / "ledger.jsonl",
         "kraken_symbols": ("XBT/USD", "ETH/USD"),

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -329,6 +329,11 @@ class IngestService:
         )
 
     def _dead_letter(self, bad: Malformed) -> None:
+        """The frame to the DLQ; the trades it held are lost to the symbols it names (all of
+        them when it names none), a break where ids cannot reveal it."""
+        if self._last_trade and not self._ids_reveal_gaps:
+            named = [symbol for symbol in self._last_trade if symbol in bad.raw]
+            self._break(named or list(self._last_trade))
         self.state.dead_lettered += 1
         self.metrics.dead_lettered.labels(self.exchange).inc()
         record = {
@@ -354,14 +359,18 @@ class IngestService:
         self.metrics.connections.labels(self.exchange).set(client.connections_open())
         if event.kind == ControlKind.DISCONNECTED:
             index = event.detail.get("lane")
-            symbols = set(lanes[index].symbols) if isinstance(index, int) else set()
-            self._breaks.update(
-                (symbol, Break(exchange_us, raw.trade_key))
-                for symbol, raw in self._last_trade.items()
-                if (raw.trade_key is None or not self._ids_reveal_gaps)
-                and symbol in symbols
-                and (exchange_us := self.venue.exchange_us(raw)) is not None
-            )
+            self._break(set(lanes[index].symbols) if isinstance(index, int) else set())
+
+    def _break(self, symbols: Collection[str]) -> None:
+        """The feed of ``symbols`` broke (a disconnect, a frame lost to the dead letters): where
+        ids cannot tell what it lost, each one's next new trade closes a time interval."""
+        self._breaks.update(
+            (symbol, Break(exchange_us, raw.trade_key))
+            for symbol, raw in self._last_trade.items()
+            if (raw.trade_key is None or not self._ids_reveal_gaps)
+            and symbol in symbols
+            and (exchange_us := self.venue.exchange_us(raw)) is not None
+        )
 
     # ------------------------------------------------------------------------------------ gaps
 
