@@ -42,6 +42,7 @@ from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.coinbase import wire as coinbase_wire
+from k2.exchanges.bybit import wire as bybit_wire
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
@@ -55,25 +56,41 @@ from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
 # asked of the simulator beside the ingest
-MAX_RATE = {"kraken": 150_000, "binance": 100_000, "coinbase": 150_000, "okx": 100_000}
+MAX_RATE = {
+    "kraken": 150_000,
+    "binance": 100_000,
+    "coinbase": 150_000,
+    "okx": 100_000,
+    "bybit": 100_000,
+}
 STEADY_RATE = 10_000
 ALL_RATE = 20_000
 SECONDS = 15.0
 WARMUP_S = 4.0
-FULL_SPEED_TRADES = {"kraken": 1_000_000, "binance": 300_000, "coinbase": 1_000_000, "okx": 300_000}
+FULL_SPEED_TRADES = {
+    "kraken": 1_000_000,
+    "binance": 300_000,
+    "coinbase": 1_000_000,
+    "okx": 300_000,
+    "bybit": 500_000,
+}
 CEILING_RECORDS = 600_000
 _TWO = {
     "kraken": "XBT/USD,ETH/USD",
     "binance": "BTCUSDT,ETHUSDT",
     "coinbase": "BTC-USD,ETH-USD",
     "okx": "BTC-USDT,ETH-USDT",
+    "bybit": "BTCUSDT,ETHUSDT",
 }
 _NAMES = {
     "kraken": "kraken-v2",
     "binance": "binance-trade",
     "coinbase": "coinbase-advanced",
     "okx": "okx-trades-all",
+    "bybit": "bybit-spot",
 }
+# Trades per Bybit push, in turn: most spot pushes carry one trade, a sweep of the book several.
+_BYBIT_PUSH = (1, 1, 1, 2, 2, 3, 5, 8, 13)
 
 
 def _service(
@@ -255,6 +272,30 @@ def _okx_frames(trades: int) -> list[str]:
     return frames
 
 
+def _bybit_frames(trades: int) -> list[str]:
+    """Spot pushes of two symbols, ids from one counter shared by both, sizes of
+    :data:`_BYBIT_PUSH` in turn."""
+    frames: list[str] = []
+    made, index = 0, 0
+    while made < trades:
+        size = min(_BYBIT_PUSH[index % len(_BYBIT_PUSH)], trades - made)
+        symbol = ("BTCUSDT", "ETHUSDT")[index % 2]
+        batch = [_bybit_fields(symbol, made + n, made) for n in range(size)]
+        frames.append(bybit_wire.render_trades(batch))
+        made, index = made + size, index + 1
+    return frames
+
+
+def _bybit_fields(symbol: str, n: int, push: int) -> dict[str, Any]:
+    """The ``n``-th trade of the run, in the push that starts at trade ``push``."""
+    return bybit_wire.trade_fields(
+        symbol, str(2_290_000_001_200_000_000 + n), f"{77000 + n % 500}.{n % 10}",
+        f"0.{1000 + n % 9000:06d}", 1_700_000_000_000 + n // 10, ("Buy", "Sell")[n % 2],
+        113_508_069_853 + n, 1_700_000_000_000 + push // 10,
+    )  # fmt: skip
+
+
+
 def _frames(exchange: str, trades: int) -> list[str]:
     """Frames of two symbols as the exchange sends them, ids from 1 in sequence per symbol."""
     makers = {
@@ -262,6 +303,7 @@ def _frames(exchange: str, trades: int) -> list[str]:
         "binance": _binance_frames,
         "coinbase": _coinbase_frames,
         "okx": _okx_frames,
+        "bybit": _bybit_frames,
     }
     return makers[exchange](trades)
 

@@ -32,14 +32,22 @@ from k2.exchanges.base import Envelope, RawTrade
 from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
 from k2.simulator.ledger import LedgerEntry, read_ledger
+from k2.simulator.venues.bybit.ids import STRIDE
 from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
 from tests.integration.lanes import Lane, RawProducer, expected_bars, kraken_v2, to_record
 from tests.polling import Pending, log_tail, wait_until
 
-SYMBOLS = {"kraken": ("BTC/USD", "ETH/USD"), "binance": ("BTCUSDT", "ETHUSDT")}
+SYMBOLS = {
+    "kraken": ("BTC/USD", "ETH/USD"),
+    "binance": ("BTCUSDT", "ETHUSDT"),
+    "bybit": ("BTCUSDT", "ETHUSDT"),
+}
 QUARANTINE = "silver.quarantine"
-PARTS = ("stream", "ingest-kraken", "ingest-binance")
+PARTS = ("stream", *(f"ingest-{exchange}" for exchange in SYMBOLS))
+# How far apart one symbol's consecutive ids are: Bybit numbers every symbol's trades from one
+# counter (the simulator's stride), the others each symbol's own.
+ID_STEP = {"bybit": STRIDE}
 
 
 def settings_from(env: Mapping[str, str]) -> Settings:
@@ -100,7 +108,8 @@ class LedgerRun:
             "simulator",
             "simulate", "--port", str(self.sim_port), "--seed", "7", "--id-base", "5000000",
             "--rate", "80", "--kraken-symbols", "XBT/USD,ETH/USD",
-            "--binance-symbols", "BTCUSDT,ETHUSDT", "--trades-per-symbol", str(self.per_symbol),
+            "--binance-symbols", "BTCUSDT,ETHUSDT", "--bybit-symbols", "BTCUSDT,ETHUSDT",
+            "--trades-per-symbol", str(self.per_symbol),
             "--ledger", str(self.ledger), "--fault-connections", "2",
             "--drop-after-trades", "120", "--garble-every", "40", "--duplicate-every", "30",
             *(arg for name in VENUES if name not in SYMBOLS for arg in (f"--{name}-symbols", "")),
@@ -124,7 +133,7 @@ class LedgerRun:
 
     def stop_all(self) -> dict[str, int]:
         codes = {}
-        for name in ("ingest-kraken", "ingest-binance", "stream", "simulator"):
+        for name in (*(part for part in PARTS if part != "stream"), "stream", "simulator"):
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
@@ -234,7 +243,8 @@ class LedgerRun:
             if size != seen["size"]:
                 seen["size"], seen["since"] = size, time.monotonic()
             symbols = {(e.exchange, e.symbol) for e in self.entries()}
-            return len(symbols) == 4 and time.monotonic() - seen["since"] >= quiet_s
+            listed = sum(map(len, SYMBOLS.values()))
+            return len(symbols) == listed and time.monotonic() - seen["since"] >= quiet_s
 
         return done
 
@@ -341,18 +351,22 @@ class LedgerRun:
 
 
 def expected_ids(ledger: list[LedgerEntry]) -> dict[tuple[str, str], set[int]]:
-    """Every id between each symbol's first and last ledger trade (the venue's ids are
-    consecutive per symbol): the ones never sent were made meanwhile and come from REST."""
+    """Every id between each symbol's first and last ledger trade (the venue's ids follow each
+    other per symbol, :data:`ID_STEP` apart): the ones never sent were made meanwhile and come
+    from REST."""
     ids: dict[tuple[str, str], list[int]] = defaultdict(list)
     for entry in ledger:
         assert entry.trade_id is not None
         ids[(entry.exchange, unified(entry).symbol)].append(entry.trade_id)
-    return {key: set(range(min(found), max(found) + 1)) for key, found in ids.items()}
+    return {
+        key: set(range(min(found), max(found) + 1, ID_STEP.get(key[0], 1)))
+        for key, found in ids.items()
+    }
 
 
 def unified(entry: LedgerEntry) -> Trade:
     """The ledger trade as K2's own normalisation makes it."""
-    protocol = "kraken-v2" if entry.exchange == "kraken" else "binance-trade"
+    protocol = venue(entry.exchange).default_protocol
     raw = RawTrade(
         entry.exchange,
         entry.symbol,

@@ -31,6 +31,7 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.ledger import LedgerEntry, delivered, read_ledger
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
+from tests.simulated import unlisted
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,7 +42,7 @@ BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "rate": 200,
         "kraken_symbols": KRAKEN_PAIRS,
         "binance_symbols": BINANCE_SYMBOLS,

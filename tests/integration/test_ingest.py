@@ -55,6 +55,7 @@ from k2.transport.topics import (
     raw_topic,
 )
 from tests.polling import Pending, log_tail, wait_until, wait_until_async
+from tests.simulated import unlisted
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -183,7 +184,7 @@ def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
     # also on a loaded machine where starting the ingest takes seconds.
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "rate": 400,
         "skew": 0.0,
         "kraken_symbols": KRAKEN_V1,

@@ -26,6 +26,7 @@ from k2.stack.manager import Stack
 from k2.stack.ports import free_port
 from k2.transport.topics import raw_topic
 from tests.polling import wait_until_async
+from tests.simulated import unlisted
 
 from .test_ingest import (
     SimulatorThread,
@@ -114,7 +115,7 @@ def settled(ledger: Path, exchange: str, quiet_s: float = 2.0) -> Callable[[], b
 
 def sim(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "skew": 0.0,
         "kraken_symbols": (),
         "binance_symbols": (),

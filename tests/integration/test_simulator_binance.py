@@ -16,6 +16,7 @@ import websockets
 
 from k2.exchanges import VENUES
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "rate": 300,
         "ledger_path": tmp_path / "ledger.jsonl",
         "kraken_symbols": ("XBT/USD",),

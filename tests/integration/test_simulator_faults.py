@@ -15,6 +15,7 @@ import websockets
 
 from k2.exchanges import VENUES
 from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 V2_TRADES = json.dumps(
@@ -34,7 +35,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
 
 def config(tmp_path: Path, *faults: FaultRule, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "rate": 400,
         "ledger_path": tmp_path / "ledger.jsonl",
         "heartbeat_s": 0.2,

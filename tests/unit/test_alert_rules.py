@@ -338,7 +338,8 @@ def test_the_scrape_config_names_every_service_at_its_port() -> None:
         "ingest-binance": "127.0.0.1:9401",
         "ingest-coinbase": "127.0.0.1:9402",
         "ingest-okx": "127.0.0.1:9403",
-        "stream": "127.0.0.1:9404",
+        "ingest-bybit": "127.0.0.1:9404",
+        "stream": "127.0.0.1:9405",
     }
     assert yaml.safe_load(CONFIG.read_text())["rule_files"] == ["rules/k2.yml"]
 

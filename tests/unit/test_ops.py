@@ -14,6 +14,7 @@ from rich.console import Console
 
 from k2.cli.output import doctor_line, not_running_line, status_renderable
 from k2.config import Settings
+from k2.exchanges import VENUES
 from k2.ops.components import Component, stale_reason
 from k2.ops.doctor import Broken, Stage, run_stages
 from k2.ops.status import Status
@@ -154,7 +155,7 @@ def test_parts_start_in_data_flow_order_on_known_ports(tmp_path: Path) -> None:
     )
     parts = plan_parts(settings, "simulator", tmp_path, jvm_logs=False)
     names = [p.name for p in parts]
-    ingests = ["ingest-kraken", "ingest-binance", "ingest-coinbase", "ingest-okx"]
+    ingests = [f"ingest-{name}" for name in VENUES]
     assert names == ["simulator", *ingests, "stream", "api"]
     assert all(p.metrics_port for p in parts if p.stage != "simulator")
     assert "--metrics-port" in parts[1].args

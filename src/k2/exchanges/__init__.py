@@ -115,6 +115,17 @@ VENUES: dict[str, Venue] = {
         settings_class="OkxSettings",
         simulator_package="k2.simulator.venues.okx",
     ),
+    "bybit": Venue(
+        name="bybit",
+        package="k2.exchanges.bybit",
+        protocols=("bybit-spot",),
+        rest_protocol="bybit-rest",
+        client_class="BybitFeedClient",
+        options_class="BybitFeedOptions",
+        adapter_class="BybitAdapter",
+        settings_class="BybitSettings",
+        simulator_package="k2.simulator.venues.bybit",
+    ),
 }
 
 EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)

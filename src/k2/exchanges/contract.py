@@ -126,6 +126,29 @@ class BackfillOptions:
 DEFAULT_BACKFILL = BackfillOptions()
 
 
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """What a break in one symbol's feed (a reconnect, a restart) may have lost, where its
+    trade ids cannot tell: the trades matched between the last one delivered before the break
+    and the first one after it (each with its id where it has one)."""
+
+    symbol: str
+    from_us: int
+    after_id: int | None
+    to_us: int
+    before_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalFill:
+    """What an exchange's history still held of an :class:`Interval`: ``complete`` when it
+    reached back over the whole interval, else ``reason`` says what could not be read."""
+
+    trades: list[RawTrade]
+    complete: bool
+    reason: str | None
+
+
 class VenueAdapter(Protocol):
     """The venue-specific steps of the ingest."""
 
@@ -177,6 +200,15 @@ class VenueAdapter(Protocol):
         """The id of ``symbol``'s newest trade in the venue's REST history, if it has ids."""
         ...
 
+    # False where a jump in a symbol's trade ids reveals nothing (no ids, or ids shared by every
+    # symbol): a break in the feed is then an :class:`Interval` for :meth:`backfill_interval`.
+    ids_per_symbol: bool
+
+    async def backfill_interval(self, spec: FeedSpec, interval: Interval) -> IntervalFill:
+        """The trades of ``interval`` the venue's history still holds, in order; never raises
+        (a history that cannot be read is an unfilled interval with its reason)."""
+        ...
+
     async def backfill(
         self, spec: FeedSpec, symbol: str, first_id: int, last_id: int, after_us: int | None
     ) -> list[RawTrade]:
@@ -192,6 +224,10 @@ class AdapterBase:
 
     public_interval_s: ClassVar[float] = 1.0  # the venue's public REST pace, one process
     client_type: ClassVar[Callable[..., Any]]
+    ids_per_symbol: ClassVar[bool] = True
+    interval_reason: ClassVar[str] = (
+        "the venue sends no trade ids here: trades in this interval may be missing"
+    )
 
     def __init__(
         self,
@@ -236,6 +272,10 @@ class AdapterBase:
         """The id of ``symbol``'s newest trade in the venue's history (None where the venue's
         trades have no ids), read through the same REST budget as backfills."""
         return None
+
+    async def backfill_interval(self, spec: FeedSpec, interval: Interval) -> IntervalFill:
+        """Nothing: a venue without a history to read for an interval reports it unfilled."""
+        return IntervalFill([], False, self.interval_reason)
 
     record_fields: ClassVar[tuple[str, ...]]
 

@@ -114,6 +114,9 @@ class FeedClientBase:
 
     exchange: ClassVar[str]
     protocol: Protocol_
+    # How a lane reads its symbols' trade ids (a venue whose ids are not per-symbol sequences
+    # says so with its own tracker).
+    tracker_type: ClassVar[type[SequenceTracker]] = SequenceTracker
     max_symbols_per_connection: ClassVar[int] = 1024
     # Connection attempts per second (and burst) for the whole venue, well inside its limits.
     connect_rate_per_s: ClassVar[float] = 1.0
@@ -289,7 +292,7 @@ class FeedClientBase:
         self._closing.set()
 
     def _add_lane(self, symbols: list[str]) -> Lane:
-        tracker = SequenceTracker(self.exchange)
+        tracker = self.tracker_type(self.exchange)
         last_ids: Mapping[str, int] = self.options.last_trade_ids
         for symbol in symbols:
             if symbol in last_ids:

@@ -8,8 +8,9 @@ The feed client calls :meth:`IngestService.accept` once per received frame, sync
 - a gap (ids the venue skipped, or missed across a reconnect or restart) is queued for REST
   backfill (:mod:`k2.ingest.backfill`) and the feed reads on; what cannot be filled is published
   as an explicit gap event on ``market.crypto.gaps`` (and logged at WARNING, and counted).
-  Kraken v1 has no ids, so a reconnect there is a gap event over the time interval it may have
-  lost.
+  Where ids reveal no gap (Kraken v1 has none; Bybit's are shared by every symbol), a reconnect
+  or a restart is a gap over the time interval it may have lost, filled as far as the venue's
+  history allows (:mod:`k2.ingest.intervals`).
 
 Records are handed to the producer as they are made and each is acknowledged by its own
 delivery report (:mod:`k2.ingest.delivery`); the resume point per symbol is read back from the
@@ -24,7 +25,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,12 +36,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from k2.config import Settings
 from k2.errors import ExchangeError, UnknownSymbolError
 from k2.exchanges.base import Control, ControlKind, FeedEvent, FeedStats, Gap, Malformed, RawTrade
-from k2.exchanges.contract import FeedSpec, VenueAdapter
+from k2.exchanges.contract import FeedSpec, Interval, IntervalFill, VenueAdapter
 from k2.exchanges.factory import adapter_for, feed_spec, metrics_port
 from k2.exchanges.feed import FeedClientBase
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.backfill import Backfills, GapJob, Outcome
 from k2.ingest.delivery import Deliveries, SymbolCounts
+from k2.ingest.intervals import Break, IntervalGaps
 from k2.ingest.resume import ResumePoint, read_resume_points
 from k2.ingest.summary import log_summary, watch_replays
 from k2.observability.metrics import IngestMetrics, Metrics, serve_metrics
@@ -108,13 +110,15 @@ class IngestService:
         # starts); after a restart, the match time of the last record in the topic.
         self._last_trade: dict[str, RawTrade] = {}
         self._resumed_exchange_us: dict[str, int] = {}
-        # Sources without trade ids: symbols whose next new trade closes a time-interval gap
-        # (after a reconnect or a restart), with the match time the interval starts at.
-        self._idless_pending: dict[str, int] = {}
+        # Sources whose ids reveal no gap: symbols whose next new trade closes a time-interval
+        # gap (after a reconnect or a restart), with where the interval starts.
+        self._ids_reveal_gaps = adapter.ids_per_symbol
+        self._breaks: dict[str, Break] = {}
         self._newest_us: int | None = None
         self._lag_sampled = 0.0
         self._client: FeedClientBase | None = None
         self._backfills: Backfills
+        self._intervals = IntervalGaps(adapter, spec, self._interval_filled)
         self._raw_encoder: ConfluentEncoder  # set by prepare(), once each schema is registered
         self._dlq_encoder: ConfluentEncoder
         self._gap_encoder: ConfluentEncoder
@@ -158,8 +162,8 @@ class IngestService:
             if exchange_us is None:
                 continue
             self._resumed_exchange_us[symbol] = exchange_us
-            if point.last_trade_id is None:
-                self._idless_pending[symbol] = exchange_us
+            if point.last_trade_id is None or not self._ids_reveal_gaps:
+                self._breaks[symbol] = Break(exchange_us, point.last_trade_id)
         if points:
             log.info(
                 "ingest_resumed_from_topic",
@@ -219,6 +223,7 @@ class IngestService:
 
     async def _finish(self, helpers: list[asyncio.Task[None]]) -> int:
         """Gaps in progress, then what waits for the producer, then a bounded flush."""
+        await self._intervals.stop(min(self.options.flush_timeout_s, _STOP_BACKFILL_S))
         await self._backfills.drain(min(self.options.flush_timeout_s, _STOP_BACKFILL_S))
         for job in await self._backfills.stop():
             self._publish_gap(Outcome(job, reason="the ingest stopped before backfilling it"))
@@ -297,8 +302,9 @@ class IngestService:
         counts.received += 1
         if backfilled:
             counts.backfilled += 1
-        elif raw.trade_key is None:
-            self._note_idless_trade(raw)
+        elif raw.trade_key is None or not self._ids_reveal_gaps:
+            if self._breaks:
+                self._close_break(raw)
             self._last_trade[symbol] = raw
         else:
             self._last_trade[symbol] = raw
@@ -323,6 +329,11 @@ class IngestService:
         )
 
     def _dead_letter(self, bad: Malformed) -> None:
+        """The frame to the DLQ; the trades it held are lost to the symbols it names (all of
+        them when it names none), a break where ids cannot reveal it."""
+        if self._last_trade and not self._ids_reveal_gaps:
+            named = [symbol for symbol in self._last_trade if symbol in bad.raw]
+            self._break(named or list(self._last_trade))
         self.state.dead_lettered += 1
         self.metrics.dead_lettered.labels(self.exchange).inc()
         record = {
@@ -348,14 +359,18 @@ class IngestService:
         self.metrics.connections.labels(self.exchange).set(client.connections_open())
         if event.kind == ControlKind.DISCONNECTED:
             index = event.detail.get("lane")
-            symbols = set(lanes[index].symbols) if isinstance(index, int) else set()
-            self._idless_pending.update(
-                (symbol, exchange_us)
-                for symbol, raw in self._last_trade.items()
-                if raw.trade_key is None
-                and symbol in symbols
-                and (exchange_us := self.venue.exchange_us(raw)) is not None
-            )
+            self._break(set(lanes[index].symbols) if isinstance(index, int) else set())
+
+    def _break(self, symbols: Collection[str]) -> None:
+        """The feed of ``symbols`` broke (a disconnect, a frame lost to the dead letters): where
+        ids cannot tell what it lost, each one's next new trade closes a time interval."""
+        self._breaks.update(
+            (symbol, Break(exchange_us, raw.trade_key))
+            for symbol, raw in self._last_trade.items()
+            if (raw.trade_key is None or not self._ids_reveal_gaps)
+            and symbol in symbols
+            and (exchange_us := self.venue.exchange_us(raw)) is not None
+        )
 
     # ------------------------------------------------------------------------------------ gaps
 
@@ -435,27 +450,41 @@ class IngestService:
         value = self._gap_encoder.encode(record)
         self._deliveries.add(self.gaps_topic, value, symbol.encode(), None, now_us)
 
-    def _note_idless_trade(self, raw: RawTrade) -> None:
-        """Sources without ids: the first new trade after a break closes a time-interval gap."""
-        if raw.snapshot or raw.native_symbol not in self._idless_pending:
+    def _close_break(self, raw: RawTrade) -> None:
+        """The first new trade after a break closes its time interval, read from the venue's
+        history beside the feed (:mod:`k2.ingest.intervals`)."""
+        if raw.snapshot or raw.native_symbol not in self._breaks:
             return
         exchange_us = self.venue.exchange_us(raw)
         if exchange_us is None:
             return
-        since = self._idless_pending.pop(raw.native_symbol)
-        reason = "the venue sends no trade ids here: trades in this interval may be missing"
-        log.warning(
-            "ingest_gap_unfilled",
+        since = self._breaks.pop(raw.native_symbol)
+        symbol = raw.native_symbol
+        self.metrics.gaps.labels(self.exchange, symbol).inc()
+        self.state.of(symbol).gaps += 1
+        interval = Interval(symbol, since.exchange_us, since.trade_id, exchange_us, raw.trade_key)
+        self._intervals.submit(interval)
+
+    async def _interval_filled(self, interval: Interval, found: IntervalFill) -> None:
+        """Deliver what the history held of an interval, then its gap event."""
+        for trade in found.trades:
+            self._trade(trade, backfilled=True)
+        logger = log.info if found.complete else log.warning
+        logger(
+            "ingest_gap_backfilled" if found.complete else "ingest_gap_unfilled",
             exchange=self.exchange,
-            symbol=raw.native_symbol,
-            from_us=since,
-            to_us=exchange_us,
-            reason=reason,
+            symbol=interval.symbol,
+            from_us=interval.from_us,
+            to_us=interval.to_us,
+            recovered=len(found.trades),
+            reason=found.reason,
         )
-        self.metrics.gaps.labels(self.exchange, raw.native_symbol).inc()
-        self.state.of(raw.native_symbol).gaps += 1
-        span: dict[str, int | None] = {"from_us": since, "to_us": exchange_us}
-        self._emit_gap_record(raw.native_symbol, span, "reconnect", False, 0, reason)
+        span: dict[str, int | None] = {"from_us": interval.from_us, "to_us": interval.to_us}
+        self._emit_gap_record(
+            interval.symbol, span, "reconnect", found.complete, len(found.trades), found.reason
+        )
+        if self._deliveries.blocked:
+            await self._deliveries.wait_ready()
 
     @property
     def producer(self) -> DurableProducer:

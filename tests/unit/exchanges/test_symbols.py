@@ -53,7 +53,7 @@ def test_binance_symbols_resolve_natively_and_canonically() -> None:
 
 
 def test_the_registry_finds_venues_by_name_and_protocol_without_importing_them_early() -> None:
-    assert set(VENUES) == {"kraken", "binance", "coinbase", "okx"}
+    assert set(VENUES) == {"kraken", "binance", "coinbase", "okx", "bybit"}
     assert venue("kraken").default_protocol == "kraken-v2"
     assert venue_for_protocol("binance-aggtrade").name == "binance"
     assert venue("binance").client_type().__name__ == "BinanceFeedClient"
