@@ -41,8 +41,8 @@ from bench.services import private_settings, start_simulator
 from k2.config import IngestSettings, Settings
 from k2.exchanges.base import Envelope
 from k2.exchanges.binance import wire as binance_wire
-from k2.exchanges.coinbase import wire as coinbase_wire
 from k2.exchanges.bybit import wire as bybit_wire
+from k2.exchanges.coinbase import wire as coinbase_wire
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.exchanges.kraken.parse import parse_frame
@@ -293,7 +293,6 @@ def _bybit_fields(symbol: str, n: int, push: int) -> dict[str, Any]:
         f"0.{1000 + n % 9000:06d}", 1_700_000_000_000 + n // 10, ("Buy", "Sell")[n % 2],
         113_508_069_853 + n, 1_700_000_000_000 + push // 10,
     )  # fmt: skip
-
 
 
 def _frames(exchange: str, trades: int) -> list[str]:

@@ -14,7 +14,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
-from k2.exchanges import VENUES
 from k2.exchanges.base import (
     Control,
     ControlKind,

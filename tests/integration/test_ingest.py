@@ -29,7 +29,6 @@ from structlog.testing import capture_logs
 
 from k2.config import IngestSettings, Settings
 from k2.errors import RegistryError
-from k2.exchanges import VENUES
 from k2.exchanges.base import Envelope, RawTrade
 from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.factory import adapter_for, feed_spec

@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from k2.config import Settings
-from k2.exchanges import VENUES
 from k2.exchanges.factory import adapter_for, feed_spec
 from k2.ingest.service import IngestService
 from k2.observability.metrics import IngestMetrics, Metrics

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 import websockets
 
-from k2.exchanges import VENUES
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
 from tests.simulated import unlisted
 

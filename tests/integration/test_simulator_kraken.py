@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import websockets
 
-from k2.exchanges import VENUES
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
 from tests.simulated import unlisted
 
