@@ -214,7 +214,7 @@ def test_more_than_the_message_rate_is_refused(tmp_path: Path) -> None:
 
 def test_the_history_pages_by_trade_id_newest_first_with_the_makers_side(tmp_path: Path) -> None:
     """``after`` reads older trades, ``before`` newer ones, ``CB-AFTER`` continues; each row's
-    side is the maker's, the other side of the taker's sent on the socket."""
+    side is the maker's in lower case, as the socket sends it in upper case."""
 
     async def main() -> tuple[list[list[Any]], list[Any], list[LedgerEntry]]:
         async with (
@@ -244,15 +244,16 @@ def test_the_history_pages_by_trade_id_newest_first_with_the_makers_side(tmp_pat
     assert [row["trade_id"] for row in newer] == [ids[-1] + 2, ids[-1] + 1, ids[-1]]
     sent = {int(str(e.fields["trade_id"])): e.fields for e in ledger}
     for row in (r for page in pages for r in page if r["trade_id"] in sent):
-        taker = sent[row["trade_id"]]
-        assert row["side"] == ("sell" if taker["side"] == "BUY" else "buy")
-        assert (row["price"], row["size"], row["time"]) == (taker["price"], taker["size"],
-                                                            taker["time"])  # fmt: skip
+        socket = sent[row["trade_id"]]
+        assert row["side"] == str(socket["side"]).lower()
+        assert (row["price"], row["size"], row["time"]) == (socket["price"], socket["size"],
+                                                            socket["time"])  # fmt: skip
 
 
 def test_ccxt_watch_trades_pointed_at_the_simulator_receives_its_trades(tmp_path: Path) -> None:
     """ccxt's coinbase client, given only the simulator's URLs, loads the markets and receives
-    every trade the simulator sent it, with the taker's side, price, amount and time."""
+    every trade the simulator sent it, with its side (the maker's: ccxt passes market_trades'
+    side on as sent), price, amount and time."""
 
     async def main() -> tuple[list[dict[str, Any]], list[LedgerEntry]]:
         async with Simulator(config(tmp_path, rate=100, trades_per_symbol=40)) as sim:

@@ -2,18 +2,16 @@
 :class:`~k2.domain.Trade`.
 
 - Symbol: a product id is ``BASE-QUOTE`` (``BTC-USD``); base and quote are its two sides.
-- Side: Silver's side is the taker's. Coinbase's pages on ``market_trades`` (docs.cdp.coinbase.com
-  /coinbase-app/advanced-trade-apis/websocket/websocket-channels and api-reference/
-  advanced-trade-api/websocket/market-trades.md) give ``side`` as ``BUY``/``SELL`` without
-  saying whose side it is. The Exchange API, whose engine and trade ids these are, says it of
-  its own trades in so many words: "The side of a trade indicates the maker order side ... A buy
-  side indicates a down-tick because the maker was a buy order" (docs.cdp.coinbase.com/
-  api-reference/exchange-api/rest-api/products/get-product-trades.md), as of its WebSocket
-  ``match``; ccxt turns that side over for the Exchange API (``coinbaseexchange.parse_trade``)
-  and does not for ``market_trades`` (``coinbase.parse_trade``), and nautilus_trader reads it as
-  the aggressor's (``coinbase_side_to_aggressor``). So a ``market_trades`` side is taken as the
-  taker's, and a history row's (which backfills gaps) is turned over: ``buy`` → ``sell``. A test
-  holds both to one taker side on real recorded trades.
+- Side: Silver's side is the taker's, and every Coinbase source sends the maker's. The Exchange
+  API, whose engine and trade ids ``market_trades`` shares, says so of its trades: "The side of a
+  trade indicates the maker order side ... A buy side indicates a down-tick because the maker was
+  a buy order" (docs.cdp.coinbase.com/api-reference/exchange-api/rest-api/products/
+  get-product-trades.md). Coinbase's pages on ``market_trades`` give ``side`` as ``BUY``/``SELL``
+  without saying whose; nautilus_trader's Coinbase adapter says it of them: "Coinbase reports
+  the maker side on public market trades, so the aggressor is the opposite side"
+  (``nautilus_coinbase::http::parse::coinbase_side_to_aggressor``), and its recorded
+  Advanced Trade ticker has trades at the best ask marked ``SELL``: a buyer who lifted a
+  resting sell. So a side is turned over whatever the source: ``BUY``/``buy`` → ``sell``.
 - Price and quantity: the decimal text as sent → :class:`~decimal.Decimal`; ``quote_quantity``
   is their exact product.
 - Time: RFC 3339 with ms to ns digits → µs, the digits beyond the microsecond cut off.
@@ -41,9 +39,10 @@ from k2.exchanges.values import (
 )
 
 REST_PROTOCOL = "coinbase-rest"
-# The taker's side, by protocol: the socket sends it, the history sends the maker's.
-TAKER_SIDES: dict[str, Side] = {"BUY": "buy", "SELL": "sell"}
-MAKER_SIDES: dict[str, Side] = {"buy": "sell", "sell": "buy"}
+# The taker's side of the maker's side Coinbase sends, by protocol: upper case on the socket,
+# lower case in the Exchange API's history (another case is refused, never guessed at).
+TAKER_OF_MAKER: dict[str, Side] = {"BUY": "sell", "SELL": "buy"}
+TAKER_OF_HISTORY_MAKER: dict[str, Side] = {"buy": "sell", "sell": "buy"}
 _TRADE_ID = re.compile(r"[0-9]+", re.ASCII)
 
 
@@ -61,8 +60,8 @@ def split_product(product_id: str) -> tuple[str, str]:
 
 
 def taker_side(fields: Mapping[str, FieldValue], protocol: str) -> Side:
-    """The taker's side of a trade (see the module docstring for why each protocol differs)."""
-    sides = MAKER_SIDES if protocol == REST_PROTOCOL else TAKER_SIDES
+    """The taker's side of a trade: the other of the maker's side it carries."""
+    sides = TAKER_OF_HISTORY_MAKER if protocol == REST_PROTOCOL else TAKER_OF_MAKER
     side = sides.get(str(fields.get("side")))
     if side is None:
         raise TradeInvalidError(f"coinbase side {fields.get('side')!r} is not known", "side")
@@ -157,8 +156,8 @@ def trade_from_record(record: Mapping[str, Any]) -> Trade:
 # test; their keys are the parts of a unified trade that differ between exchanges.
 
 _DASH = "instr(exchange_symbol, '-')"
-_SPLITS = f"({_DASH} > 1 AND {_DASH} < length(exchange_symbol))"
 _IS_REST = f"protocol = {sql.literal(REST_PROTOCOL)}"
+_SPLITS = f"({_DASH} > 1 AND {_DASH} < length(exchange_symbol))"
 # The id as an integer's text; NULL for text that is not digits or does not fit 64 bits.
 _TRADE_ID_SQL = (
     f"CASE WHEN {sql.full_match('trade_id', '[0-9]+')} "
@@ -171,8 +170,8 @@ SILVER_SQL: Mapping[str, str] = {
     "quote": f"CASE WHEN {_SPLITS} THEN substr(exchange_symbol, {_DASH} + 1) END",
     "price": "price",
     "quantity": "size",
-    "side": f"CASE WHEN {_IS_REST} THEN {sql.case('side', MAKER_SIDES)} "
-    f"ELSE {sql.case('side', TAKER_SIDES)} END",
+    "side": f"CASE WHEN {_IS_REST} THEN {sql.case('side', TAKER_OF_HISTORY_MAKER)} "
+    f"ELSE {sql.case('side', TAKER_OF_MAKER)} END",
     "order_type": "CAST(NULL AS STRING)",
     "exchange_us": rfc3339_micros_sql("time"),
     "trade_id": _LONG_ID,

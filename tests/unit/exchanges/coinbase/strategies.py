@@ -60,8 +60,8 @@ def recorded_matches() -> list[dict[str, Any]]:
 
 def as_market_trade(match: dict[str, Any]) -> dict[str, FieldValue]:
     """A recorded match as ``market_trades`` sends a trade: the same values, the id as text and
-    the side the taker's, upper case (the match's ``side`` is the maker's)."""
-    taker = "BUY" if match["side"] == "sell" else "SELL"
+    the side, the maker's as in the match, upper case."""
+    maker = match["side"].upper()
     return wire.trade_fields(
-        match["trade_id"], match["product_id"], match["price"], match["size"], taker, match["time"]
+        match["trade_id"], match["product_id"], match["price"], match["size"], maker, match["time"]
     )

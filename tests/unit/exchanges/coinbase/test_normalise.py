@@ -1,4 +1,5 @@
-"""Coinbase trades become unified trades exactly: the taker's side from either protocol, exact
+"""Coinbase trades become unified trades exactly: the taker's side (the other of the maker's
+side Coinbase sends) from either protocol, exact
 decimals, µs times, one message_id per trade whichever way it arrived."""
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def history_trade(match: dict[str, Any]) -> RawTrade:
 
 
 def test_silver_side_is_the_takers_for_recorded_trades_from_either_protocol() -> None:
-    """The recorded feed names the maker's side; the history row is turned over to the taker's,
-    and the same trade from market_trades (which sends the taker's) agrees with it."""
+    """The recorded feed names the maker's side, and so do the history and market_trades: each
+    is turned over to the taker's, and the same trade from either agrees."""
     for match in recorded_matches():
         taker = "sell" if match["side"] == "buy" else "buy"
         from_history = normalise_trade(history_trade(match))
@@ -57,12 +58,13 @@ def test_silver_side_is_the_takers_for_recorded_trades_from_either_protocol() ->
         assert from_history.symbol == "/".join(match["product_id"].split("-"))
 
 
-def test_the_documented_buy_is_a_taker_buy_with_exact_values() -> None:
-    """The documentation example: ETH/USD, taker buy, 1260.01 × 0.3 = 378.003 exactly."""
+def test_the_documented_buy_is_a_taker_sell_with_exact_values() -> None:
+    """The documentation example: ETH/USD, maker buy (a taker sell), 1260.01 × 0.3 = 378.003
+    exactly."""
     fields = wire.trade_fields("000000000", "ETH-USD", "1260.01", "0.3", "BUY",
                                "2019-08-14T20:42:27.265Z")  # fmt: skip
     trade = normalise_trade(socket_trade(fields))
-    assert (trade.symbol, trade.base, trade.quote, trade.side) == ("ETH/USD", "ETH", "USD", "buy")
+    assert (trade.symbol, trade.base, trade.quote, trade.side) == ("ETH/USD", "ETH", "USD", "sell")
     assert trade.quote_quantity == Decimal("378.003") and trade.order_type is None
     assert trade.trade_id == "0" and trade.message_id == "coinbase:ETH-USD:0"
     assert micros_from_datetime(trade.exchange_ts) == 1_565_815_347_265_000
@@ -106,7 +108,7 @@ def test_generated_trades_normalise_exactly_and_survive_the_raw_record(
     assert trade.price == Decimal(str(fields["price"]))
     assert trade.quantity == Decimal(str(fields["size"]))
     assert trade.quote_quantity == Context(prec=100).multiply(trade.price, trade.quantity)
-    assert trade.side == str(fields["side"]).lower()
+    assert trade.side == {"BUY": "sell", "SELL": "buy"}[str(fields["side"])]
     assert trade.trade_id == str(int(str(fields["trade_id"])))
     assert micros_from_datetime(trade.exchange_ts) == rfc3339_micros(str(fields["time"]), "t")
     record = ADAPTER.to_record(raw, ADAPTER.message_id(raw), "0.1.0")

@@ -1,6 +1,6 @@
 """Coinbase's trades in recordings: the Exchange feed's ``match``/``last_match`` messages of
-cryptofeed recordings (their ``side`` is the maker's: the taker's is the other), and ledger
-lines of ``market_trades`` trades (whose ``side`` is the taker's, upper case)."""
+cryptofeed recordings and ledger lines of ``market_trades`` trades (in both ``side`` is the
+maker's, lower and upper case: the taker's is the other)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from k2.exchanges.coinbase import EXCHANGE
-from k2.exchanges.coinbase.normalise import MAKER_SIDES, TAKER_SIDES
+from k2.exchanges.coinbase.normalise import TAKER_OF_HISTORY_MAKER, TAKER_OF_MAKER
 from k2.exchanges.values import rfc3339_micros
 from k2.simulator.replay import RecordedTrade
 
@@ -24,7 +24,7 @@ def cryptofeed_trades(at_us: int, frame: object) -> Iterator[RecordedTrade]:
         frame["price"],
         frame["size"],
         rfc3339_micros(frame["time"], "coinbase time"),
-        MAKER_SIDES[frame["side"]],
+        TAKER_OF_HISTORY_MAKER[frame["side"]],
         "limit",
         int(frame["trade_id"]),
     )
@@ -41,7 +41,7 @@ def ledger_trades(line: Mapping[str, Any]) -> Iterator[RecordedTrade]:
         str(fields["price"]),
         str(fields["size"]),
         when,
-        TAKER_SIDES[fields["side"]],
+        TAKER_OF_MAKER[fields["side"]],
         "market",
         int(fields["trade_id"]),
     )

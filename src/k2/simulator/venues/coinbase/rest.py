@@ -47,13 +47,9 @@ def alias_of(product_id: str) -> str | None:
     return f"{base}-{ALIASED_QUOTE}" if quote == ALIAS_QUOTE else None
 
 
-def taker_side(trade: SimTrade) -> str:
-    """The side ``market_trades`` sends: the taker's, upper case."""
-    return trade.side.upper()
-
-
 def maker_side(trade: SimTrade) -> str:
-    """The side the Exchange API's history sends: the maker's, lower case."""
+    """The side every Coinbase source sends: the maker's, the other of the taker's (lower case
+    in the Exchange API's history, upper case on the socket and in Advanced Trade's REST)."""
     return "sell" if trade.side == "buy" else "buy"
 
 
@@ -179,7 +175,7 @@ class CoinbaseRest:
                 "price": t.price,
                 "size": t.qty,
                 "time": wire.format_time(t.time_us),
-                "side": taker_side(t),
+                "side": maker_side(t).upper(),
                 "exchange": "coinbase",
             }
             for t in reversed(trades)

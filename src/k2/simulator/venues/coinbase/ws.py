@@ -33,7 +33,7 @@ from k2.simulator.instruments import Instrument
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.session import Rendered, Session, Subscription
-from k2.simulator.venues.coinbase.rest import alias_of, taker_side
+from k2.simulator.venues.coinbase.rest import alias_of, maker_side
 from k2.simulator.venues.coinbase.settings import section
 
 log = structlog.get_logger("k2.simulator")
@@ -75,7 +75,7 @@ def trade_fields(product_id: str, trade: SimTrade) -> dict[str, FieldValue]:
         product_id,
         trade.price,
         trade.qty,
-        taker_side(trade),
+        maker_side(trade).upper(),
         wire.format_time(trade.time_us),
     )
 

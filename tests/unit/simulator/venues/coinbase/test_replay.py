@@ -32,7 +32,7 @@ def test_the_recorded_exchange_feed_replays_every_trade_with_the_takers_side() -
 
 
 def test_a_ledger_of_market_trades_replays_as_k2_jsonl(tmp_path: Path) -> None:
-    """A ledger line keeps its values; its upper-case side is read as the taker's."""
+    """A ledger line keeps its values; its upper-case side is the maker's, the taker's the other."""
     fields = wire.trade_fields(41, "BTC-USD", "65000.01", "0.5", "SELL", "2024-05-01T00:00:00.5Z")
     entry = LedgerEntry("coinbase", "coinbase-advanced", "BTC-USD", 41, fields, 7, "c#1")
     path = tmp_path / "ledger.jsonl"
@@ -40,7 +40,7 @@ def test_a_ledger_of_market_trades_replays_as_k2_jsonl(tmp_path: Path) -> None:
     (trade,) = read_recording(path)
     assert (trade.symbol, trade.trade_id, trade.price, trade.qty) == ("BTC-USD", 41, "65000.01",
                                                                       "0.5")  # fmt: skip
-    assert trade.side == "sell" and trade.at_us == 7
+    assert trade.side == "buy" and trade.at_us == 7
     assert json.loads(path.read_text())["fields"]["side"] == "SELL"
 
 
