@@ -38,11 +38,16 @@ from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
 from tests.integration.lanes import Lane, RawProducer, expected_bars, kraken_v2, to_record
 from tests.polling import Pending, log_tail, wait_until
 
+# Each exchange's two symbols as its feed names them (the ledger's names), and as the simulator
+# is told to list them: every exchange of the registry runs.
 SYMBOLS = {
     "kraken": ("BTC/USD", "ETH/USD"),
     "binance": ("BTCUSDT", "ETHUSDT"),
+    "coinbase": ("BTC-USD", "ETH-USD"),
+    "okx": ("BTC-USDT", "ETH-USDT"),
     "bybit": ("BTCUSDT", "ETHUSDT"),
 }
+LISTED = {**SYMBOLS, "kraken": ("XBT/USD", "ETH/USD")}
 QUARANTINE = "silver.quarantine"
 PARTS = ("stream", *(f"ingest-{exchange}" for exchange in SYMBOLS))
 # How far apart one symbol's consecutive ids are: Bybit numbers every symbol's trades from one
@@ -107,12 +112,10 @@ class LedgerRun:
         self.start(
             "simulator",
             "simulate", "--port", str(self.sim_port), "--seed", "7", "--id-base", "5000000",
-            "--rate", "80", "--kraken-symbols", "XBT/USD,ETH/USD",
-            "--binance-symbols", "BTCUSDT,ETHUSDT", "--bybit-symbols", "BTCUSDT,ETHUSDT",
-            "--trades-per-symbol", str(self.per_symbol),
+            "--rate", "80", "--trades-per-symbol", str(self.per_symbol),
             "--ledger", str(self.ledger), "--fault-connections", "2",
             "--drop-after-trades", "120", "--garble-every", "40", "--duplicate-every", "30",
-            *(arg for name in VENUES if name not in SYMBOLS for arg in (f"--{name}-symbols", "")),
+            *(arg for name in VENUES for arg in (f"--{name}-symbols", ",".join(LISTED[name]))),
         )  # fmt: skip
         wait_until(self.ledger.exists, 60, "the simulator's ledger", context=self.logs)
         for exchange in SYMBOLS:
