@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
-from k2.exchanges import VENUES
 from k2.exchanges.base import ControlKind, RawTrade
 from k2.exchanges.okx import wire
 from k2.exchanges.okx.client import OkxFeedClient, OkxFeedOptions
@@ -21,6 +20,7 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
+from tests.simulated import unlisted
 
 from .test_feeds_vs_simulator import Feed, ids_of, ledger_by_symbol, run
 
@@ -31,7 +31,7 @@ SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **unlisted(),
         "rate": 400,
         "okx_symbols": SYMBOLS,
         "ledger_path": tmp_path / "ledger.jsonl",

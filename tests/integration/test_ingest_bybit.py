@@ -25,6 +25,7 @@ from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.transport.topics import gaps_topic, raw_topic
 from tests.polling import Pending, wait_until_async
+from tests.simulated import unlisted
 
 from .test_ingest import (
     Landed,
@@ -44,6 +45,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
+        **unlisted(),
         "rate": 200,
         "skew": 0.0,
         "kraken_symbols": ("XBT/USD",),

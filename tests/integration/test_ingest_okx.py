@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from k2.config import Settings
-from k2.exchanges import VENUES
 from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.transport.topics import gaps_topic, raw_topic
+from tests.simulated import unlisted
 
 from .test_ingest import (
     Landed,
@@ -38,7 +38,7 @@ OKX = ("BTC-USDT", "ETH-USDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **unlisted(),
         "rate": 400,
         "skew": 0.0,
         "okx_symbols": OKX,

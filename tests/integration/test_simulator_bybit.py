@@ -20,6 +20,7 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.ledger import read_ledger
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
+from tests.simulated import unlisted
 
 from .test_feeds_vs_simulator import Feed, ledger_by_symbol, run
 
@@ -30,6 +31,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
     base: dict[str, Any] = {
+        **unlisted(),
         "rate": 200,
         "skew": 0.0,
         "kraken_symbols": ("XBT/USD",),

@@ -14,9 +14,9 @@ import aiohttp
 import ccxt.pro
 import websockets
 
-from k2.exchanges import VENUES
 from k2.simulator import Simulator, SimulatorConfig, read_ledger
 from k2.simulator.ledger import LedgerEntry
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 TRADES = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "market_trades"}
@@ -32,7 +32,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
 
 def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below list any
+        **unlisted(),
         "rate": 300,
         "ledger_path": tmp_path / "ledger.jsonl",
         "heartbeat_s": 0.2,

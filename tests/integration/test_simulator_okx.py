@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import aiohttp
 import websockets
 
-from k2.exchanges import VENUES
 from k2.exchanges.okx import wire
 from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
+from tests.simulated import unlisted
 
 T = TypeVar("T")
 SUBSCRIBE = '{"id":"7","op":"subscribe","args":[{"channel":"%s","instId":"%s"}]}'
@@ -32,7 +32,7 @@ def run(main: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
 
 def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
     values: dict[str, Any] = {
-        **{f"{name}_symbols": () for name in VENUES},  # only the exchanges named below
+        **unlisted(),
         "rate": 300,
         "ledger_path": tmp_path / "ledger.jsonl",
         "okx_symbols": ("BTC-USDT", "ETH-USDT"),

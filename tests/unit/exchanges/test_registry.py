@@ -36,6 +36,7 @@ from k2.simulator.settings import SimulatorConfig, simulator_config_type
 from k2.stack.alert_rules import rules_document
 from k2.stack.ports import check_part_ports, part_ports
 from k2.stack.prometheus_config import prometheus_document
+from tests.simulated import unlisted
 
 SIMULATOR = "http://127.0.0.1:8765"
 # What Silver and Gold read of every exchange's SQL normalisation.
@@ -118,7 +119,7 @@ def _resolve(app: web.Application, url: str) -> Any:
 
 
 async def _routes_agree() -> None:
-    sim = Simulator(SimulatorConfig(**{f"{name}_symbols": () for name in VENUES}))
+    sim = Simulator(SimulatorConfig(**unlisted()))
     assert list(sim.urls.as_dict())[-1] == "admin"
     app = web.Application()
     app.add_routes(sim.routes())
