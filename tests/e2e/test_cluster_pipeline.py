@@ -82,6 +82,13 @@ def _kill(service: Any) -> None:
     wait_until(lambda: service.process.info() is None, 30, f"{service.name} gone")
 
 
+def _restart(cluster: Any, name: str) -> None:
+    """Stop one server, then bring the cluster back up as `k2 stack up --cluster` does (which
+    restarts what depends on it)."""
+    assert cluster.service(name).stop()
+    assert (name, True) in cluster.up()
+
+
 @pytest.fixture(scope="module")
 def jdbc_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]:
     """One pipeline run on the cluster with the JDBC catalog, through every server fault."""
@@ -102,9 +109,7 @@ def jdbc_run(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         _kill(worker)  # its executor is lost and its tasks retried on the other worker
         assert worker.start()
         for name in ("postgres", "s3"):  # the catalog's database, then the warehouse, restarted
-            server = cluster.service(name)
-            assert server.stop()
-            assert server.start()
+            _restart(cluster, name)
         expected = run.wait_for_every_trade()
         codes = run.stop_all()
     yield ClusterRun(run, expected, codes, command_lines)
@@ -282,7 +287,7 @@ def test_doctor_names_each_external_part_that_stops(
     try:
         report = json.loads(_k2(run, "doctor", "--json", "--trade-timeout", "2").stdout)
     finally:
-        assert service.start()
+        assert (server, True) in cluster.up()
     assert report["broken_stage"] == stage, report
     broken = next(c for c in report["checks"] if c["stage"] == stage)
     port = service.address.split("/")[2 if "//" in service.address else 0].rsplit(":", 1)[-1]
@@ -336,7 +341,9 @@ def _sorted_rows(table: Any) -> list[str]:
 
 
 def test_the_rest_catalog_serves_the_same_pipeline(cluster: Any, tmp_path: Path) -> None:
-    """Through Iceberg's REST catalog (its warehouse on S3), every ledger trade lands once."""
+    """Through Iceberg's REST catalog (its warehouse on S3), every ledger trade lands once,
+    also after the catalog's database has restarted."""
+    _restart(cluster, "postgres")
     home = tmp_path / "home"
     home.mkdir()
     run = LedgerRun(_environment(cluster, "rest", "crest"), home, "test.crest.", 200, WAIT_S)

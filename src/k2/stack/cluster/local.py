@@ -37,6 +37,8 @@ from k2.stack.registry import SchemaRegistry
 BROKER_HEAP = "384m"
 REGISTRY_HEAP = "384m"
 JDBC_DATABASE = "iceberg"
+# Servers whose connections to another do not survive its restart: `up` restarts them with it.
+_RUNS_ON: dict[str, tuple[str, ...]] = {"rest-catalog": ("postgres",)}
 
 
 class LocalCluster:
@@ -110,6 +112,7 @@ class LocalCluster:
         results: list[tuple[str, bool]] = []
         try:
             for tier in self._tiers():
+                self._restart_stale(tier, {name for name, started in results if started})
                 self._start_tier(tier, results)
         except BaseException:
             self.stop_services([name for name, started in results if started])
@@ -189,6 +192,18 @@ class LocalCluster:
             owner = next((name for name in down if key == name or key.startswith(f"{name}-")), None)
             if owner is not None:
                 ensure_port_free(self.stack.host, port, key, self.state.port_setting(key))
+
+    def _restart_stale(self, tier: list[Service], started_now: set[str]) -> None:
+        """Stop the servers of ``tier`` that run on a server restarted just now, so the tier
+        starts them again. The REST catalog holds pooled connections to PostgreSQL, and its
+        pool renews a connection only on the SQL states it deems retryable, which do not
+        include PostgreSQL's 57P01 (terminating connection due to administrator command):
+        after a PostgreSQL restart each pooled connection would fail one request with a 500.
+        """
+        for service in tier:
+            stale = started_now.intersection(_RUNS_ON.get(service.name, ()))
+            if stale and service.process.info() is not None:
+                service.stop()
 
     @staticmethod
     def _start_tier(tier: list[Service], results: list[tuple[str, bool]]) -> None:
