@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 _SERVICE_ROW = "{:<{width}} {:<9} {:<44} {:>7} {:<9} {:>8}  {}"
+_UNBOUNDED = 1_000_000  # a width no table reaches: measures a table's natural width
 
 
 def service_table(rows: Iterable[Any], echo: Callable[[str], None]) -> None:
@@ -168,3 +170,80 @@ def doctor_verdict(report: Any) -> str:
     if broken is None:
         return f"healthy: every stage passed in {report.seconds:.1f}s"
     return f"broken at stage {broken.stage!r}: {broken.title} (checked in {report.seconds:.1f}s)"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | dict):
+        from k2.lake.export import json_value  # pyarrow only once there is a result
+
+        return json.dumps(value, default=json_value, ensure_ascii=False)
+    return str(value)
+
+
+def result_text(table: Any) -> tuple[list[str], list[list[str]]]:
+    """A query result's column names and each row's values as text: decimals exact, times
+    RFC 3339 in UTC with µs (as ``--format json`` and ``csv`` write them), ``NULL`` for none."""
+    from k2.lake.export import text_batch  # pyarrow only once there is a result
+
+    rows: list[list[str]] = []
+    for batch in table.to_batches():
+        columns = [column.to_pylist() for column in text_batch(batch).columns]
+        rows.extend([_cell(value) for value in row] for row in zip(*columns, strict=True))
+    return list(table.schema.names), rows
+
+
+def record_lines(names: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> Iterator[str]:
+    """psql's expanded display (``\\x``): per row a ``-[ RECORD n ]`` line, then one
+    ``column | value`` line per column, names aligned.
+
+    Values are written whole (a value wider than ``width`` wraps in the terminal, never
+    folded into the text); a line break inside a value continues under the ``|``. The
+    record line reaches the widest ``column | value`` line, at most ``width``.
+    """
+    from rich.cells import cell_len  # rich only for the commands that draw
+
+    name_width = max((cell_len(name) for name in names), default=0)
+    value_width = max(
+        (cell_len(line) for row in rows for value in row for line in value.split("\n")),
+        default=0,
+    )
+    rule_width = min(width, name_width + 3 + value_width)
+    for number, row in enumerate(rows, 1):
+        head = f"-[ RECORD {number} ]"
+        if len(head) <= name_width:
+            head += "-" * (name_width + 1 - len(head)) + "+"
+        yield head + "-" * (rule_width - len(head))
+        for name, value in zip(names, row, strict=True):
+            first, *more = value.split("\n")
+            yield f"{name}{' ' * (name_width - cell_len(name))} | {first}"
+            yield from (f"{' ' * name_width} | {line}" for line in more)
+
+
+def print_result(table: Any, console: Any, expanded: bool | None = None) -> None:
+    """A query result on ``console``: a table, or one block per record (:func:`record_lines`).
+
+    ``expanded`` True forces the records, False the table; None draws records when the table
+    at its natural width (every value on one line) is wider than the console and has more
+    than one column, as psql's ``\\x auto``, since rich would otherwise fold each cell into a
+    narrow strip. Both show the text of :func:`result_text`, nothing cut or rounded.
+    """
+    from rich.table import Table  # rich only for the commands that draw
+    from rich.text import Text
+
+    names, rows = result_text(table)
+    grid = Table(show_lines=False)
+    for name in names:
+        grid.add_column(Text(name), overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text(value) for value in row))  # a value is text, never rich markup
+    if expanded is None:
+        natural = console.measure(grid, options=console.options.update_width(_UNBOUNDED))
+        expanded = len(names) > 1 and natural.maximum > console.width
+    if expanded:
+        for line in record_lines(names, rows, console.width):
+            console.out(line, highlight=False)
+    else:
+        console.print(grid)
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}")

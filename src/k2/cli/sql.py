@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from k2.cli.context import settings_of
+from k2.cli.output import print_result
 from k2.config import Settings
 from k2.errors import QueryError
 
@@ -55,11 +56,11 @@ def _spark_runner(settings: Settings) -> Runner:
     return run
 
 
-def _show(table: Any, fmt: str, output: Path | None) -> None:
+def _show(table: Any, fmt: str, output: Path | None, expanded: bool | None) -> None:
     from k2.lake.export import encode  # noqa: PLC0415
 
     if fmt == "table":
-        _print_table(table)
+        _print_table(table, expanded)
         return
     if fmt == "parquet" and output is None:
         raise QueryError("--format parquet writes binary; give --output FILE")
@@ -75,24 +76,13 @@ def _show(table: Any, fmt: str, output: Path | None) -> None:
     click.echo(f"{table.num_rows} rows written to {output}", err=True)
 
 
-def _print_table(table: Any) -> None:
+def _print_table(table: Any, expanded: bool | None) -> None:
     from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
 
-    from k2.lake.export import text_batch  # noqa: PLC0415
-
-    grid = Table(show_lines=False)
-    for name in table.schema.names:
-        grid.add_column(name, overflow="fold")
-    for batch in table.to_batches():
-        for row in text_batch(batch).to_pylist():
-            grid.add_row(*("NULL" if v is None else str(v) for v in row.values()))
-    console = Console()
-    console.print(grid)
-    console.print(f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}")
+    print_result(table, Console(), expanded)
 
 
-def _interactive(run: Runner, history: Path) -> None:
+def _interactive(run: Runner, history: Path, expanded: bool | None) -> None:
     """A prompt with line editing and a history file; a statement ends with ``;``."""
     import readline  # noqa: PLC0415 - line editing and history for input()
 
@@ -119,7 +109,7 @@ def _interactive(run: Runner, history: Path) -> None:
             try:
                 result = run(statement)
                 if result is not None:
-                    _print_table(result)
+                    _print_table(result, expanded)
             except QueryError as exc:
                 click.echo(f"error: {exc}", err=True)
     finally:
@@ -149,20 +139,36 @@ def _interactive(run: Runner, history: Path) -> None:
     show_default=True,
     help="DuckDB in this process, or the same statement through Spark SQL.",
 )
+@click.option(
+    "--expanded/--no-expanded",
+    "-x",
+    default=None,
+    help="One block of 'column | value' lines per record, or always the table; by default "
+    "records when the table is wider than the terminal.",
+)
 @click.pass_context
 def sql(
-    ctx: click.Context, statement: str | None, fmt: str, output: Path | None, engine: str
+    ctx: click.Context,
+    statement: str | None,
+    fmt: str,
+    output: Path | None,
+    engine: str,
+    expanded: bool | None,
 ) -> None:
     """Run SQL over the lakehouse: every table is named like the table (gold.trades, ...).
 
     With STATEMENT it runs once and prints the result; without, it opens a prompt with
-    history. Decimals print exactly, times in UTC with microseconds.
+    history. Decimals print exactly, times in UTC with microseconds. A result too wide for
+    the terminal prints as records, as psql's expanded display.
     """
+    if expanded is not None and statement is not None and fmt != "table":
+        flag = "--expanded" if expanded else "--no-expanded"
+        raise QueryError(f"{flag} chooses how the terminal table is drawn; --format {fmt} has none")
     settings = settings_of(ctx)
     run = _spark_runner(settings) if engine == "spark" else _duckdb_runner(settings)
     if statement is None:
-        _interactive(run, settings.stack.state_dir / "sql_history")
+        _interactive(run, settings.stack.state_dir / "sql_history", expanded)
         return
     result = run(statement)
     if result is not None:
-        _show(result, fmt, output)
+        _show(result, fmt, output, expanded)
