@@ -25,9 +25,10 @@ def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> N
     """Every part of the pipeline (up/down, address, pid, uptime, version, git sha) and the data.
 
     Per symbol: age of the last trade, delivered per second, unfilled gaps in the last hour; per
-    raw topic: end offsets, what Bronze settled, lag; per table: rows, newest row, rows in the
-    last minute; and the records kept aside (DLQ, Bronze rejects, quarantine). A service whose
-    git sha differs from the installed code is marked as running stale code.
+    raw topic: end offsets, what Bronze settled, lag; per table: rows, newest row and its age
+    (bars: when last written), rows in the last minute; and the records kept aside (DLQ, Bronze
+    rejects, quarantine). A service whose git sha differs from the installed code is marked as
+    running stale code.
     """
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415

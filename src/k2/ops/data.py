@@ -19,8 +19,10 @@ from k2.stack.scrape import Scrape
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
 
 _KAFKA_TIMEOUT_S = 3.0
-# The column that dates a table's rows: the match time where the table has one.
-_TIME_COLUMNS = ("exchange_ts", "received_us", "quarantined_at", "bar_end", "detected_us")
+# The column that dates a table's rows: the match time where the table has one. A bar table is
+# dated by when its bars were last written (``updated_at``), not by ``bar_end``: the open bar's
+# end lies in the future, and a late trade revises a closed bar without moving any bar's end.
+_TIME_COLUMNS = ("exchange_ts", "received_us", "quarantined_at", "updated_at", "detected_us")
 _REJECTS_TIME = "kafka_timestamp"
 
 
@@ -48,7 +50,7 @@ class TableFigures:
     table: str
     rows: int
     newest: str | None  # ISO time of the newest row (exchange_ts where the table has it)
-    freshness_s: float | None
+    freshness_s: float | None  # now minus ``newest``, never below 0
     rows_last_minute: int | None
 
 
@@ -217,7 +219,14 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def table_figures(catalog: Any, identifier: str, now: datetime) -> TableFigures:
-    """Rows, newest row and rows of the last minute of one table."""
+    """Rows, newest row, its age (freshness) and rows of the last minute of one table.
+
+    Rows are dated by the first column of ``_TIME_COLUMNS`` the table has. For the bar tables
+    that is ``updated_at``, when a bar was last written or revised, so the freshness says how
+    long ago the job last changed the table's data: ``bar_end`` would put an open bar's end in
+    the future, and the table's last commit time moves with compaction, which changes no bar.
+    A newest time ahead of ``now`` (another machine's clock) counts as fresh: 0, never negative.
+    """
     table = catalog.load_table(identifier)
     snapshot = table.current_snapshot()
     summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
@@ -238,7 +247,7 @@ def table_figures(catalog: Any, identifier: str, now: datetime) -> TableFigures:
         )
     scanned = table.scan(row_filter=f"{column} >= {cutoff}", selected_fields=(column,))
     recent = scanned.to_arrow().num_rows
-    freshness = (now - newest).total_seconds() if newest is not None else None
+    freshness = max(0.0, (now - newest).total_seconds()) if newest is not None else None
     return TableFigures(identifier, rows, newest.isoformat() if newest else None, freshness, recent)
 
 
