@@ -18,6 +18,7 @@ Three measurements, each on a private stack (Kafka broker and registry) in a tem
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from bench.services import private_settings
 from k2.config import Settings
+from k2.exchanges import EXCHANGE_NAMES
 from k2.exchanges.kraken import wire
 from k2.ingest.avro import ConfluentEncoder
 from k2.lake.catalog import ensure_namespaces, open_catalog
@@ -290,11 +292,13 @@ def _has_rows(settings: Settings, identifier: str) -> bool:
     return catalog.load_table(identifier).current_snapshot() is not None
 
 
-def _cost(folder: Path) -> dict[str, Any]:
-    """CPU and memory of the whole ``k2 run --source simulator`` at the default rate."""
+def _cost(folder: Path, exchanges: tuple[str, ...]) -> dict[str, Any]:
+    """CPU and memory of the whole ``k2 run --source simulator`` of ``exchanges`` at the
+    simulator's default rate."""
     settings = private_settings(folder)
     env = {
         **stack_environment(settings.stack),
+        "K2_EXCHANGES": json.dumps(list(exchanges)),
         "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
         "K2_INGEST__METRICS_PORT": "0",
         "K2_STREAM__METRICS_PORT": "0",
@@ -343,6 +347,7 @@ def _cost(folder: Path) -> dict[str, Any]:
             os.killpg(run.pid, signal.SIGKILL)
         Stack(settings).down()
     return {
+        "exchanges": list(exchanges),
         "seconds": COST_SECONDS,
         "cores": round(total_cores, 3),
         "rss_gb": round(total_rss / 1024, 2),
@@ -413,6 +418,10 @@ def local_pipeline(folder: Path) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="k2-bench-stream-") as folder:
         pipeline = local_pipeline(Path(folder) / "pipeline")
-    with tempfile.TemporaryDirectory(prefix="k2-bench-run-") as folder:
-        cost = _cost(Path(folder))
-    return {**pipeline, "cost": cost}
+    costs = {}
+    # The whole pipeline's cost with two exchanges and with every one of the registry: the
+    # streaming job's share of it should not grow with the number of exchanges.
+    for exchanges in (("kraken", "binance"), EXCHANGE_NAMES):
+        with tempfile.TemporaryDirectory(prefix="k2-bench-run-") as folder:
+            costs[f"{len(exchanges)}_exchanges"] = _cost(Path(folder), exchanges)
+    return {**pipeline, "cost": costs}
