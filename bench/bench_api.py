@@ -273,7 +273,7 @@ def run() -> dict[str, Any]:
             result["duckdb_direct"] = _engine_reference(settings)
             try:
                 result["live"] = _live(settings, base, psutil.Process(api.pid))
-            except Exception as exc:  # keep the query figures when the live part fails
+            except Exception as exc:  # noqa: BLE001 - keep the query figures when the live part fails
                 result["live"] = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             result["load_average_after"] = [round(x, 1) for x in os.getloadavg()]

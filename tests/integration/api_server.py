@@ -25,7 +25,7 @@ class ApiServer:
     def _run(self) -> None:
         try:
             serve(self.settings, self._stop, self._port.append)
-        except BaseException as exc:  # surfaced to the test
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test
             self.error = exc
 
     def __enter__(self) -> str:

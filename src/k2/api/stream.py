@@ -204,7 +204,7 @@ class LiveTrades:
     def _run(self) -> None:
         try:
             consumer, decode = self._open()
-        except Exception as exc:  # librdkafka and the registry client raise their own types
+        except Exception as exc:  # noqa: BLE001 - librdkafka and the registry client raise their own types
             self.error = str(exc)
             self._ready.set()
             log.error("stream_consumer_failed", error=str(exc))
@@ -285,7 +285,7 @@ class LiveTrades:
                     message.value(), SerializationContext(message.topic(), MessageField.VALUE)
                 )
                 trade = venue(exchange).module("normalise").trade_from_record(_as_written(record))
-            except Exception as exc:  # undecodable or invalid records are Bronze's and Silver's
+            except Exception as exc:  # noqa: BLE001 - undecodable or invalid records are Bronze's and Silver's
                 self._warn_once(type(exc).__name__, exc)
                 continue
             if self._first_time(trade):

@@ -239,5 +239,5 @@ def _final_rollup(writer: BatchWriter) -> None:
     """Bring the larger bars up to date before the job ends, so none lag behind its last batch."""
     try:
         writer.rollup()
-    except Exception as exc:  # the next run rolls up from where the tables say
+    except Exception as exc:  # noqa: BLE001 - the next run rolls up from where the tables say
         log.warning("bars_rollup_skipped", error=str(exc).splitlines()[0][:300])

@@ -171,7 +171,7 @@ class LakeViews:
     def _rebuild(self, name: str) -> None:
         try:
             snapshot = snapshot_of(name, self._catalog.load_table(name))
-        except Exception as exc:  # a table dropped between listing and loading
+        except Exception as exc:  # noqa: BLE001 - a table dropped between listing and loading
             log.warning("lake_view_skipped", table=name, error=str(exc))
             return
         namespace = name.partition(".")[0]

@@ -172,7 +172,7 @@ class Doctor:
         url = self.settings.registry_url
         try:
             subjects = set(SchemaRegistryClient(self.settings.registry_config()).get_subjects())
-        except Exception as exc:  # noqa: BLE001 - any failure means the registry cannot serve
+        except Exception as exc:  # any failure means the registry cannot serve
             raise Broken(
                 f"the registry at {url} does not answer ({_first_line(exc)})",
                 "start it with `k2 stack up` (or `make run`), or set K2_REGISTRY__URL",
@@ -194,7 +194,7 @@ class Doctor:
         try:
             self.catalog = open_catalog(self.settings)
             existing = {ns[0] for ns in self.catalog.list_namespaces()}
-        except Exception as exc:  # noqa: BLE001 - pyiceberg raises many types for one cause
+        except Exception as exc:  # pyiceberg raises many types for one cause
             raise Broken(
                 f"the catalog {self.settings.catalog_uri} does not open ({_first_line(exc)})",
                 "check K2_LAKE__CATALOG_URI and its credentials",
@@ -250,7 +250,7 @@ class Doctor:
         for exchange in self.settings.exchanges:
             try:
                 result = probe_venue(self.settings, exchange, self.trade_timeout_s)
-            except Exception as exc:  # noqa: BLE001 - unreachable, refused: all mean broken
+            except Exception as exc:  # unreachable, refused: all mean broken
                 raise Broken(f"{exchange} via {where}: {_first_line(exc)}", fix) from exc
             if result.trade_s is None:
                 raise Broken(

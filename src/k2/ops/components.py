@@ -209,7 +209,7 @@ def _registry(settings: Settings) -> ExternalPart:
     url = settings.registry_url
     try:
         subjects = SchemaRegistryClient({**settings.registry_config(), "timeout": 2}).get_subjects()
-    except Exception as exc:  # any failure means it cannot serve K2 now
+    except Exception as exc:  # noqa: BLE001 - any failure means it cannot serve K2 now
         return ExternalPart("registry", url, False, str(exc).splitlines()[0][:200])
     return ExternalPart("registry", url, True, f"{len(subjects)} subjects")
 

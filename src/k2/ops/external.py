@@ -80,7 +80,7 @@ def object_store(settings: Settings) -> ExternalPart | None:
         with io.new_input(probe).open() as read_back:
             ok = read_back.read() == b"k2"
         io.delete(probe)
-    except Exception as exc:  # any failure of the store, its network or its credentials
+    except Exception as exc:  # noqa: BLE001 - any failure of the store, its network or its credentials
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return ExternalPart("object store", endpoint, False, f"{warehouse}: {first}")
     return ExternalPart("object store", endpoint, ok, f"{warehouse} writable")
