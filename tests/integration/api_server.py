@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+import httpx
+
 from k2.api.server import serve
 from k2.config import Settings
 
@@ -36,7 +38,6 @@ class ApiServer:
         if not self._port:
             raise RuntimeError(f"the API did not start: {self.error}")
         url = f"http://127.0.0.1:{self._port[0]}"
-        import httpx
 
         while time.monotonic() < deadline:  # lifespan done: the lake reader has refreshed
             try:

@@ -25,6 +25,8 @@ from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.factory import adapter_for
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.jobs.layout import Layout, layout
+from k2.jobs.stream import start_stream
+from k2.jobs.supervisor import stop_between_batches
 from k2.schemas import raw_schema_name, schema_text
 from k2.transport.topics import TopicAdmin, k2_topics
 from tests import polling
@@ -221,9 +223,6 @@ def expected_bars(
 
 def running(spark: Any, lane: Lane) -> Iterator[Any]:
     """Start the lane's streaming query; yields (query, writer); stops it afterwards."""
-    from k2.jobs.stream import start_stream
-    from k2.jobs.supervisor import stop_between_batches
-
     query, writer = start_stream(spark, lane.settings, lane.layout)
     try:
         yield query, writer

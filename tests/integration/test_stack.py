@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -107,7 +107,6 @@ def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) 
 
 def test_registry_restart_keeps_schema_ids(stack: Stack, settings: Settings) -> None:
     registry = SchemaRegistryClient(settings.registry_config())
-    from confluent_kafka.schema_registry import Schema
 
     schema_id = registry.register_schema("test.ids-value", Schema(TRADE_SCHEMA, "AVRO"))
     registry_service = stack.services[1]

@@ -20,9 +20,9 @@ Runner = Callable[[str], Any]
 
 
 def _duckdb_runner(settings: Settings) -> Runner:
-    import duckdb  # noqa: PLC0415
+    import duckdb
 
-    from k2.lake.query import LakeViews  # noqa: PLC0415
+    from k2.lake.query import LakeViews
 
     views = LakeViews(settings)
     views.refresh()
@@ -39,9 +39,9 @@ def _duckdb_runner(settings: Settings) -> Runner:
 
 
 def _spark_runner(settings: Settings) -> Runner:
-    from pyspark.errors import PySparkException  # noqa: PLC0415
+    from pyspark.errors import PySparkException
 
-    from k2.jobs.session import build_session  # noqa: PLC0415
+    from k2.jobs.session import build_session
 
     spark = build_session(settings, "k2-sql")
 
@@ -56,7 +56,7 @@ def _spark_runner(settings: Settings) -> Runner:
 
 
 def _show(table: Any, fmt: str, output: Path | None) -> None:
-    from k2.lake.export import encode  # noqa: PLC0415
+    from k2.lake.export import encode
 
     if fmt == "table":
         _print_table(table)
@@ -76,10 +76,10 @@ def _show(table: Any, fmt: str, output: Path | None) -> None:
 
 
 def _print_table(table: Any) -> None:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
-    from k2.lake.export import text_batch  # noqa: PLC0415
+    from k2.lake.export import text_batch
 
     grid = Table(show_lines=False)
     for name in table.schema.names:
@@ -94,7 +94,7 @@ def _print_table(table: Any) -> None:
 
 def _interactive(run: Runner, history: Path) -> None:
     """A prompt with line editing and a history file; a statement ends with ``;``."""
-    import readline  # noqa: PLC0415 - line editing and history for input()
+    import readline  # line editing and history for input()
 
     history.parent.mkdir(parents=True, exist_ok=True)
     if history.exists():

@@ -204,7 +204,9 @@ def _external(part: ExternalPart, note: str = "") -> Component:
 
 
 def _registry(settings: Settings) -> ExternalPart:
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+    from confluent_kafka.schema_registry import (  # noqa: PLC0415 - for an external registry only
+        SchemaRegistryClient,
+    )
 
     url = settings.registry_url
     try:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from k2.config import Settings
 from k2.lake.storage import is_object_store, pyiceberg_io
 
@@ -34,9 +37,6 @@ class ExternalPart:
 def kafka_brokers(settings: Settings) -> tuple[list[ExternalPart], int]:
     """Each configured bootstrap broker, up or not, and the K2 topics' partitions whose in-sync
     replicas are fewer than their replicas (under-replicated)."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
     configured = [a.strip() for a in settings.kafka_bootstrap.split(",") if a.strip()]
     admin = AdminClient({**settings.kafka_config(), "log_level": "0"})
     try:
@@ -69,7 +69,7 @@ def object_store(settings: Settings) -> ExternalPart | None:
     if not is_object_store(warehouse):
         return None
     assert warehouse is not None
-    from pyiceberg.io import load_file_io  # noqa: PLC0415
+    from pyiceberg.io import load_file_io
 
     endpoint = settings.lake.s3_endpoint or "AWS S3"
     probe = f"{warehouse.rstrip('/')}/.k2-probe-{uuid.uuid4().hex}"

@@ -124,7 +124,7 @@ class ObjectStore:
         """The S3 gateway answers and the bucket is there (a signed request)."""
         if not self._answers():
             return False
-        from pyarrow import fs  # noqa: PLC0415
+        from pyarrow import fs  # noqa: PLC0415 - pyarrow loads slowly
 
         try:
             info = self.access.filesystem().get_file_info(BUCKET)

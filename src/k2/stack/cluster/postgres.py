@@ -122,7 +122,7 @@ class PostgresServer:
 
     def connect(self, database: str = "postgres", *, superuser: bool = False) -> Any:
         """A new connection over TCP, as the ``k2`` role (or the superuser)."""
-        import psycopg2  # noqa: PLC0415 - only the cluster needs the driver
+        import psycopg2
 
         return psycopg2.connect(
             host=self.access.host,
@@ -134,7 +134,7 @@ class PostgresServer:
         )
 
     def healthy(self) -> bool:
-        import psycopg2  # noqa: PLC0415
+        import psycopg2
 
         try:
             with self.connect(superuser=True) as conn, conn.cursor() as cur:

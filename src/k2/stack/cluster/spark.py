@@ -54,7 +54,7 @@ class _SparkDaemon:
 
     def version(self) -> str:
         try:
-            import pyspark  # noqa: PLC0415
+            import pyspark  # noqa: PLC0415 - pyspark may be absent: the version is unknown
         except ImportError:
             return "unknown"
         return str(pyspark.__version__)
