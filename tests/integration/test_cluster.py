@@ -259,7 +259,10 @@ def test_spark_runs_work_on_both_workers_and_tracks_a_lost_one(cluster: LocalClu
     is reported dead, and a restarted one alive again."""
     master = cluster.spark_master
     assert cluster.environment()["K2_SPARK__MASTER"] == master.address
-    alive = lambda: len(master.alive_workers())  # noqa: E731
+
+    def alive() -> int:
+        return len(master.alive_workers())
+
     wait_until(lambda: alive() == 2 or Pending(master.state()), 60, "2 ALIVE workers")
 
     done = subprocess.run(

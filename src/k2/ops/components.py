@@ -131,7 +131,7 @@ def simulator_component(endpoint: Endpoint) -> Component:
     """The simulator, from its ``/_sim/status`` (it serves no metrics, so no build info)."""
     address = urlsplit(endpoint.url).netloc
     try:
-        with urllib.request.urlopen(f"{endpoint.url}/_sim/status", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{endpoint.url}/_sim/status", timeout=2) as resp:  # noqa: S310 - the simulator's http URL
             status = json.load(resp)
     except (OSError, urllib.error.URLError, ValueError):
         return Component(endpoint.name, "simulator", False, address, log=endpoint.log)

@@ -104,7 +104,7 @@ def spark_cluster(settings: Settings) -> tuple[list[ExternalPart], list[dict[str
     if ui is None:
         return [], []
     try:
-        with urllib.request.urlopen(f"{ui}/json/", timeout=_TIMEOUT_S) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{ui}/json/", timeout=_TIMEOUT_S) as resp:  # noqa: S310 - the master UI's http URL
             state = json.load(resp)
     except (OSError, urllib.error.URLError, ValueError) as exc:
         return [ExternalPart("spark-master", settings.spark.master, False, str(exc)[:200])], []

@@ -218,7 +218,7 @@ class PostgresServer:
     def _run(self, argv: list[str], account: str | None) -> None:
         entry = None if account is None else pwd.getpwnam(account)
         with self.process.log_file.open("ab") as out:
-            done = subprocess.run(  # noqa: S603 - argv built by K2
+            done = subprocess.run(
                 argv,
                 cwd=self.dir,
                 stdout=out,
@@ -254,7 +254,7 @@ class PostgresServer:
 
 @cache
 def _server_version(bin_dir: Path) -> str:
-    out = subprocess.run(  # noqa: S603 - a program of the installed package
+    out = subprocess.run(
         [str(bin_dir / "postgres"), "--version"],
         capture_output=True,
         text=True,

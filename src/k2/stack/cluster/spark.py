@@ -120,7 +120,7 @@ class SparkMaster(_SparkDaemon):
     def state(self) -> dict[str, Any] | None:
         """The master's ``/json/`` page (its status and every worker it knows), or None."""
         try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as resp:  # noqa: S310 - loopback URL built by K2
                 data: dict[str, Any] = json.load(resp)
                 return data
         except (OSError, urllib.error.URLError, ValueError):
