@@ -259,7 +259,7 @@ def run() -> dict[str, Any]:
         result: dict[str, Any] = {"lake": _fill(settings)}
         stack = Stack(settings)
         stack.up()
-        TopicAdmin(settings).ensure(k2_topics(settings))
+        TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
         port = free_port()
         api = _api_process(settings, port, workdir)
         base = f"http://127.0.0.1:{port}"

@@ -352,7 +352,7 @@ def _cost(folder: Path) -> dict[str, Any]:
 def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
     """Throughput (beside a plain Spark copy) and freshness of the streaming job on the stack,
     catalog, warehouse and Spark master that ``base`` names (which must be running)."""
-    TopicAdmin(base).ensure(k2_topics(base))
+    TopicAdmin(base.kafka_config()).ensure(k2_topics(base.kafka, base.exchanges))
     ensure_namespaces(open_catalog(base), base.lake.namespace_prefix)
     registry = SchemaRegistryClient(base.registry_config())
     prefix = base.kafka.topic_prefix
@@ -372,7 +372,7 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
                     "stream": base.stream.model_copy(
                         update={"checkpoint_dir": f"{checkpoint}-fresh"})}
         )  # fmt: skip
-        TopicAdmin(fresh).ensure(k2_topics(fresh))
+        TopicAdmin(fresh.kafka_config()).ensure(k2_topics(fresh.kafka, fresh.exchanges))
         fresh_topic = raw_topic("kraken", f"{prefix}fresh.")
         fresh_encode = ConfluentEncoder(
             "kraken_raw",

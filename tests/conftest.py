@@ -52,7 +52,7 @@ def stack(settings: Settings) -> Iterator[Any]:
 
     running = Stack(settings)
     running.up()
-    TopicAdmin(settings).ensure(k2_topics(settings))
+    TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
     yield running
     running.down()
 

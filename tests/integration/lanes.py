@@ -65,7 +65,9 @@ def make_lane(
             "gold": settings.gold.model_copy(update={"rollup_interval_s": 1.0}),
         }
     )
-    TopicAdmin(lane_settings).ensure(k2_topics(lane_settings))
+    TopicAdmin(lane_settings.kafka_config()).ensure(
+        k2_topics(lane_settings.kafka, lane_settings.exchanges)
+    )
     return Lane(lane_settings)
 
 

@@ -98,7 +98,7 @@ def test_page_shows_health_the_api_bars_and_live_trades(
             "api": ApiSettings(refresh_interval_s=0.2),
         }
     )
-    TopicAdmin(private).ensure(k2_topics(private))
+    TopicAdmin(private.kafka_config()).ensure(k2_topics(private.kafka, private.exchanges))
     topic = raw_topic("binance", private.kafka.topic_prefix)
     registry = SchemaRegistryClient(private.registry_config())
     encoder = ConfluentEncoder(

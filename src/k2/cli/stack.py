@@ -75,7 +75,9 @@ def stack_up(ctx: click.Context, cluster: bool, catalog: str | None) -> None:
         click.echo(f"{name}: {'started' if started else 'already running'}")
     for name, reason in stack.skipped:
         click.echo(f"{name}: not started ({reason})")
-    for spec, outcome in TopicAdmin(settings).ensure(k2_topics(settings)):
+    for spec, outcome in TopicAdmin(settings.kafka_config()).ensure(
+        k2_topics(settings.kafka, settings.exchanges)
+    ):
         if outcome == "created":
             click.echo(f"topic {spec.name}: created ({spec.partitions} partitions)")
     _print_status(settings)
