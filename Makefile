@@ -50,10 +50,11 @@ run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=
 stop: venv  ## stop the embedded stack (data stays in K2_HOME, default ./.k2)
 	@$(BIN)/k2 stack down
 
-lint: venv  ## ruff (lint + format check) and mypy --strict on src/
+lint: venv  ## ruff (lint + format check), mypy --strict on src/, the layer contracts (import-linter)
 	@$(BIN)/ruff check src tests bench
 	@$(BIN)/ruff format --check src tests bench
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-logo
 
 format: venv  ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix src tests bench

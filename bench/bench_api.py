@@ -32,10 +32,13 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import psutil
+import pyarrow as pa
 
+from bench.live_feed import measure_live
 from bench.services import private_settings
 from k2.config import Settings
 from k2.lake.catalog import duckdb_connect, ensure_namespaces, open_catalog
@@ -119,8 +122,6 @@ def _fill(settings: Settings) -> dict[str, Any]:
 def _with_vwap(bars: Any) -> Any:
     """The bars with vwap = quote_volume / volume, rounded half-even to 18 places (exact
     Decimal arithmetic: DuckDB divides decimals as doubles)."""
-    import pyarrow as pa  # noqa: PLC0415
-
     quote, volume = bars.column("quote_volume").to_pylist(), bars.column("volume").to_pylist()
     step = Decimal(1).scaleb(-18)
     vwap = [
@@ -187,8 +188,6 @@ def _load(url: str, api: psutil.Process) -> dict[str, Any]:
 
 
 def _queries(base: str, api: psutil.Process) -> dict[str, Any]:
-    from urllib.parse import urlencode  # noqa: PLC0415
-
     series = {"exchange": "binance", "symbol": "BTC/USDT"}
     bars = f"{base}/v1/ohlcv/1m?" + urlencode({**series, "start": DAY[0], "end": DAY[1]})
     page = f"{base}/v1/trades?" + urlencode({**series, "start": DAY[0], "end": DAY[1],
@@ -208,8 +207,6 @@ def _queries(base: str, api: psutil.Process) -> dict[str, Any]:
 def _live(settings: Settings, base: str, api: psutil.Process) -> dict[str, Any]:
     """Kafka acknowledgement → WebSocket receipt, per trade, at RATE trades/s, and the API
     process's CPU time per streamed trade."""
-    from bench.live_feed import measure_live  # noqa: PLC0415
-
     cpu = sum(api.cpu_times()[:2])
     result = asyncio.run(measure_live(settings, base, RATE, LIVE_S))
     spent = sum(api.cpu_times()[:2]) - cpu
@@ -262,7 +259,7 @@ def run() -> dict[str, Any]:
         result: dict[str, Any] = {"lake": _fill(settings)}
         stack = Stack(settings)
         stack.up()
-        TopicAdmin(settings).ensure(k2_topics(settings))
+        TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
         port = free_port()
         api = _api_process(settings, port, workdir)
         base = f"http://127.0.0.1:{port}"
@@ -273,7 +270,7 @@ def run() -> dict[str, Any]:
             result["duckdb_direct"] = _engine_reference(settings)
             try:
                 result["live"] = _live(settings, base, psutil.Process(api.pid))
-            except Exception as exc:  # keep the query figures when the live part fails
+            except Exception as exc:  # noqa: BLE001 - keep the query figures when the live part fails
                 result["live"] = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             result["load_average_after"] = [round(x, 1) for x in os.getloadavg()]

@@ -21,6 +21,7 @@ import psutil
 from bench.bench_stream import local_pipeline, measure_pipeline
 from bench.services import settings_from
 from k2.config import StackSettings
+from k2.stack.cluster import LocalCluster
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -35,8 +36,6 @@ def _cpu_s(pid: int | None) -> float:
 
 
 def _cluster_pipeline(folder: Path) -> dict[str, Any]:
-    from k2.stack.cluster import LocalCluster  # noqa: PLC0415
-
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o711)  # PostgreSQL runs as its own account when this runs as root
     cluster = LocalCluster(StackSettings(home=folder, start_timeout_s=180))

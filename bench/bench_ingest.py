@@ -352,7 +352,9 @@ def _full_speed(settings: Settings, home: Path, exchange: str) -> dict[str, Any]
 def _ceiling(settings: Settings, size: int) -> float:
     """librdkafka alone: pre-encoded records, tight loop, no callback object, rare polls."""
     topic = "bench.ceiling"
-    TopicAdmin(settings).ensure([TopicSpec(topic, settings.kafka.topic_partitions, 1)])
+    TopicAdmin(settings.kafka_config()).ensure(
+        [TopicSpec(topic, settings.kafka.topic_partitions, 1)]
+    )
     producer = DurableProducer(
         settings.kafka_config(),
         ProducerOptions(

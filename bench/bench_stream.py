@@ -38,6 +38,10 @@ from k2.config import Settings
 from k2.exchanges import EXCHANGE_NAMES
 from k2.exchanges.kraken import wire
 from k2.ingest.avro import ConfluentEncoder
+from k2.jobs.service import service_settings
+from k2.jobs.session import build_session
+from k2.jobs.stream import start_stream
+from k2.jobs.supervisor import stop_between_batches
 from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
@@ -134,9 +138,6 @@ def _plain_copy(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
 
 
 def _throughput(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
-    from k2.jobs.stream import start_stream  # noqa: PLC0415
-    from k2.jobs.supervisor import stop_between_batches  # noqa: PLC0415
-
     reports: list[Any] = []
     catalog = open_catalog(settings)
     started = time.perf_counter()
@@ -167,9 +168,6 @@ def _throughput(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
 def _freshness(
     spark: Any, settings: Settings, topic: str, encode: ConfluentEncoder
 ) -> dict[str, Any]:
-    from k2.jobs.stream import start_stream  # noqa: PLC0415
-    from k2.jobs.supervisor import stop_between_batches  # noqa: PLC0415
-
     produced: list[tuple[int, int, float]] = []  # partition, offset, exchange time (s)
     committed: list[tuple[float, dict[str, dict[int, int]]]] = []
     stop = threading.Event()
@@ -359,9 +357,7 @@ def _cost(folder: Path, exchanges: tuple[str, ...]) -> dict[str, Any]:
 def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
     """Throughput (beside a plain Spark copy) and freshness of the streaming job on the stack,
     catalog, warehouse and Spark master that ``base`` names (which must be running)."""
-    from k2.jobs.session import build_session  # noqa: PLC0415
-
-    TopicAdmin(base).ensure(k2_topics(base))
+    TopicAdmin(base.kafka_config()).ensure(k2_topics(base.kafka, base.exchanges))
     ensure_namespaces(open_catalog(base), base.lake.namespace_prefix)
     registry = SchemaRegistryClient(base.registry_config())
     prefix = base.kafka.topic_prefix
@@ -381,7 +377,7 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
                     "stream": base.stream.model_copy(
                         update={"checkpoint_dir": f"{checkpoint}-fresh"})}
         )  # fmt: skip
-        TopicAdmin(fresh).ensure(k2_topics(fresh))
+        TopicAdmin(fresh.kafka_config()).ensure(k2_topics(fresh.kafka, fresh.exchanges))
         fresh_topic = raw_topic("kraken", f"{prefix}fresh.")
         fresh_encode = ConfluentEncoder(
             "kraken_raw",
@@ -404,8 +400,6 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
 
 def local_pipeline(folder: Path) -> dict[str, Any]:
     """:func:`measure_pipeline` on a private embedded stack and Spark in local mode."""
-    from k2.jobs.service import service_settings  # noqa: PLC0415
-
     base = service_settings(private_settings(folder)).model_copy(update={"exchanges": ("kraken",)})
     stack = Stack(base)
     stack.up()

@@ -47,19 +47,19 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[Any]:
-    from k2.stack.manager import Stack
-    from k2.transport.topics import TopicAdmin, k2_topics
+    from k2.stack.manager import Stack  # noqa: PLC0415 - kept out of unit tests
+    from k2.transport.topics import TopicAdmin, k2_topics  # noqa: PLC0415 - kept out of unit tests
 
     running = Stack(settings)
     running.up()
-    TopicAdmin(settings).ensure(k2_topics(settings))
+    TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
     yield running
     running.down()
 
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings) -> Iterator[Any]:
-    from k2.jobs.session import build_session
+    from k2.jobs.session import build_session  # noqa: PLC0415 - kept out of unit tests
 
     session = build_session(settings, "k2-tests")
     yield session
@@ -90,7 +90,7 @@ def cluster() -> Iterator[Any]:
     Its folder is made by ``mkdtemp`` (0700) and opened to 0711: PostgreSQL runs as the
     ``postgres`` account when the tests run as root, and must be able to enter it.
     """
-    from k2.stack.cluster import LocalCluster
+    from k2.stack.cluster import LocalCluster  # noqa: PLC0415 - kept out of unit tests
 
     if _ClusterHolder.running is None:
         home = Path(tempfile.mkdtemp(prefix="k2-cluster-"))

@@ -47,7 +47,7 @@ def _failure(what: str, timeout_s: float, seen: Seen, context: Callable[[], str]
     if context is not None:
         try:
             message += f"\n{context()}"
-        except Exception as exc:  # the explanation must never hide the failure itself
+        except Exception as exc:  # noqa: BLE001 - the explanation must never hide the failure itself
             message += f"\n(could not describe the state: {exc!r})"
     return message
 

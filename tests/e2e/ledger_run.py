@@ -108,7 +108,9 @@ class LedgerRun:
 
     def start_all(self) -> None:
         """Topics (as ``k2 run`` creates them first), the simulator, both ingests, the job."""
-        TopicAdmin(self.settings).ensure(k2_topics(self.settings))
+        TopicAdmin(self.settings.kafka_config()).ensure(
+            k2_topics(self.settings.kafka, self.settings.exchanges)
+        )
         self.start(
             "simulator",
             "simulate", "--port", str(self.sim_port), "--seed", "7", "--id-base", "5000000",

@@ -184,7 +184,7 @@ def test_every_reader_of_the_s3_lake_agrees_with_spark(jdbc_run: ClusterRun) -> 
 
         def served() -> Any:
             try:
-                with urllib.request.urlopen(f"{base}/v1/symbols", timeout=5) as resp:  # noqa: S310
+                with urllib.request.urlopen(f"{base}/v1/symbols", timeout=5) as resp:
                     rows = json.load(resp)["data"]
             except OSError:
                 return None

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+import httpx
+
 from k2.api.server import serve
 from k2.config import Settings
 
@@ -25,7 +27,7 @@ class ApiServer:
     def _run(self) -> None:
         try:
             serve(self.settings, self._stop, self._port.append)
-        except BaseException as exc:  # surfaced to the test
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test
             self.error = exc
 
     def __enter__(self) -> str:
@@ -36,7 +38,6 @@ class ApiServer:
         if not self._port:
             raise RuntimeError(f"the API did not start: {self.error}")
         url = f"http://127.0.0.1:{self._port[0]}"
-        import httpx
 
         while time.monotonic() < deadline:  # lifespan done: the lake reader has refreshed
             try:

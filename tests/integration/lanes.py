@@ -25,6 +25,8 @@ from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.factory import adapter_for
 from k2.exchanges.kraken import wire as kraken_wire
 from k2.jobs.layout import Layout, layout
+from k2.jobs.stream import start_stream
+from k2.jobs.supervisor import stop_between_batches
 from k2.schemas import raw_schema_name, schema_text
 from k2.transport.topics import TopicAdmin, k2_topics
 from tests import polling
@@ -63,7 +65,9 @@ def make_lane(
             "gold": settings.gold.model_copy(update={"rollup_interval_s": 1.0}),
         }
     )
-    TopicAdmin(lane_settings).ensure(k2_topics(lane_settings))
+    TopicAdmin(lane_settings.kafka_config()).ensure(
+        k2_topics(lane_settings.kafka, lane_settings.exchanges)
+    )
     return Lane(lane_settings)
 
 
@@ -221,9 +225,6 @@ def expected_bars(
 
 def running(spark: Any, lane: Lane) -> Iterator[Any]:
     """Start the lane's streaming query; yields (query, writer); stops it afterwards."""
-    from k2.jobs.stream import start_stream
-    from k2.jobs.supervisor import stop_between_batches
-
     query, writer = start_stream(spark, lane.settings, lane.layout)
     try:
         yield query, writer

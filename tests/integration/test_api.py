@@ -4,6 +4,7 @@ directly in DuckDB, pagination is exact while trades land, time travel, formats,
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from k2.api.app import create_app
+from k2.api.security import hash_key
 from k2.config import ApiSettings, Settings
 from k2.exchanges import EXCHANGE_NAMES
 from k2.lake.catalog import duckdb_connect
@@ -121,8 +123,6 @@ WINDOW = {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T13:00:00Z"}
 
 
 def wait_for_series(client: TestClient, exchange: str, symbol: str) -> None:
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         rows = client.get("/v1/symbols").json()["data"]
@@ -177,7 +177,6 @@ def test_pagination_returns_each_trade_once_while_trades_land(
         for r in sorted(lake["all"], key=gold_rows._order)
         if r["exchange"] == "binance"
     ]
-    import time
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -358,8 +357,6 @@ def test_refusals_say_what_to_change(client: TestClient) -> None:
 def test_api_keys_and_rate_limits(lake: dict[str, Any]) -> None:
     """With keys configured: no key and a wrong key are 401, the right key passes until its
     burst is spent, then 429 with Retry-After."""
-    from k2.api.security import hash_key
-
     settings = lake["settings"].model_copy(
         update={
             "api": ApiSettings(

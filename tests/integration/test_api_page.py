@@ -16,6 +16,9 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 from k2.config import ApiSettings, Settings
 from k2.ingest.avro import ConfluentEncoder
@@ -47,8 +50,6 @@ FLAGS = (
 def browser(tmp_path: Path) -> Iterator[Any]:
     if not (shutil.which(CHROMIUM) and shutil.which(DRIVER)):
         pytest.fail("chromium and chromium-driver are missing; run `make sysdeps`")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -89,8 +90,6 @@ def raw_record(trade_id: int, moment: datetime) -> dict[str, Any]:
 def test_page_shows_health_the_api_bars_and_live_trades(
     stack: Stack, settings: Settings, tmp_path: Path, browser: Any
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     private = settings.model_copy(
         update={
             "stack": settings.stack.model_copy(update={"home": tmp_path / "home"}),
@@ -99,7 +98,7 @@ def test_page_shows_health_the_api_bars_and_live_trades(
             "api": ApiSettings(refresh_interval_s=0.2),
         }
     )
-    TopicAdmin(private).ensure(k2_topics(private))
+    TopicAdmin(private.kafka_config()).ensure(k2_topics(private.kafka, private.exchanges))
     topic = raw_topic("binance", private.kafka.topic_prefix)
     registry = SchemaRegistryClient(private.registry_config())
     encoder = ConfluentEncoder(

@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg2
 import pyarrow as pa
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from pyarrow.fs import FileSelector
+from pyiceberg.catalog.rest import RestCatalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import DecimalType, NestedField, StringType
 
 from k2.stack.cluster import LocalCluster, cluster_processes
 from k2.stack.java import find_java
@@ -146,8 +151,6 @@ def test_postgres_takes_the_k2_role_over_tcp_and_refuses_a_wrong_password(
     cluster: LocalCluster,
 ) -> None:
     """The JDBC catalog's database answers the k2 role's password over TCP, and only it."""
-    import psycopg2
-
     env = cluster.environment("jdbc")
     port = cluster.postgres.access.port
     assert env["K2_LAKE__CATALOG_URI"] == f"jdbc:postgresql://127.0.0.1:{port}/iceberg"
@@ -202,9 +205,6 @@ def _s3_properties(env: dict[str, str]) -> dict[str, str]:
 def _round_trip(catalog: Any, namespace: str) -> tuple[str, list[dict[str, Any]]]:
     """Create ``namespace.trades`` with a decimal(38,18) column, append one row, read it back;
     the table's location and its rows."""
-    from pyiceberg.schema import Schema
-    from pyiceberg.types import DecimalType, NestedField, StringType
-
     catalog.create_namespace(namespace)
     schema = Schema(
         NestedField(1, "symbol", StringType(), required=False),
@@ -220,8 +220,6 @@ def _round_trip(catalog: Any, namespace: str) -> tuple[str, list[dict[str, Any]]
 def test_rest_catalog_keeps_exact_decimals_in_s3(cluster: LocalCluster) -> None:
     """pyiceberg on the REST catalog creates a table in the server's S3 warehouse and reads a
     decimal(38,18) back exactly."""
-    from pyiceberg.catalog.rest import RestCatalog
-
     env = cluster.environment("rest")
     assert "K2_LAKE__WAREHOUSE" not in env
     catalog = RestCatalog("k2", uri=env["K2_LAKE__CATALOG_URI"], **_s3_properties(env))
@@ -236,8 +234,6 @@ def test_rest_catalog_keeps_exact_decimals_in_s3(cluster: LocalCluster) -> None:
 def test_jdbc_catalog_on_postgres_keeps_exact_decimals_in_s3(cluster: LocalCluster) -> None:
     """pyiceberg on the JDBC catalog settings (PostgreSQL, S3 warehouse) round-trips a
     decimal(38,18) exactly."""
-    from pyiceberg.catalog.sql import SqlCatalog
-
     env = cluster.environment("jdbc")
     host_db = env["K2_LAKE__CATALOG_URI"].removeprefix("jdbc:postgresql://")
     user, password = env["K2_LAKE__CATALOG_USER"], env["K2_LAKE__CATALOG_PASSWORD"]
@@ -263,7 +259,10 @@ def test_spark_runs_work_on_both_workers_and_tracks_a_lost_one(cluster: LocalClu
     is reported dead, and a restarted one alive again."""
     master = cluster.spark_master
     assert cluster.environment()["K2_SPARK__MASTER"] == master.address
-    alive = lambda: len(master.alive_workers())  # noqa: E731
+
+    def alive() -> int:
+        return len(master.alive_workers())
+
     wait_until(lambda: alive() == 2 or Pending(master.state()), 60, "2 ALIVE workers")
 
     done = subprocess.run(

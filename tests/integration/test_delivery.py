@@ -34,7 +34,9 @@ def test_a_record_the_broker_refuses_is_failed_while_its_neighbours_are_delivere
     delivered count equals what the topic holds. A record larger than the producer accepts at
     all is failed at once."""
     topic = f"delivery.refused.{time.monotonic_ns()}"
-    TopicAdmin(settings).ensure([TopicSpec(topic, 1, 1, {"max.message.bytes": "2000"})])
+    TopicAdmin(settings.kafka_config()).ensure(
+        [TopicSpec(topic, 1, 1, {"max.message.bytes": "2000"})]
+    )
     producer = DurableProducer(settings.kafka_config(), ProducerOptions(batch_bytes=1000))
     failures: list[tuple[SymbolCounts | None, Any]] = []
     deliveries = Deliveries(producer, lambda _: None, lambda c, _, e: failures.append((c, e)))

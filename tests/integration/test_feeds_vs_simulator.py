@@ -27,6 +27,7 @@ from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
 from k2.exchanges.binance.wire import StreamKind
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
 from k2.simulator.faults import FaultRule
+from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, delivered, read_ledger
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
@@ -384,8 +385,6 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
 
 def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_path: Path) -> None:
     """A venue that answers ``Exceeded msg rate``: the client re-sends what is unconfirmed."""
-    from k2.simulator.instruments import catalog
-
     pairs = tuple(inst.symbol for inst in catalog("kraken")[:160])
     v2_names = tuple(inst.v2_symbol for inst in catalog("kraken")[:160])
 

@@ -78,7 +78,7 @@ def lane(settings: Settings, name: str, **ingest: Any) -> Settings:
     }
     options = IngestSettings(**{**base, **ingest})
     private = settings.model_copy(update={"kafka": kafka, "ingest": options})
-    TopicAdmin(private).ensure(k2_topics(private))
+    TopicAdmin(private.kafka_config()).ensure(k2_topics(private.kafka, private.exchanges))
     return private
 
 
@@ -740,7 +740,7 @@ def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
         update={"kafka": private.kafka.model_copy(update={"topic_partitions": 1})}
     )
     topic = raw_topic("binance", private.kafka.topic_prefix) + ".single"
-    TopicAdmin(private).ensure([TopicSpec(topic, 1, 1)])
+    TopicAdmin(private.kafka_config()).ensure([TopicSpec(topic, 1, 1)])
     registry = SchemaRegistryClient(private.registry_config())
     venue = adapter_for("binance", private.ingest)
     encoder = ConfluentEncoder(

@@ -223,7 +223,10 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
             again = Running(shards[1], "binance", venue)
             await again.until(settled(config.ledger_path or Path(), "binance"), 90, "trading")
             sent = len(ledger_of(config.ledger_path or Path(), "binance"))
-            both = lambda: delivered(first.service) + delivered(second.service)  # noqa: E731
+
+            def both() -> int:
+                return delivered(first.service) + delivered(second.service)
+
             await again.until(
                 lambda: both() + delivered(again.service) >= sent, 60, "every trade delivered"
             )

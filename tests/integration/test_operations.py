@@ -126,7 +126,7 @@ def _other_build(folder: Path) -> Path:
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
 
 
@@ -357,7 +357,7 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
     request = urllib.request.Request(
         f"{pipeline.simulator}/_sim/faults", body, {"Content-Type": "application/json"}
     )
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+    urllib.request.urlopen(request, timeout=10).close()
     try:
 
         def stale() -> bool:
@@ -381,7 +381,7 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
         assert [c["state"] for c in after] == ["not reached"] * 5
     finally:
         deleting = urllib.request.Request(f"{pipeline.simulator}/_sim/faults", method="DELETE")
-        urllib.request.urlopen(deleting, timeout=10).close()  # noqa: S310 - loopback
+        urllib.request.urlopen(deleting, timeout=10).close()
     wait_until(pipeline.healthy, 120, "a healthy pipeline again", context=pipeline.describe)
 
 

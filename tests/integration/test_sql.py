@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from k2.lake.catalog import duckdb_connect
+from k2.lake.catalog import duckdb_connect, open_catalog
 from k2.lake.create import create_table
 from k2.lake.tables import bronze_trades
 from k2.schemas import schema_json
@@ -65,8 +65,6 @@ def k2(home: Path, *args: str, stdin: str | None = None) -> subprocess.Completed
 
 
 def expected_total(home: Path) -> tuple[int, Decimal]:
-    from k2.lake.catalog import open_catalog
-
     settings = make_settings(home)
     location = open_catalog(settings).load_table("gold.trades").metadata_location
     query = TOTAL.replace("gold.trades", "iceberg_scan(?)")

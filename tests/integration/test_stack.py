@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -72,8 +72,8 @@ def test_up_when_up_is_a_noop(stack: Stack) -> None:
 
 
 def test_topics_are_created_with_configured_shape(stack: Stack, settings: Settings) -> None:
-    admin = TopicAdmin(settings)
-    outcomes = admin.ensure(k2_topics(settings))
+    admin = TopicAdmin(settings.kafka_config())
+    outcomes = admin.ensure(k2_topics(settings.kafka, settings.exchanges))
     assert {outcome for _, outcome in outcomes} == {"exists"}
     raw = admin.describe(["market.crypto.trades.kraken.raw"])[0]
     assert raw.partitions == 6 and raw.replication == 1
@@ -83,7 +83,7 @@ def test_topics_are_created_with_configured_shape(stack: Stack, settings: Settin
 def test_partition_mismatch_is_reported(stack: Stack, settings: Settings) -> None:
     spec = TopicSpec("market.crypto.trades.kraken.raw", 3, 1)
     with pytest.raises(TopicError, match="has 6 partitions but the configuration says 3"):
-        TopicAdmin(settings).ensure([spec])
+        TopicAdmin(settings.kafka_config()).ensure([spec])
 
 
 def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) -> None:
@@ -91,7 +91,7 @@ def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) 
     serializer = AvroSerializer(registry, TRADE_SCHEMA)
     deserializer = AvroDeserializer(registry)
     topic = "test.avro.roundtrip"
-    TopicAdmin(settings).ensure([TopicSpec(topic, 1, 1)])
+    TopicAdmin(settings.kafka_config()).ensure([TopicSpec(topic, 1, 1)])
     values = [
         {"symbol": "BTC/USD", "price": "65000.123456789012345678", "ts_us": 1_700_000_000_123_456},
         {"symbol": "ETH/USD", "price": "0.000000000000000001", "ts_us": 1},
@@ -107,7 +107,6 @@ def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) 
 
 def test_registry_restart_keeps_schema_ids(stack: Stack, settings: Settings) -> None:
     registry = SchemaRegistryClient(settings.registry_config())
-    from confluent_kafka.schema_registry import Schema
 
     schema_id = registry.register_schema("test.ids-value", Schema(TRADE_SCHEMA, "AVRO"))
     registry_service = stack.services[1]
@@ -120,7 +119,7 @@ def test_registry_restart_keeps_schema_ids(stack: Stack, settings: Settings) -> 
 
 def test_broker_restart_keeps_topics_and_records(stack: Stack, settings: Settings) -> None:
     topic = "test.restart"
-    TopicAdmin(settings).ensure([TopicSpec(topic, 2, 1)])
+    TopicAdmin(settings.kafka_config()).ensure([TopicSpec(topic, 2, 1)])
     producer = Producer({**settings.kafka_config(), "acks": "all"})
     for i in range(100):
         producer.produce(topic, key=str(i % 7), value=f"record-{i}")
@@ -128,7 +127,7 @@ def test_broker_restart_keeps_topics_and_records(stack: Stack, settings: Setting
     broker = stack.services[0]
     assert broker.stop()
     assert broker.start()
-    assert topic in TopicAdmin(settings).names()
+    assert topic in TopicAdmin(settings.kafka_config()).names()
     values = sorted(m.value().decode() for m in _consume_all(settings, topic, 100))
     assert values == sorted(f"record-{i}" for i in range(100))
 

@@ -7,15 +7,23 @@ triggers; waits poll the tables with a deadline.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from k2.config import Settings
+from k2.config import MaintenanceSettings, Settings
 from k2.domain import BAR_INTERVALS
+from k2.errors import WriterBusyError
+from k2.jobs.lock import writer_lock
+from k2.jobs.maintain import maintain
+from k2.jobs.rebuild import Window, rebuild
+from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, open_catalog
+from k2.lake.maintenance import maintained_tables
 
 from .lanes import (
     RawProducer,
@@ -131,8 +139,6 @@ def test_every_layer_gets_each_trade_once(
 
 
 def _micros(moment: Any) -> int:
-    from datetime import UTC, datetime
-
     naive = moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
     delta = naive - datetime(1970, 1, 1)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -206,7 +212,6 @@ def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
     gold = lane.table("gold.trades")
     with contextlib.contextmanager(running)(spark, lane):
         wait_until(lambda: count(spark, gold) >= 40, "Gold")
-    from k2.lake.catalog import duckdb_connect, duckdb_scan_sql, open_catalog
 
     catalog = open_catalog(lane.settings)
     for table, key in (("gold.trades", "message_id"), ("gold.ohlcv_1m", "bar_start")):
@@ -229,8 +234,6 @@ def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
 
 def _text(value: Any) -> str:
     """A value as text, times as µs since the epoch (readers differ only in time zone display)."""
-    from datetime import datetime
-
     return str(_micros(value)) if isinstance(value, datetime) else str(value)
 
 
@@ -258,10 +261,6 @@ def _contents(spark: Any, lane: Any) -> dict[str, list[tuple[str, ...]]]:
 def test_a_rebuild_from_bronze_gives_the_streamed_rows(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
-    from k2.errors import WriterBusyError
-    from k2.jobs.lock import writer_lock
-    from k2.jobs.rebuild import Window, rebuild
-
     lane = make_lane(settings, tmp_path, "rebuild")
     producer = RawProducer(lane)
     kraken = [_kraken(i) for i in range(40)]
@@ -293,12 +292,6 @@ def test_a_rebuild_from_bronze_gives_the_streamed_rows(
 def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
-    import threading
-
-    from k2.config import MaintenanceSettings
-    from k2.jobs.maintain import maintain
-    from k2.lake.maintenance import maintained_tables
-
     lane = make_lane(settings, tmp_path, "upkeep", exchanges=("kraken",))
     producer = RawProducer(lane)
     gold = lane.table("gold.trades")

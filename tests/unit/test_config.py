@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from k2.cli import main
-from k2.config import load_settings, masked_dump, unknown_env_vars
+from k2.config import KafkaSettings, load_settings, masked_dump, unknown_env_vars
 from k2.errors import ConfigError
 
 
@@ -75,8 +76,6 @@ def test_cli_typo_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    import click
-
     found = [prefix]
     if isinstance(group, click.Group):
         for name, command in group.commands.items():
@@ -95,8 +94,6 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 
 def test_a_topic_replicated_three_times_needs_two_replicas_in_sync() -> None:
     """On a cluster of three, an acknowledged record survives one broker lost; alone, one."""
-    from k2.config import KafkaSettings
-
     assert KafkaSettings().min_insync == 1
     assert KafkaSettings(replication_factor=3).min_insync == 2
     assert KafkaSettings(replication_factor=3, min_insync_replicas=3).min_insync == 3

@@ -9,6 +9,7 @@ unexpected failure is a 500 whose detail names the cause (and is logged), never 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from importlib import resources
@@ -129,7 +130,6 @@ def _add_service_routes(app: FastAPI, lake: LakeReader, metrics: ApiMetrics) -> 
     def healthz() -> JSONResponse:
         ok, detail = lake.healthy()
         newest = lake.newest_commit_ms()
-        import time  # noqa: PLC0415
 
         age = round(time.time() - newest / 1000, 3) if newest else None
         body = {

@@ -177,7 +177,7 @@ class LakeReader:
 
     def stream(self, statement: Statement) -> ResultStream:
         """Run ``statement``; its result as a :class:`ResultStream`."""
-        import duckdb  # noqa: PLC0415
+        import duckdb
 
         connection = self.acquire()
         try:
@@ -189,7 +189,7 @@ class LakeReader:
 
     def fetch_all(self, statement: Statement) -> list[tuple[Any, ...]]:
         """Run ``statement`` and return its rows (for small results)."""
-        import duckdb  # noqa: PLC0415
+        import duckdb
 
         connection = self.acquire()
         try:

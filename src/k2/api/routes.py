@@ -167,7 +167,7 @@ def get_trades(
         str | None, Query(description="Only trades before the live stream's first trade.")
     ] = None,
     as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
-    format: Annotated[str | None, Query(description=_FORMAT)] = None,  # noqa: A002
+    format: Annotated[str | None, Query(description=_FORMAT)] = None,
 ) -> StreamingResponse:
     """Every trade of the window exactly once across pages: each page reads the snapshot the
     first page read, after the last trade of the previous page (``next_cursor``). Decimals are
@@ -293,7 +293,7 @@ def get_latest(
     symbol: str,
     n: Annotated[int, Query(ge=1, description="How many trades.")] = 100,
     as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
-    format: Annotated[str | None, Query(description=_FORMAT)] = None,  # noqa: A002
+    format: Annotated[str | None, Query(description=_FORMAT)] = None,
 ) -> StreamingResponse:
     fmt = output_format(format, request.headers.get("accept"))
     series = _known_series(ctx, exchange, symbol)
@@ -324,7 +324,7 @@ def get_bars(
     start: Annotated[str | None, Query(description=_TIME + " Default: 1,000 bars back.")] = None,
     end: Annotated[str | None, Query(description=_TIME + " Exclusive. Default: now.")] = None,
     as_of: Annotated[str | None, Query(description=_AS_OF)] = None,
-    format: Annotated[str | None, Query(description=_FORMAT)] = None,  # noqa: A002
+    format: Annotated[str | None, Query(description=_FORMAT)] = None,
 ) -> StreamingResponse:
     """Bars whose start lies in ``[start, end)``; at most ``K2_API__MAX_PAGE_SIZE`` bars."""
     if interval not in BAR_INTERVALS:

@@ -26,9 +26,9 @@ _STOP_TIMEOUT_S = 20.0
 
 
 def _config(settings: Settings) -> Any:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from k2.api.app import create_app  # noqa: PLC0415
+    from k2.api.app import create_app  # noqa: PLC0415 - a forking parent never loads the app
 
     api = settings.api
     return uvicorn.Config(
@@ -43,7 +43,7 @@ def _config(settings: Settings) -> Any:
 
 
 def _serve_on(settings: Settings, sock: socket.socket) -> None:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
     uvicorn.Server(_config(settings)).run(sockets=[sock])
 
@@ -104,7 +104,7 @@ def _child(settings: Settings, sock: socket.socket) -> None:
 
 
 def _serve_in_thread(settings: Settings, sock: socket.socket, stop: threading.Event) -> None:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
     server = uvicorn.Server(_config(settings))
     # In a thread uvicorn leaves the signals alone: the CLI owns them (``stop``).

@@ -35,6 +35,8 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.api.metrics import ApiMetrics
 from k2.api.params import encode_until
@@ -204,7 +206,7 @@ class LiveTrades:
     def _run(self) -> None:
         try:
             consumer, decode = self._open()
-        except Exception as exc:  # librdkafka and the registry client raise their own types
+        except Exception as exc:  # noqa: BLE001 - librdkafka and the registry client raise their own types
             self.error = str(exc)
             self._ready.set()
             log.error("stream_consumer_failed", error=str(exc))
@@ -223,9 +225,12 @@ class LiveTrades:
             consumer.close()
 
     def _open(self) -> tuple[Any, Any]:
-        from confluent_kafka import Consumer  # noqa: PLC0415
-        from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
-        from confluent_kafka.schema_registry.avro import AvroDeserializer  # noqa: PLC0415
+        from confluent_kafka.schema_registry import (  # noqa: PLC0415 - loads with the first live client
+            SchemaRegistryClient,
+        )
+        from confluent_kafka.schema_registry.avro import (  # noqa: PLC0415 - loads with the first live client
+            AvroDeserializer,
+        )
 
         consumer = Consumer(
             {
@@ -243,8 +248,6 @@ class LiveTrades:
     def _assign(self, consumer: Any, assigned: set[tuple[str, int]]) -> set[tuple[str, int]]:
         """Add the raw topics' partitions not yet read: from their end at the first call (only
         what arrives from now on), from their start when they appear later (all of it is new)."""
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: PLC0415
-
         metadata = consumer.list_topics(timeout=10)
         first = not self._ready.is_set()
         new = []
@@ -267,11 +270,6 @@ class LiveTrades:
         return assigned | {(tp.topic, tp.partition) for tp in new}
 
     def _poll(self, consumer: Any, decode: Any) -> None:
-        from confluent_kafka.serialization import (  # noqa: PLC0415
-            MessageField,
-            SerializationContext,
-        )
-
         messages = consumer.consume(_BATCH, timeout=_POLL_S)
         trades = []
         for message in messages:
@@ -285,7 +283,7 @@ class LiveTrades:
                     message.value(), SerializationContext(message.topic(), MessageField.VALUE)
                 )
                 trade = venue(exchange).module("normalise").trade_from_record(_as_written(record))
-            except Exception as exc:  # undecodable or invalid records are Bronze's and Silver's
+            except Exception as exc:  # noqa: BLE001 - undecodable or invalid records are Bronze's and Silver's
                 self._warn_once(type(exc).__name__, exc)
                 continue
             if self._first_time(trade):

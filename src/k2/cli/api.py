@@ -20,7 +20,7 @@ def api(ctx: click.Context, host: str | None, port: int | None, workers: int | N
     """
     if ctx.invoked_subcommand is not None:
         return
-    from k2.api.server import serve  # noqa: PLC0415
+    from k2.api.server import serve
 
     settings = settings_of(ctx)
     changes = {"host": host, "port": port, "workers": workers}
@@ -39,6 +39,6 @@ def api(ctx: click.Context, host: str | None, port: int | None, workers: int | N
 @click.option("--key", prompt=True, hide_input=True, confirmation_prompt=True, help="The key.")
 def hash_key_command(key: str) -> None:
     """Print the digest of an API key, for K2_API__KEY_HASHES (the key itself is not kept)."""
-    from k2.api.security import hash_key  # noqa: PLC0415
+    from k2.api.security import hash_key
 
     click.echo(hash_key(key))

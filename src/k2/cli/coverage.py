@@ -33,12 +33,12 @@ def coverage_command(
     An hour is complete with trades and no unfilled gap, `gaps` when a gap the ingest could
     not backfill overlaps it, `empty` with neither.
     """
-    from datetime import timedelta  # noqa: PLC0415
+    from datetime import timedelta
 
-    from k2.api.coverage import coverage  # noqa: PLC0415
-    from k2.api.params import parse_window  # noqa: PLC0415
-    from k2.api.reader import LakeReader  # noqa: PLC0415
-    from k2.errors import ApiRequestError, ConfigError  # noqa: PLC0415
+    from k2.api.coverage import coverage
+    from k2.api.params import parse_window
+    from k2.api.reader import LakeReader
+    from k2.errors import ApiRequestError, ConfigError
 
     settings = settings_of(ctx)
     try:

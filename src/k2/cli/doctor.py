@@ -32,10 +32,10 @@ def doctor(as_json: bool, trade_timeout_s: float) -> None:
     A broken stage prints its cause and its fix, one line each; the stages after it are not
     reached, and the exit code is 1.
     """
-    from k2.config import load_settings  # noqa: PLC0415
-    from k2.observability.logging import configure_logging  # noqa: PLC0415
-    from k2.ops.checks import Doctor  # noqa: PLC0415
-    from k2.ops.doctor import run_stages  # noqa: PLC0415
+    from k2.config import load_settings
+    from k2.observability.logging import configure_logging
+    from k2.ops.checks import Doctor
+    from k2.ops.doctor import run_stages
 
     # The checklist is the output: the clients' own logs would only interleave with it.
     configure_logging("ERROR")

@@ -65,7 +65,7 @@ def ingest(
     /healthz on K2_INGEST__METRICS_PORT (+1 per exchange, +10 per shard). Ctrl-C or SIGTERM
     flushes (bounded by K2_INGEST__FLUSH_TIMEOUT_S) and reports anything undelivered.
     """
-    from k2.ingest.service import run_ingest  # noqa: PLC0415
+    from k2.ingest.service import run_ingest
 
     settings = settings_of(ctx)
     ingest_settings = settings.ingest

@@ -35,7 +35,7 @@ def job_stream(ctx: click.Context, exchanges: tuple[str, ...]) -> None:
     where it stopped (from its checkpoint, or from the offsets in the tables if the checkpoint
     is gone). Prometheus metrics on K2_STREAM__METRICS_PORT.
     """
-    from k2.jobs.stream import run_stream  # noqa: PLC0415
+    from k2.jobs.stream import run_stream
 
     settings = settings_of(ctx)
     run_stream(settings, list(exchanges) or None, stop_on_signals())
@@ -54,9 +54,9 @@ def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> i
     """An ISO 8601 time (UTC unless it says otherwise) as µs since the epoch."""
     if value is None:
         return None
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime
 
-    from k2.domain import micros_from_datetime  # noqa: PLC0415
+    from k2.domain import micros_from_datetime
 
     try:
         moment = datetime.fromisoformat(value)
@@ -93,11 +93,11 @@ def job_rebuild(
     The streaming job must be stopped meanwhile; the rebuild refuses to start beside it.
     Rebuild silver, then gold, then bars, to carry a change through every layer.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from k2.jobs.rebuild import Layer, Window, rebuild, steps_of  # noqa: PLC0415
-    from k2.jobs.service import service_settings  # noqa: PLC0415
-    from k2.jobs.session import build_session  # noqa: PLC0415
+    from k2.jobs.rebuild import Layer, Window, rebuild, steps_of
+    from k2.jobs.service import service_settings
+    from k2.jobs.session import build_session
 
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("--from must be before --to")
@@ -139,7 +139,7 @@ def job_spark_conf(ctx: click.Context, output: Path | None) -> None:
 
     What spark-submit is given (--master, --conf) wins over K2_SPARK__* settings.
     """
-    from k2.jobs.session import write_submit_properties  # noqa: PLC0415
+    from k2.jobs.session import write_submit_properties
 
     settings = settings_of(ctx)
     path = output or settings.stack.home / "spark" / "k2-spark.conf"

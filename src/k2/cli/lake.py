@@ -18,7 +18,7 @@ def lake() -> None:
 @click.pass_context
 def lake_init(ctx: click.Context) -> None:
     """Create the namespaces bronze, silver and gold (idempotent)."""
-    from k2.lake.catalog import ensure_namespaces, namespaces, open_catalog  # noqa: PLC0415
+    from k2.lake.catalog import ensure_namespaces, namespaces, open_catalog
 
     settings = settings_of(ctx)
     prefix = settings.lake.namespace_prefix
@@ -47,7 +47,7 @@ def lake_maintain(ctx: click.Context, schedule_s: float | None, tables: tuple[st
 
     Safe while the streaming jobs write. Retention and sizes: K2_MAINTENANCE__* settings.
     """
-    from k2.jobs.maintain import run_maintenance  # noqa: PLC0415
+    from k2.jobs.maintain import run_maintenance
 
     run_maintenance(settings_of(ctx), list(tables) or None, schedule_s, stop_on_signals())
 
@@ -76,10 +76,10 @@ def lake_copy(ctx: click.Context, home: Path, same_kafka: bool) -> None:
     empty, and no streaming job may run on them meanwhile. Then start the streaming job
     (`k2 run` or `k2 job stream`) on the new settings.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from k2.jobs.copy import copy_lake, source_settings  # noqa: PLC0415
-    from k2.lake.catalog import lake_tables, open_catalog  # noqa: PLC0415
+    from k2.jobs.copy import copy_lake, source_settings
+    from k2.lake.catalog import lake_tables, open_catalog
 
     settings = settings_of(ctx)
     source = source_settings(settings, home)

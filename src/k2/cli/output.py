@@ -47,7 +47,7 @@ def not_running_line(home: str) -> str:
 
 
 def _table(*columns: str) -> Any:
-    from rich.table import Table  # noqa: PLC0415 - rich only for the commands that draw
+    from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     for column in columns:
@@ -121,8 +121,8 @@ def _tables(status: Any) -> Any:
 
 def status_renderable(status: Any) -> Any:
     """``k2 status`` as rich renderables: components, then the data (one screen)."""
-    from rich.console import Group  # noqa: PLC0415
-    from rich.text import Text  # noqa: PLC0415
+    from rich.console import Group
+    from rich.text import Text
 
     if not status.running:
         return Text(not_running_line(status.home))

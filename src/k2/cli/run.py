@@ -31,9 +31,9 @@ def run_command(ctx: click.Context, source: str | None, jvm_logs: bool) -> None:
     K2_HOME/logs/<part>.log. In a terminal the console shows a live summary (and this command's
     own log goes to K2_HOME/logs/run.log); otherwise the parts' log lines are copied to stderr.
     """
-    from k2.observability.logging import configure_logging  # noqa: PLC0415
-    from k2.stack.console import LiveSummary, LogCopier  # noqa: PLC0415
-    from k2.stack.pipeline import Console, logs_dir, run_pipeline  # noqa: PLC0415
+    from k2.observability.logging import configure_logging
+    from k2.stack.console import LiveSummary, LogCopier
+    from k2.stack.pipeline import Console, logs_dir, run_pipeline
 
     settings = settings_of(ctx)
     chosen = source or settings.ingest.source

@@ -21,9 +21,9 @@ Runner = Callable[[str], Any]
 
 
 def _duckdb_runner(settings: Settings) -> Runner:
-    import duckdb  # noqa: PLC0415
+    import duckdb
 
-    from k2.lake.query import LakeViews  # noqa: PLC0415
+    from k2.lake.query import LakeViews
 
     views = LakeViews(settings)
     views.refresh()
@@ -40,9 +40,9 @@ def _duckdb_runner(settings: Settings) -> Runner:
 
 
 def _spark_runner(settings: Settings) -> Runner:
-    from pyspark.errors import PySparkException  # noqa: PLC0415
+    from pyspark.errors import PySparkException
 
-    from k2.jobs.session import build_session  # noqa: PLC0415
+    from k2.jobs.session import build_session
 
     spark = build_session(settings, "k2-sql")
 
@@ -57,7 +57,7 @@ def _spark_runner(settings: Settings) -> Runner:
 
 
 def _show(table: Any, fmt: str, output: Path | None, expanded: bool | None) -> None:
-    from k2.lake.export import encode  # noqa: PLC0415
+    from k2.lake.export import encode
 
     if fmt == "table":
         _print_table(table, expanded)
@@ -77,14 +77,14 @@ def _show(table: Any, fmt: str, output: Path | None, expanded: bool | None) -> N
 
 
 def _print_table(table: Any, expanded: bool | None) -> None:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     print_result(table, Console(), expanded)
 
 
 def _interactive(run: Runner, history: Path, expanded: bool | None) -> None:
     """A prompt with line editing and a history file; a statement ends with ``;``."""
-    import readline  # noqa: PLC0415 - line editing and history for input()
+    import readline  # line editing and history for input()
 
     history.parent.mkdir(parents=True, exist_ok=True)
     if history.exists():

@@ -60,8 +60,8 @@ def stack_up(ctx: click.Context, cluster: bool, catalog: str | None) -> None:
         _cluster_up(settings, catalog or "jdbc")
         return
     _no_catalog_without_cluster(catalog)
-    from k2.stack.manager import Stack  # noqa: PLC0415 - keep `k2 --help` fast
-    from k2.transport.topics import TopicAdmin, k2_topics  # noqa: PLC0415
+    from k2.stack.manager import Stack
+    from k2.transport.topics import TopicAdmin, k2_topics
 
     log = structlog.get_logger("k2.stack")
     log.info(
@@ -75,7 +75,9 @@ def stack_up(ctx: click.Context, cluster: bool, catalog: str | None) -> None:
         click.echo(f"{name}: {'started' if started else 'already running'}")
     for name, reason in stack.skipped:
         click.echo(f"{name}: not started ({reason})")
-    for spec, outcome in TopicAdmin(settings).ensure(k2_topics(settings)):
+    for spec, outcome in TopicAdmin(settings.kafka_config()).ensure(
+        k2_topics(settings.kafka, settings.exchanges)
+    ):
         if outcome == "created":
             click.echo(f"topic {spec.name}: created ({spec.partitions} partitions)")
     _print_status(settings)
@@ -95,8 +97,8 @@ def stack_down(ctx: click.Context, cluster: bool) -> None:
         for name, stopped in _local_cluster(settings).down():
             click.echo(f"{name}: {'stopped' if stopped else 'not running'}")
         return
-    from k2.stack.manager import Stack  # noqa: PLC0415
-    from k2.stack.runfile import stop_run  # noqa: PLC0415
+    from k2.stack.manager import Stack
+    from k2.stack.runfile import stop_run
 
     for what in stop_run(settings.stack.state_dir, timeout_s=240.0):
         click.echo(f"{what}: stopped")
@@ -124,7 +126,7 @@ def stack_status(ctx: click.Context, cluster: bool) -> None:
 
 
 def _print_status(settings: Settings) -> None:
-    from k2.stack.manager import Stack  # noqa: PLC0415
+    from k2.stack.manager import Stack
 
     optional = settings.prometheus.local == "auto"
     rows = [
@@ -136,13 +138,13 @@ def _print_status(settings: Settings) -> None:
 
 
 def _local_cluster(settings: Settings) -> Any:
-    from k2.stack.cluster import LocalCluster  # noqa: PLC0415 - keep `k2 --help` fast
+    from k2.stack.cluster import LocalCluster
 
     return LocalCluster(settings.stack)
 
 
 def _cluster_up(settings: Settings, catalog: str) -> None:
-    from k2.stack.cluster.environment import export_lines  # noqa: PLC0415
+    from k2.stack.cluster.environment import export_lines
 
     local = _local_cluster(settings)
     structlog.get_logger("k2.stack").info(

@@ -30,10 +30,10 @@ def status(ctx: click.Context, as_json: bool, watch: bool, interval: float) -> N
     rejects, quarantine). A service whose git sha differs from the installed code is marked as
     running stale code.
     """
-    from rich.console import Console  # noqa: PLC0415
-    from rich.live import Live  # noqa: PLC0415
+    from rich.console import Console
+    from rich.live import Live
 
-    from k2.ops.status import collect_status  # noqa: PLC0415
+    from k2.ops.status import collect_status
 
     settings = settings_of(ctx)
     if as_json:

@@ -16,9 +16,9 @@ def topics() -> None:
 @click.pass_context
 def topics_list(ctx: click.Context) -> None:
     """List the topics on the cluster (internal topics hidden)."""
-    from k2.transport.topics import TopicAdmin  # noqa: PLC0415
+    from k2.transport.topics import TopicAdmin
 
-    for name in TopicAdmin(settings_of(ctx)).names():
+    for name in TopicAdmin(settings_of(ctx).kafka_config()).names():
         click.echo(name)
 
 
@@ -26,10 +26,12 @@ def topics_list(ctx: click.Context) -> None:
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
     """Create the raw, DLQ and gap topics of every configured exchange (idempotent)."""
-    from k2.transport.topics import TopicAdmin, k2_topics  # noqa: PLC0415
+    from k2.transport.topics import TopicAdmin, k2_topics
 
     settings = settings_of(ctx)
-    for spec, outcome in TopicAdmin(settings).ensure(k2_topics(settings)):
+    for spec, outcome in TopicAdmin(settings.kafka_config()).ensure(
+        k2_topics(settings.kafka, settings.exchanges)
+    ):
         click.echo(f"{spec.name}: {outcome} ({spec.partitions} partitions)")
 
 
@@ -38,11 +40,11 @@ def topics_create(ctx: click.Context) -> None:
 @click.pass_context
 def topics_describe(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Partitions, replication and non-default settings of NAMES (default: K2's topics)."""
-    from k2.transport.topics import TopicAdmin, k2_topics  # noqa: PLC0415
+    from k2.transport.topics import TopicAdmin, k2_topics
 
     settings = settings_of(ctx)
-    wanted = list(names) or [spec.name for spec in k2_topics(settings)]
-    for state in TopicAdmin(settings).describe(wanted):
+    wanted = list(names) or [spec.name for spec in k2_topics(settings.kafka, settings.exchanges)]
+    for state in TopicAdmin(settings.kafka_config()).describe(wanted):
         conf = " ".join(f"{k}={v}" for k, v in sorted(state.config.items()))
         click.echo(
             f"{state.name}: partitions={state.partitions} replication={state.replication} {conf}"

@@ -313,7 +313,7 @@ class FeedClientBase:
             await self._serve_lane(lane)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a lane's failure ends the feed, which raises it
             self._fail(exc)
 
     async def _serve_lane(self, lane: Lane) -> None:
@@ -408,7 +408,7 @@ class FeedClientBase:
         for symbol in quiet[: self.history_check_max]:
             try:
                 newest = await self._newest_id(symbol)
-            except Exception as exc:  # the venue's REST answered badly: the live feed goes on
+            except Exception as exc:  # noqa: BLE001 - the venue's REST answered badly: the live feed goes on
                 error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 if error not in self._warned:
                     self._warned.add(error)

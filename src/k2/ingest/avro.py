@@ -222,7 +222,7 @@ def compile_encoder(
     }
     source, slots = _source(schema, header, repeated, order)
     namespace["STATE"] = [None] * slots
-    exec(compile(source, f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102 - the encoder generated above
     encoder: Callable[[Any], bytes] = namespace["encode"]
     return encoder
 

@@ -159,7 +159,7 @@ class Backfills:
             found = await self._adapter.backfill(self._spec, symbol, first, last, jobs[0].after_us)
         except BackfillError as exc:
             reason = f"backfill failed: {exc}"
-        except Exception as exc:  # a worker must survive anything one request does
+        except Exception as exc:  # noqa: BLE001 - a worker must survive anything one request does
             log.error("ingest_backfill_crashed", symbol=symbol, error=str(exc))
             reason = f"backfill failed: {exc}"
         for job in jobs:

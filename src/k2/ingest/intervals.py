@@ -63,7 +63,7 @@ class IntervalGaps:
                 interval, IntervalFill([], False, "the ingest stopped before backfilling it")
             )
             raise
-        except Exception as exc:  # the feed must survive anything one request does
+        except Exception as exc:  # noqa: BLE001 - the feed must survive anything one request does
             log.error("ingest_backfill_crashed", symbol=interval.symbol, error=str(exc))
             found = IntervalFill([], False, f"backfill failed: {exc}")
         await self._deliver(interval, found)

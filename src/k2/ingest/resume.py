@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
+from k2.domain import micros_from_datetime
 from k2.errors import TopicError
 
 log = structlog.get_logger(__name__)
@@ -205,6 +206,4 @@ def _merge_older(points: dict[str, ResumePoint], older: dict[str, ResumePoint]) 
 
 
 def _to_micros(value: Any) -> int:
-    from k2.domain import micros_from_datetime  # noqa: PLC0415
-
     return micros_from_datetime(value)

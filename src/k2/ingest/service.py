@@ -130,7 +130,9 @@ class IngestService:
         """Topics, schemas, the symbols and their resume points; raises before anything is
         produced."""
         mine = {self.raw_topic, self.dlq_topic, self.gaps_topic}
-        TopicAdmin(self.settings).ensure([t for t in k2_topics(self.settings) if t.name in mine])
+        TopicAdmin(self.settings.kafka_config()).ensure(
+            [t for t in k2_topics(self.settings.kafka, self.settings.exchanges) if t.name in mine]
+        )
         registry = SchemaRegistryClient(self.settings.registry_config())
 
         def encoder(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import structlog
 
 from k2.config import LakeSettings, Settings, StackSettings
@@ -119,8 +120,6 @@ def _create_like(table: Any, target: Any, identifier: str) -> Any:
 
 def _copy_rows(source: Any, target: Any) -> int:
     """Every row of ``source`` appended to ``target``; the count, checked on both sides."""
-    import pyarrow as pa  # noqa: PLC0415
-
     batches: list[Any] = []
     pending = copied = 0
     for batch in source.scan().to_arrow_batch_reader():

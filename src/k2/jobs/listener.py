@@ -96,7 +96,7 @@ class StreamListener(StreamingQueryListener):
             return
         try:
             self._report(progress)
-        except Exception as exc:  # an exception here would only be printed by Spark's bus
+        except Exception as exc:  # noqa: BLE001 - an exception here would only be printed by Spark's bus
             log.warning("stream_progress_unreadable", error=repr(exc))
 
     def _report(self, progress: Any) -> None:

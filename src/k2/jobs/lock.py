@@ -88,7 +88,7 @@ def _renew(
             if on_lost is not None:
                 on_lost(exc)
             return
-        except Exception as exc:  # the catalog is unreachable for now: try again soon
+        except Exception as exc:  # noqa: BLE001 - the catalog is unreachable for now: try again soon
             log.warning("writer_lease_renewal_failed", error=str(exc).splitlines()[0][:300])
             wait_s = min(every_s, _RETRY_S)
             continue

@@ -15,9 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from k2.config import Settings
 from k2.errors import LakeError
+from k2.jobs.service import service_settings
+from k2.jobs.session import build_session
 from k2.lake.commits import is_commit_conflict
 from k2.lake.maintenance import (
     STEPS,
@@ -118,11 +122,6 @@ def run_maintenance(
     Builds its own Spark session and shows a progress bar per run; a set ``stop_event`` ends the
     run after the step in progress.
     """
-    from rich.console import Console  # noqa: PLC0415
-
-    from k2.jobs.service import service_settings  # noqa: PLC0415
-    from k2.jobs.session import build_session  # noqa: PLC0415
-
     stop = stop_event or threading.Event()
     spark = build_session(service_settings(settings), "k2-maintain")
     console = Console(stderr=True)
@@ -142,8 +141,6 @@ def _run_once(
     console: Any,
     stop: threading.Event,
 ) -> list[TableReport]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
-
     names = list(tables) if tables is not None else maintained_tables(settings)
     columns = (TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=False) as progress:

@@ -243,8 +243,7 @@ class _Rebuilder:
     def _delete(self, identifier: str, condition: str) -> None:
         if self._spark.table(f"k2.{identifier}").where(condition).limit(1).count() == 0:
             return
-        # The condition is built here from validated exchange names and integer times.
-        statement = f"DELETE FROM k2.{identifier} WHERE true AND ({condition})"  # noqa: S608
+        statement = f"DELETE FROM k2.{identifier} WHERE true AND ({condition})"  # noqa: S608 - built here from validated exchange names and integer times
         self._spark.sql(statement)
 
     def _append(

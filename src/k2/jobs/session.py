@@ -115,7 +115,7 @@ def submitted_conf() -> dict[str, str]:
     (only spark-submit hands a Python driver a running JVM through ``PYSPARK_GATEWAY_PORT``)."""
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         return {}
-    from pyspark import SparkConf, SparkContext  # noqa: PLC0415
+    from pyspark import SparkConf, SparkContext  # noqa: PLC0415 - pyspark under spark-submit only
 
     SparkContext._ensure_initialized()
     return dict(SparkConf().getAll())
@@ -123,7 +123,7 @@ def submitted_conf() -> dict[str, str]:
 
 def build_session(settings: Settings, app_name: str) -> Any:
     """Get or create the Spark session configured for K2."""
-    from pyspark.sql import SparkSession  # noqa: PLC0415 - heavy import, only when used
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - the doctor's spark_jars needs no pyspark
 
     if settings.lake.catalog_type == "jdbc":
         open_catalog(settings)  # creates the catalog tables Spark expects

@@ -35,6 +35,7 @@ from k2.jobs.gold.bars import BarTables
 from k2.jobs.gold.gaps import GoldGaps
 from k2.jobs.gold.trades import GoldTrades
 from k2.jobs.layout import Layout, layout
+from k2.jobs.listener import StreamListener
 from k2.jobs.lock import writer_lock
 from k2.jobs.offsets import (
     TableProgress,
@@ -43,10 +44,13 @@ from k2.jobs.offsets import (
     table_progress,
     topic_partitions,
 )
+from k2.jobs.service import service_settings
+from k2.jobs.session import build_session
 from k2.jobs.silver.normalise import exact_decimals
 from k2.jobs.silver.step import SilverStep
 from k2.jobs.supervisor import Supervisor
 from k2.lake.catalog import ensure_namespaces, open_catalog
+from k2.observability.metrics import Metrics, StreamMetrics, serve_metrics
 from k2.version import git_sha, k2_version
 
 log = structlog.get_logger(__name__)
@@ -181,11 +185,6 @@ def run_stream(
     Builds its own Spark session, serves ``/metrics`` on ``stream.metrics_port`` and restarts
     the query when it fails. Blocks the calling thread.
     """
-    from k2.jobs.listener import StreamListener  # noqa: PLC0415
-    from k2.jobs.service import service_settings  # noqa: PLC0415
-    from k2.jobs.session import build_session  # noqa: PLC0415
-    from k2.observability.metrics import Metrics, StreamMetrics, serve_metrics  # noqa: PLC0415
-
     stop = stop_event or threading.Event()
     plan = layout(settings, tuple(exchanges) if exchanges else None)
     topic_partitions(settings.kafka_config(), plan.topics)  # one line before Spark starts
@@ -239,5 +238,5 @@ def _final_rollup(writer: BatchWriter) -> None:
     """Bring the larger bars up to date before the job ends, so none lag behind its last batch."""
     try:
         writer.rollup()
-    except Exception as exc:  # the next run rolls up from where the tables say
+    except Exception as exc:  # noqa: BLE001 - the next run rolls up from where the tables say
         log.warning("bars_rollup_skipped", error=str(exc).splitlines()[0][:300])

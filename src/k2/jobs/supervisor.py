@@ -56,7 +56,7 @@ class Supervisor:
         try:
             self.query = self._start()
             self._restart_at = None
-        except Exception as exc:  # a supervisor outlives whatever the restart hits; it retries
+        except Exception as exc:  # noqa: BLE001 - a supervisor outlives whatever the restart hits; it retries
             self._fail("stream_query_restart_failed", str(exc), now)
 
     def stop(self, timeout_s: float) -> None:

@@ -75,7 +75,7 @@ def _warehouse_uri(warehouse: str) -> str:
 
 def open_catalog(settings: Settings) -> Any:
     """The pyiceberg catalog ``k2`` (creating the local SQLite file and warehouse if needed)."""
-    from pyiceberg.catalog import load_catalog  # noqa: PLC0415 - heavy import, only when used
+    from pyiceberg.catalog import load_catalog
 
     if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
         sqlite_path(settings.catalog_uri).parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def duckdb_connect(settings: Settings) -> Any:
     """A DuckDB connection that reads the lake: the iceberg extension, and for an object store
     httpfs (and aws, for the standard credential chain) with a secret made from the settings;
     every extension loaded from its PyPI package (offline)."""
-    import duckdb  # noqa: PLC0415
+    import duckdb
 
     con = duckdb.connect()
     secret = storage.duckdb_secret_sql(settings.lake)

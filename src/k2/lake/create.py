@@ -18,7 +18,7 @@ _TRANSFORM = re.compile(r"(hours|days|months|years)\((\w+)\)")
 
 
 def _iceberg_type(sql_type: str, next_id: list[int]) -> Any:
-    from pyiceberg import types  # noqa: PLC0415
+    from pyiceberg import types
 
     simple = {
         "string": types.StringType(),
@@ -46,8 +46,8 @@ def _iceberg_type(sql_type: str, next_id: list[int]) -> Any:
 
 def iceberg_schema(definition: TableDefinition) -> Any:
     """The pyiceberg schema of ``definition``."""
-    from pyiceberg.schema import Schema  # noqa: PLC0415
-    from pyiceberg.types import NestedField  # noqa: PLC0415
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import NestedField
 
     next_id = [len(definition.columns)]
     fields = []
@@ -59,8 +59,8 @@ def iceberg_schema(definition: TableDefinition) -> Any:
 
 
 def partition_spec(definition: TableDefinition, schema: Any) -> Any:
-    from pyiceberg.partitioning import PartitionField, PartitionSpec  # noqa: PLC0415
-    from pyiceberg.transforms import (  # noqa: PLC0415
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.transforms import (
         DayTransform,
         HourTransform,
         MonthTransform,

@@ -159,7 +159,7 @@ class WriterLease:
     def _write(self, table: Any, expires_us: int | None = None) -> bool:
         """Commit this holder with a new expiry on top of the snapshot read; False when another
         writer committed first."""
-        from pyiceberg.exceptions import CommitFailedException  # noqa: PLC0415
+        from pyiceberg.exceptions import CommitFailedException
 
         until = self._now_us() + self._ttl_us if expires_us is None else expires_us
         properties = replace(self.me, expires_us=until).properties()
@@ -172,12 +172,12 @@ class WriterLease:
         return True
 
     def _table(self) -> Any:
-        from pyiceberg.exceptions import (  # noqa: PLC0415
+        from pyiceberg.exceptions import (
             NamespaceAlreadyExistsError,
             TableAlreadyExistsError,
         )
-        from pyiceberg.schema import Schema  # noqa: PLC0415
-        from pyiceberg.types import NestedField, StringType  # noqa: PLC0415
+        from pyiceberg.schema import Schema
+        from pyiceberg.types import NestedField, StringType
 
         if not self._catalog.table_exists(self._identifier):
             try:
@@ -203,7 +203,7 @@ def _forget_old_snapshots(table: Any) -> None:
     old = [s for s in table.metadata.snapshots if s.snapshot_id != current.snapshot_id]
     if not old:
         return
-    from pyiceberg.exceptions import CommitFailedException  # noqa: PLC0415
+    from pyiceberg.exceptions import CommitFailedException
 
     try:
         table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in old]).commit()

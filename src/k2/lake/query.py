@@ -67,9 +67,9 @@ def table_locations(catalog: Any) -> dict[str, str]:
     """
     engine = getattr(catalog, "engine", None)
     if engine is not None:
-        from pyiceberg.catalog.sql import IcebergTables  # noqa: PLC0415 - heavy, used here only
-        from sqlalchemy import select  # noqa: PLC0415
-        from sqlalchemy.orm import Session  # noqa: PLC0415
+        from pyiceberg.catalog.sql import IcebergTables
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
 
         statement = select(
             IcebergTables.table_namespace,
@@ -171,7 +171,7 @@ class LakeViews:
     def _rebuild(self, name: str) -> None:
         try:
             snapshot = snapshot_of(name, self._catalog.load_table(name))
-        except Exception as exc:  # a table dropped between listing and loading
+        except Exception as exc:  # noqa: BLE001 - a table dropped between listing and loading
             log.warning("lake_view_skipped", table=name, error=str(exc))
             return
         namespace = name.partition(".")[0]

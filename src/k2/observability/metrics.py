@@ -89,7 +89,7 @@ def _handler_for(metrics: Metrics, health: HealthCheck) -> type[BaseHTTPRequestH
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Silence the per-request access log."""
 
     return Handler

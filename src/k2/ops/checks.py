@@ -14,12 +14,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from k2.config import Settings
 from k2.errors import K2Error
+from k2.jobs.layout import layout
+from k2.jobs.session import spark_jars
+from k2.lake.catalog import namespaces, open_catalog
 from k2.ops.components import Endpoint, endpoints, stale_reason
 from k2.ops.data import table_figures, topic_figures
 from k2.ops.doctor import Broken, Stage
 from k2.ops.external import kafka_brokers, object_store, spark_cluster
+from k2.ops.probe import probe_venue
+from k2.stack.java import find_java
+from k2.stack.kafka import KafkaBroker
+from k2.stack.registry import REGISTRY_MIN_JAVA, SchemaRegistry
 from k2.stack.runfile import RunRecord, read_run
 from k2.stack.scrape import Scrape, scrape
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
@@ -98,11 +108,6 @@ class Doctor:
         return f"K2_HOME={self.settings.stack.state_dir}, exchanges {exchanges}"
 
     def check_jvm(self) -> str:
-        from k2.jobs.session import spark_jars  # noqa: PLC0415
-        from k2.stack.java import find_java  # noqa: PLC0415
-        from k2.stack.kafka import KafkaBroker  # noqa: PLC0415
-        from k2.stack.registry import REGISTRY_MIN_JAVA, SchemaRegistry  # noqa: PLC0415
-
         stack = self.settings.stack
         try:
             java, major = find_java(17, stack.java_home, "K2_STACK__JAVA_HOME")
@@ -128,9 +133,6 @@ class Doctor:
         return f"{', '.join(found)}; JVM artifacts in {stack.jvm_lib}"
 
     def check_broker(self) -> str:
-        from confluent_kafka import KafkaException  # noqa: PLC0415
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
         bootstrap = self.settings.kafka_bootstrap
         # librdkafka's own connection errors would interleave with the checklist: the verdict
         # below says it in one line.
@@ -167,12 +169,14 @@ class Doctor:
         )
 
     def check_registry(self) -> str:
-        from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+        from confluent_kafka.schema_registry import (  # noqa: PLC0415 - only if the doctor gets here
+            SchemaRegistryClient,
+        )
 
         url = self.settings.registry_url
         try:
             subjects = set(SchemaRegistryClient(self.settings.registry_config()).get_subjects())
-        except Exception as exc:  # noqa: BLE001 - any failure means the registry cannot serve
+        except Exception as exc:  # any failure means the registry cannot serve
             raise Broken(
                 f"the registry at {url} does not answer ({_first_line(exc)})",
                 "start it with `k2 stack up` (or `make run`), or set K2_REGISTRY__URL",
@@ -189,12 +193,10 @@ class Doctor:
         return f"{url}: {len(topics)} K2 subjects registered"
 
     def check_catalog(self) -> str:
-        from k2.lake.catalog import namespaces, open_catalog  # noqa: PLC0415
-
         try:
             self.catalog = open_catalog(self.settings)
             existing = {ns[0] for ns in self.catalog.list_namespaces()}
-        except Exception as exc:  # noqa: BLE001 - pyiceberg raises many types for one cause
+        except Exception as exc:  # pyiceberg raises many types for one cause
             raise Broken(
                 f"the catalog {self.settings.catalog_uri} does not open ({_first_line(exc)})",
                 "check K2_LAKE__CATALOG_URI and its credentials",
@@ -236,8 +238,6 @@ class Doctor:
     # ------------------------------------------------------------------------ data-flow stages
 
     def check_venue(self) -> str:
-        from k2.ops.probe import probe_venue  # noqa: PLC0415
-
         source = self.settings.ingest.source
         where = "the simulator" if source == "simulator" else "the venue"
         fix = (
@@ -250,7 +250,7 @@ class Doctor:
         for exchange in self.settings.exchanges:
             try:
                 result = probe_venue(self.settings, exchange, self.trade_timeout_s)
-            except Exception as exc:  # noqa: BLE001 - unreachable, refused: all mean broken
+            except Exception as exc:  # unreachable, refused: all mean broken
                 raise Broken(f"{exchange} via {where}: {_first_line(exc)}", fix) from exc
             if result.trade_s is None:
                 raise Broken(
@@ -365,8 +365,6 @@ class Doctor:
 
     def _layer_tables(self) -> list[str]:
         """The tables the streaming job writes trades to: Bronze, Silver, Gold."""
-        from k2.jobs.layout import layout  # noqa: PLC0415
-
         plan = layout(self.settings)
         bronze = [plan.source(exchange).table for exchange in plan.exchanges]
         return [*bronze, *plan.silver.values(), plan.gold]

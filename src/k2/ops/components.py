@@ -131,7 +131,7 @@ def simulator_component(endpoint: Endpoint) -> Component:
     """The simulator, from its ``/_sim/status`` (it serves no metrics, so no build info)."""
     address = urlsplit(endpoint.url).netloc
     try:
-        with urllib.request.urlopen(f"{endpoint.url}/_sim/status", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{endpoint.url}/_sim/status", timeout=2) as resp:  # noqa: S310 - the simulator's http URL
             status = json.load(resp)
     except (OSError, urllib.error.URLError, ValueError):
         return Component(endpoint.name, "simulator", False, address, log=endpoint.log)
@@ -204,12 +204,14 @@ def _external(part: ExternalPart, note: str = "") -> Component:
 
 
 def _registry(settings: Settings) -> ExternalPart:
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+    from confluent_kafka.schema_registry import (  # noqa: PLC0415 - for an external registry only
+        SchemaRegistryClient,
+    )
 
     url = settings.registry_url
     try:
         subjects = SchemaRegistryClient({**settings.registry_config(), "timeout": 2}).get_subjects()
-    except Exception as exc:  # any failure means it cannot serve K2 now
+    except Exception as exc:  # noqa: BLE001 - any failure means it cannot serve K2 now
         return ExternalPart("registry", url, False, str(exc).splitlines()[0][:200])
     return ExternalPart("registry", url, True, f"{len(subjects)} subjects")
 

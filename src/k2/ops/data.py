@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.serialization import MessageField, SerializationContext
+
 from k2.config import Settings
+from k2.jobs.offsets import marker_offsets
+from k2.lake.tables import bronze_tables
 from k2.stack.scrape import Scrape
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
 
@@ -96,10 +101,12 @@ def symbol_figures(
 def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str, str], list[int]]:
     """(exchange, symbol) → missing trades of each unfilled gap event newer than ``since_s``
     (0 for a time-interval gap, whose trade count is unknown)."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
-    from confluent_kafka.schema_registry.avro import AvroDeserializer  # noqa: PLC0415
-    from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: PLC0415
+    from confluent_kafka.schema_registry import (  # noqa: PLC0415 - only the gaps are Avro here
+        SchemaRegistryClient,
+    )
+    from confluent_kafka.schema_registry.avro import (  # noqa: PLC0415 - only the gaps are Avro here
+        AvroDeserializer,
+    )
 
     topic = gaps_topic(settings.kafka.topic_prefix)
     decode = AvroDeserializer(SchemaRegistryClient(settings.registry_config()))
@@ -146,8 +153,6 @@ def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str
 
 def _watermarks(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int, tuple[int, int]]]:
     """Per topic and partition, (low, high) watermarks; topics that do not exist are left out."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
-
     consumer = Consumer({**settings.kafka_config(), "group.id": "k2-status", "log_level": "0"})
     out: dict[str, dict[int, tuple[int, int]]] = {}
     try:
@@ -168,9 +173,6 @@ def _watermarks(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int
 
 def topic_figures(settings: Settings, catalog: Any) -> tuple[list[TopicFigures], int]:
     """Each raw topic's end offsets and what Bronze settled; and the DLQ records in total."""
-    from k2.jobs.offsets import marker_offsets  # noqa: PLC0415
-    from k2.lake.tables import bronze_tables  # noqa: PLC0415
-
     prefix = settings.kafka.topic_prefix
     raws = {exchange: raw_topic(exchange, prefix) for exchange in settings.exchanges}
     dlqs = [dlq_topic(exchange, prefix) for exchange in settings.exchanges]

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from k2.config import Settings
 from k2.lake.storage import is_object_store, pyiceberg_io
 
@@ -34,9 +37,6 @@ class ExternalPart:
 def kafka_brokers(settings: Settings) -> tuple[list[ExternalPart], int]:
     """Each configured bootstrap broker, up or not, and the K2 topics' partitions whose in-sync
     replicas are fewer than their replicas (under-replicated)."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
     configured = [a.strip() for a in settings.kafka_bootstrap.split(",") if a.strip()]
     admin = AdminClient({**settings.kafka_config(), "log_level": "0"})
     try:
@@ -69,7 +69,7 @@ def object_store(settings: Settings) -> ExternalPart | None:
     if not is_object_store(warehouse):
         return None
     assert warehouse is not None
-    from pyiceberg.io import load_file_io  # noqa: PLC0415
+    from pyiceberg.io import load_file_io
 
     endpoint = settings.lake.s3_endpoint or "AWS S3"
     probe = f"{warehouse.rstrip('/')}/.k2-probe-{uuid.uuid4().hex}"
@@ -80,7 +80,7 @@ def object_store(settings: Settings) -> ExternalPart | None:
         with io.new_input(probe).open() as read_back:
             ok = read_back.read() == b"k2"
         io.delete(probe)
-    except Exception as exc:  # any failure of the store, its network or its credentials
+    except Exception as exc:  # noqa: BLE001 - any failure of the store, its network or its credentials
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return ExternalPart("object store", endpoint, False, f"{warehouse}: {first}")
     return ExternalPart("object store", endpoint, ok, f"{warehouse} writable")
@@ -104,7 +104,7 @@ def spark_cluster(settings: Settings) -> tuple[list[ExternalPart], list[dict[str
     if ui is None:
         return [], []
     try:
-        with urllib.request.urlopen(f"{ui}/json/", timeout=_TIMEOUT_S) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{ui}/json/", timeout=_TIMEOUT_S) as resp:  # noqa: S310 - the master UI's http URL
             state = json.load(resp)
     except (OSError, urllib.error.URLError, ValueError) as exc:
         return [ExternalPart("spark-master", settings.spark.master, False, str(exc)[:200])], []

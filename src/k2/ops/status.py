@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from k2.config import Settings
-from k2.lake.catalog import lake_tables
+from k2.lake.catalog import lake_tables, open_catalog
 from k2.ops.components import Component, Components, collect_components
 from k2.ops.data import (
     BadRecords,
@@ -112,6 +112,4 @@ def collect_status(settings: Settings, rate_window_s: float = 1.0) -> Status:
 
 
 def _open_catalog(settings: Settings) -> Any:
-    from k2.lake.catalog import open_catalog  # noqa: PLC0415 - pyiceberg only when running
-
     return open_catalog(settings)

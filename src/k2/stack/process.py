@@ -109,7 +109,7 @@ class ManagedProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         account = None if user is None else pwd.getpwnam(user)
         with self.log_file.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by K2, never from user text
+            proc = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
                 stdout=out,

@@ -80,7 +80,7 @@ class LocalPrometheus:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.address}/-/ready", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{self.address}/-/ready", timeout=2) as resp:  # noqa: S310 - loopback URL built by K2
                 return bool(resp.status == 200)
         except (OSError, urllib.error.URLError):
             return False

@@ -7,14 +7,13 @@ move symbols to other partitions and break per-symbol order).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from k2.config import Settings
 from k2.errors import TopicError
 
 GAPS_TOPIC = "market.crypto.gaps"
@@ -49,9 +48,23 @@ class TopicState:
     config: dict[str, str]
 
 
-def k2_topics(settings: Settings) -> list[TopicSpec]:
-    """Every topic K2 needs for the configured exchanges."""
-    kafka = settings.kafka
+class TopicSettings(Protocol):
+    """What :func:`k2_topics` reads of the Kafka settings (``k2.config.KafkaSettings``)."""
+
+    @property
+    def topic_prefix(self) -> str: ...
+    @property
+    def topic_partitions(self) -> int: ...
+    @property
+    def replication_factor(self) -> int: ...
+    @property
+    def retention_ms(self) -> int: ...
+    @property
+    def min_insync(self) -> int: ...
+
+
+def k2_topics(kafka: TopicSettings, exchanges: Iterable[str]) -> list[TopicSpec]:
+    """Every topic K2 needs for ``exchanges``, shaped by the Kafka settings."""
     data = {
         "compression.type": "lz4",
         "retention.ms": str(kafka.retention_ms),
@@ -59,7 +72,7 @@ def k2_topics(settings: Settings) -> list[TopicSpec]:
         "min.insync.replicas": str(kafka.min_insync),
     }
     specs = []
-    for exchange in settings.exchanges:
+    for exchange in exchanges:
         for name in (
             raw_topic(exchange, kafka.topic_prefix),
             dlq_topic(exchange, kafka.topic_prefix),
@@ -70,11 +83,12 @@ def k2_topics(settings: Settings) -> list[TopicSpec]:
 
 
 class TopicAdmin:
-    """Create, list and describe topics on the configured Kafka cluster."""
+    """Create, list and describe topics on the Kafka cluster that ``client_config`` (librdkafka
+    settings, ``Settings.kafka_config()``) names."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.bootstrap = settings.kafka_bootstrap
-        self.admin = AdminClient({**settings.kafka_config(), "log_level": "3"})
+    def __init__(self, client_config: Mapping[str, str]) -> None:
+        self.bootstrap = client_config["bootstrap.servers"]
+        self.admin = AdminClient({**client_config, "log_level": "3"})
 
     def _metadata(self) -> Any:
         """The cluster's topic metadata; one-line TopicError when Kafka cannot be reached."""

@@ -255,7 +255,7 @@ class WsConnection:
         assert self._handler is not None  # checked by the callers
         try:
             self._handler(text, received_us, position)
-        except Exception as exc:  # the feed's verdict on this connection: end it, re-raise later
+        except Exception as exc:  # noqa: BLE001 - the feed's verdict on this connection: end it, re-raise later
             self.fail(exc)
 
     def fail(self, exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -98,8 +99,6 @@ def test_binance_trade_frames_parse_the_same_on_both_paths(
 @given(value=json_values)
 def test_odd_frames_step_aside_or_agree(value: object) -> None:
     """Arbitrary JSON under the trade keys never makes the fast paths disagree."""
-    import json
-
     for frame in (
         json.dumps({"channel": "trade", "type": "update", "data": [value]}),
         json.dumps({"stream": "x@trade", "data": value}),

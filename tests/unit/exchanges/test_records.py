@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from k2.config import IngestSettings
+from k2.errors import TradeInvalidError
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance import normalise as binance
 from k2.exchanges.factory import adapter_for
@@ -95,10 +97,6 @@ def test_binance_record_normalises_like_its_trade(fields: dict[str, FieldValue])
 
 def test_an_out_of_range_time_is_an_invalid_trade_not_a_crash() -> None:
     """A µs time read as ms overflows the calendar: an invalid trade (reason time), no crash."""
-    import pytest
-
-    from k2.errors import TradeInvalidError
-
     fields: dict[str, FieldValue] = {
         "e": "trade", "s": "BTCUSDT", "t": 1, "p": "1", "q": "1", "T": 10**16, "m": True,
     }  # fmt: skip

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from k2.exchanges.binance import wire as binance
+from k2.exchanges.binance import wire as binance_wire
 from k2.exchanges.kraken import wire as kraken
+from k2.exchanges.kraken import wire as kraken_wire
 
 
 def compact(text: str) -> str:
@@ -156,11 +158,6 @@ def test_binance_urls_and_requests() -> None:
 
 def test_plain_renderings_equal_the_generic_json() -> None:
     """The direct text of common trades is exactly what json.dumps writes for them."""
-    import json
-
-    from k2.exchanges.binance import wire as binance_wire
-    from k2.exchanges.kraken import wire as kraken_wire
-
     fields = binance_wire.trade_fields("BTCUSDT", 12, "0.00100000", "2.5", 1_700_000_000_000, True)
     for stream in (None, "btcusdt@trade"):
         payload = json.dumps(dict(fields), separators=(",", ":"))

@@ -8,6 +8,7 @@ from typing import Any
 
 from k2.exchanges import VENUES
 from k2.exchanges.binance import EXCHANGE as BINANCE
+from k2.exchanges.binance.normalise import split_symbol
 from k2.exchanges.kraken import EXCHANGE as KRAKEN
 from k2.simulator.instruments import catalog
 from k2.simulator.market import SymbolGenerator
@@ -122,9 +123,6 @@ def test_the_universe_is_venue_sized_and_the_rate_goes_mostly_to_the_top_symbols
 
 def test_every_binance_symbol_splits_into_its_listed_assets() -> None:
     """Silver splits Binance symbols by known quote assets: every listed one must split."""
-    from k2.exchanges.binance.normalise import split_symbol
-    from k2.simulator.instruments import catalog
-
     for inst in catalog(BINANCE):
         assert split_symbol(inst.symbol) == (inst.base, inst.quote)
     kraken = catalog(KRAKEN)

@@ -56,8 +56,8 @@ class _Arg(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    instId: str  # noqa: N815
-    tradeId: str  # noqa: N815
+    instId: str  # noqa: N815 - the venue's field name
+    tradeId: str  # noqa: N815 - the venue's field name
     px: str
     sz: str
     side: str

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
+import psutil
+
 from k2.config import StackSettings
 from k2.errors import ConfigError
 from k2.stack.cluster.environment import (
@@ -329,8 +331,6 @@ class LocalCluster:
 def cluster_processes(state_dir: Path) -> Iterator[int]:
     """Pids of every process of the local cluster in ``state_dir`` (by its marks: an argument
     or a working folder inside the cluster's folder), for a check that nothing is left."""
-    import psutil  # noqa: PLC0415
-
     folder = str(state_dir / "cluster")
     for proc in psutil.process_iter(["cmdline", "cwd"]):
         try:

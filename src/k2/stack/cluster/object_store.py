@@ -124,7 +124,7 @@ class ObjectStore:
         """The S3 gateway answers and the bucket is there (a signed request)."""
         if not self._answers():
             return False
-        from pyarrow import fs  # noqa: PLC0415
+        from pyarrow import fs  # noqa: PLC0415 - pyarrow loads slowly
 
         try:
             info = self.access.filesystem().get_file_info(BUCKET)
@@ -223,7 +223,7 @@ class ObjectStore:
 
 @cache
 def _weed_version(weed: Path) -> str:
-    out = subprocess.run(  # noqa: S603 - the installed program
+    out = subprocess.run(
         [str(weed), "version"], capture_output=True, text=True, timeout=30, check=False
     )
     # "version 8000GB 4.48 pypi linux amd64"

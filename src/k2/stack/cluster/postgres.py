@@ -122,7 +122,7 @@ class PostgresServer:
 
     def connect(self, database: str = "postgres", *, superuser: bool = False) -> Any:
         """A new connection over TCP, as the ``k2`` role (or the superuser)."""
-        import psycopg2  # noqa: PLC0415 - only the cluster needs the driver
+        import psycopg2
 
         return psycopg2.connect(
             host=self.access.host,
@@ -134,7 +134,7 @@ class PostgresServer:
         )
 
     def healthy(self) -> bool:
-        import psycopg2  # noqa: PLC0415
+        import psycopg2
 
         try:
             with self.connect(superuser=True) as conn, conn.cursor() as cur:
@@ -218,7 +218,7 @@ class PostgresServer:
     def _run(self, argv: list[str], account: str | None) -> None:
         entry = None if account is None else pwd.getpwnam(account)
         with self.process.log_file.open("ab") as out:
-            done = subprocess.run(  # noqa: S603 - argv built by K2
+            done = subprocess.run(
                 argv,
                 cwd=self.dir,
                 stdout=out,
@@ -254,7 +254,7 @@ class PostgresServer:
 
 @cache
 def _server_version(bin_dir: Path) -> str:
-    out = subprocess.run(  # noqa: S603 - a program of the installed package
+    out = subprocess.run(
         [str(bin_dir / "postgres"), "--version"],
         capture_output=True,
         text=True,

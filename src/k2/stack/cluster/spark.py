@@ -54,7 +54,7 @@ class _SparkDaemon:
 
     def version(self) -> str:
         try:
-            import pyspark  # noqa: PLC0415
+            import pyspark  # noqa: PLC0415 - pyspark may be absent: the version is unknown
         except ImportError:
             return "unknown"
         return str(pyspark.__version__)
@@ -120,7 +120,7 @@ class SparkMaster(_SparkDaemon):
     def state(self) -> dict[str, Any] | None:
         """The master's ``/json/`` page (its status and every worker it knows), or None."""
         try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as resp:  # noqa: S310 - loopback URL built by K2
                 data: dict[str, Any] = json.load(resp)
                 return data
         except (OSError, urllib.error.URLError, ValueError):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from k2.exchanges.binance import wire as binance_wire
+from k2.simulator.market import SymbolGenerator
+from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
 from k2.simulator.venues.binance.ws import BadConnectRequestError, connect_request
 
 
@@ -21,10 +24,6 @@ def test_binance_connect_urls() -> None:
 def test_binance_trade_frames_from_the_template_are_the_rendered_frames() -> None:
     """A connection without a ledger formats each @trade frame from a template: the same text
     as rendering the trade's fields, raw or combined, in ms or µs."""
-    from k2.exchanges.binance import wire as binance_wire
-    from k2.simulator.market import SymbolGenerator
-    from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
-
     for instrument in BINANCE_INSTRUMENTS:
         trades, _ = SymbolGenerator(instrument, 5).generate(300, 1_700_000_000_000_000)
         for stream in (None, instrument.symbol.lower() + "@trade"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from k2.exchanges.kraken import wire
-from k2.simulator.venues.kraken.ws_v2 import TimestampCache, v2_decimal
+from k2.simulator.market import SymbolGenerator
+from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
+from k2.simulator.venues.kraken.ws_v2 import TimestampCache, TradeFrameWriter, v2_decimal, v2_fields
 
 
 def test_cached_v2_timestamps_equal_the_wire_format() -> None:
@@ -21,10 +23,6 @@ def test_v2_numbers_carry_engine_precision() -> None:
 
 def test_v2_frames_without_a_ledger_are_the_frames_with_one() -> None:
     """The simulator's direct v2 text equals the frame rendered from each trade's fields."""
-    from k2.simulator.market import SymbolGenerator
-    from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
-    from k2.simulator.venues.kraken.ws_v2 import TradeFrameWriter, v2_fields
-
     writer = TradeFrameWriter()
     for instrument in KRAKEN_INSTRUMENTS:
         generator = SymbolGenerator(instrument, 3)
