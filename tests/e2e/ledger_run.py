@@ -31,7 +31,9 @@ from k2.exchanges import VENUES, venue
 from k2.exchanges.base import Envelope, RawTrade
 from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
+from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, read_ledger
+from k2.simulator.market import SymbolGenerator
 from k2.simulator.venues.bybit.ids import STRIDE
 from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
@@ -50,6 +52,7 @@ SYMBOLS = {
 LISTED = {**SYMBOLS, "kraken": ("XBT/USD", "ETH/USD")}
 QUARANTINE = "silver.quarantine"
 PARTS = ("stream", *(f"ingest-{exchange}" for exchange in SYMBOLS))
+SEED, ID_BASE = 7, 5_000_000  # the simulator's market, the same on every run
 # How far apart one symbol's consecutive ids are: Bybit numbers every symbol's trades from one
 # counter (the simulator's stride), the others each symbol's own.
 ID_STEP = {"bybit": STRIDE}
@@ -113,8 +116,8 @@ class LedgerRun:
         )
         self.start(
             "simulator",
-            "simulate", "--port", str(self.sim_port), "--seed", "7", "--id-base", "5000000",
-            "--rate", "80", "--trades-per-symbol", str(self.per_symbol),
+            "simulate", "--port", str(self.sim_port), "--seed", str(SEED),
+            "--id-base", str(ID_BASE), "--rate", "80", "--trades-per-symbol", str(self.per_symbol),
             "--ledger", str(self.ledger), "--fault-connections", "2",
             "--drop-after-trades", "120", "--garble-every", "40", "--duplicate-every", "30",
             *(arg for name in VENUES for arg in (f"--{name}-symbols", ",".join(LISTED[name]))),
@@ -257,7 +260,7 @@ class LedgerRun:
         """Wait for the market's end, then for every ledger id and the three invalid trades to
         land; the expected ids per (exchange, canonical symbol)."""
         self.poll(self.quiet(), "the simulator to send every trade")
-        expected = expected_ids(self.entries())
+        expected = expected_ids(self.entries(), self.per_symbol)
         total = sum(len(ids) for ids in expected.values())
 
         def complete() -> bool | Pending:
@@ -272,14 +275,19 @@ class LedgerRun:
         return expected
 
     def where_short(self, expected: dict[tuple[str, str], set[int]]) -> str:
-        """Per symbol, the ids of the ledger not in Gold, and each layer's row counts."""
+        """Per symbol, the expected ids not in Gold and the ids in Gold not expected, and each
+        layer's row counts."""
         found: dict[tuple[str, str], set[int]] = defaultdict(set)
         for row in self.table("gold.trades"):
             found[(row["exchange"], row["symbol"])].add(int(row["trade_id"]))
         lines = []
-        for key, ids in sorted(expected.items()):
-            missing = sorted(ids - found[key])
-            lines.append(f"{key}: {len(missing)} missing in Gold {missing[:20]}")
+        for key in sorted(set(expected) | set(found)):
+            missing = sorted(expected.get(key, set()) - found[key])
+            extra = sorted(found[key] - expected.get(key, set()))
+            lines.append(
+                f"{key}: {len(missing)} missing in Gold {missing[:20]}, "
+                f"{len(extra)} not expected {extra[:20]}"
+            )
         tables = [f"{layer}.{ex}_trades" for ex in SYMBOLS for layer in ("bronze", "silver")]
         counts = {t: self.rows(t) for t in [*tables, QUARANTINE, "gold.trades"]}
         return "\n".join([*lines, f"rows: {counts}"])
@@ -306,7 +314,7 @@ class LedgerRun:
         found: dict[tuple[str, str], set[int]] = defaultdict(set)
         for row in gold:
             found[(row["exchange"], row["symbol"])].add(int(row["trade_id"]))
-        assert found == expected  # nothing lost, nothing extra
+        assert found == expected, self.where_short(expected)  # nothing lost, nothing extra
         by_id = {r["message_id"]: r for r in gold}
         for entry in self.entries():
             trade = unified(entry)
@@ -355,18 +363,33 @@ class LedgerRun:
         assert raw_topic("kraken", self.prefix) in {r["kafka_topic"] for r in gold}
 
 
-def expected_ids(ledger: list[LedgerEntry]) -> dict[tuple[str, str], set[int]]:
-    """Every id between each symbol's first and last ledger trade (the venue's ids follow each
-    other per symbol, :data:`ID_STEP` apart): the ones never sent were made meanwhile and come
-    from REST."""
+def expected_ids(ledger: list[LedgerEntry], per_symbol: int) -> dict[tuple[str, str], set[int]]:
+    """Every id from each symbol's first ledger trade on (the venue's ids follow each other per
+    symbol, :data:`ID_STEP` apart): the ones never sent were made meanwhile and come from REST.
+    Where the ids are the symbol's own, that runs to the last trade the market made (the
+    simulator makes ``per_symbol`` a symbol), which the history check recovers when the ingest
+    was away at the end; elsewhere (Bybit) to the last trade sent."""
     ids: dict[tuple[str, str], list[int]] = defaultdict(list)
     for entry in ledger:
         assert entry.trade_id is not None
         ids[(entry.exchange, unified(entry).symbol)].append(entry.trade_id)
-    return {
-        key: set(range(min(found), max(found) + 1, ID_STEP.get(key[0], 1)))
-        for key, found in ids.items()
-    }
+    expected = {}
+    for key, found in ids.items():
+        last = max(found)
+        if key[0] not in ID_STEP:
+            last = max(last, last_made(key[0], min(found), per_symbol))
+        expected[key] = set(range(min(found), last + 1, ID_STEP.get(key[0], 1)))
+    return expected
+
+
+def last_made(exchange: str, sent_id: int, per_symbol: int) -> int:
+    """The id of the last trade the simulator's market makes for the symbol that sent
+    ``sent_id`` (its ids start where its seeded generator starts them)."""
+    for instrument in catalog(exchange):
+        first = SymbolGenerator(instrument, SEED, ID_BASE).next_id
+        if first <= sent_id < first + per_symbol:
+            return first + per_symbol - 1
+    raise AssertionError(f"no {exchange} symbol of the simulator makes trade {sent_id}")
 
 
 def unified(entry: LedgerEntry) -> Trade:

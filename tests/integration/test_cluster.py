@@ -16,7 +16,7 @@ import psutil
 import psycopg2
 import pyarrow as pa
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from pyarrow.fs import FileSelector
 from pyiceberg.catalog.rest import RestCatalog
@@ -125,7 +125,18 @@ def test_three_brokers_keep_acks_all_writes_going_with_one_killed(cluster: Local
     new = NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})
     admin.create_topics([new])[topic].result(timeout=60)
     resource = ConfigResource("topic", topic)
-    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+
+    def described() -> dict[str, Any] | Pending:
+        # A topic created a moment ago may not be known yet to the broker that is asked.
+        try:
+            return dict(admin.describe_configs([resource])[resource].result(timeout=30))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not error.retriable() and error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            return Pending(error.str())
+
+    configs = wait_until(described, 60, f"the configuration of {topic}")
     assert configs["min.insync.replicas"].value == "2"
     in_sync = {p: (3, 3) for p in range(3)}
     wait_until(lambda: _partitions(admin, topic) == in_sync, 60, "3 replicas in sync")
