@@ -170,6 +170,17 @@ def test_text_formats_ignore_the_terminal_and_refuse_the_layout_flags(
     )
 
 
+def test_an_output_file_without_a_file_format_is_refused(home: Path, tmp_path: Path) -> None:
+    """--output with the terminal's table is a one-line error naming the formats, and no file
+    is written, instead of the table going to the terminal with the file silently skipped."""
+    target = tmp_path / "bars.out"
+    refused = k2_sql(home, 130, WIDE, "--output", str(target))
+    assert refused.exit_code == 1 and refused.stdout == "" and not target.exists()
+    assert refused.stderr == (
+        "error: --output writes a file: give --format csv, json or parquet with it\n"
+    )
+
+
 def test_the_prompt_draws_results_by_the_same_rule(home: Path) -> None:
     """At the prompt a wide result is records and a narrow one a table; -x holds there too."""
     typed = f"{WIDE};\n{NARROW};\n\\q\n"

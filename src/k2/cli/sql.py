@@ -164,6 +164,8 @@ def sql(
     if expanded is not None and statement is not None and fmt != "table":
         flag = "--expanded" if expanded else "--no-expanded"
         raise QueryError(f"{flag} chooses how the terminal table is drawn; --format {fmt} has none")
+    if output is not None and fmt == "table":
+        raise QueryError("--output writes a file: give --format csv, json or parquet with it")
     settings = settings_of(ctx)
     run = _spark_runner(settings) if engine == "spark" else _duckdb_runner(settings)
     if statement is None:
