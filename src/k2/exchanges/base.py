@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 # A feed protocol (``kraken-v2``, ``binance-aggtrade``, ``kraken-rest``...): one of the
 # registry's, :data:`k2.exchanges.PROTOCOLS`, the one list of them. A plain string here, so a
@@ -46,6 +46,16 @@ class Envelope(NamedTuple):
     connection_id: str  # K2's id for the WebSocket connection (venue id when it sends one)
     position: int  # index of the frame within the connection, from 0
     protocol: Protocol_
+
+
+def record_envelope(record: Mapping[str, Any]) -> Envelope:
+    """The envelope a Kafka raw record (or a Bronze row) carries, as the ingest received it."""
+    return Envelope(
+        received_us=int(record["received_us"]),
+        connection_id=str(record.get("connection_id")),
+        position=int(record.get("position") or 0),
+        protocol=cast(Any, record.get("protocol")),
+    )
 
 
 class RawTrade(NamedTuple):

@@ -17,12 +17,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from k2.domain import Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
-from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
+from k2.exchanges.base import (
+    FieldValue,
+    RawTrade,
+    SequenceTracker,
+    SequenceVerdict,
+    record_envelope,
+)
 from k2.exchanges.binance import EXCHANGE
 
 __all__ = [
@@ -165,12 +171,7 @@ def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
     }
     key = "a" if fields.get("e") == "aggTrade" else "t"
     trade_id = fields.get(key)
-    envelope = Envelope(
-        received_us=int(record["received_us"]),
-        connection_id=str(record.get("connection_id")),
-        position=int(record.get("position") or 0),
-        protocol=cast(Any, record.get("protocol")),
-    )
+    envelope = record_envelope(record)
     return RawTrade(
         exchange=EXCHANGE,
         native_symbol=str(record.get("exchange_symbol")),

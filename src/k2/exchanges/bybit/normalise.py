@@ -25,7 +25,7 @@ from typing import Any, cast
 from k2.domain import Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
-from k2.exchanges.base import Envelope, FieldValue, RawTrade
+from k2.exchanges.base import FieldValue, RawTrade, record_envelope
 from k2.exchanges.bybit import EXCHANGE
 from k2.exchanges.bybit.fastparse import trade_key
 
@@ -148,12 +148,7 @@ def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
         key: record[name] for key, name in RECORD_FIELDS.items() if record.get(name) is not None
     }
     trade_id = fields.get("i")
-    envelope = Envelope(
-        received_us=int(record["received_us"]),
-        connection_id=str(record.get("connection_id")),
-        position=int(record.get("position") or 0),
-        protocol=cast(Any, record.get("protocol")),
-    )
+    envelope = record_envelope(record)
     return RawTrade(
         exchange=EXCHANGE,
         native_symbol=str(record.get("exchange_symbol")),

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from k2.domain import Side, Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
-from k2.exchanges.base import LONG_MAX, Envelope, FieldValue, RawTrade
+from k2.exchanges.base import LONG_MAX, FieldValue, RawTrade, record_envelope
 from k2.exchanges.coinbase import EXCHANGE
 from k2.exchanges.coinbase.wire import MESSAGE_FIELDS, TRADE_FIELDS
 from k2.exchanges.values import (
@@ -128,12 +128,7 @@ def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
     for name in MESSAGE_FIELDS:
         if record.get(name) is not None:
             fields[name] = record[name]
-    envelope = Envelope(
-        received_us=int(record["received_us"]),
-        connection_id=str(record.get("connection_id")),
-        position=int(record.get("position") or 0),
-        protocol=cast(Any, record.get("protocol")),
-    )
+    envelope = record_envelope(record)
     return RawTrade(
         exchange=EXCHANGE,
         native_symbol=str(record.get("exchange_symbol")),

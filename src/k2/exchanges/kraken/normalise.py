@@ -21,12 +21,18 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from k2.domain import Side, Trade, canonical_asset, datetime_from_micros
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
-from k2.exchanges.base import Envelope, FieldValue, RawTrade, SequenceTracker, SequenceVerdict
+from k2.exchanges.base import (
+    FieldValue,
+    RawTrade,
+    SequenceTracker,
+    SequenceVerdict,
+    record_envelope,
+)
 from k2.exchanges.kraken import EXCHANGE
 from k2.exchanges.kraken.wire import V1_TRADE_FIELDS, V2_TRADE_FIELDS
 from k2.exchanges.values import exact_product, rfc3339_micros, rfc3339_micros_sql
@@ -256,12 +262,7 @@ def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
     if protocol == "kraken-v2":
         fields["symbol"] = record.get("exchange_symbol")
     trade_id = record.get("trade_id")
-    envelope = Envelope(
-        received_us=int(record["received_us"]),
-        connection_id=str(record.get("connection_id")),
-        position=int(record.get("position") or 0),
-        protocol=cast(Any, protocol),
-    )
+    envelope = record_envelope(record)
     return RawTrade(
         exchange=EXCHANGE,
         native_symbol=str(record.get("exchange_symbol")),

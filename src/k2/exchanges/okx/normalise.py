@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from k2.domain import Side, Trade, canonical_asset, datetime_from_micros, exact_product
 from k2.errors import TradeInvalidError
 from k2.exchanges import sql
-from k2.exchanges.base import Envelope, FieldValue, RawTrade
+from k2.exchanges.base import FieldValue, RawTrade, record_envelope
 from k2.exchanges.okx import EXCHANGE
 from k2.exchanges.okx.parse import trade_key
 
@@ -147,12 +147,7 @@ def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
         key: record[name] for key, name in RECORD_FIELDS.items() if record.get(name) is not None
     }
     trade_id = fields.get("tradeId")
-    envelope = Envelope(
-        received_us=int(record["received_us"]),
-        connection_id=str(record.get("connection_id")),
-        position=int(record.get("position") or 0),
-        protocol=cast(Any, record.get("protocol")),
-    )
+    envelope = record_envelope(record)
     return RawTrade(
         exchange=EXCHANGE,
         native_symbol=str(record.get("exchange_symbol")),
