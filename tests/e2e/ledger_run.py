@@ -36,6 +36,7 @@ from k2.simulator.ledger import LedgerEntry, read_ledger
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.venues.bybit.ids import STRIDE
 from k2.stack.ports import free_port
+from k2.transport.offsets import watermarks
 from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
 from tests.integration.lanes import Lane, RawProducer, expected_bars, kraken_v2, to_record
 from tests.polling import Pending, log_tail, wait_until
@@ -299,7 +300,7 @@ class LedgerRun:
             partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
             total = 0
             for partition in partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 30)
+                low, high = watermarks(consumer, TopicPartition(topic, partition), 30)
                 total += high - low
             return total
         finally:

@@ -13,17 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import websockets
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from k2.api.stream import _as_written
+from k2.api.metrics import ApiMetrics
+from k2.api.stream import LiveTrades, _as_written
 from k2.config import ApiSettings, Settings
 from k2.exchanges import venue
+from k2.observability.metrics import Metrics
 from k2.simulator.server import Simulator
 from k2.stack.manager import Stack
 from k2.transport.topics import raw_topic
+from tests.e2e.ledger_run import settings_from
 from tests.integration import gold_rows
 from tests.integration.api_server import ApiServer
+from tests.integration.lanes import Lane, RawProducer, binance_trade, to_record
 from tests.integration.test_ingest import (
     caught_up,
     delivered,
@@ -33,6 +39,7 @@ from tests.integration.test_ingest import (
     read_topic,
     sim_config,
 )
+from tests.polling import Pending, log_tail, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -145,3 +152,89 @@ def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
         combined = [int(r["trade_id"]) for r in before] + [int(m["trade_id"]) for m in live]
         assert before and live
         assert combined == [e.trade_id for e in ledger]  # no gap, no duplicate, in order
+
+
+def test_the_stream_starts_while_a_partition_has_no_leader_and_reads_it_from_its_end_once_back(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """A raw topic whose only replica's broker is down does not stop the live stream: a client
+    subscribes at once, and once the broker is back it gets that partition's new trades in
+    order, none of the trades written before it subscribed."""
+    env = {**cluster.environment(), "K2_HOME": str(tmp_path / "home")}
+    settings = settings_from(env)
+    settings = settings.model_copy(
+        update={
+            "exchanges": ("binance",),
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": "test.leaderless."}),
+        }
+    )
+    topic = raw_topic("binance", settings.kafka.topic_prefix)
+    admin = AdminClient(settings.kafka_config())
+    admin.create_topics([NewTopic(topic, 1, replica_assignment=[[2]])])[topic].result(timeout=60)
+    producer = RawProducer(Lane(settings))
+    t0 = 1_764_547_200_000_000
+
+    def send(first: int, count: int) -> None:
+        trades = [
+            binance_trade(SYMBOL, i, "100.5", "0.25", t0 + i) for i in range(first, first + count)
+        ]
+        producer.send([to_record(trade) for trade in trades], "binance")
+
+    wait_until(lambda: _leader(admin, topic) == 2 or Pending(_leader(admin, topic)), 60, "a leader")
+    send(1, 5)  # written before anyone subscribed: never streamed
+    broker = cluster.service("kafka-2")
+    pid = broker.process.info().pid
+    psutil.Process(pid).kill()
+    psutil.Process(pid).wait(timeout=30)
+    live = LiveTrades(settings, ApiMetrics(Metrics("api")))
+    received: list[int] = []
+
+    async def scenario() -> int:
+        subscriber = await live.subscribe("binance", "BTC/USDT")
+        assert broker.start()
+        wait_until(
+            lambda: _leader(admin, topic) == 2 or Pending(_leader(admin, topic)),
+            180,
+            "the restarted broker leading the topic again",
+            context=lambda: log_tail(broker.process.log_file),
+        )
+        next_id = 100
+        deadline = time.monotonic() + 60
+        while not received and time.monotonic() < deadline:  # until the stream reads it again
+            send(next_id, 1)
+            next_id += 1
+            await _drain(subscriber.queue, received, 0.5)
+        assert received, "the stream never read the partition once its broker was back"
+        send(next_id, 20)
+        last = next_id + 19
+        deadline = time.monotonic() + 30
+        while received[-1] < last and time.monotonic() < deadline:
+            await _drain(subscriber.queue, received, 0.5)
+        return last
+
+    try:
+        last = asyncio.run(scenario())
+    finally:
+        live.stop()
+        broker.start()
+    assert live.error is None
+    assert received[0] >= 100, f"trades written before the client subscribed: {received[:5]}"
+    assert received == list(range(received[0], last + 1)), received
+
+
+def _leader(admin: AdminClient, topic: str) -> int:
+    return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader)
+
+
+async def _drain(queue: asyncio.Queue[Any], into: list[int], wait_s: float) -> None:
+    """The trade ids of every ``trades`` message queued within ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            text = await asyncio.wait_for(queue.get(), left)
+        except TimeoutError:
+            return
+        assert isinstance(text, str), f"the stream ended: {text}"
+        message = json.loads(text)
+        if message["type"] == "trades":
+            into.extend(int(trade["trade_id"]) for trade in message["trades"])

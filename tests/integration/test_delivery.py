@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from k2.config import Settings
 from k2.ingest.delivery import Deliveries, SymbolCounts
 from k2.stack.manager import Stack
+from k2.transport.offsets import watermarks
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
 
@@ -20,7 +21,7 @@ from k2.transport.topics import TopicAdmin, TopicSpec
 def records_in(settings: Settings, topic: str) -> int:
     consumer = Consumer({**settings.kafka_config(), "group.id": "delivery-count"})
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        low, high = watermarks(consumer, TopicPartition(topic, 0), 30)
     finally:
         consumer.close()
     return int(high - low)

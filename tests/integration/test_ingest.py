@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -44,6 +44,7 @@ from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.stack.ports import free_port
+from k2.transport.offsets import watermarks
 from k2.transport.producer import DurableProducer
 from k2.transport.topics import (
     TopicAdmin,
@@ -90,23 +91,6 @@ class Landed:
     value: dict[str, Any]
 
 
-def watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
-    """A partition's low and high offsets, asked again while the broker answers with a
-    retriable error (a topic created a moment ago may have no leader yet)."""
-
-    def asked() -> tuple[int, int] | Pending:
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=10)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if not error.retriable():
-                raise
-            return Pending(error.str())
-        return low, high
-
-    return wait_until(asked, 60, f"the offsets of {partition.topic}[{partition.partition}]")
-
-
 def read_topic(settings: Settings, topic: str) -> list[Landed]:
     """Every record of ``topic`` up to its current end, decoded by its writer schema."""
     consumer = Consumer(
@@ -126,7 +110,7 @@ def read_topic(settings: Settings, topic: str) -> list[Landed]:
         ends = {}
         assign = []
         for partition in meta.partitions:
-            low, high = watermarks(consumer, TopicPartition(topic, partition))
+            low, high = watermarks(consumer, TopicPartition(topic, partition), 60)
             if high > low:
                 ends[partition] = high
                 assign.append(TopicPartition(topic, partition, low))

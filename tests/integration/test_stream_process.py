@@ -27,6 +27,7 @@ from k2.config import Settings, StackSettings
 from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
 from k2.schemas import schema_text
+from k2.transport.offsets import watermarks
 from k2.transport.topics import raw_topic
 from tests import polling
 from tests.integration.test_bronze import micros, produce, serializer, wait_until
@@ -173,7 +174,7 @@ def topic_offsets(settings: Settings, topic: str) -> set[tuple[int, int]]:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         offsets = set()
         for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 30)
+            low, high = watermarks(consumer, TopicPartition(topic, partition), 30)
             offsets |= {(partition, offset) for offset in range(low, high)}
         return offsets
     finally:

@@ -27,7 +27,7 @@ from k2.api.metrics import ApiMetrics, MetricsMiddleware
 from k2.api.reader import LakeReader
 from k2.api.routes import ApiContext, router
 from k2.api.security import KeyCheck, RateLimiter, presented_key
-from k2.api.stream import CLOSE, LiveTrades
+from k2.api.stream import Closing, LiveTrades
 from k2.config import Settings
 from k2.errors import ApiRateLimitedError, ApiRequestError, K2Error, QueryError
 from k2.observability.metrics import Metrics
@@ -191,8 +191,8 @@ async def _pump(websocket: WebSocket, queue: asyncio.Queue[Any]) -> None:
             while not queue.empty():  # one wake-up sends everything already queued
                 items.append(queue.get_nowait())
             for item in items:
-                if item is CLOSE:
-                    await websocket.close(code=1013, reason="client too slow; join again")
+                if isinstance(item, Closing):
+                    await websocket.close(code=item.code, reason=item.reason)
                     return
                 await websocket.send_text(item)
     except (WebSocketDisconnect, RuntimeError):

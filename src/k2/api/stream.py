@@ -16,7 +16,9 @@ order, and says ``until_landed`` once Gold holds the first streamed trade (then 
 before it has landed too). History then stream: no gap, no duplicate.
 
 A client that falls ``stream_queue_max`` messages behind is disconnected (close code 1013) rather
-than silently skipped, so it can join again from history.
+than silently skipped, so it can join again from history. A partition whose leader is not settled
+when the consumer starts (a topic just created, a broker down) is read from its end once it is;
+if the consumer itself fails, its clients are disconnected (1011) and the next one starts anew.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.api.metrics import ApiMetrics
@@ -46,6 +49,7 @@ from k2.domain import Trade, micros_from_datetime
 from k2.errors import K2Error
 from k2.exchanges import venue
 from k2.lake.export import decimal_text, time_text
+from k2.transport.offsets import settling
 from k2.transport.topics import raw_topic
 
 log = structlog.get_logger(__name__)
@@ -54,8 +58,22 @@ _POLL_S = 0.05
 _BATCH = 1000
 _READY_TIMEOUT_S = 30.0
 _RECHECK_S = 5.0
+_RECHECK_PENDING_S = 0.5
+_END_FIRST_S = 10.0
+_END_AGAIN_S = 1.0
 _SEEN_PER_SYMBOL = 10_000
-CLOSE = object()  # queued to end a subscriber's stream
+
+
+@dataclass(frozen=True)
+class Closing:
+    """Queued to end a subscriber's stream with this WebSocket close code and reason."""
+
+    code: int
+    reason: str
+
+
+TOO_SLOW = Closing(1013, "client too slow; join again")
+FAILED = Closing(1011, "live stream failed; join again")
 
 
 def _formatter(annotation: Any) -> Callable[[Any], Any] | None:
@@ -124,6 +142,7 @@ class LiveTrades:
         self._start_lock = threading.Lock()
         self.error: str | None = None
         self._warned: set[str] = set()
+        self._pending_end: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------ clients
 
@@ -184,7 +203,7 @@ class LiveTrades:
             subscriber.dropped = True
             self._metrics.stream_dropped_clients.inc()
             log.warning("stream_client_dropped", exchange=first.exchange, symbol=first.symbol)
-            subscriber.queue.put_nowait(CLOSE)
+            subscriber.queue.put_nowait(TOO_SLOW)
             return
         subscriber.queue.put_nowait(text)
 
@@ -195,6 +214,7 @@ class LiveTrades:
             if self._thread is None or (not self._thread.is_alive() and self.error is not None):
                 self._ready.clear()
                 self.error = None
+                self._pending_end.clear()
                 self._thread = threading.Thread(target=self._run, name="live-trades", daemon=True)
                 self._thread.start()
 
@@ -207,9 +227,7 @@ class LiveTrades:
         try:
             consumer, decode = self._open()
         except Exception as exc:  # noqa: BLE001 - librdkafka and the registry client raise their own types
-            self.error = str(exc)
-            self._ready.set()
-            log.error("stream_consumer_failed", error=str(exc))
+            self._fail(exc)
             return
         try:
             assigned = self._assign(consumer, set())
@@ -217,12 +235,31 @@ class LiveTrades:
             log.info("stream_consumer_started", partitions=len(assigned))
             checked = time.monotonic()
             while not self._stop.is_set():
-                if time.monotonic() - checked > _RECHECK_S:
+                recheck = _RECHECK_PENDING_S if self._pending_end else _RECHECK_S
+                if time.monotonic() - checked > recheck:
                     assigned = self._assign(consumer, assigned)
                     checked = time.monotonic()
                 self._poll(consumer, decode)
+        except Exception as exc:  # noqa: BLE001 - librdkafka raises its own types
+            self._fail(exc)
         finally:
             consumer.close()
+
+    def _fail(self, exc: Exception) -> None:
+        """The consumer cannot go on: waiting subscribers get the error, connected ones are
+        closed (they join again from history), and the next subscriber starts a new one."""
+        self.error = str(exc)
+        self._ready.set()
+        log.error("stream_consumer_failed", error=str(exc))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_all)
+
+    def _close_all(self) -> None:
+        for group in self._subscribers.values():
+            for subscriber in group:
+                subscriber.dropped = True
+                with suppress(asyncio.QueueFull):
+                    subscriber.queue.put_nowait(FAILED)
 
     def _open(self) -> tuple[Any, Any]:
         from confluent_kafka.schema_registry import (  # noqa: PLC0415 - loads with the first live client
@@ -247,7 +284,12 @@ class LiveTrades:
 
     def _assign(self, consumer: Any, assigned: set[tuple[str, int]]) -> set[tuple[str, int]]:
         """Add the raw topics' partitions not yet read: from their end at the first call (only
-        what arrives from now on), from their start when they appear later (all of it is new)."""
+        what arrives from now on), from their start when they appear later (all of it is new).
+
+        A partition known at the first call whose end the broker cannot tell yet (a topic
+        created a moment ago, a broker that is down) is left out and asked
+        again at the next check, still to be read from its end.
+        """
         metadata = consumer.list_topics(timeout=10)
         first = not self._ready.is_set()
         new = []
@@ -256,18 +298,38 @@ class LiveTrades:
             if found is None or found.error is not None:
                 continue
             for partition in found.partitions:
-                if (topic, partition) in assigned:
+                key = (topic, partition)
+                if key in assigned:
                     continue
-                if first:
-                    high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=10
-                    )[1]
+                if first or key in self._pending_end:
+                    # Asked briefly again while pending: the other partitions are not held up.
+                    wait_s = _END_FIRST_S if first else _END_AGAIN_S
+                    high = self._end(consumer, topic, partition, wait_s)
+                    if high is None:
+                        self._pending_end.add(key)
+                        continue
+                    self._pending_end.discard(key)
                     new.append(TopicPartition(topic, partition, high))
                 else:
                     new.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         if new:
             consumer.incremental_assign(new)
         return assigned | {(tp.topic, tp.partition) for tp in new}
+
+    def _end(self, consumer: Any, topic: str, partition: int, wait_s: float) -> int | None:
+        """The partition's high watermark, or None while its leader settles."""
+        try:
+            return int(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=wait_s)[1]
+            )
+        except KafkaException as exc:
+            if not settling(exc):
+                raise
+            if (topic, partition) not in self._pending_end:
+                log.warning(
+                    "stream_partition_pending", topic=topic, partition=partition, error=str(exc)
+                )
+            return None
 
     def _poll(self, consumer: Any, decode: Any) -> None:
         messages = consumer.consume(_BATCH, timeout=_POLL_S)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -24,6 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 
 from k2.domain import micros_from_datetime
 from k2.errors import TopicError
+from k2.transport.offsets import watermarks
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +79,7 @@ def read_resume_points(
         lows: dict[int, int] = {}
         stops: dict[int, int] = {}
         for partition in meta.partitions:
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
+            low, high = watermarks(consumer, TopicPartition(topic, partition), timeout_s)
             lows[partition], stops[partition] = low, high
         window = tail
         while True:
@@ -111,30 +112,6 @@ def read_resume_points(
             hint="their first trades after start-up are not compared with earlier deliveries",
         )
     return points
-
-
-_SETTLING = (
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-)
-
-
-def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float) -> tuple[int, int]:
-    """Low and high offsets, waiting out a partition whose leader is still being elected (a
-    topic created a moment ago)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
-            return int(low), int(high)
-        except KafkaException as exc:
-            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                raise TopicError(
-                    f"cannot read the offsets of {partition.topic} [{partition.partition}]: "
-                    f"{exc.args[0].str()}; check that the broker is reachable"
-                ) from exc
-            time.sleep(0.2)
 
 
 def _drain(

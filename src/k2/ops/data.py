@@ -21,6 +21,7 @@ from k2.config import Settings
 from k2.jobs.offsets import marker_offsets
 from k2.lake.tables import bronze_tables
 from k2.stack.scrape import Scrape
+from k2.transport.offsets import watermarks
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
 
 _KAFKA_TIMEOUT_S = 3.0
@@ -128,7 +129,8 @@ def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str
         wanted = [TopicPartition(topic, p, start_ms) for p in meta.partitions]
         starts = consumer.offsets_for_times(wanted, timeout=_KAFKA_TIMEOUT_S)
         ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in meta.partitions
+            p: watermarks(consumer, TopicPartition(topic, p), _KAFKA_TIMEOUT_S)[1]
+            for p in meta.partitions
         }
         todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
         consumer.assign([tp for tp in starts if tp.partition in todo])
@@ -161,9 +163,7 @@ def _watermarks(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int
             if meta is None or meta.error is not None:
                 continue
             out[topic] = {
-                p: consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=_KAFKA_TIMEOUT_S
-                )
+                p: watermarks(consumer, TopicPartition(topic, p), _KAFKA_TIMEOUT_S)
                 for p in sorted(meta.partitions)
             }
     finally:
