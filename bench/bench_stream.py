@@ -9,8 +9,8 @@ Three measurements, each on a private stack (Kafka broker and registry) in a tem
   it is measured against: a plain Spark copy of the same topic's bytes into an Iceberg table.
 - **freshness**: a producer writes ``RATE`` trades/s for ``FRESH_SECONDS``, each with its
   exchange time set to the moment it is produced; a trade is visible once the micro-batch holding
-  it has committed every layer (its ``gold.trades`` rows and its 1-minute bar: the job reports
-  the batch after its last commit); freshness is that moment minus the trade's exchange time.
+  it has committed its ``gold.trades`` rows and its 1-minute bar (the batch's report says when:
+  ``visible_at``); freshness is that moment minus the trade's exchange time.
 - **cost**: ``k2 run --source simulator`` (every process: stack services, simulator, ingests,
   streaming job, API) at the simulator's default rate; CPU (cores) and RSS summed over its
   process tree over ``COST_SECONDS`` after a warm-up in which Gold gets its first rows.
@@ -197,7 +197,7 @@ def _freshness(
         producer.flush(60)
 
     def on_commit(report: Any) -> None:
-        committed.append((time.time(), report.last_offsets))
+        committed.append((report.visible_at or time.time(), report.last_offsets))
 
     query, _ = start_stream(spark, settings, on_commit=on_commit)
     thread = threading.Thread(target=produce, name="bench-producer")

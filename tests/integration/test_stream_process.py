@@ -145,14 +145,14 @@ class StreamProcess:
         return total
 
     def between_commits(self) -> bool:
-        """Bronze has committed a micro-batch that Silver has not (yet)."""
+        """Silver (and Gold before it) has committed a micro-batch that Bronze has not (yet)."""
         catalog = open_catalog(self.settings)
         ahead = [
             marker_offsets(catalog.load_table(t)) if catalog.table_exists(t) else None
             for t in (f"bronze.{EXCHANGE}_trades", f"silver.{EXCHANGE}_trades")
         ]
         bronze, silver = ahead
-        return bronze is not None and (silver is None or bronze.settled != silver.settled)
+        return silver is not None and (bronze is None or bronze.settled != silver.settled)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -182,13 +182,13 @@ def topic_offsets(settings: Settings, topic: str) -> set[tuple[int, int]]:
 
 
 def _kill_between_commits(job: StreamProcess, timeout_s: float = 240) -> None:
-    """SIGKILL the job the moment Bronze has committed a micro-batch Silver has not."""
+    """SIGKILL the job the moment Silver has committed a micro-batch Bronze has not."""
 
     def caught() -> bool:
         assert job.running(), job.log.read_text()[-2000:]
         return job.between_commits()
 
-    what = "a micro-batch caught between its Bronze and Silver commits"
+    what = "a micro-batch caught between its Silver and Bronze commits"
     polling.wait_until(
         caught, timeout_s, what, every_s=0.02, context=lambda: polling.log_tail(job.log)
     )
@@ -213,7 +213,7 @@ def test_killed_driver_and_lost_checkpoint_land_every_trade_once_in_every_layer(
     assert job.running(), job.log.read_text()[-2000:]
     job.kill()
 
-    job.start(submit=True)  # through spark-submit; SIGKILL between Bronze and Silver/Gold
+    job.start(submit=True)  # through spark-submit; SIGKILL between Gold/Silver and Bronze
     done_before = job.records()
     wait_until(lambda: job.records() > done_before or not job.running(), "this run to land rows")
     _kill_between_commits(job)

@@ -1,22 +1,24 @@
 """One micro-batch through every layer: the ``foreachBatch`` function of the streaming job.
 
 The batch's raw records are read from Kafka once and cached; one aggregate over their headers
-plans the batch (schema ids, last offsets, header rejects). Then, in the order data flows:
+plans the batch (schema ids, last offsets, header rejects). Each topic's records are decoded by
+their writer schema and the trades of every exchange normalised and validated, once, both cached.
+Then the commits, the ones users wait for first:
 
-1. **Bronze**, per topic: records decoded by their writer schema and appended as sent; rejects;
-2. **Silver**: the decoded trades of every exchange normalised and validated once (cached),
-   valid ones appended per exchange, invalid ones to the quarantine;
-3. **Gold**: the batch's valid trades not yet in ``gold.trades`` appended (one row per trade);
-4. **bars**: the 1-minute bars holding the batch's trades recomputed and stored when changed;
-   the larger bars rolled up every ``GoldSettings.rollup_interval_s``;
-5. **gaps**: the batch's gap events appended to ``gold.gaps``.
+1. **Gold**: the batch's valid trades not yet in ``gold.trades`` appended (one row per trade);
+2. **bars**: the 1-minute bars holding the batch's trades recomputed and stored when changed
+   (the moment the batch is visible to users: :attr:`BatchReport.visible_at`);
+3. **Silver**: valid trades appended per exchange, invalid ones to the quarantine;
+4. **Bronze**, per topic: the records appended as sent; rejects;
+5. **gaps**: the batch's gap events appended to ``gold.gaps``; the larger bars rolled up every
+   ``GoldSettings.rollup_interval_s``.
 
 Each table's write is exactly once on its own: appends carry their table's Kafka offsets in
 their snapshot (a replayed batch is skipped table by table), Gold's append only adds trades it
 lacks, and the bars are recomputed from Gold and written only when they change. So a driver
 killed between any two of these commits leaves nothing half done: the batch is replayed (from
-the checkpoint, or from Bronze's offsets without one) and each table takes exactly what it is
-missing.
+the checkpoint, or from Bronze's offsets without one: Bronze commits last, so its position never
+runs ahead of another table's) and each table takes exactly what it is missing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pyspark import StorageLevel
 from k2.config import Settings
 from k2.jobs.bronze.decode import framed
 from k2.jobs.bronze.schemas import SchemaResolver
-from k2.jobs.bronze.step import BronzeResult, BronzeStep, header_groups
+from k2.jobs.bronze.step import BronzeStep, header_groups
 from k2.jobs.gold.bars import BarChanges, BarTables
 from k2.jobs.gold.gaps import GoldGaps
 from k2.jobs.gold.trades import GoldResult, GoldTrades, minutes_of
@@ -72,6 +74,7 @@ class BatchReport:
     gaps: dict[str, int] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)  # step -> seconds
     duration_s: float = 0.0
+    visible_at: float | None = None  # epoch seconds: Gold and its 1-minute bars committed
     last_offsets: Positions = field(default_factory=dict)
 
 
@@ -175,15 +178,22 @@ class BatchWriter:
         for g in groups:
             offsets = report.last_offsets.setdefault(g.kafka_topic, {})
             offsets[g.kafka_partition] = max(g.last, offsets.get(g.kafka_partition, -1))
+        with _timed(report, "decode"):
+            results = [step.decode(frame, groups) for step in self.bronze]
+            cached.extend(result.cached for result in results)
+            report.silver = self.silver.normalise(results)
+            cached.append(report.silver.trades)
+        self._gold(report)
+        with _timed(report, "silver"):
+            self.silver.write(report.silver, results, report.last_offsets)
         with _timed(report, "bronze"):
-            results = [step.run(frame, groups) for step in self.bronze]
-        cached.extend(result.cached for result in results)
+            for step, result in zip(self.bronze, results, strict=True):
+                step.write(result)
         for result in results:
             if result.rows:
                 report.bronze[result.source.name] = result.written
                 if result.rejects:
                     report.rejects[result.source.name] = result.rejects
-        self._trades(results, report, cached)
         gaps = next((r for r in results if not r.source.is_trades), None)
         if gaps is not None and gaps.records is not None:
             with _timed(report, "gaps"):
@@ -192,18 +202,16 @@ class BatchWriter:
             self.rollup(report)
         return True
 
-    def _trades(self, results: list[BronzeResult], report: BatchReport, cached: list[Any]) -> None:
-        with _timed(report, "silver"):
-            report.silver = self.silver.run(results, report.last_offsets)
+    def _gold(self, report: BatchReport) -> None:
+        """Gold and the 1-minute bars of the batch's trades: what users wait for."""
         trades = report.silver.trades
-        if trades is None:
-            return
-        cached.append(trades)
-        with _timed(report, "gold"):
-            minutes = minutes_of(trades)
-            report.gold = self.gold.insert(trades, (minute for _, _, minute in minutes))
-        with _timed(report, "bars"):
-            report.bars.append(self.bars.update_minutes(minutes))
+        if trades is not None:
+            with _timed(report, "gold"):
+                minutes = minutes_of(trades)
+                report.gold = self.gold.insert(trades, (minute for _, _, minute in minutes))
+            with _timed(report, "bars"):
+                report.bars.append(self.bars.update_minutes(minutes))
+        report.visible_at = time.time()
 
     def _committed(self, report: BatchReport) -> None:
         quarantined = sum(report.silver.quarantined.values())

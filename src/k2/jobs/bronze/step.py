@@ -3,16 +3,18 @@
 The micro-batch's raw records (cached once by the pipeline, bytes as read from Kafka) are
 summarised by one aggregate over their headers (:func:`header_groups`): the schema ids present
 (ids new to the job are resolved with the registry before anything is decoded), the batch's last
-offset per partition and the header-level rejects. Then one pass decodes the topic's records
-(kept cached: Silver reads the decoded records from there) and appends them to the topic's table;
-an observation on that pass counts the bodies that did not decode. Only when the batch has rejects
-does a second pass append them.
+offset per partition and the header-level rejects. Then the topic's records are decoded and
+cached (:meth:`BronzeStep.decode`): Silver, Gold and the bars read them from there. Once those have
+committed, one pass appends them to the topic's table (:meth:`BronzeStep.write`); an observation
+on that pass counts the bodies that did not decode. Only when the batch has rejects does a second
+pass append them.
 
-The table append comes first and is made for every batch that moves the position (even one
-without records), so that table's marker is the job's position for the topic; the rejects follow.
-A run without a checkpoint therefore starts at the beginning of the last committed batch (the
-marker before it, kept in the same snapshot): whatever that batch had not committed yet (rejects,
-Silver, Gold, bars) is written then, and what it had is skipped by each table's own marker.
+The table append is made for every batch that moves the position (even one without records), and
+it is the batch's last trade commit, so that table's marker is the job's position for the topic;
+the rejects follow. A run without a checkpoint therefore starts at the beginning of the last batch
+Bronze committed (the marker before it, kept in the same snapshot): whatever that batch or the one
+after it had not committed yet is written then, and what they had is skipped by each table's own
+marker (Gold by its ``message_id``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class BronzeResult:
     rejects: dict[str, int] = field(default_factory=dict)
     records: Any = None  # decoded records (raw fields + lineage), cached; None without rows
     cached: Any = None  # the cached decoded frame, unpersisted by the pipeline
+    summary: BatchSummary | None = None  # None: the batch has no record of this topic
 
 
 class BronzeStep:
@@ -116,25 +119,32 @@ class BronzeStep:
         ensure_table(spark, bronze_rejects(source.rejects))
         ensure_table(spark, _definition(source, reader))
 
-    def run(self, frame: Any, groups: Sequence[Any]) -> BronzeResult:
-        """Decode and append this topic's records of ``frame`` (the framed batch, every topic)."""
+    def decode(self, frame: Any, groups: Sequence[Any]) -> BronzeResult:
+        """This topic's records of ``frame`` (the framed batch, every topic) decoded and cached
+        for the next layers; nothing is written yet (:meth:`write` appends them)."""
         result = BronzeResult(self.source)
         mine = [g for g in groups if g.kafka_topic == self.source.topic]
         if not mine:
             return result
-        summary = self._summarise(mine)
-        result.rows = summary.rows
+        result.summary = self._summarise(mine)
+        result.rows = result.summary.rows
         plan = self._resolver.plan
         rows = decoded(frame.where(sf.col("kafka_topic") == self.source.topic), plan)
         result.cached = rows.persist(StorageLevel.MEMORY_AND_DISK)
-        written, undecodable = self._append_records(result.cached, summary)
-        result.written = written
-        if summary.header_rejects or undecodable:
-            result.rejects = self._append_rejects(result.cached, summary, undecodable)
         result.records = result.cached.where(sf.col("error_kind").isNull()).select(
             *self._record_columns(plan.reader)
         )
         return result
+
+    def write(self, result: BronzeResult) -> None:
+        """Append the decoded records of :meth:`decode` to the table, then the rejects."""
+        summary = result.summary
+        if summary is None:
+            return
+        written, undecodable = self._append_records(result.cached, summary)
+        result.written = written
+        if summary.header_rejects or undecodable:
+            result.rejects = self._append_rejects(result.cached, summary, undecodable)
 
     def _summarise(self, groups: Sequence[Any]) -> BatchSummary:
         ids = {g.schema_id for g in groups if g.kind is None}

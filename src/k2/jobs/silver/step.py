@@ -84,18 +84,26 @@ class SilverStep:
             ensure_table(spark, silver_trades(exchange, layout.prefix))
         ensure_table(spark, silver_quarantine(layout.prefix))
 
-    def run(self, bronze: Sequence[BronzeResult], batch_last: Positions) -> SilverResult:
-        """Normalise and validate the decoded trades of ``bronze``; append both tables."""
+    def normalise(self, bronze: Sequence[BronzeResult]) -> SilverResult:
+        """The decoded trades of ``bronze`` normalised and validated, cached; nothing is written
+        yet (:meth:`write` appends them)."""
         result = SilverResult()
         frames = [
             unified(item.records, item.source.name, self._settings)
             for item in bronze
             if item.source.is_trades and item.records is not None
         ]
-        if not frames:
-            return result
-        trades = reduce(lambda a, b: a.unionByName(b), frames)
-        result.trades = trades.persist(StorageLevel.MEMORY_AND_DISK)
+        if frames:
+            trades = reduce(lambda a, b: a.unionByName(b), frames)
+            result.trades = trades.persist(StorageLevel.MEMORY_AND_DISK)
+        return result
+
+    def write(
+        self, result: SilverResult, bronze: Sequence[BronzeResult], batch_last: Positions
+    ) -> None:
+        """Append each exchange's valid trades of :meth:`normalise`, then the quarantine's."""
+        if result.trades is None:
+            return
         pending = 0
         for item in bronze:
             if item.source.is_trades and item.records is not None:
@@ -104,7 +112,6 @@ class SilverStep:
                 pending += invalid
         if pending:
             result.quarantined = self._append_invalid(result.trades, batch_last)
-        return result
 
     def _append_valid(self, trades: Any, exchange: str, batch_last: Positions) -> tuple[int, int]:
         """Append one exchange's new valid trades; (written, invalid rows new to quarantine)."""
