@@ -93,5 +93,5 @@ def tables_page(settings: Settings) -> str:
         *(block for name, group in layers.items() for block in (f"## {name}", *_tables(group))),
         "## Control",
         f"{control} holds no rows: the writer lease of the streaming job and of a rebuild lives "
-        "in its snapshots' summaries.",
+        "in its snapshots' summaries (see [the streaming job](../streaming.md#rebuilding)).",
     )
