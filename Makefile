@@ -7,6 +7,10 @@ VENV_STAMP := $(VENV)/.k2-installed
 JVM_STAMP := jvm/lib/.k2-fetched
 SOURCE ?= live
 PYTEST_ARGS ?=
+# `make docs` serves the site here; the API's own default port is 8000.
+DOCS_PORT ?= 8001
+# Material prints a notice about its successor on every build; the build output stays readable.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 # Debian packages some tests drive as a person would: a real Prometheus (promtool and server) and
 # a real browser; the HTTP load generator the API benchmark drives; and the PostgreSQL server of
 # the local cluster (`k2 stack up --cluster`). Installed by `make test` and `make bench` when
@@ -14,7 +18,7 @@ PYTEST_ARGS ?=
 SYSTEM_PACKAGES := prometheus chromium chromium-driver hey postgresql
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run stop test lint format bench venv jvm sysdeps clean
+.PHONY: help run stop test lint format docs bench venv jvm sysdeps clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,15 +54,19 @@ run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=
 stop: venv  ## stop the embedded stack (data stays in K2_HOME, default ./.k2)
 	@$(BIN)/k2 stack down
 
-lint: venv  ## ruff (lint + format check), mypy --strict on src/, the layer contracts (import-linter)
-	@$(BIN)/ruff check src tests bench
-	@$(BIN)/ruff format --check src tests bench
+lint: venv  ## ruff (lint + format check), mypy --strict, the layer contracts (import-linter), the docs site
+	@$(BIN)/ruff check src tests bench docs
+	@$(BIN)/ruff format --check src tests bench docs
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-logo
+	@$(MKDOCS) build --strict
 
 format: venv  ## apply ruff's fixes and formatting
-	@$(BIN)/ruff check --fix src tests bench
-	@$(BIN)/ruff format src tests bench
+	@$(BIN)/ruff check --fix src tests bench docs
+	@$(BIN)/ruff format src tests bench docs
+
+docs: venv  ## serve the docs site on 127.0.0.1:8001 (DOCS_PORT), rebuilt as docs/ or src/ change
+	@$(MKDOCS) serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 test: venv jvm sysdeps lint  ## lint, then every test (unit, integration against real services, e2e)
 	@$(BIN)/pytest $(PYTEST_ARGS)

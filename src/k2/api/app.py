@@ -114,10 +114,12 @@ def _add_errors(app: FastAPI) -> None:
 def _add_service_routes(app: FastAPI, lake: LakeReader, metrics: ApiMetrics) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
+        """The web page: the pipeline at a glance, a live candlestick chart, the latest trades."""
         return FileResponse(f"{_static_dir()}/index.html", media_type="text/html")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
+        """Swagger UI over ``/openapi.json``, served from the package (no CDN)."""
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="K2 API",
