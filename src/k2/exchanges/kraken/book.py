@@ -45,11 +45,17 @@ class KrakenBookMessage:
     depth: int | None = None  # v1 only: the subscribed depth, from the channel name
 
 
-def checksum(bids: list[Level], asks: list[Level]) -> int:
-    """Kraken's CRC32 of the best levels (best first, at most 10 used of each side)."""
+def checksum_text(bids: list[Level], asks: list[Level]) -> str:
+    """The text Kraken's checksum is taken over: the best 10 asks then the best 10 bids (best
+    first), each level its price then its size without the decimal point and leading zeros."""
     parts = [_digits(level.price_text) + _digits(level.size_text) for level in asks[:10]]
     parts += [_digits(level.price_text) + _digits(level.size_text) for level in bids[:10]]
-    return zlib.crc32("".join(parts).encode("ascii"))
+    return "".join(parts)
+
+
+def checksum(bids: list[Level], asks: list[Level]) -> int:
+    """Kraken's checksum of the best levels: the CRC32 of :func:`checksum_text`, unsigned."""
+    return zlib.crc32(checksum_text(bids, asks).encode("ascii"))
 
 
 def _digits(text: str) -> str:

@@ -17,6 +17,7 @@ from k2.exchanges.kraken.book import (
     KrakenBookMessage,
     KrakenBooks,
     checksum,
+    checksum_text,
     read_v1,
     read_v2,
 )
@@ -58,6 +59,22 @@ def test_every_update_of_every_pair_matches_the_checksum() -> None:
     assert sum(count for (_, snapshot), count in seen.items() if snapshot) == PAIRS
     assert len(books.books) == PAIRS
     assert all(book.synced and book.book.depth == 1000 for book in books.books.values())
+
+
+def test_the_documentation_example_gives_its_checksum() -> None:
+    """Kraken's checksum guide: ten asks from 0.05005 up and ten bids from 0.05000 down, each of
+    0.00000500, give the string it shows and the checksum 974947235."""
+    asks = [f"0.050{n:02d}" for n in range(5, 55, 5)]
+    bids = ["0.05000", "0.04995", "0.04990", "0.04980", "0.04975"]
+    bids += ["0.04970", "0.04965", "0.04960", "0.04955", "0.04950"]
+    size = "0.00000500"
+    ask_levels = [Level(Decimal(price), Decimal(size), price, size) for price in asks]
+    bid_levels = [Level(Decimal(price), Decimal(size), price, size) for price in bids]
+    assert checksum_text(bid_levels, ask_levels) == (
+        "5005500501050050155005020500502550050305005035500504050050455005050500"
+        "5000500499550049905004980500497550049705004965500496050049555004950500"
+    )
+    assert checksum(bid_levels, ask_levels) == 974947235
 
 
 def test_a_one_digit_change_of_any_checksummed_level_fails() -> None:
