@@ -1,7 +1,7 @@
 """The exchange registry: the one list of exchanges K2 knows, each package imported lazily.
 
 Every exchange package has the same modules (``wire``, ``parse``, ``normalise``, ``symbols``,
-``client``, ``adapter``, ``config``; see :mod:`k2.exchanges.base` and
+``client``, ``adapter``, ``config``, ``book``; see :mod:`k2.exchanges.base` and
 :mod:`k2.exchanges.contract`), and so has its side of the simulator
 (``k2.simulator.venues.<exchange>``). :data:`VENUES` maps an exchange name to its packages, its
 protocols and the names of its classes, without importing any of them until it is used, so a
@@ -23,7 +23,7 @@ from typing import Literal, cast
 from k2.errors import ExchangeError
 from k2.exchanges.base import Envelope, ParsedFrame, Protocol_
 
-Role = Literal["wire", "parse", "normalise", "symbols", "client", "adapter", "config"]
+Role = Literal["wire", "parse", "normalise", "symbols", "client", "adapter", "config", "book"]
 FrameParser = Callable[[str, Envelope, int], ParsedFrame]
 
 

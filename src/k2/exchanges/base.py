@@ -9,7 +9,10 @@ A venue package (``k2.exchanges.<venue>``) has the same modules in each venue:
 - ``normalise.py``: :class:`RawTrade` → :class:`k2.domain.Trade` (canonical symbol, taker side,
   Decimal, UTC µs, deterministic ``message_id``);
 - ``client.py``: the feed client (connect, subscribe, keep-alive, reconnect) built on
-  :mod:`k2.transport.ws`.
+  :mod:`k2.transport.ws`;
+- ``book.py``: the venue's L2 book messages and the rule (checksum or sequence) that says
+  whether a local :class:`~k2.exchanges.book.OrderBook` is still the venue's book, on the
+  verdicts of :mod:`k2.exchanges.booksync`.
 
 Raw records keep every trade field exactly as the venue sent it: decimal strings stay strings,
 Kraken v1 times stay their exact string, Kraken v2 JSON numbers are kept as their exact decimal

@@ -122,3 +122,18 @@ json_values = st.recursive(
     ),
     max_leaves=30,
 )
+
+
+@st.composite
+def json_mutations(draw: st.DrawFn, value: object) -> object:
+    """``value`` (decoded JSON) with one member or element, at any depth, replaced by any JSON
+    value, or removed: a frame that is almost right, the hardest kind for a reader."""
+    if not isinstance(value, dict | list) or not value or not draw(st.booleans()):
+        return draw(json_values)
+    parts: dict[object, object] = dict(value) if isinstance(value, dict) else dict(enumerate(value))
+    key = draw(st.sampled_from(list(parts)))
+    if draw(st.booleans()):
+        del parts[key]
+    else:
+        parts[key] = draw(json_mutations(parts[key]))
+    return parts if isinstance(value, dict) else list(parts.values())

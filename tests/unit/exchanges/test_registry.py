@@ -25,6 +25,7 @@ from k2.cli import jobs as jobs_cli
 from k2.cli import simulate as simulate_cli
 from k2.config import IngestSettings, Settings
 from k2.exchanges import PROTOCOLS, VENUES, Venue, venue, venue_for_protocol
+from k2.exchanges.booksync import Books
 from k2.exchanges.contract import FeedSpec
 from k2.exchanges.factory import adapter_for, metrics_port, stream_metrics_port
 from k2.ops.dashboards import dashboards
@@ -84,6 +85,18 @@ def test_protocols_are_the_registrys_and_every_one_reaches_its_client() -> None:
         for role in ("config", "client", "wire", "adapter"):
             declared = {v for v in _literal_values(entry.module(role)) if v.startswith(f"{name}-")}
             assert declared <= set(PROTOCOLS), (name, role, declared)
+
+
+def test_every_exchange_has_its_book_rule() -> None:
+    """Each exchange's ``book`` module holds the books of one connection, on the shared base."""
+    for entry in VENUES.values():
+        module = entry.module("book")
+        found = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, Books) and value is not Books
+        ]
+        assert len(found) == 1, (entry.name, found)
 
 
 def test_settings_and_cli_choices_are_the_registrys() -> None:
