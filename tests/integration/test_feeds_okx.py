@@ -19,8 +19,7 @@ from k2.exchanges.okx.client import OkxFeedClient, OkxFeedOptions
 from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
-from tests.simulated import unlisted
+from tests.simulated import simulator_configs
 
 from .test_feeds_vs_simulator import Feed, ids_of, ledger_by_symbol, run
 
@@ -29,14 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 400,
-        "okx_symbols": SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(rate=400, okx_symbols=SYMBOLS)
 
 
 def client(sim: Simulator, symbols: tuple[str, ...] = SYMBOLS, **changes: Any) -> OkxFeedClient:

@@ -30,8 +30,7 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, delivered, read_ledger
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
-from tests.simulated import unlisted
+from tests.simulated import simulator_configs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,15 +39,9 @@ KRAKEN_PAIRS = ("XBT/USD", "ETH/USD")
 BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 200,
-        "kraken_symbols": KRAKEN_PAIRS,
-        "binance_symbols": BINANCE_SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(
+    rate=200, kraken_symbols=KRAKEN_PAIRS, binance_symbols=BINANCE_SYMBOLS
+)
 
 
 def make_client(sim: Simulator, protocol: str, **changes: Any) -> Client:

@@ -14,7 +14,6 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from k2.transport.topics import (
     raw_topic,
 )
 from tests.polling import Pending, log_tail, wait_until, wait_until_async
-from tests.simulated import unlisted
+from tests.simulated import SimulatorThread, simulator_configs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -139,59 +138,11 @@ def trade_id(value: dict[str, Any]) -> int:
     return found
 
 
-class SimulatorThread:
-    """The simulator on its own event loop in a thread, so a subprocess can feed from it."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self._ready: Future[Simulator] = Future()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        try:
-            async with Simulator(self.config) as sim:
-                self._ready.set_result(sim)
-                await self._stop.wait()
-        except Exception as exc:  # surfaced to the test through the future
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            raise
-
-    def __enter__(self) -> Simulator:
-        self._thread.start()
-        return self._ready.result(timeout=30)
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the simulator's loop (its methods are not thread-safe)."""
-
-        async def wrapped() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=10)
-
-
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
-    # also on a loaded machine where starting the ingest takes seconds.
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 400,
-        "skew": 0.0,
-        "kraken_symbols": KRAKEN_V1,
-        "binance_symbols": BINANCE,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+# An even rate (no skew): each symbol still has trades left when the ingest subscribes,
+# also on a loaded machine where starting the ingest takes seconds.
+sim_config = simulator_configs(
+    rate=400, skew=0.0, kraken_symbols=KRAKEN_V1, binance_symbols=BINANCE
+)
 
 
 def ledger_of(path: Path, exchange: str) -> list[LedgerEntry]:

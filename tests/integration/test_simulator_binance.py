@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import closed_within, collect, run_scenario, simulator_configs
 
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "kraken_symbols": ("XBT/USD",),
-        "binance_symbols": ("BTCUSDT", "ETHUSDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
-
-
-async def collect(ws: Any, seconds: float) -> list[Any]:
-    frames = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frames.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
-        except (TimeoutError, websockets.ConnectionClosed):
-            break
-    return frames
-
-
-async def closed_within(ws: Any, seconds: float) -> bool:
-    """True if the server ends the connection within ``seconds`` (frames meanwhile ignored)."""
-    deadline = time.monotonic() + seconds
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait_for(ws.recv(), left)
-    except websockets.ConnectionClosed:
-        return True
-    except TimeoutError:
-        return False
-    return False
+config = simulator_configs(
+    rate=300, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT", "ETHUSDT")
+)
 
 
 def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
@@ -71,7 +27,7 @@ def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
                 frames = await collect(ws, 1.0)
             return frames, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
 
-    frames, entries = run(main)
+    frames, entries = run_scenario(main)
     assert frames and {f["stream"] for f in frames} == {"btcusdt@trade", "ethusdt@trade"}
     for frame in frames:
         data = frame["data"]
@@ -91,7 +47,7 @@ def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
         ):
             return await collect(ws, 1.0)
 
-    aggs = run(main)
+    aggs = run_scenario(main)
     assert aggs and all(a["e"] == "aggTrade" and "stream" not in a for a in aggs)
     assert len(str(aggs[0]["T"])) == 13  # milliseconds by default
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + len(aggs)))
@@ -111,7 +67,7 @@ def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
             return await collect(ws, 1.0)
 
-    assert run(main) == [
+    assert run_scenario(main) == [
         {"result": None, "id": 1},
         {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 2},
         {"result": ["xrpxrp@trade"], "id": 3},
@@ -138,7 +94,7 @@ def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
                 kept = not await closed_within(answering, 1.5)
             return pings, mute_dropped, kept
 
-    pings, mute_dropped, kept = run(main)
+    pings, mute_dropped, kept = run_scenario(main)
     assert pings >= 2 and mute_dropped and kept
 
 
@@ -152,7 +108,7 @@ def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> 
                 await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
             return await closed_within(ws, 2.0)
 
-    assert run(main)
+    assert run_scenario(main)
 
 
 def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
@@ -164,7 +120,7 @@ def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
             assert await closed_within(ws, 3.0)
             return ws.close_code
 
-    assert run(main) == 1000
+    assert run_scenario(main) == 1000
 
 
 @pytest.mark.parametrize("combined", [True, False])
@@ -183,7 +139,7 @@ def test_server_shutdown_is_announced_then_the_connection_ends(
             assert await closed_within(ws, 2.0)
             return frames
 
-    (frame,) = run(main)
+    (frame,) = run_scenario(main)
     payload = frame["data"] if combined else frame
     assert payload["e"] == "serverShutdown" and isinstance(payload["E"], int)
     if combined:
@@ -201,7 +157,7 @@ def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
             assert await closed_within(ws, 2.0)
             return frames
 
-    assert [f["e"] for f in run(main)] == ["serverShutdown"]
+    assert [f["e"] for f in run_scenario(main)] == ["serverShutdown"]
 
 
 def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
@@ -213,7 +169,7 @@ def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
         ):
             return response.status
 
-    assert run(main) == 400
+    assert run_scenario(main) == 400
 
 
 def test_stream_limit_per_connection(tmp_path: Path) -> None:
@@ -228,7 +184,7 @@ def test_stream_limit_per_connection(tmp_path: Path) -> None:
             frames = await collect(ws, 0.8)
             return [f for f in frames if "id" in f]
 
-    assert run(main) == [
+    assert run_scenario(main) == [
         {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 1},
         {"result": None, "id": 2},
     ]
@@ -248,7 +204,7 @@ def test_a_bare_raw_connection_subscribes_with_subscribe_messages(
             await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}))
             return await collect(ws, 1.5)
 
-    frames = run(main)
+    frames = run_scenario(main)
     assert frames[0] == {"result": None, "id": 7}
     trades = frames[1:]
     assert trades and all(t["e"] == "trade" and t["s"] == "BTCUSDT" for t in trades)

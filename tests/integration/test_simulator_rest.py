@@ -5,37 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import run_scenario, simulator_configs
 
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "kraken_symbols": ("XBT/USD", "ETH/USD"),
-        "binance_symbols": ("BTCUSDT", "DOGEUSDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
+config = simulator_configs(
+    rate=300, kraken_symbols=("XBT/USD", "ETH/USD"), binance_symbols=("BTCUSDT", "DOGEUSDT")
+)
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any, Any]:
@@ -69,7 +51,7 @@ def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path)
             )
             return frames, history, recent, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
 
-    frames, history, recent, entries = run(main)
+    frames, history, recent, entries = run_scenario(main)
     by_id = {row["id"]: row for row in history}
     for frame in frames:
         row = by_id[frame["t"]]
@@ -88,7 +70,7 @@ def test_binance_aggtrades_match_the_aggtrade_stream(tmp_path: Path) -> None:
             _, rows, _ = await get(http, f"{url}&fromId={frames[0]['a']}")
             return frames, rows
 
-    frames, rows = run(main)
+    frames, rows = run_scenario(main)
     assert rows[: len(frames)] == [
         {key: frame[key] for key in ("a", "p", "q", "f", "l", "T", "m", "M")} for frame in frames
     ]
@@ -104,7 +86,7 @@ def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
                 await get(http, base + "trades"),
             ]
 
-    (status, info, headers), unknown, missing = run(main)
+    (status, info, headers), unknown, missing = run_scenario(main)
     assert status == 200 and int(headers["X-MBX-USED-WEIGHT-1M"]) > 0
     (symbol,) = info["symbols"]
     assert (symbol["symbol"], symbol["status"], symbol["baseAsset"], symbol["quoteAsset"]) == (
@@ -129,7 +111,7 @@ def test_binance_request_weight_limit_answers_429(tmp_path: Path) -> None:
             url = sim.urls.binance_rest + "/api/v3/trades?symbol=BTCUSDT"
             return [await get(http, url) for _ in range(3)]
 
-    first, second, third = run(main)
+    first, second, third = run_scenario(main)
     assert first[0] == second[0] == 200
     assert third[0] == 429 and third[1]["code"] == -1003 and int(third[2]["Retry-After"]) >= 1
 
@@ -146,7 +128,7 @@ def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> 
             _, page2, _ = await get(http, base + "&since=" + page1["result"]["last"])
             return frames, page1, page2
 
-    frames, page1, page2 = run(main)
+    frames, page1, page2 = run_scenario(main)
     assert page1["error"] == [] and set(page1["result"]) == {"XXBTZUSD", "last"}
     rows = page1["result"]["XXBTZUSD"] + page2["result"]["XXBTZUSD"]
     ids = [row[6] for row in rows]
@@ -176,7 +158,7 @@ def test_kraken_asset_pairs_and_errors(tmp_path: Path) -> None:
                 (await get(http, base + "AssetPairs"))[1],
             ]
 
-    pairs, unknown, _, limited = run(main)
+    pairs, unknown, _, limited = run_scenario(main)
     entry = pairs["result"]["XXBTZUSD"]
     assert (entry["altname"], entry["wsname"], entry["base"], entry["quote"]) == (
         "XBTUSD",
@@ -204,7 +186,7 @@ def test_kraken_assets_list_every_asset_of_the_listed_pairs(tmp_path: Path) -> N
                 (await get(http, base + "Assets?asset=NOPE"))[1],
             ]
 
-    every, one, unknown = run(main)
+    every, one, unknown = run_scenario(main)
     assert set(every["result"]) == {"XXBT", "ZUSD", "ZEUR", "XETH"}
     assert every["result"]["XXBT"]["altname"] == "XBT"
     assert all(
