@@ -37,12 +37,12 @@ from k2.schemas import schema_json, schema_text
 from k2.schemas.registry import register_value_schema
 
 from . import lanes
+from .lanes import wait_until
 
 pytestmark = pytest.mark.integration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYMBOLS = ("XBT/USD", "ETH/USD", "XDG/USD", "SOL/EUR", "ADA/USD")
-WAIT_S = 180.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +119,6 @@ def count_of(spark: Any, table: str) -> int:
 
 def has_rows(spark: Any, table: str, count: int) -> bool:
     return count_of(spark, table) >= count
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    lanes.wait_until(condition, what, timeout_s)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, delivered, read_ledger
 from k2.simulator.server import Simulator
+from tests.polling import wait_until_async
 from tests.simulated import simulator_configs
 
 pytestmark = pytest.mark.timeout(90)
@@ -88,16 +89,23 @@ class Feed:
         async for event in self.client.events():
             self.events.append((loop.time(), event))
 
-    async def until(self, done: Callable[[Feed], bool], timeout_s: float = 30.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not done(self):
+    async def until(
+        self, done: Callable[[Feed], bool], timeout_s: float = 30.0, what: str = "the feed"
+    ) -> None:
+        """Wait until ``done`` holds for the feed; fail at once when the client ended."""
+
+        def check() -> bool:
+            if done(self):
+                return True
             assert self._task is not None
             if self._task.done():
                 self._task.result()  # the client's error, if it ended with one
                 raise AssertionError("the feed ended")
-            assert loop.time() < deadline, f"timed out; stats={self.client.stats}"
-            await asyncio.sleep(0.02)
+            return False
+
+        await wait_until_async(
+            check, timeout_s, what, every_s=0.02, context=lambda: f"stats={self.client.stats}"
+        )
 
     def trades(self) -> dict[str, list[RawTrade]]:
         by_symbol: dict[str, list[RawTrade]] = defaultdict(list)

@@ -116,17 +116,18 @@ def read_topic(settings: Settings, topic: str) -> list[Landed]:
         if not assign:
             return landed
         consumer.assign(assign)
-        deadline = time.monotonic() + 60
-        while ends and time.monotonic() < deadline:
+
+        def read_to_the_ends() -> bool | Pending:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            key = msg.key().decode() if msg.key() is not None else None
-            value = deserialize(msg.value(), ctx)
-            landed.append(Landed(msg.partition(), msg.offset(), key, value))
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
-        assert not ends, f"could not read {topic} to its end"
+            if msg is not None and msg.error() is None:
+                key = msg.key().decode() if msg.key() is not None else None
+                value = deserialize(msg.value(), ctx)
+                landed.append(Landed(msg.partition(), msg.offset(), key, value))
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+            return not ends or Pending({"partition ends not reached": dict(ends)})
+
+        wait_until(read_to_the_ends, 60, f"{topic} read to its end", every_s=0)
     finally:
         consumer.close()
     return landed
@@ -412,12 +413,15 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     )
     consumer.subscribe([topic])
     decoded = []
+
+    def read_every_record() -> bool | Pending:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            decoded.append(reader(msg.value(), ctx))
+        return len(decoded) >= sent or Pending({"read": len(decoded), "sent": sent})
+
     try:
-        deadline = time.monotonic() + 30
-        while len(decoded) < sent and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                decoded.append(reader(msg.value(), ctx))
+        wait_until(read_every_record, 30, "every record read with the new schema", every_s=0)
     finally:
         consumer.close()
     assert len(decoded) == sent > 0

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import websockets
@@ -15,6 +14,7 @@ from click.testing import CliRunner
 
 from k2.cli import main
 from k2.simulator import read_ledger
+from tests.polling import wait_until
 
 K2 = [sys.executable, "-c", "from k2.cli import main; main()"]
 
@@ -70,11 +70,13 @@ def test_the_process_serves_until_sigterm_and_keeps_its_ledger(tmp_path: Path) -
         "BTCUSDT",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        assert process.poll() is None, f"k2 simulate exited with {process.returncode}"
+        return urls_file.exists()
+
     try:
-        deadline = time.monotonic() + 20
-        while not urls_file.exists():
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(listening, 20, f"k2 simulate to write {urls_file.name}", every_s=0.05)
         urls = json.loads(urls_file.read_text())
 
         async def first_trade() -> dict[str, object]:

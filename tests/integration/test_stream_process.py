@@ -30,7 +30,8 @@ from k2.schemas import schema_text
 from k2.transport.offsets import watermarks
 from k2.transport.topics import raw_topic
 from tests import polling
-from tests.integration.test_bronze import micros, produce, serializer, wait_until
+from tests.integration.lanes import wait_until
+from tests.integration.test_bronze import micros, produce, serializer
 
 pytestmark = pytest.mark.integration
 
