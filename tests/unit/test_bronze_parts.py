@@ -21,6 +21,7 @@ from k2.config import (
 from k2.errors import LakeError
 from k2.jobs.bronze.decode import DECODED_FLAG, flagged_reader
 from k2.jobs.bronze.schemas import SchemaResolver
+from k2.jobs.layout import layout
 from k2.jobs.listener import offset_lag
 from k2.jobs.offsets import (
     MARKER,
@@ -185,9 +186,17 @@ def test_kafka_source_options_carry_sasl_and_tls() -> None:
     assert options["maxOffsetsPerTrigger"] == str(StreamSettings().max_offsets_per_trigger)
 
 
+# The ingest's bursts, all exchanges together, that the stream keeps up with (StreamSettings).
+INGEST_BURST_PER_S = 100_000
+
+
 def test_default_trigger_admits_more_than_the_ingest_bursts() -> None:
-    bronze = StreamSettings()
-    assert bronze.max_offsets_per_trigger / bronze.trigger_interval_s >= 100_000
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    topics = layout(settings).topics
+    options = kafka_source_options(settings, topics, "earliest")
+    assert options["subscribe"].split(",") == list(topics)  # one query: one cap for every topic
+    burst = INGEST_BURST_PER_S * settings.stream.trigger_interval_s
+    assert int(options["maxOffsetsPerTrigger"]) >= burst
 
 
 def test_maintenance_steps_use_the_retention_settings() -> None:

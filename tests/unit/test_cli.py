@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 _PROBE = """
 import subprocess, sys
@@ -34,3 +37,10 @@ def test_version_names_the_git_sha() -> None:
     )
     assert result.stdout.startswith("k2 ")
     assert result.stdout.rstrip().endswith(")") and " (" in result.stdout
+    printed = re.fullmatch(r"k2 (\S+) \(([0-9a-f]{7,40})\)\n", result.stdout)
+    assert printed is not None, result.stdout
+    here = str(Path(__file__).parent)  # inside the checkout the code runs from
+    git = ["git", "-C", here, "rev-parse", "HEAD"]
+    head = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
+    assert printed.group(1) == version("k2")
+    assert head.startswith(printed.group(2)), (printed.group(2), head)

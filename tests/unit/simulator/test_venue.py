@@ -3,13 +3,16 @@ that keep rising across restarts."""
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from k2.exchanges import VENUES
 from k2.exchanges.binance import EXCHANGE as BINANCE
 from k2.exchanges.binance.normalise import split_symbol
 from k2.exchanges.kraken import EXCHANGE as KRAKEN
+from k2.simulator import markets
 from k2.simulator.instruments import catalog
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.markets import build_markets
@@ -84,15 +87,19 @@ def _first_ids(config: SimulatorConfig) -> list[int]:
     return ids
 
 
-def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts() -> None:
+def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = _one_symbol_each(rate=400)
-    before_us = time.time_ns() // 1000
+    clock_ns = [NOW * 1000]
+    monkeypatch.setattr(markets, "time", SimpleNamespace(time_ns=lambda: clock_ns[0]))
     first_run = _first_ids(config)
-    assert all(trade_id > before_us for trade_id in first_run)
-    time.sleep(0.01)  # 10,000 µs later: far more than the 200 ids per symbol of the first run
+    assert all(trade_id > NOW for trade_id in first_run)
+    clock_ns[0] += 10_000_000  # 10,000 µs later: far more than the 200 ids per symbol of a run
     second_run = _first_ids(config)
     offsets = [b - a for a, b in zip(first_run, second_run, strict=True)]
     assert all(offset >= 10_000 for offset in offsets), offsets
+    assert offsets == [10_000] * len(offsets)  # the ids move on by exactly the time between runs
 
 
 def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
