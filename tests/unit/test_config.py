@@ -1,16 +1,15 @@
-"""Settings: typos fail at start-up, secrets never print, derived addresses follow the stack."""
+"""Settings: typos fail at start-up, secrets never print, derived addresses follow the stack, and
+the API listens on loopback with no key unless told otherwise."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 
-from k2.cli import main
-from k2.config import KafkaSettings, load_settings, masked_dump, unknown_env_vars
+from k2.api.security import hash_key
+from k2.config import KafkaSettings, Settings, load_settings, masked_dump, unknown_env_vars
 from k2.errors import ConfigError
 
 
@@ -58,40 +57,6 @@ def test_secrets_are_masked_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kafka_config()["sasl.password"] == "hunter2"
 
 
-def test_config_show_prints_masked_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("K2_KAFKA__SASL_PASSWORD", "hunter2")
-    result = CliRunner().invoke(main, ["config", "show"])
-    assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
-    assert shown["kafka"]["sasl_password"] == "**********"
-    assert shown["effective"]["kafka_bootstrap"] == "127.0.0.1:9092"
-
-
-def test_cli_typo_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("K2_STACK__KAFKA_PROT", "1")
-    result = CliRunner().invoke(main, ["config", "show"])
-    assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown setting(s) K2_STACK__KAFKA_PROT")
-
-
-def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = [prefix]
-    if isinstance(group, click.Group):
-        for name, command in group.commands.items():
-            found += _commands(command, (*prefix, name))
-    return found
-
-
-@pytest.mark.parametrize("path", _commands(main), ids=lambda p: " ".join(p) or "k2")
-def test_every_command_has_help(path: tuple[str, ...]) -> None:
-    result = CliRunner().invoke(main, [*path, "--help"])
-    assert result.exit_code == 0, result.output
-    assert "Usage:" in result.output
-    # Every command explains itself in at least one sentence.
-    assert len(result.output.split("\n\n")[1].strip()) > 10
-
-
 def test_a_topic_replicated_three_times_needs_two_replicas_in_sync() -> None:
     """On a cluster of three, an acknowledged record survives one broker lost; alone, one."""
     assert KafkaSettings().min_insync == 1
@@ -99,3 +64,22 @@ def test_a_topic_replicated_three_times_needs_two_replicas_in_sync() -> None:
     assert KafkaSettings(replication_factor=3, min_insync_replicas=3).min_insync == 3
     with pytest.raises(ValueError, match="exceeds replication_factor"):
         KafkaSettings(replication_factor=1, min_insync_replicas=2)
+
+
+def test_api_binds_loopback_with_no_keys_by_default() -> None:
+    """Out of the box the API listens on 127.0.0.1 only and needs no key."""
+    api = Settings(_env_file=None).api  # type: ignore[call-arg]
+    assert (api.host, api.port, api.workers, api.key_hashes) == ("127.0.0.1", 8000, 1, ())
+
+
+def test_key_digests_come_from_the_environment_and_are_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """K2_API__KEY_HASHES is read as a list and never shown by `k2 config show`."""
+    digest = hash_key("s3cret")
+    monkeypatch.setenv("K2_API__KEY_HASHES", json.dumps([digest]))
+    monkeypatch.setenv("K2_API__MAX_PAGE_SIZE", "500")
+    settings = load_settings(_env_file=None)
+    assert settings.api.key_hashes[0].get_secret_value() == digest
+    assert settings.api.max_page_size == 500
+    assert digest not in json.dumps(masked_dump(settings))

@@ -1,5 +1,5 @@
 """OKX's SPOT instruments: resolved by native or canonical name, unknown names refused in one
-line, only ``live`` instruments traded; requests stay within OKX's limits."""
+line, only ``live`` instruments traded."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from k2.errors import ExchangeError, UnknownSymbolError
 from k2.exchanges.okx import wire
-from k2.exchanges.okx.client import RequestWindow, request_chunks
 from k2.exchanges.okx.symbols import parse_instruments, resolve_instruments
 
 
@@ -38,23 +37,3 @@ def test_an_unknown_instrument_is_refused_in_one_line_naming_it() -> None:
 def test_an_error_code_is_an_exchange_error() -> None:
     with pytest.raises(ExchangeError, match="50011"):
         parse_instruments({"code": "50011", "msg": "Too Many Requests", "data": []})
-
-
-def test_subscribe_requests_stay_under_64_kb() -> None:
-    """Thousands of instruments are split into requests whose JSON is under OKX's 64 KB."""
-    names = [f"A{n:05d}-USDT" for n in range(5000)]
-    chunks = request_chunks(names)
-    assert [n for chunk in chunks for n in chunk] == names and len(chunks) > 1
-    for chunk in chunks:
-        text = wire.request("subscribe", wire.ALL_TRADES, chunk, "12345678901234567890")
-        assert len(text.encode()) <= wire.MAX_REQUEST_BYTES
-
-
-def test_the_hourly_request_window() -> None:
-    """At most 480 requests in any hour of one connection; the oldest frees a place."""
-    window = RequestWindow(480)
-    for second in range(480):
-        assert window.wait_s(float(second)) == 0
-        window.spend(float(second))
-    assert window.wait_s(600.0) == pytest.approx(3000.0)
-    assert window.wait_s(3600.0) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from k2.exchanges.okx import wire
 from k2.simulator.market import SymbolGenerator
-from k2.simulator.venues.okx.instruments import OKX_INSTRUMENTS, catalog
+from k2.simulator.venues.okx.instruments import OKX_INSTRUMENTS
 from k2.simulator.venues.okx.ws import okx_decimal
 
 
@@ -25,9 +25,3 @@ def test_frames_from_the_template_are_the_rendered_frames() -> None:
             fields = wire.trade_fields(instrument.symbol, trade.trade_id, px, sz, trade.side, ms)
             rendered = wire.render_trades(wire.ALL_TRADES, instrument.symbol, [fields])
             assert template % (trade.trade_id, px, sz, trade.side, "0", ms) == rendered
-
-
-def test_the_universe_is_venue_sized_and_every_name_is_spot() -> None:
-    names = [inst.symbol for inst in catalog()]
-    assert len(names) == len(set(names)) == 700
-    assert all(name.count("-") == 1 for name in names)
