@@ -81,6 +81,8 @@ def raw_record(trade_id: int, moment: datetime) -> dict[str, Any]:
 def test_page_shows_health_the_api_bars_and_live_trades(
     stack: Stack, settings: Settings, tmp_path: Path, browser: Any
 ) -> None:
+    """The web page, in a real browser, shows the pipeline's health, the same bars the API serves
+    and live trades as they arrive, and its API docs render offline, with no browser error."""
     private = settings.model_copy(
         update={
             "stack": settings.stack.model_copy(update={"home": tmp_path / "home"}),

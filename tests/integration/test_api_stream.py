@@ -88,6 +88,8 @@ def history(base: str, until: str, start: str) -> tuple[list[dict[str, Any]], bo
 def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """The live trade stream gives a client every trade the venue sent, in order with exact values,
+    and a client joining late fills the start from Gold with no gap and no duplicate."""
     private = lane(settings, "apistream", binance={"symbols": (SYMBOL,)})
     private = private.model_copy(
         update={

@@ -235,6 +235,8 @@ def assert_complete(
 def test_every_ledger_trade_lands_once_in_order_binance(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every Binance trade the venue sent lands in Kafka once, with every field as sent, keyed by
+    its symbol on one partition and in id order."""
     private = lane(settings, "nbinance", binance={"symbols": BINANCE, "time_unit": "MILLISECOND"})
     per_symbol = 600
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
@@ -276,6 +278,8 @@ def test_every_ledger_trade_lands_once_in_order_binance(
 def test_every_ledger_trade_lands_once_in_order_kraken_v2(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every Kraken v2 trade the venue sent lands in Kafka once, with every field as sent, in id
+    order per symbol."""
     private = lane(settings, "nkraken", kraken={"symbols": KRAKEN_V2})
     per_symbol = 400
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
@@ -308,6 +312,8 @@ def test_every_ledger_trade_lands_once_in_order_kraken_v2(
 def test_disconnect_and_lost_ids_are_backfilled(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Trades missed across forced disconnects and trades the venue lost are backfilled from REST,
+    so nothing sent is missing, and each gap is published as backfilled."""
     private = lane(settings, "backfill", binance={"symbols": BINANCE})
     drop = FaultRule(protocol="binance", connections=2, drop_after_trades=150)
     config = sim_config(tmp_path, rate=600, faults=(drop,), lose_every=13)
@@ -337,6 +343,8 @@ def test_disconnect_and_lost_ids_are_backfilled(
 def test_malformed_frames_go_to_the_dlq_and_every_trade_is_delivered(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every garbled frame goes to the DLQ with its text, error and receive time, and the trades it
+    held are recovered from REST."""
     private = lane(settings, "dlq", binance={"symbols": BINANCE})
     garble = FaultRule(protocol="binance", garble_every=25)
     config = sim_config(tmp_path, trades_per_symbol=250, faults=(garble,))
@@ -368,6 +376,8 @@ def test_malformed_frames_go_to_the_dlq_and_every_trade_is_delivered(
 def test_kraken_v1_reconnect_publishes_a_gap_event(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """A Kraken v1 reconnect, which cannot be backfilled by id, publishes a gap event with its time
+    range and the reason."""
     private = lane(settings, "v1gap", kraken={"symbols": KRAKEN_V1, "protocol": "kraken-v1"})
     drop = FaultRule(protocol="kraken-v1", connections=1, drop_after_trades=120)
     config = sim_config(tmp_path, faults=(drop,))
@@ -390,6 +400,8 @@ def test_kraken_v1_reconnect_publishes_a_gap_event(
 def test_backward_compatible_schema_change_registers_and_old_records_decode(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """A backward-compatible raw schema version registers beside the old one, and records already
+    written decode with it."""
     private = lane(settings, "schema", binance={"symbols": ("BTCUSDT",)})
     # 20 trades/s per symbol: the 50 trades take 2.5 s, so most are sent after the ingest
     # connects (a first run starts from the trades it receives, not from the venue's history).
@@ -466,6 +478,8 @@ def test_two_processes_registering_a_new_subject_at_once_both_succeed(
 def test_incompatible_schema_is_refused_before_producing(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """An ingest whose raw schema is incompatible with the registered one stops with one line naming
+    the subject, before it writes anything."""
     private = lane(settings, "badschema", binance={"symbols": ("BTCUSDT",)})
     topic = raw_topic("binance", private.kafka.topic_prefix)
     registry = SchemaRegistryClient(private.registry_config())
@@ -564,6 +578,8 @@ def test_sigkill_and_restart_lose_nothing(
     tmp_path: Path,
     sim_thread: tuple[Simulator, SimulatorThread],
 ) -> None:
+    """An ingest killed with SIGKILL and restarted resumes from what Kafka holds and backfills the
+    downtime, so nothing is lost and nothing gets a second id."""
     sim, _ = sim_thread
     private = lane(settings, "sigkill", binance={"symbols": BINANCE})
     port = free_port()
@@ -646,6 +662,8 @@ def test_broker_outage_keeps_memory_bounded_and_loses_nothing(
     tmp_path: Path,
     sim_thread: tuple[Simulator, SimulatorThread],
 ) -> None:
+    """While the broker is down the ingest's queue and memory stay bounded, and once it is back
+    every trade is delivered."""
     sim, _ = sim_thread
     queue_max = 2_000
     private = lane(settings, "outage", binance={"symbols": BINANCE}, queue_max_messages=queue_max)

@@ -20,6 +20,9 @@ config = simulator_configs(
 
 
 def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
+    """A combined-stream connection gets each trade wrapped with its stream name, in microseconds
+    when asked, with consecutive ids and exactly what the ledger records."""
+
     async def main() -> tuple[list[Any], list[Any]]:
         async with Simulator(config(tmp_path)) as sim:
             url = sim.urls.binance_ws + "/stream?streams=btcusdt@trade/ethusdt@trade"
@@ -40,6 +43,9 @@ def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
 
 
 def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
+    """A raw aggTrade stream sends bare payloads in milliseconds, with consecutive aggregate ids
+    covering consecutive trades."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -57,6 +63,9 @@ def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
 def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
     tmp_path: Path,
 ) -> None:
+    """Live SUBSCRIBE requests accept a symbol Binance does not list (which then sends nothing) and
+    refuse a malformed stream name, as Binance does."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -77,6 +86,9 @@ def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
 def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
     tmp_path: Path,
 ) -> None:
+    """The simulated Binance pings every connection, keeps a client that answers and drops one that
+    does not."""
+
     async def main() -> tuple[int, bool, bool]:
         timings = {"binance_ping_s": 0.3, "binance_pong_timeout_s": 0.8}
         async with (
@@ -99,6 +111,9 @@ def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
 
 
 def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> None:
+    """A client sending more than five control messages in a second is disconnected, as on
+    Binance."""
+
     async def main() -> bool:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -112,6 +127,8 @@ def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> 
 
 
 def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
+    """A connection older than its age limit is closed normally, as Binance does after 24 hours."""
+
     async def main() -> int | None:
         async with (
             Simulator(config(tmp_path, max_connection_age_s=0.5)) as sim,
@@ -127,6 +144,8 @@ def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
 def test_server_shutdown_is_announced_then_the_connection_ends(
     tmp_path: Path, combined: bool
 ) -> None:
+    """A server shutdown is announced on every stream, raw or combined, before the connection
+    ends."""
     path = "/stream?streams=btcusdt@trade" if combined else "/ws/btcusdt@trade"
 
     async def main() -> list[Any]:
@@ -147,6 +166,8 @@ def test_server_shutdown_is_announced_then_the_connection_ends(
 
 
 def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
+    """A shutdown configured after a time is announced at that time, then the connection ends."""
+
     async def main() -> list[Any]:
         overrides = {"rate": 0, "shutdown_after_s": 0.3, "shutdown_grace_s": 0.2}
         async with (
@@ -161,6 +182,8 @@ def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
 
 
 def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
+    """A connect URL naming a malformed stream is refused with a 400."""
+
     async def main() -> int:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -173,6 +196,9 @@ def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
 
 
 def test_stream_limit_per_connection(tmp_path: Path) -> None:
+    """A subscription that would pass a connection's stream limit is refused, and a smaller one is
+    still accepted."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, binance_max_streams=2)) as sim,

@@ -20,6 +20,7 @@ K2 = [sys.executable, "-c", "from k2.cli import main; main()"]
 
 
 def test_help_documents_every_option() -> None:
+    """`k2 simulate --help` documents every option."""
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0
     for option in (
@@ -46,12 +47,15 @@ def test_help_documents_every_option() -> None:
 
 
 def test_a_bad_option_is_one_line_error() -> None:
+    """A symbol the simulator does not list is refused naming it, with exit code 1."""
     result = CliRunner().invoke(main, ["simulate", "--kraken-symbols", "XBT/FOO"])
     assert result.exit_code == 1
     assert "unknown kraken symbol(s) ['XBT/FOO']" in result.output
 
 
 def test_the_process_serves_until_sigterm_and_keeps_its_ledger(tmp_path: Path) -> None:
+    """`k2 simulate` says where it listens, serves trades until SIGTERM, exits cleanly and keeps
+    every trade it sent in its ledger."""
     urls_file, ledger = tmp_path / "urls.json", tmp_path / "ledger.jsonl"
     command = [
         *K2,

@@ -58,6 +58,9 @@ def v2_trade_ids(frames: list[str]) -> list[int]:
 def test_drop_after_n_trades_delivers_exactly_n_then_cuts_without_close_frame(
     tmp_path: Path,
 ) -> None:
+    """A connection dropped after n trades sends exactly the n trades its ledger records, then ends
+    without a close frame, as a network failure would."""
+
     async def main() -> tuple[list[str], bool, Any, list[Any]]:
         rule = FaultRule(protocol="kraken-v2", drop_after_trades=7)
         async with Simulator(config(tmp_path, faults=(rule,))) as sim:
@@ -74,6 +77,8 @@ def test_drop_after_n_trades_delivers_exactly_n_then_cuts_without_close_frame(
 
 
 def test_drop_after_seconds(tmp_path: Path) -> None:
+    """A connection dropped after a time ends at about that time."""
+
     async def main() -> tuple[bool, float]:
         rule = FaultRule(protocol="binance", drop_after_s=0.4)
         async with (
@@ -89,6 +94,9 @@ def test_drop_after_seconds(tmp_path: Path) -> None:
 
 
 def test_stall_with_heartbeats_sends_only_heartbeats(tmp_path: Path) -> None:
+    """A connection stalled with heartbeats keeps sending heartbeats but no more trades, so only a
+    per-symbol silence check can notice."""
+
     async def main() -> list[str]:
         rule = FaultRule(protocol="kraken", stall="heartbeats", stall_after_trades=3)
         async with (
@@ -106,6 +114,9 @@ def test_stall_with_heartbeats_sends_only_heartbeats(tmp_path: Path) -> None:
 
 
 def test_silent_stall_sends_nothing_not_even_pongs(tmp_path: Path) -> None:
+    """A silently stalled connection sends nothing, not even an answer to a ping, so only the
+    client's liveness deadline can notice."""
+
     async def main() -> tuple[list[str], bool]:
         rule = FaultRule(protocol="binance", stall="silent")
         async with (
@@ -125,6 +136,9 @@ def test_silent_stall_sends_nothing_not_even_pongs(tmp_path: Path) -> None:
 
 
 def test_garbled_frames_are_every_nth_and_flagged_in_the_ledger(tmp_path: Path) -> None:
+    """Exactly every nth frame arrives garbled, and the ledger marks the trades it held as never
+    readable."""
+
     async def main() -> tuple[list[str], list[Any]]:
         rule = FaultRule(protocol="binance", garble_every=3)
         async with Simulator(config(tmp_path, faults=(rule,))) as sim:
@@ -140,6 +154,9 @@ def test_garbled_frames_are_every_nth_and_flagged_in_the_ledger(tmp_path: Path) 
 
 
 def test_duplicated_frames_arrive_twice(tmp_path: Path) -> None:
+    """A duplicated frame arrives twice in a row, and the ledger marks the second copy as a
+    duplicate."""
+
     async def main() -> tuple[list[str], list[Any]]:
         rule = FaultRule(protocol="binance", duplicate_every=1)
         async with Simulator(config(tmp_path, faults=(rule,))) as sim:
@@ -153,6 +170,9 @@ def test_duplicated_frames_arrive_twice(tmp_path: Path) -> None:
 
 
 def test_lost_ids_never_reach_the_socket_but_stay_in_rest(tmp_path: Path) -> None:
+    """Lost trades never reach the socket but are in the REST history, so a client sees a gap it can
+    backfill."""
+
     async def main() -> tuple[list[int], list[int]]:
         async with (
             Simulator(config(tmp_path, lose_every=4, lose_exchanges=("binance",))) as sim,
@@ -175,6 +195,8 @@ def test_lost_ids_never_reach_the_socket_but_stay_in_rest(tmp_path: Path) -> Non
 
 
 def test_rejected_symbol_gets_the_venue_error(tmp_path: Path) -> None:
+    """A rejected Kraken pair gets Kraken's own refusal, as a real rejection would."""
+
     async def main() -> Any:
         rule = FaultRule(protocol="kraken-v2", reject_symbols=("BTC/USD",))
         async with (
@@ -190,6 +212,9 @@ def test_rejected_symbol_gets_the_venue_error(tmp_path: Path) -> None:
 
 
 def test_faults_set_at_run_time_reach_the_open_connection_only(tmp_path: Path) -> None:
+    """A fault posted to the admin endpoint while the simulator runs reaches the open connection it
+    names and no later one."""
+
     async def main() -> tuple[Any, bool, bool]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             url = sim.urls.binance_ws + "/ws/btcusdt@trade"
@@ -209,6 +234,8 @@ def test_faults_set_at_run_time_reach_the_open_connection_only(tmp_path: Path) -
 
 
 def test_admin_refuses_unknown_fault_settings(tmp_path: Path) -> None:
+    """The admin endpoint refuses a misspelt fault setting with a 400 naming it."""
+
     async def main() -> tuple[int, Any]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -222,6 +249,9 @@ def test_admin_refuses_unknown_fault_settings(tmp_path: Path) -> None:
 
 
 def test_a_rejected_binance_symbol_is_silent_like_an_unknown_one(tmp_path: Path) -> None:
+    """A rejected Binance symbol just sends nothing, as Binance does for a symbol it does not
+    list."""
+
     async def main() -> list[str]:
         rule = FaultRule(protocol="binance", reject_symbols=("BTCUSDT",))
         async with (

@@ -62,6 +62,9 @@ def v2_subscribe(symbols: list[str], snapshot: bool = True, req_id: int = 7) -> 
 
 
 def test_v1_status_acks_snapshot_and_updates_match_the_ledger(tmp_path: Path) -> None:
+    """The simulated Kraken v1 sends its status (with a 64-bit connection id), an ack per pair, a
+    snapshot, then updates that are exactly the ledger's trades in id order."""
+
     async def main() -> None:
         async with Simulator(config(tmp_path)) as sim:
             await asyncio.sleep(0.4)  # some history for the snapshot
@@ -92,6 +95,9 @@ def test_v1_status_acks_snapshot_and_updates_match_the_ledger(tmp_path: Path) ->
 
 
 def test_v1_heartbeats_when_idle_and_pong_echoes_reqid(tmp_path: Path) -> None:
+    """The simulated Kraken v1 sends heartbeats when no trade comes and answers a ping with a pong
+    echoing its reqid."""
+
     async def main() -> None:
         async with (
             Simulator(config(tmp_path, trades_per_symbol=3)) as sim,
@@ -109,6 +115,9 @@ def test_v1_heartbeats_when_idle_and_pong_echoes_reqid(tmp_path: Path) -> None:
 
 
 def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
+    """The simulated Kraken v1 refuses unknown and malformed pairs with Kraken's own errors,
+    including the v2 name of a v1 pair."""
+
     async def main() -> list[Frame]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -127,6 +136,9 @@ def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
 
 
 def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
+    """The simulated Kraken v2 acks each symbol as Kraken does (refusing the v1 name), sends a
+    snapshot then updates, and the ids follow the ledger."""
+
     async def main() -> tuple[Frame, list[Frame], list[Any]]:
         async with Simulator(config(tmp_path)) as sim:
             await asyncio.sleep(0.4)
@@ -156,6 +168,9 @@ def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
 
 
 def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
+    """A Kraken v2 subscription without a snapshot gets only new trades, heartbeats while idle, and
+    pongs with their times."""
+
     async def main() -> tuple[list[Frame], Frame]:
         async with Simulator(config(tmp_path, trades_per_symbol=2)) as sim:
             await asyncio.sleep(0.3)
@@ -174,6 +189,8 @@ def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
 
 
 def test_a_connection_that_never_subscribes_is_closed(tmp_path: Path) -> None:
+    """The simulated Kraken closes a connection that never subscribes, as Kraken does."""
+
     async def main() -> int | None:
         async with (
             Simulator(config(tmp_path, kraken_idle_s=0.3)) as sim,
@@ -190,6 +207,7 @@ def test_a_connection_that_never_subscribes_is_closed(tmp_path: Path) -> None:
 
 
 def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
+    """A replayed Kraken recording is sent exactly as recorded."""
     recording = Path(__file__).resolve().parents[1] / "fixtures" / "recordings" / "KRAKEN.ws.48.0"
 
     async def main() -> list[Frame]:

@@ -84,6 +84,7 @@ def test_unknown_instruments_and_wrong_channels_get_60018(tmp_path: Path) -> Non
 
 
 def test_a_rejected_instrument_is_refused_like_an_unknown_one(tmp_path: Path) -> None:
+    """A rejected OKX instrument gets OKX's error for an instrument it does not list."""
     reject = FaultRule(protocol="okx", reject_symbols=("ETH-USDT",))
 
     async def main() -> list[Any]:
@@ -123,6 +124,8 @@ def test_a_connection_without_a_subscription_or_data_is_cut(tmp_path: Path) -> N
 
 
 def test_requests_beyond_the_hourly_limit_get_60014(tmp_path: Path) -> None:
+    """Subscribe requests beyond a connection's hourly limit get OKX's 60014 error."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, okx_requests_per_hour=2)) as sim,
@@ -205,6 +208,8 @@ def test_rest_history_pages_by_trade_id_and_holds_lost_trades(tmp_path: Path) ->
 
 
 def test_rest_beyond_its_limit_answers_429_with_50011(tmp_path: Path) -> None:
+    """REST requests beyond the limit get a 429 with OKX's 50011 code."""
+
     async def main() -> list[tuple[int, str]]:
         async with Simulator(config(tmp_path, okx_rest_limit=2)) as sim:
             url = f"{sim.urls.okx_rest}/api/v5/market/trades?instId=BTC-USDT"

@@ -40,6 +40,9 @@ async def stream(url: str, request: str | None, seconds: float) -> list[Any]:
 
 
 def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path) -> None:
+    """The simulated Binance REST history holds exactly the trades the stream sent, with exact quote
+    quantities, so a backfill recovers what was streamed."""
+
     async def main() -> tuple[list[Any], list[Any], list[Any], Any]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             frames = await stream(sim.urls.binance_ws + "/ws/btcusdt@trade", None, 0.8)
@@ -63,6 +66,9 @@ def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path)
 
 
 def test_binance_aggtrades_match_the_aggtrade_stream(tmp_path: Path) -> None:
+    """The simulated Binance aggTrades history holds exactly the aggregate trades the stream
+    sent."""
+
     async def main() -> tuple[list[Any], list[Any]]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             frames = await stream(sim.urls.binance_ws + "/ws/dogeusdt@aggTrade", None, 0.8)
@@ -77,6 +83,9 @@ def test_binance_aggtrades_match_the_aggtrade_stream(tmp_path: Path) -> None:
 
 
 def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
+    """The simulated Binance exchange info describes each symbol as Binance does, reports the
+    request weight used, and errors carry Binance's codes."""
+
     async def main() -> list[tuple[int, Any, Any]]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             base = sim.urls.binance_rest + "/api/v3/"
@@ -103,6 +112,8 @@ def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
 
 
 def test_binance_request_weight_limit_answers_429(tmp_path: Path) -> None:
+    """The simulated Binance answers 429 with Retry-After once the request weight limit is spent."""
+
     async def main() -> list[tuple[int, Any, Any]]:
         async with (
             Simulator(config(tmp_path, binance_weight_limit=60)) as sim,
@@ -117,6 +128,9 @@ def test_binance_request_weight_limit_answers_429(tmp_path: Path) -> None:
 
 
 def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> None:
+    """The simulated Kraken REST history pages by since with no overlap and no hole, and holds the
+    trades the v2 stream sent."""
+
     async def main() -> tuple[list[Any], Any, Any]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             request = json.dumps(
@@ -145,6 +159,9 @@ def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> 
 
 
 def test_kraken_asset_pairs_and_errors(tmp_path: Path) -> None:
+    """The simulated Kraken asset pairs describe each pair as Kraken does, and unknown pairs and too
+    many requests get Kraken's errors."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, kraken_rest_limit=3)) as sim,

@@ -199,6 +199,9 @@ def _kill_between_commits(job: StreamProcess, timeout_s: float = 240) -> None:
 def test_killed_driver_and_lost_checkpoint_land_every_trade_once_in_every_layer(
     settings: Settings, job: StreamProcess
 ) -> None:
+    """A streaming job killed mid-stream, killed between its Bronze and Gold commits and restarted
+    without its checkpoint still lands every trade once in every layer, and `k2 lake maintain`
+    compacts its files without changing a row."""
     topic = raw_topic(EXCHANGE)
     encode = serializer(settings, schema_text("binance_raw"))
     records = [binance_record(i) for i in range(15_000)]

@@ -14,29 +14,35 @@ from k2.errors import ConfigError
 
 
 def test_unknown_k2_variable_is_a_startup_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt K2_ variable stops start-up naming it, instead of being silently ignored."""
     monkeypatch.setenv("K2_KAFKA__BOOTSTRAP_SERVER", "broker:9092")  # missing S
     with pytest.raises(ConfigError, match="K2_KAFKA__BOOTSTRAP_SERVER"):
         load_settings()
 
 
 def test_known_nested_variables_are_accepted() -> None:
+    """Every real K2_ variable, nested sections included, is accepted."""
     env = {"K2_KAFKA__BOOTSTRAP_SERVERS": "x:1", "K2_HOME": "/tmp/x", "K2_STACK__KAFKA_PORT": "1"}
     assert unknown_env_vars(env) == []
 
 
 def test_invalid_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that is not valid stops start-up naming the setting it was meant for."""
     monkeypatch.setenv("K2_KAFKA__TOPIC_PARTITIONS", "zero")
     with pytest.raises(ConfigError, match=r"kafka\.topic_partitions"):
         load_settings()
 
 
 def test_unknown_exchange_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exchange K2 does not know stops start-up naming it."""
     monkeypatch.setenv("K2_EXCHANGES", '["kraken", "krakken"]')
     with pytest.raises(ConfigError, match="krakken"):
         load_settings()
 
 
 def test_k2_home_moves_every_derived_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """K2_HOME moves the state folder, the catalog and the warehouse with it, and a changed broker
+    port moves the bootstrap address."""
     monkeypatch.setenv("K2_HOME", str(tmp_path))
     monkeypatch.setenv("K2_STACK__KAFKA_PORT", "19092")
     settings = load_settings()
@@ -48,6 +54,8 @@ def test_k2_home_moves_every_derived_path(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_secrets_are_masked_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords never appear in the settings as shown or logged, yet reach the Kafka client as
+    given."""
     monkeypatch.setenv("K2_KAFKA__SASL_PASSWORD", "hunter2")
     monkeypatch.setenv("K2_LAKE__CATALOG_PASSWORD", "s3cret")
     settings = load_settings()

@@ -88,6 +88,8 @@ def test_protocols_are_the_registrys_and_every_one_reaches_its_client() -> None:
 
 
 def test_settings_and_cli_choices_are_the_registrys() -> None:
+    """The settings and every CLI choice of exchange, protocol and simulator option list exactly the
+    registry's exchanges."""
     names = list(VENUES)
     assert list(_defaults().exchanges) == names
     assert all(IngestSettings().exchange(name) is not None for name in names)
@@ -105,6 +107,7 @@ def test_settings_and_cli_choices_are_the_registrys() -> None:
 
 
 def test_metrics_ports_are_distinct_and_one_per_exchange() -> None:
+    """Every exchange's ingest gets a metrics port of its own and no two parts share one."""
     settings = _defaults()
     ports = part_ports(settings)
     assert [p.part for p in ports if p.part.startswith("ingest-")] == [
@@ -157,6 +160,8 @@ def test_simulator_routes_and_urls_are_every_exchanges() -> None:
 
 
 def test_every_exchange_has_its_raw_schema_and_silver_sql() -> None:
+    """Every registered exchange has a raw Avro schema matching its records and Silver SQL giving
+    every column Silver reads."""
     for name in VENUES:
         adapter = adapter_for(name, IngestSettings())
         assert adapter.schema_name == f"{name}_raw"
@@ -197,6 +202,8 @@ def fakex(monkeypatch: pytest.MonkeyPatch) -> Venue:
 
 
 def test_a_third_exchange_gets_ports_of_its_own(fakex: Venue) -> None:
+    """An exchange added to the registry gets its own metrics port after the others, and the
+    streaming job's port moves past it."""
     settings = _defaults()
     settings = settings.model_copy(update={"exchanges": (*settings.exchanges, "fakex")})
     assert list(VENUES)[-1] == "fakex"
@@ -230,6 +237,8 @@ def test_a_third_exchange_is_in_every_simulator_list(fakex: Venue, tmp_path: Pat
 
 
 def test_the_registry_finds_venues_by_name_and_protocol_without_importing_them_early() -> None:
+    """The registry finds an exchange by name or protocol and loads its classes only when asked, and
+    an unknown name is refused listing the known ones."""
     assert set(VENUES) == {"kraken", "binance", "coinbase", "okx", "bybit"}
     assert venue("kraken").default_protocol == "kraken-v2"
     assert venue_for_protocol("binance-aggtrade").name == "binance"

@@ -11,6 +11,8 @@ from k2.cli import main
 
 
 def test_config_show_prints_masked_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`k2 config show` prints the settings as JSON with secrets masked and the addresses they
+    derive."""
     monkeypatch.setenv("K2_KAFKA__SASL_PASSWORD", "hunter2")
     result = CliRunner().invoke(main, ["config", "show"])
     assert result.exit_code == 0, result.output

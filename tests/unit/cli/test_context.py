@@ -9,6 +9,7 @@ from k2.cli import main
 
 
 def test_cli_typo_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt K2_ variable makes any command print one line naming it and exit with code 1."""
     monkeypatch.setenv("K2_STACK__KAFKA_PROT", "1")
     result = CliRunner().invoke(main, ["config", "show"])
     assert result.exit_code == 1

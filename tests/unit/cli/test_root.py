@@ -62,6 +62,7 @@ def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ..
 
 @pytest.mark.parametrize("path", _commands(main), ids=lambda p: " ".join(p) or "k2")
 def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    """Every k2 command and group answers --help with a sentence saying what it does."""
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output

@@ -7,6 +7,7 @@ from k2.exchanges.base import Gap, SequenceTracker, SilenceMonitor
 
 
 def test_consecutive_ids_are_neither_gaps_nor_duplicates() -> None:
+    """Consecutive trade ids are delivered as they come: no gap, no duplicate."""
     tracker = SequenceTracker("binance")
     verdicts = [tracker.observe("BTCUSDT", trade_id) for trade_id in (5, 6, 7)]
     assert all(not v.duplicate and v.gap is None for v in verdicts)
@@ -14,6 +15,7 @@ def test_consecutive_ids_are_neither_gaps_nor_duplicates() -> None:
 
 
 def test_a_jump_is_reported_as_the_exact_missing_range() -> None:
+    """A jump in a symbol's trade ids is reported as exactly the missing range, once."""
     tracker = SequenceTracker("binance")
     tracker.observe("BTCUSDT", 100)
     verdict = tracker.observe("BTCUSDT", 104)
@@ -22,6 +24,8 @@ def test_a_jump_is_reported_as_the_exact_missing_range() -> None:
 
 
 def test_ids_at_or_below_the_last_one_are_duplicates() -> None:
+    """A trade id at or below the last one delivered is a duplicate, and the last delivered id does
+    not move back."""
     tracker = SequenceTracker("kraken")
     for trade_id in (1, 2, 3):
         tracker.observe("BTC/USD", trade_id)
@@ -31,6 +35,8 @@ def test_ids_at_or_below_the_last_one_are_duplicates() -> None:
 
 
 def test_symbols_are_tracked_independently() -> None:
+    """Each symbol's trade ids are followed on their own, so one symbol's ids never make a gap in
+    another's."""
     tracker = SequenceTracker("kraken")
     tracker.observe("BTC/USD", 10)
     assert tracker.observe("ETH/USD", 3).gap is None
@@ -59,6 +65,8 @@ def test_a_history_no_newer_than_the_live_feed_is_no_gap() -> None:
 
 
 def test_after_a_reconnect_the_snapshot_replay_is_dropped_and_the_jump_is_a_reconnect_gap() -> None:
+    """After a reconnect the trades the venue replays are dropped as duplicates and a jump past them
+    is a gap labelled reconnect."""
     tracker = SequenceTracker("kraken")
     for trade_id in range(1, 51):
         tracker.observe("BTC/USD", trade_id)
@@ -73,6 +81,8 @@ def test_after_a_reconnect_the_snapshot_replay_is_dropped_and_the_jump_is_a_reco
 
 
 def test_a_seeded_last_id_is_compared_like_a_reconnect() -> None:
+    """After a restart the last id found in Kafka is the starting point: a replayed id is a
+    duplicate and a jump is a reconnect gap."""
     tracker = SequenceTracker("binance")
     tracker.seed("BTCUSDT", 41)
     assert tracker.observe("BTCUSDT", 41).duplicate
@@ -88,6 +98,8 @@ class FakeClock:
 
 
 def test_silence_is_reported_once_per_episode_and_rearmed_by_activity() -> None:
+    """A silent symbol is reported once per silence, and again only after it traded and fell silent
+    anew."""
     clock = FakeClock()
     monitor = SilenceMonitor(10.0, clock=clock)
     monitor.watch(["BTCUSDT", "ETHUSDT"])
@@ -107,6 +119,7 @@ def test_silence_is_reported_once_per_episode_and_rearmed_by_activity() -> None:
 
 
 def test_a_stream_that_never_sent_anything_has_its_own_deadline() -> None:
+    """A symbol that never sent anything is reported after its own, shorter first deadline."""
     clock = FakeClock()
     monitor = SilenceMonitor(300.0, first_threshold_s=60.0, clock=clock)
     monitor.watch(["NOSUCHUSDT"])

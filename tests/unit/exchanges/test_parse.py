@@ -38,6 +38,8 @@ def envelope(protocol: Protocol_) -> Envelope:
 @SETTINGS
 @given(text=arbitrary_text, protocol=st.sampled_from(list(PARSERS)))
 def test_parsers_never_raise_on_arbitrary_input(text: str, protocol: Protocol_) -> None:
+    """Whatever text arrives on a socket, a parser never raises: it says what the frame held, or
+    marks it malformed keeping its text."""
     parsed = PARSERS[protocol](text, envelope(protocol))
     produced = [
         bool(parsed.trades),
@@ -51,6 +53,8 @@ def test_parsers_never_raise_on_arbitrary_input(text: str, protocol: Protocol_) 
 
 
 def test_absurdly_large_frames_are_malformed_and_truncated() -> None:
+    """A frame over the size limit is malformed before anything reads it, and only the limit's worth
+    of its text is kept."""
     frame = '{"e":"trade","s":"' + "A" * 5000 + '"}'
     for protocol, parse in PARSERS.items():
         parsed = parse(frame, envelope(protocol), 1000)  # type: ignore[call-arg]

@@ -275,6 +275,8 @@ def test_a_schema_the_encoder_cannot_write_is_refused_when_compiled() -> None:
 
 
 def test_confluent_encoder_frames_the_body() -> None:
+    """An encoded record starts with the Confluent magic byte and its schema id, and its body reads
+    back as the record."""
     encoder = ConfluentEncoder("gap", 258)
     record = {
         "exchange": "kraken",

@@ -18,6 +18,8 @@ from k2.jobs.offsets import (
 
 
 def test_markers_only_move_forward_and_round_trip() -> None:
+    """The Kafka offsets a table records only ever move forward, per partition, and read back
+    exactly as written."""
     assert merged({"t": {0: 10, 1: 5}}, {"t": {0: 7, 2: 3}, "u": {0: 1}}) == {
         "t": {0: 10, 1: 5, 2: 3},
         "u": {0: 1},
@@ -44,6 +46,8 @@ class _Metadata:
 
 
 def test_the_marker_is_found_behind_a_compaction_snapshot() -> None:
+    """The offsets a table records are found behind a compaction's snapshot, and a table whose
+    recording snapshots expired has none."""
     snapshots = [
         _Snapshot(1, None, {MARKER: marker_value({"t": {0: 4}})}),
         _Snapshot(
@@ -58,11 +62,14 @@ def test_the_marker_is_found_behind_a_compaction_snapshot() -> None:
 
 
 def test_a_table_written_before_the_rename_keeps_its_marker() -> None:
+    """A table written before the offsets property was renamed still resumes where it left off."""
     legacy = {"k2.bronze.offsets": marker_value({"t": {0: 9}})}
     table = type("T", (), {"metadata": _Metadata(1, [_Snapshot(1, None, legacy)])})()
     assert marker_offsets(table) == TableProgress(settled={"t": {0: 9}}, resume={"t": {0: 9}})
 
 
 def test_starting_offsets_name_every_partition() -> None:
+    """The stream resumes each partition one past the last offset the table holds, and reads a
+    partition the table never saw from its start."""
     starts = json.loads(starting_offsets({"t": [0, 1, 2], "u": [0]}, {"t": {0: 9, 2: 0}}))
     assert starts == {"t": {"0": 10, "1": -2, "2": 1}, "u": {"0": -2}}

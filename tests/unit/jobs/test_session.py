@@ -11,6 +11,8 @@ from tests.unit.lake.object_store import KEYS, STORE, lake_settings
 
 
 def test_spark_submit_properties_are_private_and_escaped(tmp_path: Path) -> None:
+    """The properties file handed to spark-submit is readable by its owner only, puts the Iceberg
+    runtime on both class paths and escapes the catalog password."""
     jars = tmp_path / "jvm" / "spark"
     jars.mkdir(parents=True)
     (jars / "iceberg-spark-runtime-4.0_2.13-1.10.1.jar").touch()

@@ -14,6 +14,8 @@ INGEST_BURST_PER_S = 100_000
 
 
 def test_kafka_source_options_carry_sasl_and_tls() -> None:
+    """Spark's Kafka source reaches a secured cluster with the same bootstrap servers, SASL login
+    and CA file as every other K2 client."""
     kafka = KafkaSettings(
         bootstrap_servers="b:9093",
         security_protocol="SASL_SSL",
@@ -35,6 +37,8 @@ def test_kafka_source_options_carry_sasl_and_tls() -> None:
 
 
 def test_default_trigger_admits_more_than_the_ingest_bursts() -> None:
+    """With the default settings, one micro-batch of the stream reads all the records the ingest
+    writes to every topic in a burst over one trigger interval."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     topics = layout(settings).topics
     options = kafka_source_options(settings, topics, "earliest")

@@ -12,6 +12,8 @@ from k2.lake.maintenance import step_sql
 
 
 def test_maintenance_steps_use_the_retention_settings() -> None:
+    """Expiry keeps the configured hours and snapshots, compaction targets 128 MB files, and an
+    unknown step is refused by name."""
     settings = Settings(
         maintenance=MaintenanceSettings(snapshot_retention_hours=2, retain_last=3),
         _env_file=None,

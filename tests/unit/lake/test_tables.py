@@ -21,6 +21,8 @@ LINEAGE = [
 
 @pytest.mark.parametrize("exchange", ["kraken", "binance"])
 def test_bronze_columns_are_the_raw_fields_then_the_lineage(exchange: str) -> None:
+    """A Bronze table holds every field of the raw record, all optional, then its Kafka lineage,
+    partitioned by the hour of receipt."""
     schema = schema_json(f"{exchange}_raw")
     table = bronze_trades(f"bronze.{exchange}_trades", schema)
     assert table.column_names() == [f["name"] for f in schema["fields"]] + LINEAGE
@@ -33,6 +35,8 @@ def test_bronze_columns_are_the_raw_fields_then_the_lineage(exchange: str) -> No
 
 
 def test_avro_types_map_to_what_from_avro_produces() -> None:
+    """Each Avro type becomes the column type Spark's from_avro produces, and a union no single
+    column can hold is refused."""
     assert spark_type(["null", "long"]) == ("bigint", True)
     assert spark_type({"type": "long", "logicalType": "timestamp-micros"}) == ("timestamp", False)
     assert spark_type(
@@ -47,6 +51,8 @@ def test_avro_types_map_to_what_from_avro_produces() -> None:
 
 
 def test_a_raw_field_named_like_a_lineage_column_is_refused() -> None:
+    """A raw field named like a lineage column is refused, so lineage is never overwritten by a
+    venue's field."""
     fields = [{"name": "received_us", "type": "long"}, {"name": "kafka_offset", "type": "long"}]
     schema = {"name": "X", "fields": fields}
     with pytest.raises(LakeError, match="kafka_offset"):
@@ -54,6 +60,8 @@ def test_a_raw_field_named_like_a_lineage_column_is_refused() -> None:
 
 
 def test_create_sql_quotes_names_and_comments() -> None:
+    """The SQL that creates a Bronze table quotes every name, documents every column and partitions
+    trades by hour and rejects by day."""
     table = bronze_trades("bronze.kraken_trades", schema_json("kraken_raw"))
     sql = table.create_sql()
     assert sql.startswith("CREATE TABLE IF NOT EXISTS k2.bronze.kraken_trades (")
@@ -65,6 +73,8 @@ def test_create_sql_quotes_names_and_comments() -> None:
 
 
 def test_a_field_added_by_a_new_schema_version_is_a_missing_column() -> None:
+    """A field a new raw schema version adds is found as the one column the table lacks, so it is
+    added and nothing is deleted."""
     schema = schema_json("kraken_raw")
     existing = bronze_trades("bronze.k_trades", schema).column_names()
     schema["fields"].append({"name": "venue_note", "type": ["null", "string"], "default": None})

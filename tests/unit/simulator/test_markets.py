@@ -37,6 +37,8 @@ def _first_ids(config: SimulatorConfig) -> list[int]:
 def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A simulator's trade ids start from the clock, so a restarted simulator's ids move on by the
+    time between runs and never repeat."""
     config = _one_symbol_each(rate=400)
     clock_ns = [NOW * 1000]
     monkeypatch.setattr(markets, "time", SimpleNamespace(time_ns=lambda: clock_ns[0]))
@@ -50,6 +52,7 @@ def test_ids_start_from_the_clock_so_they_keep_rising_across_restarts(
 
 
 def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
+    """A fixed id base makes the same trade ids every run."""
     config = _one_symbol_each(rate=400, id_base=5_000_000)
     first_run = _first_ids(config)
     assert first_run == _first_ids(config)

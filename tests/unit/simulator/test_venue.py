@@ -21,6 +21,8 @@ def _market(exchange: str, instruments: tuple, rate: int, limit: int | None = No
 
 
 def test_the_rate_is_exact_over_time_and_spread_over_symbols() -> None:
+    """A venue makes exactly its configured rate of trades over time, shared out over its
+    symbols."""
     market = _market(KRAKEN, KRAKEN_INSTRUMENTS[:2], rate=1000)
     for step in range(1, 401):
         market.advance(NOW + step * 2_500, 2_500)  # 400 steps of 2.5 ms = 1 s
@@ -28,12 +30,15 @@ def test_the_rate_is_exact_over_time_and_spread_over_symbols() -> None:
 
 
 def test_a_symbol_stops_after_its_trade_limit() -> None:
+    """A symbol stops trading after its trade limit."""
     market = _market(KRAKEN, KRAKEN_INSTRUMENTS[:1], rate=1000, limit=30)
     market.advance(NOW, 1_000_000)
     assert market.histories["XBT/USD"].trade_end == 30
 
 
 def test_lost_ids_are_every_nth_trade_and_stay_in_the_history() -> None:
+    """Lost trades are exactly every nth one, never sent live but kept in the REST history where the
+    ingest can backfill them."""
     market = _market(KRAKEN, KRAKEN_INSTRUMENTS[:1], rate=1000)
     market.set_loss(10)
     market.advance(NOW, 100_000)
@@ -44,6 +49,7 @@ def test_lost_ids_are_every_nth_trade_and_stay_in_the_history() -> None:
 
 
 def test_a_binance_aggregate_holding_a_lost_trade_is_lost_too() -> None:
+    """A Binance aggregate trade is lost exactly when it holds a lost trade."""
     market = _market(BINANCE, BINANCE_INSTRUMENTS[:1], rate=1000)
     market.set_loss(3, ["BTCUSDT"])
     market.advance(NOW, 500_000)
@@ -55,6 +61,7 @@ def test_a_binance_aggregate_holding_a_lost_trade_is_lost_too() -> None:
 
 
 def test_new_trades_wake_the_connections() -> None:
+    """New trades wake every connection waiting for them."""
     market = _market(KRAKEN, KRAKEN_INSTRUMENTS[:1], rate=1000)
     waiter = market.pulse
     assert market.advance(NOW, 10_000) == 10

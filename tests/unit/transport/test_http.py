@@ -14,6 +14,7 @@ from k2.transport.http import RestPacer, fetch_json
 
 
 def test_unreachable_reference_data_is_one_line_naming_the_url() -> None:
+    """An exchange's REST API that does not answer is reported in one line naming the URL."""
     with socket.socket() as probe:  # a local port nobody listens on
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/api/v3/exchangeInfo"
@@ -23,6 +24,8 @@ def test_unreachable_reference_data_is_one_line_naming_the_url() -> None:
 
 
 def test_rest_pacer_spaces_requests_and_waits_out_a_rate_limit() -> None:
+    """REST requests are spaced by the venue's interval, and a rate-limit answer is waited out for
+    as long as the venue asked."""
     calls: list[float] = []
 
     async def scenario() -> object:
@@ -43,6 +46,9 @@ def test_rest_pacer_spaces_requests_and_waits_out_a_rate_limit() -> None:
 
 
 def test_rest_pacer_gives_up_after_repeated_rate_limits() -> None:
+    """A venue that keeps answering rate limited is given up on after the allowed retries, with the
+    rate-limit error."""
+
     async def scenario() -> object:
         pacer = RestPacer(0.0, max_rate_limited=1)
 

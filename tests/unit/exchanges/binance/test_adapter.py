@@ -22,6 +22,8 @@ def envelope(protocol: Any) -> Envelope:
 
 @pytest.mark.parametrize("stream", ["trade", "aggTrade"])
 def test_binance_record_names_every_payload_letter(stream: Any) -> None:
+    """A Binance trade's raw record names every payload letter as sent and resumes only the id
+    sequence of the stream it came from."""
     if stream == "trade":
         fields = binance_wire.trade_fields("BTCUSDT", 7, "0.00100000", "2.5", US, True)
         frame = binance_wire.render_trade(fields, "btcusdt@trade")

@@ -39,11 +39,15 @@ def binance(m: bool = True, **changes: FieldValue) -> RawTrade:
 
 
 def test_binance_buyer_is_maker_means_the_taker_sold() -> None:
+    """Binance's m=true (the buyer was the maker) is stored as a taker sell, and m=false as a taker
+    buy."""
     assert normalise_binance(binance(m=True)).side == "sell"
     assert normalise_binance(binance(m=False)).side == "buy"
 
 
 def test_binance_times_follow_the_time_unit() -> None:
+    """Binance trade times are read in the stream's unit, milliseconds or microseconds, and a
+    microsecond time is recognised without being told."""
     ms = normalise_binance(binance())
     assert micros_from_datetime(ms.exchange_ts) == 1_672_515_782_136_000
     us = normalise_binance(binance(T=1_672_515_782_136_789), time_unit="MICROSECOND")
@@ -53,6 +57,8 @@ def test_binance_times_follow_the_time_unit() -> None:
 
 
 def test_message_ids_name_exchange_symbol_and_trade_id() -> None:
+    """A Binance trade's message_id is its exchange, symbol and trade id, an aggregate trade's
+    marked agg- so the two id sequences never meet."""
     assert normalise_binance(binance()).message_id == "binance:BTCUSDT:12345"
     agg = binance_wire.agg_trade_fields("BTCUSDT", 12345, "1", "1", 1, 2, 1672515782136, True)
     raw = RawTrade("binance", "BTCUSDT", 12345, agg, envelope("binance-aggtrade"))
@@ -60,6 +66,8 @@ def test_message_ids_name_exchange_symbol_and_trade_id() -> None:
 
 
 def test_binance_symbols_split_by_reference_data_then_known_quotes() -> None:
+    """A Binance symbol splits into base and quote by the exchange's reference data, else by the
+    longest known quote asset, and a bare asset does not split."""
     assert normalise_binance(binance(), {"BTCUSDT": ("BTC", "USDT")}).symbol == "BTC/USDT"
     assert split_symbol("ETHBTC") == ("ETH", "BTC")
     assert split_symbol("BTCFDUSD") == ("BTC", "FDUSD")
@@ -67,6 +75,7 @@ def test_binance_symbols_split_by_reference_data_then_known_quotes() -> None:
 
 
 def test_unreadable_values_raise_with_a_reason() -> None:
+    """A Binance trade whose price is not a plain decimal is refused with the name of that field."""
     with pytest.raises(TradeInvalidError) as caught:
         normalise_binance(binance(p="1_000"))
     assert caught.value.reason == "p"
@@ -78,6 +87,8 @@ def _binance_agg_frames() -> list[str]:
 
 
 def test_recorded_binance_agg_trades_normalise_exactly() -> None:
+    """A real recorded Binance aggregate trade normalises to its exact price, quantity, quote
+    quantity, taker side and millisecond time."""
     frame = _binance_agg_frames()[0]
     (raw,) = parse_binance(frame, BINANCE_AGG).trades
     trade = normalise_binance(raw, {"NKNUSDT": ("NKN", "USDT")})

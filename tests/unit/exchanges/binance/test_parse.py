@@ -35,6 +35,8 @@ def envelope(protocol: Protocol_) -> Envelope:
 def test_binance_trade_render_then_parse_gives_the_same_trade(
     fields: dict[str, FieldValue], combined: bool
 ) -> None:
+    """Any Binance trade, bare or in a combined stream, parses back to exactly its fields, its id as
+    the key, and the taker side and time it stands for."""
     stream = binance_wire.stream_name(str(fields["s"]), "trade") if combined else None
     parsed = parse_binance(binance_wire.render_trade(fields, stream), envelope("binance-trade"))
     (trade,) = parsed.trades
@@ -51,6 +53,8 @@ def test_binance_trade_render_then_parse_gives_the_same_trade(
 def test_binance_agg_trade_render_then_parse_gives_the_same_trade(
     fields: dict[str, FieldValue], combined: bool
 ) -> None:
+    """Any Binance aggregate trade parses back to exactly its fields, its aggregate id as the key of
+    its own id sequence."""
     stream = binance_wire.stream_name(str(fields["s"]), "aggTrade") if combined else None
     frame = binance_wire.render_agg_trade(fields, stream)
     (trade,) = parse_binance(frame, envelope("binance-aggtrade")).trades
@@ -64,6 +68,8 @@ def test_binance_agg_trade_render_then_parse_gives_the_same_trade(
 def test_truncated_trade_frames_are_malformed_with_their_text(
     fields: dict[str, FieldValue], cut: int
 ) -> None:
+    """A Binance trade frame cut short is a malformed frame that keeps its text for the DLQ, never a
+    trade."""
     frame = binance_wire.render_trade(fields, "x@trade")[:-cut]
     parsed = parse_binance(frame, envelope("binance-trade"))
     assert parsed.malformed is not None
@@ -77,6 +83,8 @@ def _binance_agg_frames() -> list[str]:
 
 
 def test_every_recorded_binance_agg_trade_frame_is_its_trade() -> None:
+    """Every aggregate trade recorded from Binance parses to its trade with the exact decimal text
+    of the frame."""
     frames = _binance_agg_frames()
     assert len(frames) == 2 + 11
     for frame in frames:
@@ -93,6 +101,8 @@ def test_every_recorded_binance_agg_trade_frame_is_its_trade() -> None:
 
 
 def test_binance_recordings_other_streams_are_unknown_kinds_not_errors() -> None:
+    """Depth, kline and book-ticker frames on a recorded Binance connection are unknown kinds to
+    count, not errors."""
     frames = received_frames("BINANCE.ws.1.0") + received_frames("BINANCE_US.ws.1.0")
     kinds = {parse_binance(frame, BINANCE_AGG).unknown_kind for frame in frames}
     assert kinds == {None, "event:depthUpdate", "event:kline", "stream:bookTicker"}

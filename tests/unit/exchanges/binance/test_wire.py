@@ -8,6 +8,7 @@ from k2.exchanges.binance import wire as binance
 
 
 def test_binance_combined_trade_matches_the_documented_payload() -> None:
+    """A rendered Binance combined-stream trade is byte for byte Binance's documented payload."""
     fields = binance.trade_fields("BNBBTC", 12345, "0.001", "100", 1672515782136, True)
     expected = (
         '{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC",'
@@ -17,6 +18,7 @@ def test_binance_combined_trade_matches_the_documented_payload() -> None:
 
 
 def test_binance_agg_trade_matches_a_recorded_frame() -> None:
+    """A rendered Binance aggregate trade is byte for byte a frame recorded from Binance."""
     recorded = (
         '{"stream":"nknusdt@aggTrade","data":{"e":"aggTrade","E":1633998523963,"s":"NKNUSDT",'
         '"a":15683430,"p":"0.35280000","q":"58.00000000","f":19862790,"l":19862790,'
@@ -29,6 +31,8 @@ def test_binance_agg_trade_matches_a_recorded_frame() -> None:
 
 
 def test_binance_results_errors_and_shutdown_have_the_wire_shape() -> None:
+    """Binance request results, errors and the server-shutdown event are rendered as Binance sends
+    them."""
     assert binance.render_result(1) == '{"result":null,"id":1}'
     assert binance.render_error(2, "Invalid request: invalid stream", 1) == (
         '{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":1}'
@@ -39,6 +43,8 @@ def test_binance_results_errors_and_shutdown_have_the_wire_shape() -> None:
 
 
 def test_binance_urls_and_requests() -> None:
+    """A Binance combined-stream URL names every stream and the time unit, and a subscribe request
+    has Binance's shape."""
     url = binance.combined_stream_url(
         "wss://stream.binance.com:9443", ["btcusdt@trade", "ethusdt@trade"], "MICROSECOND"
     )

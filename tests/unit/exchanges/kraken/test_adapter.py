@@ -22,6 +22,8 @@ def envelope(protocol: Any) -> Envelope:
 
 
 def test_kraken_v2_trade_record_keeps_the_exact_text() -> None:
+    """A Kraken v2 trade's raw record keeps its price and quantity text exactly, and gives back its
+    id and exchange time as the resume point."""
     frame = kraken_wire.render_v2_trades(
         [
             kraken_wire.v2_trade_fields(
@@ -47,6 +49,8 @@ def test_kraken_v2_trade_record_keeps_the_exact_text() -> None:
 
 
 def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
+    """A Kraken v1 trade's raw record has no trade id and keeps Kraken's time text to the
+    microsecond."""
     time_text = kraken_wire.format_time_v1(US)
     fields = kraken_wire.v1_trade_fields("5541.20000", "0.15850568", time_text, "s", "l")
     frame = kraken_wire.render_v1_trades(42, "XBT/USD", [fields])
@@ -60,6 +64,8 @@ def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
 
 
 def test_kraken_rest_row_is_the_same_trade_as_v2() -> None:
+    """A trade recovered from Kraken's REST history is the same trade, with the same message_id, as
+    it would be from the v2 feed."""
     row = ["65000.10000", "0.00000001", Decimal("1718000000.123456"), "b", "l", "", 42]
     trade = _rest_trade("BTC/USD", row, US, 0)
     venue = KrakenAdapter(KrakenSettings())

@@ -58,6 +58,8 @@ def v2(symbol: str = "BTC/USD", trade_id: int = 7, **changes: FieldValue) -> Raw
 
 
 def test_legacy_kraken_asset_codes_become_canonical() -> None:
+    """Kraken's legacy asset codes reach Silver as canonical symbols (XBT/USD is BTC/USD, XDG is
+    DOGE), the pair as Kraken spells it kept beside them."""
     trade = normalise_trade(v1("XBT/USD", "1", "1", "1.0"))
     assert (trade.symbol, trade.base, trade.quote, trade.exchange_symbol) == (
         "BTC/USD",
@@ -69,12 +71,15 @@ def test_legacy_kraken_asset_codes_become_canonical() -> None:
 
 
 def test_kraken_v1_side_and_order_type_letters_are_spelled_out() -> None:
+    """Kraken v1's one-letter side and order type become buy or sell and limit or market."""
     assert normalise_trade(v1("XBT/USD", "1", "1", "1.0", "b", "l")).side == "buy"
     sold = normalise_trade(v1("XBT/USD", "1", "1", "1.0", "s", "m"))
     assert (sold.side, sold.order_type) == ("sell", "market")
 
 
 def test_decimals_are_exact_and_quote_quantity_is_the_exact_product() -> None:
+    """Price and quantity keep every digit Kraken sent, and the quote quantity is their exact
+    product even past 28 significant digits."""
     price, volume = "123456789012.123456789012", "0.000000000123456789"
     trade = normalise_trade(v1("XBT/USD", price, volume, "1.0"))
     assert trade.price == Decimal(price)
@@ -86,12 +91,15 @@ def test_decimals_are_exact_and_quote_quantity_is_the_exact_product() -> None:
 
 
 def test_quote_quantity_stays_exact_beyond_a_hundred_digits() -> None:
+    """The quote quantity stays the exact product of price and quantity beyond a hundred digits."""
     price, volume = "9" * 60 + ".5", "0." + "7" * 59
     trade = normalise_trade(v1("XBT/USD", price, volume, "1.0"))
     assert trade.quote_quantity == Decimal(f"{int('9' * 60 + '5') * int('7' * 59)}E-60")
 
 
 def test_kraken_v1_time_string_is_split_exactly() -> None:
+    """A Kraken v1 time string becomes its exact microsecond, however many decimals it has, and the
+    receive time is kept beside it."""
     assert parse_v1_time_micros("1534614057.321597") == 1_534_614_057_321_597
     assert parse_v1_time_micros("1534614057.3") == 1_534_614_057_300_000
     assert parse_v1_time_micros("1534614057") == 1_534_614_057_000_000
@@ -101,6 +109,7 @@ def test_kraken_v1_time_string_is_split_exactly() -> None:
 
 
 def test_kraken_v2_rfc3339_is_read_to_the_microsecond() -> None:
+    """A Kraken v2 RFC 3339 timestamp is read to the microsecond as a timezone-aware UTC time."""
     assert parse_rfc3339_micros("2024-05-19T19:11:23.034030Z") == 1_716_145_883_034_030
     trade = normalise_trade(v2())
     assert micros_from_datetime(trade.exchange_ts) == 1_716_145_883_034_030
@@ -108,6 +117,7 @@ def test_kraken_v2_rfc3339_is_read_to_the_microsecond() -> None:
 
 
 def test_message_ids_name_exchange_symbol_and_trade_id() -> None:
+    """A Kraken v2 trade's message_id is its exchange, pair and trade id."""
     assert normalise_trade(v2(trade_id=4665846)).message_id == "kraken:BTC/USD:4665846"
 
 
@@ -123,12 +133,15 @@ def test_message_ids_name_exchange_symbol_and_trade_id() -> None:
     ],
 )
 def test_unreadable_values_raise_with_a_reason(raw: RawTrade, reason: str) -> None:
+    """A Kraken trade with a value K2 cannot read exactly (exponent, NaN, padding, unknown side, bad
+    time) is refused with the name of that value."""
     with pytest.raises(TradeInvalidError) as caught:
         normalise_trade(raw)
     assert caught.value.reason == reason
 
 
 def test_v1_message_id_is_deterministic() -> None:
+    """A Kraken v1 trade, which has no id, gets the same message_id every time it is received."""
     trade = v1("XBT/USD", "5541.20000", "0.15850568", "1534614057.321597", "s", "l")
     first = normalise_trade(trade).message_id
     assert first == normalise_trade(trade).message_id
@@ -141,6 +154,7 @@ def _ids(counter: V1OccurrenceCounter, trades: list[RawTrade]) -> list[str]:
 
 
 def test_two_genuinely_identical_v1_trades_get_different_ids() -> None:
+    """Two identical Kraken v1 trades in one feed are two trades, each with its own message_id."""
     fill = v1("XBT/USD", "100.0", "0.5", "1700000000.000001")
     ids = _ids(V1OccurrenceCounter(), [fill, fill])
     assert ids[0] != ids[1]
@@ -148,6 +162,8 @@ def test_two_genuinely_identical_v1_trades_get_different_ids() -> None:
 
 
 def test_a_resent_v1_snapshot_maps_to_the_same_ids() -> None:
+    """The recent trades Kraken v1 re-sends after a reconnect get the message_ids they had when
+    first received, so Gold keeps them once."""
     a = v1("XBT/USD", "100.0", "0.5", "1700000000.000001")
     b = v1("XBT/USD", "100.1", "0.2", "1700000000.000002")
     c = v1("XBT/USD", "100.2", "0.3", "1700000000.000003")
@@ -160,6 +176,8 @@ def test_a_resent_v1_snapshot_maps_to_the_same_ids() -> None:
 
 
 def test_occurrence_counts_restart_when_the_time_moves_on() -> None:
+    """The count that tells identical Kraken v1 trades apart restarts when the trade time moves
+    on."""
     same = v1("XBT/USD", "100.0", "0.5", "1700000000.000001")
     later = v1("XBT/USD", "100.0", "0.5", "1700000000.000002")
     counter = V1OccurrenceCounter()
@@ -167,6 +185,8 @@ def test_occurrence_counts_restart_when_the_time_moves_on() -> None:
 
 
 def test_a_snapshot_starting_inside_a_group_of_identical_trades_reuses_delivered_ids() -> None:
+    """A re-sent snapshot that starts inside a group of identical Kraken v1 trades maps to ids
+    already delivered, so a copy is dropped, never invented."""
     # The documented limit of the v1 rule: the window's first copy is numbered 0 again, so its
     # id is that of a copy already delivered (it is dropped as a duplicate, never invented).
     fill = v1("XBT/USD", "100.0", "0.5", "1700000000.000001")
@@ -175,6 +195,8 @@ def test_a_snapshot_starting_inside_a_group_of_identical_trades_reuses_delivered
 
 
 def test_kraken_v1_recorded_trades_normalise_exactly() -> None:
+    """The trades of a real Kraken v1 session normalise to exact decimals, taker side, order type
+    and microsecond times, each with its own message_id."""
     counter = V1OccurrenceCounter()
     frames = received_frames("KRAKEN.ws.48.0")
     trades = [counter.assign(t) for f in frames for t in parse_v1_frame(f, KRAKEN_V1).trades]

@@ -50,6 +50,8 @@ def envelope(protocol: Protocol_) -> Envelope:
 def test_kraken_v1_render_then_parse_gives_the_same_trades(
     pair: str, trades: list[dict[str, FieldValue]]
 ) -> None:
+    """Any Kraken v1 trade frame parses back to exactly the trades it carries, with their exact
+    prices and times."""
     frame = kraken_wire.render_v1_trades(42, pair, trades)
     parsed = parse_v1_frame(frame, envelope("kraken-v1"))
     assert [dict(t.fields) for t in parsed.trades] == trades
@@ -65,6 +67,8 @@ def test_kraken_v1_render_then_parse_gives_the_same_trades(
 def test_kraken_v2_render_then_parse_gives_the_same_trades(
     trades: list[dict[str, FieldValue]], snapshot: bool
 ) -> None:
+    """Any Kraken v2 trade frame parses back to exactly the trades it carries, with their ids,
+    snapshot flag, exact quantities and times."""
     frame = kraken_wire.render_v2_trades(trades, "snapshot" if snapshot else "update")
     parsed = parse_v2_frame(frame, envelope("kraken-v2"))
     assert [dict(t.fields) for t in parsed.trades] == trades
@@ -79,6 +83,8 @@ def test_kraken_v2_render_then_parse_gives_the_same_trades(
 
 
 def test_kraken_v1_recording_holds_exactly_its_ten_trades() -> None:
+    """A real recorded Kraken v1 session parses to exactly its ten trades, as text, with nothing
+    malformed or unknown."""
     parsed = [parse_v1_frame(frame, KRAKEN_V1) for frame in received_frames("KRAKEN.ws.48.0")]
     trades = [trade for frame in parsed for trade in frame.trades]
     got = [
@@ -94,6 +100,8 @@ def test_kraken_v1_recording_holds_exactly_its_ten_trades() -> None:
 
 
 def test_kraken_v1_recording_controls_are_status_acks_and_heartbeats() -> None:
+    """The control frames of a recorded Kraken v1 session are its status (with the exact 64-bit
+    connection id), one ack per pair, then heartbeats."""
     frames = [parse_v1_frame(frame, KRAKEN_V1) for frame in received_frames("KRAKEN.ws.48.0")]
     controls = [control for frame in frames for control in frame.controls]
     status = controls[0]

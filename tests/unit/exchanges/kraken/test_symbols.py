@@ -17,6 +17,8 @@ def kraken_pairs() -> dict[str, object]:
 
 
 def test_kraken_pairs_resolve_by_v1_v2_and_alt_names() -> None:
+    """A Kraken pair named the v1 way, the v2 way, canonically or by its alt name is one pair,
+    subscribed under the name each protocol expects."""
     listed = parse_asset_pairs(kraken_pairs())
     resolved = resolve_pairs(["XBT/USD", "BTC/USD", "xbtusd", "DOGE/USD"], listed)
     assert [p.wsname for p in resolved] == ["XBT/USD", "XBT/USD", "XBT/USD", "XDG/USD"]
@@ -27,6 +29,7 @@ def test_kraken_pairs_resolve_by_v1_v2_and_alt_names() -> None:
 
 
 def test_an_unknown_kraken_pair_is_refused_naming_it() -> None:
+    """A pair Kraken does not list stops the ingest with one line naming it."""
     listed = parse_asset_pairs(kraken_pairs())
     with pytest.raises(UnknownSymbolError, match="'FOO/BAR'") as caught:
         resolve_pairs(["BTC/USD", "FOO/BAR"], listed)
@@ -34,5 +37,7 @@ def test_an_unknown_kraken_pair_is_refused_naming_it() -> None:
 
 
 def test_a_kraken_rest_error_is_an_exchange_error() -> None:
+    """An error answer from Kraken's asset-pairs endpoint is reported as Kraken's error, not read as
+    an empty list."""
     with pytest.raises(ExchangeError, match="EGeneral:Invalid arguments"):
         parse_asset_pairs({"error": ["EGeneral:Invalid arguments"], "result": {}})

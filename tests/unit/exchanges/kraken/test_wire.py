@@ -13,6 +13,8 @@ def compact(text: str) -> str:
 
 
 def test_kraken_v1_trade_frame_matches_the_documented_example() -> None:
+    """A rendered Kraken v1 trade frame is byte for byte Kraken's documented example, so the
+    simulator speaks the protocol the ingest reads."""
     trades = [
         kraken.v1_trade_fields("5541.20000", "0.15850568", "1534614057.321597", "s", "l"),
         kraken.v1_trade_fields("6060.00000", "0.02455000", "1534614057.324998", "b", "l"),
@@ -23,6 +25,8 @@ def test_kraken_v1_trade_frame_matches_the_documented_example() -> None:
 
 
 def test_kraken_v1_events_match_recorded_frames() -> None:
+    """Kraken v1 status, subscription, heartbeat and pong frames are rendered exactly as Kraken sent
+    them in a recorded session."""
     assert kraken.render_v1_system_status(18239578009413566319, "online", "1.8.3") == (
         '{"connectionID":18239578009413566319,"event":"systemStatus","status":"online",'
         '"version":"1.8.3"}'
@@ -36,6 +40,7 @@ def test_kraken_v1_events_match_recorded_frames() -> None:
 
 
 def test_kraken_v1_rejection_matches_the_captured_error() -> None:
+    """A refused Kraken v1 subscription is rendered exactly as Kraken's captured error frame."""
     captured = (
         '{"errorMessage":"Currency pair not in ISO 4217-A3 format XBT-USDT",'
         '"event":"subscriptionStatus","pair":"XBT-USDT","status":"error",'
@@ -46,6 +51,8 @@ def test_kraken_v1_rejection_matches_the_captured_error() -> None:
 
 
 def test_kraken_v2_trade_frame_matches_the_documented_example() -> None:
+    """A rendered Kraken v2 trade frame is byte for byte Kraken's documented example, numbers as
+    bare JSON numbers."""
     documented = """{"channel": "trade", "type": "snapshot", "data": [
         {"symbol": "MATIC/USD", "side": "buy", "price": 0.5147, "qty": 6423.46326,
          "ord_type": "limit", "trade_id": 4665846, "timestamp": "2023-09-25T07:48:36.925533Z"}]}"""
@@ -56,6 +63,7 @@ def test_kraken_v2_trade_frame_matches_the_documented_example() -> None:
 
 
 def test_kraken_v2_prices_keep_every_digit_on_the_wire() -> None:
+    """A Kraken v2 price or quantity is written with every digit it has, trailing zeros included."""
     trade = kraken.v2_trade_fields(
         "BTC/USD",
         "sell",
@@ -70,6 +78,7 @@ def test_kraken_v2_prices_keep_every_digit_on_the_wire() -> None:
 
 
 def test_kraken_v2_ack_matches_the_captured_frame() -> None:
+    """A Kraken v2 subscription acknowledgement is rendered exactly as Kraken's captured frame."""
     captured = (
         '{"method":"subscribe","req_id":0,"result":{"channel":"trade","snapshot":true,'
         '"symbol":"BTC/USD"},"success":true,"time_in":"2024-05-19T19:11:23.034030Z",'
@@ -82,17 +91,20 @@ def test_kraken_v2_ack_matches_the_captured_frame() -> None:
 
 
 def test_kraken_v2_status_keeps_the_u64_connection_id() -> None:
+    """A Kraken v2 status frame carries its 64-bit unsigned connection id exactly."""
     frame = kraken.render_v2_status(13834774380200032777)
     assert '"connection_id":13834774380200032777' in frame
     assert json.loads(frame)["data"][0]["connection_id"] == 13834774380200032777
 
 
 def test_kraken_times_are_formatted_to_the_microsecond() -> None:
+    """Kraken times are written to the microsecond, in v1's seconds text and v2's RFC 3339."""
     assert kraken.format_time_v1(1534614057_000001) == "1534614057.000001"
     assert kraken.format_timestamp_v2(1695628116_925533) == "2023-09-25T07:48:36.925533Z"
 
 
 def test_kraken_control_requests_have_the_documented_shape() -> None:
+    """Kraken v1 and v2 subscribe and ping requests have the shape Kraken documents."""
     assert json.loads(kraken.v1_subscribe(["XBT/EUR"], 7)) == {
         "event": "subscribe",
         "pair": ["XBT/EUR"],

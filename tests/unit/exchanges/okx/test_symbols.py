@@ -21,6 +21,8 @@ def _listed() -> dict[str, object]:
 
 
 def test_instruments_resolve_by_native_and_canonical_names() -> None:
+    """An OKX instrument named natively in any case or canonically is found, with its trading
+    state."""
     listed = parse_instruments(_listed())
     found = resolve_instruments(["btc-usdt", "ETH/BTC"], listed)
     assert [i.inst_id for i in found] == ["BTC-USDT", "ETH-BTC"]
@@ -28,6 +30,8 @@ def test_instruments_resolve_by_native_and_canonical_names() -> None:
 
 
 def test_an_unknown_instrument_is_refused_in_one_line_naming_it() -> None:
+    """An instrument OKX does not list stops the ingest with one line naming it, unless the lookup
+    is told to skip unknown names."""
     with pytest.raises(UnknownSymbolError) as caught:
         resolve_instruments(["BTC-USDT", "NOPE-USDT"], parse_instruments(_listed()))
     assert "NOPE-USDT" in str(caught.value) and "\n" not in str(caught.value)
@@ -35,5 +39,7 @@ def test_an_unknown_instrument_is_refused_in_one_line_naming_it() -> None:
 
 
 def test_an_error_code_is_an_exchange_error() -> None:
+    """An error code from OKX's instruments endpoint is reported as OKX's error, not read as an
+    empty list."""
     with pytest.raises(ExchangeError, match="50011"):
         parse_instruments({"code": "50011", "msg": "Too Many Requests", "data": []})

@@ -58,6 +58,8 @@ def _schema(*extra: str) -> str:
 
 
 def test_a_new_schema_version_is_learned_with_its_reader() -> None:
+    """A schema version registered while the stream runs is learned once, and the newest version
+    becomes the reader."""
     registry = _FakeRegistry([_schema()])
     resolver = SchemaResolver(registry, "t-value", _schema(), lambda reader, writer: None)
     assert set(resolver.prime().writers) == {1}
@@ -68,6 +70,8 @@ def test_a_new_schema_version_is_learned_with_its_reader() -> None:
 
 
 def test_unknown_and_unresolvable_ids_are_told_apart() -> None:
+    """A schema id the registry does not know and a version the reader cannot resolve are told
+    apart, neither decoded with the wrong schema."""
     registry = _FakeRegistry([_schema(), _schema("b")])
 
     def check(reader: str, writer: str) -> str | None:
@@ -81,6 +85,8 @@ def test_unknown_and_unresolvable_ids_are_told_apart() -> None:
 
 
 def test_an_unreachable_registry_is_not_a_verdict() -> None:
+    """A registry that does not answer is an error to retry, never taken to mean the schema id is
+    unknown."""
     registry = _FakeRegistry([_schema()])
     resolver = SchemaResolver(registry, "t-value", _schema(), lambda reader, writer: None)
     resolver.prime()

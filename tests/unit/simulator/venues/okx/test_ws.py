@@ -9,6 +9,7 @@ from k2.simulator.venues.okx.ws import okx_decimal
 
 
 def test_numbers_are_printed_as_okx_prints_them() -> None:
+    """The simulated OKX prints numbers as OKX does, without trailing zeros."""
     assert okx_decimal("30236.0") == "30236" and okx_decimal("0.00020000") == "0.0002"
     assert okx_decimal("12") == "12" and okx_decimal("0.50") == "0.5"
 
