@@ -40,6 +40,8 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
 def test_make_run_with_the_simulator_lands_trades_in_bronze_and_stops_cleanly(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """`k2 run --source simulator` lands the simulator's trades in Bronze, each offset once, stops
+    every part cleanly on SIGTERM and leaves a stack it did not start running."""
     env = stack_environment(settings.stack)
     env.update(
         {

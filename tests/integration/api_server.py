@@ -11,6 +11,9 @@ import httpx
 
 from k2.api.server import serve
 from k2.config import Settings
+from tests.polling import Pending, wait_until
+
+START_S = 30.0  # how long the API may take to listen and then to answer /healthz
 
 
 class ApiServer:
@@ -32,20 +35,25 @@ class ApiServer:
 
     def __enter__(self) -> str:
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._port and time.monotonic() < deadline and self.error is None:
-            time.sleep(0.02)
-        if not self._port:
-            raise RuntimeError(f"the API did not start: {self.error}")
+        deadline = time.monotonic() + START_S
+
+        def listening() -> bool:
+            assert self.error is None, f"the API did not start: {self.error!r}"
+            return bool(self._port)
+
+        wait_until(listening, START_S, "the API to listen", every_s=0.02)
         url = f"http://127.0.0.1:{self._port[0]}"
 
-        while time.monotonic() < deadline:  # lifespan done: the lake reader has refreshed
+        def answering() -> bool | Pending:  # lifespan done: the lake reader has refreshed
             try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code in (200, 503):
-                    return url
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the API never answered /healthz")
+                status = httpx.get(f"{url}/healthz", timeout=2).status_code
+            except httpx.HTTPError as exc:
+                return Pending(repr(exc))
+            return status in (200, 503) or Pending(f"HTTP {status}")
+
+        left = max(0.0, deadline - time.monotonic())
+        wait_until(answering, left, "the API to answer /healthz", every_s=0.05)
+        return url
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()

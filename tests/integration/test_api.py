@@ -4,7 +4,6 @@ directly in DuckDB, pagination is exact while trades land, time travel, formats,
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +24,7 @@ from k2.lake.catalog import duckdb_connect
 from tests.conftest import make_settings
 from tests.integration import gold_rows
 from tests.integration.gold_rows import BINANCE_BTC, KRAKEN_ETH
+from tests.polling import Pending, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -123,13 +123,11 @@ WINDOW = {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T13:00:00Z"}
 
 
 def wait_for_series(client: TestClient, exchange: str, symbol: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        rows = client.get("/v1/symbols").json()["data"]
-        if any(r["exchange"] == exchange and r["symbol"] == symbol for r in rows):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{exchange} {symbol} never appeared in /v1/symbols")
+    def listed() -> bool | Pending:
+        series = [(r["exchange"], r["symbol"]) for r in client.get("/v1/symbols").json()["data"]]
+        return (exchange, symbol) in series or Pending(series)
+
+    wait_until(listed, 30, f"{exchange} {symbol} in /v1/symbols", every_s=0.1)
 
 
 def test_trades_equal_the_same_query_in_duckdb_exactly(
@@ -178,12 +176,11 @@ def test_pagination_returns_each_trade_once_while_trades_land(
         if r["exchange"] == "binance"
     ]
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def walked_with_the_new_trades() -> list[dict[str, Any]] | Pending:
         fresh, _ = walk(client, {**params, "limit": 5000})
-        if len(fresh) == 3050:
-            break
-        time.sleep(0.1)
+        return fresh if len(fresh) == 3050 else Pending(f"{len(fresh)} trades")
+
+    fresh = wait_until(walked_with_the_new_trades, 30, "a new walk to see 3050 trades", every_s=0.1)
     assert len({r["message_id"] for r in fresh}) == 3050
 
 

@@ -6,8 +6,7 @@ saved as ``k2-page.png`` in the test's tmp path."""
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,12 @@ from k2.transport.topics import TopicAdmin, k2_topics, raw_topic
 from tests.integration import gold_rows
 from tests.integration.api_server import ApiServer
 from tests.integration.gold_rows import BINANCE_BTC
+from tests.polling import Pending, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PAGE_S = 60.0  # how long the page may take to show what a test waits for
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -63,16 +64,6 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-def until(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"the page never showed {what}")
-
-
 def raw_record(trade_id: int, moment: datetime) -> dict[str, Any]:
     """A Binance raw record as the ingest writes it (Confluent Avro)."""
     us = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
@@ -90,6 +81,8 @@ def raw_record(trade_id: int, moment: datetime) -> dict[str, Any]:
 def test_page_shows_health_the_api_bars_and_live_trades(
     stack: Stack, settings: Settings, tmp_path: Path, browser: Any
 ) -> None:
+    """The web page, in a real browser, shows the pipeline's health, the same bars the API serves
+    and live trades as they arrive, and its API docs render offline, with no browser error."""
     private = settings.model_copy(
         update={
             "stack": settings.stack.model_copy(update={"home": tmp_path / "home"}),
@@ -113,12 +106,15 @@ def test_page_shows_health_the_api_bars_and_live_trades(
 
     with ApiServer(private) as base:
         browser.get(base + "/")
-        until(
+        wait_until(
             lambda: browser.find_elements(By.CSS_SELECTOR, "#series tr[data-series]"),
-            "the pipeline",
+            PAGE_S,
+            "the page to show the pipeline",
         )
-        candles = until(
-            lambda: browser.find_elements(By.CSS_SELECTOR, "#chart g.candle"), "candles"
+        candles = wait_until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, "#chart g.candle"),
+            PAGE_S,
+            "the page to show candles",
         )
         chart = browser.find_element(By.ID, "chart")
         params = {
@@ -140,9 +136,11 @@ def test_page_shows_health_the_api_bars_and_live_trades(
         freshness = browser.find_element(By.CSS_SELECTOR, "#series tr[data-series] td:nth-child(4)")
         assert freshness.text.endswith("min")
 
-        until(
-            lambda: "connected" in browser.find_element(By.ID, "live-state").text, "live: connected"
-        )
+        def connected() -> bool | Pending:
+            text = browser.find_element(By.ID, "live-state").text
+            return "connected" in text or Pending(text)
+
+        wait_until(connected, PAGE_S, "the page to show live: connected")
         producer = Producer(private.kafka_config())
         first_id = 1_000_000
         for n in range(20):
@@ -151,13 +149,13 @@ def test_page_shows_health_the_api_bars_and_live_trades(
             )
         producer.flush(30)
         last = f"binance:BTCUSDT:{first_id + 19}"
-        until(
-            lambda: browser.find_element(By.CSS_SELECTOR, "#trades tr").get_attribute(
-                "data-message-id"
-            )
-            == last,
-            "the live trades",
-        )
+
+        def newest_trade() -> bool | Pending:
+            shown = browser.find_element(By.CSS_SELECTOR, "#trades tr")
+            message_id = shown.get_attribute("data-message-id")
+            return message_id == last or Pending(message_id)
+
+        wait_until(newest_trade, PAGE_S, f"the page to show the live trades up to {last}")
         assert "live: 20 trades" in browser.find_element(By.ID, "live-state").text
         newest = browser.find_elements(By.CSS_SELECTOR, "#chart g.candle")[-1]
         assert newest.get_attribute("data-close") == "64000.19"
@@ -167,7 +165,11 @@ def test_page_shows_health_the_api_bars_and_live_trades(
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
         browser.get(base + "/docs")  # the vendored Swagger UI renders with no network
-        until(lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"), "the docs")
+        wait_until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"),
+            PAGE_S,
+            "the page to show the docs",
+        )
         paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
         assert "/v1/trades" in paths
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

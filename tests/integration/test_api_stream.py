@@ -39,7 +39,7 @@ from tests.integration.test_ingest import (
     read_topic,
     sim_config,
 )
-from tests.polling import Pending, log_tail, wait_until
+from tests.polling import Pending, log_tail, wait_until, wait_until_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -88,6 +88,8 @@ def history(base: str, until: str, start: str) -> tuple[list[dict[str, Any]], bo
 def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """The live trade stream gives a client every trade the venue sent, in order with exact values,
+    and a client joining late fills the start from Gold with no gap and no duplicate."""
     private = lane(settings, "apistream", binance={"symbols": (SYMBOL,)})
     private = private.model_copy(
         update={
@@ -116,12 +118,19 @@ def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
         async with Simulator(config) as sim:
             await ingest_until(private, "binance", sim, done, timeout_s=120)
         expected = len(ledger_of(ledger_path, "binance"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(m["type"] == "trade" for m in first) < expected:
-            await asyncio.sleep(0.1)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+
+        def streamed_every_trade() -> bool | Pending:
+            streamed = sum(m["type"] == "trade" for m in first)
+            return streamed >= expected or Pending(f"{streamed} of {expected} trades")
+
+        try:
+            await wait_until_async(
+                streamed_every_trade, 30, "the first client to get every trade", every_s=0.1
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     with ApiServer(private) as base:
         ws_url = base.replace("http", "ws") + "/v1/stream/trades?exchange=binance&symbol=BTC/USDT"
@@ -139,15 +148,18 @@ def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
         land_gold(private, catalog)
         start = joined[0]
         assert start["type"] == "start" and joined[1]["message_id"] == start["first_message_id"]
-        deadline = time.monotonic() + 30
-        landed = False
         hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-        while not landed and time.monotonic() < deadline:
+
+        def history_up_to_the_stream() -> tuple[list[dict[str, Any]]] | Pending:
             try:
                 before, landed = history(base, start["until"], hour_ago)
             except (KeyError, TypeError):  # the new symbol is not in the summary yet (404)
-                time.sleep(0.2)
-        assert landed, "Gold never said it holds the stream's first trade"
+                return Pending("the symbol is not in the summary yet")
+            return (before,) if landed else Pending(f"{len(before)} trades before, not landed")
+
+        (before,) = wait_until(
+            history_up_to_the_stream, 30, "Gold to say it holds the stream's first trade"
+        )
         live = [m for m in joined if m["type"] == "trade"]
         combined = [int(r["trade_id"]) for r in before] + [int(m["trade_id"]) for m in live]
         assert before and live
@@ -199,17 +211,25 @@ def test_the_stream_starts_while_a_partition_has_no_leader_and_reads_it_from_its
             context=lambda: log_tail(broker.process.log_file),
         )
         next_id = 100
-        deadline = time.monotonic() + 60
-        while not received and time.monotonic() < deadline:  # until the stream reads it again
+
+        async def read_again() -> bool | Pending:
+            nonlocal next_id
             send(next_id, 1)
             next_id += 1
             await _drain(subscriber.queue, received, 0.5)
-        assert received, "the stream never read the partition once its broker was back"
+            return bool(received) or Pending(f"trades 100 to {next_id - 1} sent, none read")
+
+        await wait_until_async(
+            read_again, 60, "the stream to read the partition once its broker was back", every_s=0
+        )
         send(next_id, 20)
         last = next_id + 19
-        deadline = time.monotonic() + 30
-        while received[-1] < last and time.monotonic() < deadline:
+
+        async def read_to_the_last() -> bool | Pending:
             await _drain(subscriber.queue, received, 0.5)
+            return received[-1] >= last or Pending(f"read up to {received[-1]}")
+
+        await wait_until_async(read_to_the_last, 30, f"the stream to read up to {last}", every_s=0)
         return last
 
     try:

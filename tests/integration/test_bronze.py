@@ -37,12 +37,12 @@ from k2.schemas import schema_json, schema_text
 from k2.schemas.registry import register_value_schema
 
 from . import lanes
+from .lanes import wait_until
 
 pytestmark = pytest.mark.integration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYMBOLS = ("XBT/USD", "ETH/USD", "XDG/USD", "SOL/EUR", "ADA/USD")
-WAIT_S = 180.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +119,6 @@ def count_of(spark: Any, table: str) -> int:
 
 def has_rows(spark: Any, table: str, count: int) -> bool:
     return count_of(spark, table) >= count
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    lanes.wait_until(condition, what, timeout_s)
 
 
 @dataclass
@@ -234,6 +230,8 @@ def _lag(lane: Lane, partition: int) -> dict[str, str]:
 
 
 def test_every_record_lands_once_with_every_value(spark: Any, landed: Landed) -> None:
+    """Every raw record lands in Bronze once, with every value exactly as written and its Kafka
+    lineage."""
     rows = rows_of(spark, landed.lane.source.table)
     by_offset = {(row.kafka_partition, row.kafka_offset): row for row in rows}
     assert len(rows) == len(by_offset) == len(landed.produced)
@@ -251,6 +249,8 @@ def test_every_record_lands_once_with_every_value(spark: Any, landed: Landed) ->
 
 
 def test_the_listener_reports_rows_and_lag(landed: Landed) -> None:
+    """The streaming job's metrics report the rows written, the batches committed, a lag of zero
+    once caught up and each batch's duration."""
     sample = landed.metrics.registry.get_sample_value
     assert sample("k2_bronze_rows_written_total", {"exchange": "kraken"}) == len(landed.produced)
     assert (sample("k2_stream_batches_committed_total") or 0) >= 1
@@ -259,6 +259,7 @@ def test_the_listener_reports_rows_and_lag(landed: Landed) -> None:
 
 
 def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Landed) -> None:
+    """Bronze is partitioned by the hour K2 received each trade."""
     table = open_catalog(settings).load_table(landed.lane.source.table)
     field = table.spec().fields[0]
     assert str(field.transform) == "hour"
@@ -268,6 +269,7 @@ def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Lande
 
 
 def test_bronze_reads_the_same_in_pyiceberg_and_duckdb(settings: Settings, landed: Landed) -> None:
+    """pyiceberg and DuckDB read the same Bronze rows Spark wrote."""
     identifier = landed.lane.source.table
     arrow = open_catalog(settings).load_table(identifier).scan().to_arrow()
     from_pyiceberg = sorted(
@@ -294,6 +296,8 @@ V2_FIELD = {"name": "venue_note", "type": ["null", "string"], "default": None, "
 def test_old_and_new_schema_versions_land_side_by_side(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane]
 ) -> None:
+    """Records of an old and a new raw schema version, mixed in one topic, each land decoded by
+    their own writer schema, nothing rejected."""
     lane = lane_factory("evolve")
     v1_text = schema_text("kraken_raw")
     v2 = schema_json("kraken_raw")
@@ -337,6 +341,8 @@ def test_old_and_new_schema_versions_land_side_by_side(
 def test_poison_records_go_to_rejects_and_the_rest_lands(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane]
 ) -> None:
+    """Each kind of undecodable record goes to the rejects table with its bytes and the reason,
+    while every other record lands once."""
     lane = lane_factory("poison")
     encode = serializer(settings, schema_text("kraken_raw"))
     registry = SchemaRegistryClient(settings.registry_config())
@@ -396,6 +402,8 @@ def _writer(spark: Any, lane: Lane) -> BatchWriter:
 def test_a_replayed_batch_is_written_once(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane], monkeypatch: Any
 ) -> None:
+    """A micro-batch replayed after the driver died between two commits is written once, however
+    often it is replayed."""
     lane = lane_factory("replay")
     encode = serializer(settings, schema_text("kraken_raw"))
     values: list[bytes | None] = [encode(kraken_record(i), lane.topic) for i in range(50)]
@@ -429,6 +437,8 @@ def test_a_replayed_batch_is_written_once(
 def test_a_lost_checkpoint_resumes_from_the_tables(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane]
 ) -> None:
+    """With its checkpoint deleted, the stream resumes from the offsets the tables recorded, so
+    every record lands once."""
     lane = lane_factory("lostckpt")
     encode = serializer(settings, schema_text("kraken_raw"))
     produced: list[tuple[int, int]] = []
@@ -469,6 +479,8 @@ def _files_in_hour(spark: Any, table: str, hour: int) -> int:
 def test_maintenance_compacts_small_files_while_the_stream_writes(
     spark: Any, settings: Settings, lane_factory: Callable[[str], Lane]
 ) -> None:
+    """Maintenance compacts a table's small files while the stream keeps writing, changes no row and
+    keeps the stream's position."""
     lane = lane_factory("maintain")
     table = lane.source.table
     hour = 1_714_564_800 // 3600  # kraken_record(0..359) were received in this hour

@@ -11,8 +11,8 @@ from typing import Any
 import ccxt.pro
 import pytest
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import simulator_configs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.timeout(90)
 def test_ccxt_watch_trades_receives_the_simulators_trades(tmp_path: Path) -> None:
     """watchTrades (``trades`` on /ws/v5/public) gets trades the ledger says were sent, with
     their ids, prices, amounts and taker sides; fetchTrades reads the same history."""
-    listed: dict[str, Any] = unlisted()  # only OKX's
-    listed["okx_symbols"] = ("BTC-USDT", "ETH-USDT")
-    config = SimulatorConfig(**listed, rate=200, ledger_path=tmp_path / "ledger.jsonl")
+    config = simulator_configs(rate=200, okx_symbols=("BTC-USDT", "ETH-USDT"))(tmp_path)
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         async with Simulator(config) as sim:

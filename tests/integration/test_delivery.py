@@ -16,6 +16,7 @@ from k2.stack.manager import Stack
 from k2.transport.offsets import watermarks
 from k2.transport.producer import DurableProducer, ProducerOptions
 from k2.transport.topics import TopicAdmin, TopicSpec
+from tests.polling import Pending, wait_until_async
 
 
 def records_in(settings: Settings, topic: str) -> int:
@@ -49,10 +50,15 @@ def test_a_record_the_broker_refuses_is_failed_while_its_neighbours_are_delivere
     async def produce_and_wait() -> None:
         for size in sizes:
             deliveries.add(topic, os.urandom(size), counts.key, counts, time.time_ns() // 1000)
-        deadline = time.monotonic() + 60
-        while counts.delivered + counts.failed < len(sizes) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+
+        def reported() -> bool | Pending:
             deliveries.poll()
+            done = counts.delivered + counts.failed >= len(sizes)
+            return done or Pending({"delivered": counts.delivered, "failed": counts.failed})
+
+        await wait_until_async(
+            reported, 60, f"a delivery report for each of the {len(sizes)} records", every_s=0.05
+        )
 
     asyncio.run(produce_and_wait())
     assert producer.close(30) == 0

@@ -19,8 +19,7 @@ from k2.exchanges.okx.client import OkxFeedClient, OkxFeedOptions
 from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
-from tests.simulated import unlisted
+from tests.simulated import simulator_configs
 
 from .test_feeds_vs_simulator import Feed, ids_of, ledger_by_symbol, run
 
@@ -29,14 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 400,
-        "okx_symbols": SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(rate=400, okx_symbols=SYMBOLS)
 
 
 def client(sim: Simulator, symbols: tuple[str, ...] = SYMBOLS, **changes: Any) -> OkxFeedClient:
@@ -103,6 +95,8 @@ def test_a_forced_disconnect_reconnects_and_reports_exactly_the_skipped_ids(
 
 
 def test_a_silent_stall_reconnects_within_the_liveness_deadline(tmp_path: Path) -> None:
+    """An OKX connection that falls silent is given up within the liveness deadline, said in the
+    reason, and trades flow again on a new one."""
     stall = FaultRule(protocol="okx", stall="silent", stall_after_trades=40, connections=1)
 
     async def scenario() -> None:
@@ -137,6 +131,8 @@ def test_text_pings_keep_a_quiet_instrument_past_the_idle_cut(tmp_path: Path) ->
 
 
 def test_an_unknown_instrument_is_refused_before_connecting(tmp_path: Path) -> None:
+    """An instrument OKX does not list is refused by name before any connection is opened."""
+
     async def scenario() -> None:
         async with Simulator(sim_config(tmp_path)) as sim:
             with pytest.raises(UnknownSymbolError, match="NOPE-USDT"):

@@ -30,8 +30,8 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, delivered, read_ledger
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
-from tests.simulated import unlisted
+from tests.polling import wait_until_async
+from tests.simulated import simulator_configs
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,15 +40,9 @@ KRAKEN_PAIRS = ("XBT/USD", "ETH/USD")
 BINANCE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 200,
-        "kraken_symbols": KRAKEN_PAIRS,
-        "binance_symbols": BINANCE_SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(
+    rate=200, kraken_symbols=KRAKEN_PAIRS, binance_symbols=BINANCE_SYMBOLS
+)
 
 
 def make_client(sim: Simulator, protocol: str, **changes: Any) -> Client:
@@ -95,16 +89,23 @@ class Feed:
         async for event in self.client.events():
             self.events.append((loop.time(), event))
 
-    async def until(self, done: Callable[[Feed], bool], timeout_s: float = 30.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not done(self):
+    async def until(
+        self, done: Callable[[Feed], bool], timeout_s: float = 30.0, what: str = "the feed"
+    ) -> None:
+        """Wait until ``done`` holds for the feed; fail at once when the client ended."""
+
+        def check() -> bool:
+            if done(self):
+                return True
             assert self._task is not None
             if self._task.done():
                 self._task.result()  # the client's error, if it ended with one
                 raise AssertionError("the feed ended")
-            assert loop.time() < deadline, f"timed out; stats={self.client.stats}"
-            await asyncio.sleep(0.02)
+            return False
+
+        await wait_until_async(
+            check, timeout_s, what, every_s=0.02, context=lambda: f"stats={self.client.stats}"
+        )
 
     def trades(self) -> dict[str, list[RawTrade]]:
         by_symbol: dict[str, list[RawTrade]] = defaultdict(list)
@@ -149,6 +150,8 @@ def ledger_by_symbol(path: Path | None) -> dict[str, list[LedgerEntry]]:
 def test_every_emitted_trade_arrives_once_in_per_symbol_order(
     tmp_path: Path, protocol: str
 ) -> None:
+    """Every trade the venue sends reaches the feed client once, with every field as sent, in
+    per-symbol order and with no gap reported, on each Kraken and Binance protocol."""
     per_symbol = 150  # trades generated per symbol (aggTrade frames may aggregate several)
 
     async def scenario() -> None:
@@ -181,6 +184,8 @@ def test_every_emitted_trade_arrives_once_in_per_symbol_order(
 def test_a_forced_disconnect_reconnects_and_reports_exactly_the_skipped_ids(
     tmp_path: Path, protocol: str
 ) -> None:
+    """After forced disconnects the client reconnects, delivers each id once in order, and reports
+    as reconnect gaps exactly the ids it never received."""
     drop = FaultRule(protocol=venue_of(protocol), drop_after_trades=60, connections=2)
 
     async def scenario() -> None:
@@ -222,6 +227,8 @@ def test_a_forced_disconnect_reconnects_and_reports_exactly_the_skipped_ids(
 def test_a_silent_stall_reconnects_within_the_liveness_deadline(
     tmp_path: Path, protocol: str
 ) -> None:
+    """A connection that falls silent is given up within the liveness deadline, said in the
+    disconnect reason, and trades flow again on a new one."""
     liveness = 1.5
     stall = FaultRule(
         protocol=venue_of(protocol), stall="silent", stall_after_trades=40, connections=1
@@ -251,6 +258,8 @@ def test_a_silent_stall_reconnects_within_the_liveness_deadline(
 def test_a_rejected_symbol_fails_with_one_line_naming_it(
     tmp_path: Path, protocol: str, rejected: str
 ) -> None:
+    """A pair the venue refuses stops the client with one line naming the pair and the venue's
+    reason."""
     reject = FaultRule(protocol=protocol, reject_symbols=(rejected,))
 
     async def scenario() -> None:
@@ -269,6 +278,8 @@ def test_a_rejected_symbol_fails_with_one_line_naming_it(
 
 @pytest.mark.parametrize("protocol", ["kraken-v2", "binance-trade"])
 def test_an_unknown_symbol_is_refused_before_connecting(tmp_path: Path, protocol: str) -> None:
+    """A symbol the venue does not list is refused by name before any connection is opened."""
+
     async def scenario() -> None:
         async with Simulator(sim_config(tmp_path)) as sim:
             urls = sim.urls
@@ -296,6 +307,9 @@ def test_an_unknown_symbol_is_refused_before_connecting(tmp_path: Path, protocol
 def test_binance_rolls_over_before_max_age_and_on_server_shutdown_without_gaps(
     tmp_path: Path,
 ) -> None:
+    """The Binance client opens a new connection before the old one ages out or the server shuts it
+    down, overlapping them so no trade is missed or lost."""
+
     async def scenario() -> None:
         async with Simulator(sim_config(tmp_path, rate=400)) as sim:
             client = make_client(sim, "binance-trade", max_connection_age_s=1.5, overlap_s=0.4)
@@ -321,6 +335,8 @@ def test_binance_rolls_over_before_max_age_and_on_server_shutdown_without_gaps(
 def test_garbled_frames_are_malformed_events_and_the_connection_keeps_going(
     tmp_path: Path,
 ) -> None:
+    """Garbled frames become malformed events with their text and the connection keeps going, the
+    lost trades reported as gaps."""
     garble = FaultRule(protocol="binance", garble_every=10)
 
     async def scenario() -> None:
@@ -343,6 +359,8 @@ def test_garbled_frames_are_malformed_events_and_the_connection_keeps_going(
 def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
     tmp_path: Path, protocol: str
 ) -> None:
+    """Symbols that stop trading while the connection is alive are each reported once as silent, and
+    the connection is kept."""
     venue = venue_of(protocol)
     stall = FaultRule(protocol=venue, stall="heartbeats")
     silences: list[Silence] = []

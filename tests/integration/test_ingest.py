@@ -14,7 +14,6 @@ import time
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from k2.transport.topics import (
     raw_topic,
 )
 from tests.polling import Pending, log_tail, wait_until, wait_until_async
-from tests.simulated import unlisted
+from tests.simulated import SimulatorThread, simulator_configs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -117,17 +116,18 @@ def read_topic(settings: Settings, topic: str) -> list[Landed]:
         if not assign:
             return landed
         consumer.assign(assign)
-        deadline = time.monotonic() + 60
-        while ends and time.monotonic() < deadline:
+
+        def read_to_the_ends() -> bool | Pending:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            key = msg.key().decode() if msg.key() is not None else None
-            value = deserialize(msg.value(), ctx)
-            landed.append(Landed(msg.partition(), msg.offset(), key, value))
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
-        assert not ends, f"could not read {topic} to its end"
+            if msg is not None and msg.error() is None:
+                key = msg.key().decode() if msg.key() is not None else None
+                value = deserialize(msg.value(), ctx)
+                landed.append(Landed(msg.partition(), msg.offset(), key, value))
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+            return not ends or Pending({"partition ends not reached": dict(ends)})
+
+        wait_until(read_to_the_ends, 60, f"{topic} read to its end", every_s=0)
     finally:
         consumer.close()
     return landed
@@ -139,59 +139,11 @@ def trade_id(value: dict[str, Any]) -> int:
     return found
 
 
-class SimulatorThread:
-    """The simulator on its own event loop in a thread, so a subprocess can feed from it."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self._ready: Future[Simulator] = Future()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        try:
-            async with Simulator(self.config) as sim:
-                self._ready.set_result(sim)
-                await self._stop.wait()
-        except Exception as exc:  # surfaced to the test through the future
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            raise
-
-    def __enter__(self) -> Simulator:
-        self._thread.start()
-        return self._ready.result(timeout=30)
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the simulator's loop (its methods are not thread-safe)."""
-
-        async def wrapped() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=10)
-
-
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    # An even rate (no skew): each symbol still has trades left when the ingest subscribes,
-    # also on a loaded machine where starting the ingest takes seconds.
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 400,
-        "skew": 0.0,
-        "kraken_symbols": KRAKEN_V1,
-        "binance_symbols": BINANCE,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+# An even rate (no skew): each symbol still has trades left when the ingest subscribes,
+# also on a loaded machine where starting the ingest takes seconds.
+sim_config = simulator_configs(
+    rate=400, skew=0.0, kraken_symbols=KRAKEN_V1, binance_symbols=BINANCE
+)
 
 
 def ledger_of(path: Path, exchange: str) -> list[LedgerEntry]:
@@ -283,6 +235,8 @@ def assert_complete(
 def test_every_ledger_trade_lands_once_in_order_binance(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every Binance trade the venue sent lands in Kafka once, with every field as sent, keyed by
+    its symbol on one partition and in id order."""
     private = lane(settings, "nbinance", binance={"symbols": BINANCE, "time_unit": "MILLISECOND"})
     per_symbol = 600
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
@@ -324,6 +278,8 @@ def test_every_ledger_trade_lands_once_in_order_binance(
 def test_every_ledger_trade_lands_once_in_order_kraken_v2(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every Kraken v2 trade the venue sent lands in Kafka once, with every field as sent, in id
+    order per symbol."""
     private = lane(settings, "nkraken", kraken={"symbols": KRAKEN_V2})
     per_symbol = 400
     config = sim_config(tmp_path, trades_per_symbol=per_symbol)
@@ -356,6 +312,8 @@ def test_every_ledger_trade_lands_once_in_order_kraken_v2(
 def test_disconnect_and_lost_ids_are_backfilled(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Trades missed across forced disconnects and trades the venue lost are backfilled from REST,
+    so nothing sent is missing, and each gap is published as backfilled."""
     private = lane(settings, "backfill", binance={"symbols": BINANCE})
     drop = FaultRule(protocol="binance", connections=2, drop_after_trades=150)
     config = sim_config(tmp_path, rate=600, faults=(drop,), lose_every=13)
@@ -385,6 +343,8 @@ def test_disconnect_and_lost_ids_are_backfilled(
 def test_malformed_frames_go_to_the_dlq_and_every_trade_is_delivered(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """Every garbled frame goes to the DLQ with its text, error and receive time, and the trades it
+    held are recovered from REST."""
     private = lane(settings, "dlq", binance={"symbols": BINANCE})
     garble = FaultRule(protocol="binance", garble_every=25)
     config = sim_config(tmp_path, trades_per_symbol=250, faults=(garble,))
@@ -416,6 +376,8 @@ def test_malformed_frames_go_to_the_dlq_and_every_trade_is_delivered(
 def test_kraken_v1_reconnect_publishes_a_gap_event(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """A Kraken v1 reconnect, which cannot be backfilled by id, publishes a gap event with its time
+    range and the reason."""
     private = lane(settings, "v1gap", kraken={"symbols": KRAKEN_V1, "protocol": "kraken-v1"})
     drop = FaultRule(protocol="kraken-v1", connections=1, drop_after_trades=120)
     config = sim_config(tmp_path, faults=(drop,))
@@ -438,6 +400,8 @@ def test_kraken_v1_reconnect_publishes_a_gap_event(
 def test_backward_compatible_schema_change_registers_and_old_records_decode(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """A backward-compatible raw schema version registers beside the old one, and records already
+    written decode with it."""
     private = lane(settings, "schema", binance={"symbols": ("BTCUSDT",)})
     # 20 trades/s per symbol: the 50 trades take 2.5 s, so most are sent after the ingest
     # connects (a first run starts from the trades it receives, not from the venue's history).
@@ -461,12 +425,15 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     )
     consumer.subscribe([topic])
     decoded = []
+
+    def read_every_record() -> bool | Pending:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            decoded.append(reader(msg.value(), ctx))
+        return len(decoded) >= sent or Pending({"read": len(decoded), "sent": sent})
+
     try:
-        deadline = time.monotonic() + 30
-        while len(decoded) < sent and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                decoded.append(reader(msg.value(), ctx))
+        wait_until(read_every_record, 30, "every record read with the new schema", every_s=0)
     finally:
         consumer.close()
     assert len(decoded) == sent > 0
@@ -511,6 +478,8 @@ def test_two_processes_registering_a_new_subject_at_once_both_succeed(
 def test_incompatible_schema_is_refused_before_producing(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
+    """An ingest whose raw schema is incompatible with the registered one stops with one line naming
+    the subject, before it writes anything."""
     private = lane(settings, "badschema", binance={"symbols": ("BTCUSDT",)})
     topic = raw_topic("binance", private.kafka.topic_prefix)
     registry = SchemaRegistryClient(private.registry_config())
@@ -609,6 +578,8 @@ def test_sigkill_and_restart_lose_nothing(
     tmp_path: Path,
     sim_thread: tuple[Simulator, SimulatorThread],
 ) -> None:
+    """An ingest killed with SIGKILL and restarted resumes from what Kafka holds and backfills the
+    downtime, so nothing is lost and nothing gets a second id."""
     sim, _ = sim_thread
     private = lane(settings, "sigkill", binance={"symbols": BINANCE})
     port = free_port()
@@ -691,6 +662,8 @@ def test_broker_outage_keeps_memory_bounded_and_loses_nothing(
     tmp_path: Path,
     sim_thread: tuple[Simulator, SimulatorThread],
 ) -> None:
+    """While the broker is down the ingest's queue and memory stay bounded, and once it is back
+    every trade is delivered."""
     sim, _ = sim_thread
     queue_max = 2_000
     private = lane(settings, "outage", binance={"symbols": BINANCE}, queue_max_messages=queue_max)

@@ -21,11 +21,9 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.ledger import read_ledger
 from k2.simulator.market import SimTrade
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.transport.topics import gaps_topic, raw_topic
 from tests.polling import Pending, wait_until_async
-from tests.simulated import unlisted
 
 from .test_ingest import (
     Landed,
@@ -37,23 +35,9 @@ from .test_ingest import (
     ledger_of,
     read_topic,
 )
+from .test_simulator_bybit import SYMBOLS, sim_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 200,
-        "skew": 0.0,
-        "kraken_symbols": ("XBT/USD",),
-        "binance_symbols": ("BTCUSDT",),
-        "bybit_symbols": SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
 
 
 def by_symbol(landed: list[Landed]) -> dict[str, list[Landed]]:

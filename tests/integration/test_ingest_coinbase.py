@@ -14,14 +14,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from k2.config import Settings
-from k2.exchanges import VENUES
 from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
 from tests.polling import wait_until_async
+from tests.simulated import simulator_configs
 
 from .test_ingest import (
     Landed,
@@ -32,7 +31,6 @@ from .test_ingest import (
     lane,
     ledger_of,
     read_topic,
-    sim_config,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -41,10 +39,8 @@ PRODUCTS = ("BTC-USD", "ETH-USD")
 EVERY_PRODUCT = tuple(inst.symbol for inst in catalog("coinbase"))
 
 
-def config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    """The ingest tests' simulator, listing Coinbase's products only."""
-    listed: dict[str, Any] = {f"{name}_symbols": () for name in VENUES}
-    return sim_config(tmp_path, **{**listed, "coinbase_symbols": PRODUCTS, **changes})
+# The ingest tests' simulator (an even rate), listing Coinbase's products only.
+config = simulator_configs(rate=400, skew=0.0, coinbase_symbols=PRODUCTS)
 
 
 def ids_of(landed: Iterable[Landed]) -> dict[str, list[int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,10 +14,9 @@ from k2.config import Settings
 from k2.simulator.faults import FaultRule
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.transport.topics import gaps_topic, raw_topic
-from tests.simulated import unlisted
+from tests.simulated import simulator_configs
 
 from .test_ingest import (
     Landed,
@@ -36,15 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 OKX = ("BTC-USDT", "ETH-USDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 400,
-        "skew": 0.0,
-        "okx_symbols": OKX,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(rate=400, skew=0.0, okx_symbols=OKX)
 
 
 def okx_id(record: Landed) -> int:

@@ -20,15 +20,13 @@ from k2.ingest.service import IngestService
 from k2.observability.metrics import IngestMetrics, Metrics
 from k2.simulator.instruments import catalog
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
 from k2.stack.manager import Stack
 from k2.stack.ports import free_port
 from k2.transport.topics import raw_topic
 from tests.polling import wait_until_async
-from tests.simulated import unlisted
+from tests.simulated import SimulatorThread, simulator_configs
 
 from .test_ingest import (
-    SimulatorThread,
     assert_complete,
     delivered,
     ingest_env,
@@ -112,17 +110,7 @@ def settled(ledger: Path, exchange: str, quiet_s: float = 2.0) -> Callable[[], b
     return done
 
 
-def sim(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "skew": 0.0,
-        "kraken_symbols": (),
-        "binance_symbols": (),
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "binance_weight_limit": 0,
-        "kraken_rest_limit": 0,
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim = simulator_configs(skew=0.0, binance_weight_limit=0, kraken_rest_limit=0)
 
 
 def test_every_binance_symbol_is_ingested_over_connections_within_limits(

@@ -28,6 +28,8 @@ ROWS = [
 
 
 def test_lake_init_is_idempotent(settings: Settings) -> None:
+    """Creating the lake's namespaces again creates nothing new, and every layer's namespace
+    exists."""
     catalog = open_catalog(settings)
     ensure_namespaces(catalog)
     assert ensure_namespaces(catalog) == []
@@ -37,6 +39,8 @@ def test_lake_init_is_idempotent(settings: Settings) -> None:
 def test_spark_table_reads_back_exactly_in_pyiceberg_and_duckdb(
     spark: Any, settings: Settings
 ) -> None:
+    """A table Spark writes reads back exactly in pyiceberg and DuckDB from the same catalog,
+    decimal(38,18) and microsecond times included."""
     spark.sql(
         "CREATE TABLE k2.bronze.lake_probe (id string, price decimal(38,18), ts timestamp) "
         "USING iceberg PARTITIONED BY (hours(ts))"
@@ -61,6 +65,7 @@ def test_spark_table_reads_back_exactly_in_pyiceberg_and_duckdb(
 def test_pyiceberg_append_is_read_by_the_running_spark_session(
     spark: Any, settings: Settings
 ) -> None:
+    """Rows pyiceberg appends are read by a Spark session that had already opened the table."""
     catalog = open_catalog(settings)
     schema = pa.schema(
         [

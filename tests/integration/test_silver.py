@@ -35,15 +35,14 @@ from k2.exchanges.okx.parse import trade_key as okx_trade_key
 from k2.jobs.silver.normalise import REASONS, exact_decimals, unified
 from k2.lake.tables import bronze_trades
 from k2.schemas import raw_schema_name, schema_json
-from tests.unit.exchanges.okx.strategies import trade_fields as okx_trade_fields
-from tests.unit.exchanges.recordings import received_frames
-from tests.unit.exchanges.strategies import (
-    binance_agg_trade_fields,
-    binance_trade_fields,
+from tests.unit.exchanges.binance.strategies import binance_agg_trade_fields, binance_trade_fields
+from tests.unit.exchanges.kraken.strategies import (
     kraken_v1_fields,
     kraken_v1_pairs,
     kraken_v2_fields,
 )
+from tests.unit.exchanges.okx.strategies import trade_fields as okx_trade_fields
+from tests.unit.exchanges.recordings import received_frames
 
 from .lanes import to_record
 

@@ -2,68 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import closed_within, collect, run_scenario, simulator_configs
 
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "kraken_symbols": ("XBT/USD",),
-        "binance_symbols": ("BTCUSDT", "ETHUSDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
-
-
-async def collect(ws: Any, seconds: float) -> list[Any]:
-    frames = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frames.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
-        except (TimeoutError, websockets.ConnectionClosed):
-            break
-    return frames
-
-
-async def closed_within(ws: Any, seconds: float) -> bool:
-    """True if the server ends the connection within ``seconds`` (frames meanwhile ignored)."""
-    deadline = time.monotonic() + seconds
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait_for(ws.recv(), left)
-    except websockets.ConnectionClosed:
-        return True
-    except TimeoutError:
-        return False
-    return False
+config = simulator_configs(
+    rate=300, kraken_symbols=("XBT/USD",), binance_symbols=("BTCUSDT", "ETHUSDT")
+)
 
 
 def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
+    """A combined-stream connection gets each trade wrapped with its stream name, in microseconds
+    when asked, with consecutive ids and exactly what the ledger records."""
+
     async def main() -> tuple[list[Any], list[Any]]:
         async with Simulator(config(tmp_path)) as sim:
             url = sim.urls.binance_ws + "/stream?streams=btcusdt@trade/ethusdt@trade"
@@ -71,7 +30,7 @@ def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
                 frames = await collect(ws, 1.0)
             return frames, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
 
-    frames, entries = run(main)
+    frames, entries = run_scenario(main)
     assert frames and {f["stream"] for f in frames} == {"btcusdt@trade", "ethusdt@trade"}
     for frame in frames:
         data = frame["data"]
@@ -84,6 +43,9 @@ def test_combined_streams_wrap_payloads_in_microseconds(tmp_path: Path) -> None:
 
 
 def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
+    """A raw aggTrade stream sends bare payloads in milliseconds, with consecutive aggregate ids
+    covering consecutive trades."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -91,7 +53,7 @@ def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
         ):
             return await collect(ws, 1.0)
 
-    aggs = run(main)
+    aggs = run_scenario(main)
     assert aggs and all(a["e"] == "aggTrade" and "stream" not in a for a in aggs)
     assert len(str(aggs[0]["T"])) == 13  # milliseconds by default
     assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + len(aggs)))
@@ -101,6 +63,9 @@ def test_raw_stream_sends_bare_aggtrade_payloads(tmp_path: Path) -> None:
 def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
     tmp_path: Path,
 ) -> None:
+    """Live SUBSCRIBE requests accept a symbol Binance does not list (which then sends nothing) and
+    refuse a malformed stream name, as Binance does."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -111,7 +76,7 @@ def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
             return await collect(ws, 1.0)
 
-    assert run(main) == [
+    assert run_scenario(main) == [
         {"result": None, "id": 1},
         {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 2},
         {"result": ["xrpxrp@trade"], "id": 3},
@@ -121,6 +86,9 @@ def test_live_requests_accept_unknown_symbols_and_refuse_malformed_streams(
 def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
     tmp_path: Path,
 ) -> None:
+    """The simulated Binance pings every connection, keeps a client that answers and drops one that
+    does not."""
+
     async def main() -> tuple[int, bool, bool]:
         timings = {"binance_ping_s": 0.3, "binance_pong_timeout_s": 0.8}
         async with (
@@ -138,11 +106,14 @@ def test_ping_frames_keep_a_client_that_answers_and_drop_one_that_does_not(
                 kept = not await closed_within(answering, 1.5)
             return pings, mute_dropped, kept
 
-    pings, mute_dropped, kept = run(main)
+    pings, mute_dropped, kept = run_scenario(main)
     assert pings >= 2 and mute_dropped and kept
 
 
 def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> None:
+    """A client sending more than five control messages in a second is disconnected, as on
+    Binance."""
+
     async def main() -> bool:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -152,10 +123,12 @@ def test_more_than_five_control_messages_a_second_disconnect(tmp_path: Path) -> 
                 await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
             return await closed_within(ws, 2.0)
 
-    assert run(main)
+    assert run_scenario(main)
 
 
 def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
+    """A connection older than its age limit is closed normally, as Binance does after 24 hours."""
+
     async def main() -> int | None:
         async with (
             Simulator(config(tmp_path, max_connection_age_s=0.5)) as sim,
@@ -164,13 +137,15 @@ def test_connection_age_limit_closes_the_connection(tmp_path: Path) -> None:
             assert await closed_within(ws, 3.0)
             return ws.close_code
 
-    assert run(main) == 1000
+    assert run_scenario(main) == 1000
 
 
 @pytest.mark.parametrize("combined", [True, False])
 def test_server_shutdown_is_announced_then_the_connection_ends(
     tmp_path: Path, combined: bool
 ) -> None:
+    """A server shutdown is announced on every stream, raw or combined, before the connection
+    ends."""
     path = "/stream?streams=btcusdt@trade" if combined else "/ws/btcusdt@trade"
 
     async def main() -> list[Any]:
@@ -183,7 +158,7 @@ def test_server_shutdown_is_announced_then_the_connection_ends(
             assert await closed_within(ws, 2.0)
             return frames
 
-    (frame,) = run(main)
+    (frame,) = run_scenario(main)
     payload = frame["data"] if combined else frame
     assert payload["e"] == "serverShutdown" and isinstance(payload["E"], int)
     if combined:
@@ -191,6 +166,8 @@ def test_server_shutdown_is_announced_then_the_connection_ends(
 
 
 def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
+    """A shutdown configured after a time is announced at that time, then the connection ends."""
+
     async def main() -> list[Any]:
         overrides = {"rate": 0, "shutdown_after_s": 0.3, "shutdown_grace_s": 0.2}
         async with (
@@ -201,10 +178,12 @@ def test_server_shutdown_after_a_configured_time(tmp_path: Path) -> None:
             assert await closed_within(ws, 2.0)
             return frames
 
-    assert [f["e"] for f in run(main)] == ["serverShutdown"]
+    assert [f["e"] for f in run_scenario(main)] == ["serverShutdown"]
 
 
 def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
+    """A connect URL naming a malformed stream is refused with a 400."""
+
     async def main() -> int:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -213,10 +192,13 @@ def test_malformed_stream_in_the_url_is_refused(tmp_path: Path) -> None:
         ):
             return response.status
 
-    assert run(main) == 400
+    assert run_scenario(main) == 400
 
 
 def test_stream_limit_per_connection(tmp_path: Path) -> None:
+    """A subscription that would pass a connection's stream limit is refused, and a smaller one is
+    still accepted."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, binance_max_streams=2)) as sim,
@@ -228,7 +210,7 @@ def test_stream_limit_per_connection(tmp_path: Path) -> None:
             frames = await collect(ws, 0.8)
             return [f for f in frames if "id" in f]
 
-    assert run(main) == [
+    assert run_scenario(main) == [
         {"error": {"code": 2, "msg": "Invalid request: too many parameters"}, "id": 1},
         {"result": None, "id": 2},
     ]
@@ -248,7 +230,7 @@ def test_a_bare_raw_connection_subscribes_with_subscribe_messages(
             await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}))
             return await collect(ws, 1.5)
 
-    frames = run(main)
+    frames = run_scenario(main)
     assert frames[0] == {"result": None, "id": 7}
     trades = frames[1:]
     assert trades and all(t["e"] == "trade" and t["s"] == "BTCUSDT" for t in trades)

@@ -19,8 +19,7 @@ from k2.exchanges.bybit.client import BybitFeedClient, BybitFeedOptions
 from k2.simulator.faults import FaultRule
 from k2.simulator.ledger import read_ledger
 from k2.simulator.server import Simulator
-from k2.simulator.settings import SimulatorConfig
-from tests.simulated import unlisted
+from tests.simulated import simulator_configs
 
 from .test_feeds_vs_simulator import Feed, ledger_by_symbol, run
 
@@ -29,17 +28,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def sim_config(tmp_path: Path, **changes: Any) -> SimulatorConfig:
-    base: dict[str, Any] = {
-        **unlisted(),
-        "rate": 200,
-        "skew": 0.0,
-        "kraken_symbols": ("XBT/USD",),
-        "binance_symbols": ("BTCUSDT",),
-        "bybit_symbols": SYMBOLS,
-        "ledger_path": tmp_path / "ledger.jsonl",
-    }
-    return SimulatorConfig(**{**base, **changes})
+sim_config = simulator_configs(
+    rate=200,
+    skew=0.0,
+    kraken_symbols=("XBT/USD",),
+    binance_symbols=("BTCUSDT",),
+    bybit_symbols=SYMBOLS,
+)
 
 
 def client_of(

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import websockets
@@ -15,11 +14,13 @@ from click.testing import CliRunner
 
 from k2.cli import main
 from k2.simulator import read_ledger
+from tests.polling import wait_until
 
 K2 = [sys.executable, "-c", "from k2.cli import main; main()"]
 
 
 def test_help_documents_every_option() -> None:
+    """`k2 simulate --help` documents every option."""
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0
     for option in (
@@ -46,12 +47,15 @@ def test_help_documents_every_option() -> None:
 
 
 def test_a_bad_option_is_one_line_error() -> None:
+    """A symbol the simulator does not list is refused naming it, with exit code 1."""
     result = CliRunner().invoke(main, ["simulate", "--kraken-symbols", "XBT/FOO"])
     assert result.exit_code == 1
     assert "unknown kraken symbol(s) ['XBT/FOO']" in result.output
 
 
 def test_the_process_serves_until_sigterm_and_keeps_its_ledger(tmp_path: Path) -> None:
+    """`k2 simulate` says where it listens, serves trades until SIGTERM, exits cleanly and keeps
+    every trade it sent in its ledger."""
     urls_file, ledger = tmp_path / "urls.json", tmp_path / "ledger.jsonl"
     command = [
         *K2,
@@ -70,11 +74,13 @@ def test_the_process_serves_until_sigterm_and_keeps_its_ledger(tmp_path: Path) -
         "BTCUSDT",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        assert process.poll() is None, f"k2 simulate exited with {process.returncode}"
+        return urls_file.exists()
+
     try:
-        deadline = time.monotonic() + 20
-        while not urls_file.exists():
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(listening, 20, f"k2 simulate to write {urls_file.name}", every_s=0.05)
         urls = json.loads(urls_file.read_text())
 
         async def first_trade() -> dict[str, object]:

@@ -6,51 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import ccxt.pro
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from k2.simulator import Simulator, read_ledger
 from k2.simulator.ledger import LedgerEntry
-from tests.simulated import unlisted
+from tests.simulated import collect, run_scenario, simulator_configs
 
-T = TypeVar("T")
 TRADES = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "market_trades"}
 HEARTBEATS = {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "heartbeats"}
 
 
-def run(main: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "heartbeat_s": 0.2,
-        "coinbase_symbols": ("BTC-USD", "ETH-USD"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
-
-
-async def collect(ws: Any, seconds: float) -> list[dict[str, Any]]:
-    messages = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            messages.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
-        except (TimeoutError, websockets.ConnectionClosed):
-            break
-    return messages
+config = simulator_configs(rate=300, heartbeat_s=0.2, coinbase_symbols=("BTC-USD", "ETH-USD"))
 
 
 def trades_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,7 +50,7 @@ def test_a_connection_without_a_subscribe_is_closed_at_the_deadline(tmp_path: Pa
                 messages = await collect(ws, 5.0)
             return time.monotonic() - started, messages
 
-    elapsed, messages = run(main)
+    elapsed, messages = run_scenario(main, timeout=30)
     assert messages == [] and 0.9 <= elapsed < 3.0
 
 
@@ -101,7 +72,7 @@ def test_one_message_names_one_channel_and_sequence_num_counts_every_message(
             await ws.send(json.dumps(HEARTBEATS))
             return await collect(ws, 1.5)
 
-    messages = run(main)
+    messages = run_scenario(main, timeout=30)
     assert messages[0]["type"] == "error" and "sequence_num" not in messages[0]
     numbered = messages[1:]
     assert [m["sequence_num"] for m in numbered] == list(range(len(numbered)))
@@ -130,7 +101,7 @@ def test_a_snapshot_then_updates_newest_first_each_trade_in_the_ledger(tmp_path:
                 messages = await collect(ws, 1.5)
             return messages, coinbase_ledger(sim)
 
-    messages, ledger = run(main)
+    messages, ledger = run_scenario(main, timeout=30)
     trade_messages = [m for m in messages if m["channel"] == "market_trades"]
     assert trade_messages[0]["events"][0]["type"] == "snapshot"
     assert len(trade_messages[0]["events"][0]["trades"]) == 20
@@ -165,7 +136,7 @@ def test_a_quiet_channel_closes_without_heartbeats_and_stays_open_with_them(
             first, second = sim.sessions("coinbase")
             return first.describe(), second.describe()
 
-    bare, kept = run(main)
+    bare, kept = run_scenario(main, timeout=30)
     assert "market_trades" not in bare["subscriptions"]
     assert kept["subscriptions"]["market_trades"] == ["BTC-USD"]
 
@@ -184,7 +155,7 @@ def test_usdc_is_served_as_usd_and_unknown_products_are_refused(tmp_path: Path) 
             await ws.send(json.dumps({**TRADES, "product_ids": ["BTC-USDC"]}))
             return await collect(ws, 1.0)
 
-    messages = run(main)
+    messages = run_scenario(main, timeout=30)
     assert messages[0] == {
         "type": "error",
         "message": "Failed to subscribe",
@@ -207,7 +178,7 @@ def test_more_than_the_message_rate_is_refused(tmp_path: Path) -> None:
                 await ws.send(json.dumps(HEARTBEATS))
             return await collect(ws, 0.5)
 
-    messages = run(main)
+    messages = run_scenario(main, timeout=30)
     assert [m.get("channel") for m in messages].count("subscriptions") == 3
     assert {"type": "error", "message": "rate limit exceeded"} in messages
 
@@ -238,7 +209,7 @@ def test_the_history_pages_by_trade_id_newest_first_with_the_makers_side(tmp_pat
                     assert missing.status == 404
             return pages, newer, coinbase_ledger(sim)
 
-    pages, newer, ledger = run(main)
+    pages, newer, ledger = run_scenario(main, timeout=30)
     ids = [row["trade_id"] for page in pages for row in page]
     assert ids == list(range(ids[0], ids[0] - 10, -1))
     assert [row["trade_id"] for row in newer] == [ids[-1] + 2, ids[-1] + 1, ids[-1]]
@@ -269,7 +240,7 @@ def test_ccxt_watch_trades_pointed_at_the_simulator_receives_its_trades(tmp_path
                 await exchange.close()
             return list(received.values()), coinbase_ledger(sim)
 
-    trades, ledger = run(main, timeout=60)
+    trades, ledger = run_scenario(main, timeout=60)
     sent = {str(e.fields["trade_id"]): e.fields for e in ledger}
     assert len(trades) >= 20 and {t["id"] for t in trades} <= set(sent)
     for trade in trades:

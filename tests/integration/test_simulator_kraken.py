@@ -5,37 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import run_scenario, simulator_configs
 
-T = TypeVar("T")
 Frame = Any
 
 
-def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "heartbeat_s": 0.2,
-        "kraken_symbols": ("XBT/USD", "ETH/USD", "XDG/USD"),
-        "binance_symbols": ("BTCUSDT", "ETHUSDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
+config = simulator_configs(
+    rate=300,
+    heartbeat_s=0.2,
+    kraken_symbols=("XBT/USD", "ETH/USD", "XDG/USD"),
+    binance_symbols=("BTCUSDT", "ETHUSDT"),
+)
 
 
 async def recv(ws: Any, timeout: float = 5) -> Frame:
@@ -75,6 +62,9 @@ def v2_subscribe(symbols: list[str], snapshot: bool = True, req_id: int = 7) -> 
 
 
 def test_v1_status_acks_snapshot_and_updates_match_the_ledger(tmp_path: Path) -> None:
+    """The simulated Kraken v1 sends its status (with a 64-bit connection id), an ack per pair, a
+    snapshot, then updates that are exactly the ledger's trades in id order."""
+
     async def main() -> None:
         async with Simulator(config(tmp_path)) as sim:
             await asyncio.sleep(0.4)  # some history for the snapshot
@@ -101,10 +91,13 @@ def test_v1_status_acks_snapshot_and_updates_match_the_ledger(tmp_path: Path) ->
             ids = [e.trade_id for e in sent]
             assert ids == list(range(ids[0], ids[0] + len(ids)))  # per-pair order, no gaps
 
-    run(main)
+    run_scenario(main)
 
 
 def test_v1_heartbeats_when_idle_and_pong_echoes_reqid(tmp_path: Path) -> None:
+    """The simulated Kraken v1 sends heartbeats when no trade comes and answers a ping with a pong
+    echoing its reqid."""
+
     async def main() -> None:
         async with (
             Simulator(config(tmp_path, trades_per_symbol=3)) as sim,
@@ -118,10 +111,13 @@ def test_v1_heartbeats_when_idle_and_pong_echoes_reqid(tmp_path: Path) -> None:
         assert frames.count({"event": "heartbeat"}) >= 3
         assert pong == {"event": "pong", "reqid": 9}
 
-    run(main)
+    run_scenario(main)
 
 
 def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
+    """The simulated Kraken v1 refuses unknown and malformed pairs with Kraken's own errors,
+    including the v2 name of a v1 pair."""
+
     async def main() -> list[Frame]:
         async with (
             Simulator(config(tmp_path)) as sim,
@@ -131,7 +127,7 @@ def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
             await ws.send(v1_subscribe(["XBT/FOO", "XBTUSD", "BTC/USD"]))
             return [await recv(ws) for _ in range(3)]
 
-    errors = run(main)
+    errors = run_scenario(main)
     assert [(e["status"], e["errorMessage"]) for e in errors] == [
         ("error", "Currency pair not supported XBT/FOO"),
         ("error", "Currency pair not in ISO 4217-A3 format XBTUSD"),
@@ -140,6 +136,9 @@ def test_v1_refuses_unknown_and_malformed_pairs(tmp_path: Path) -> None:
 
 
 def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
+    """The simulated Kraken v2 acks each symbol as Kraken does (refusing the v1 name), sends a
+    snapshot then updates, and the ids follow the ledger."""
+
     async def main() -> tuple[Frame, list[Frame], list[Any]]:
         async with Simulator(config(tmp_path)) as sim:
             await asyncio.sleep(0.4)
@@ -149,7 +148,7 @@ def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
                 frames = await collect(ws, 1.0)
             return status, frames, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
 
-    status, frames, entries = run(main)
+    status, frames, entries = run_scenario(main)
     assert status["channel"] == "status" and status["data"][0]["connection_id"] >= 2**63
     acks = [f for f in frames if f.get("method") == "subscribe"]
     assert [(a["success"], a.get("result", {}).get("symbol"), a.get("error")) for a in acks] == [
@@ -169,6 +168,9 @@ def test_v2_status_acks_snapshot_and_sequential_ids(tmp_path: Path) -> None:
 
 
 def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
+    """A Kraken v2 subscription without a snapshot gets only new trades, heartbeats while idle, and
+    pongs with their times."""
+
     async def main() -> tuple[list[Frame], Frame]:
         async with Simulator(config(tmp_path, trades_per_symbol=2)) as sim:
             await asyncio.sleep(0.3)
@@ -179,7 +181,7 @@ def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
                 await ws.send(json.dumps({"method": "ping", "req_id": 101}))
                 return frames, await recv_until(ws, lambda f: f.get("method") == "pong")
 
-    frames, pong = run(main)
+    frames, pong = run_scenario(main)
     assert [f for f in frames if f.get("channel") == "trade"] == []
     assert frames.count({"channel": "heartbeat"}) >= 3
     assert pong["method"] == "pong" and pong["req_id"] == 101
@@ -187,6 +189,8 @@ def test_v2_without_snapshot_pong_and_heartbeat(tmp_path: Path) -> None:
 
 
 def test_a_connection_that_never_subscribes_is_closed(tmp_path: Path) -> None:
+    """The simulated Kraken closes a connection that never subscribes, as Kraken does."""
+
     async def main() -> int | None:
         async with (
             Simulator(config(tmp_path, kraken_idle_s=0.3)) as sim,
@@ -199,10 +203,11 @@ def test_a_connection_that_never_subscribes_is_closed(tmp_path: Path) -> None:
                 return ws.close_code
             return None
 
-    assert run(main) == 1000
+    assert run_scenario(main) == 1000
 
 
 def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
+    """A replayed Kraken recording is sent exactly as recorded."""
     recording = Path(__file__).resolve().parents[1] / "fixtures" / "recordings" / "KRAKEN.ws.48.0"
 
     async def main() -> list[Frame]:
@@ -216,7 +221,7 @@ def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
             await ws.send(v1_subscribe(["XMR/USD"]))
             return [await recv(ws) for _ in range(2)]
 
-    ack, snapshot = run(main)
+    ack, snapshot = run_scenario(main)
     assert ack["status"] == "subscribed"
     assert snapshot[1] == [
         ["354.11000000", "0.89594024", "1618678142.557535", "s", "l", ""],

@@ -7,38 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import websockets
 
 from k2.exchanges.okx import wire
-from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import FaultRule, Simulator, read_ledger
+from tests.simulated import closed_within, run_scenario, simulator_configs
 
-T = TypeVar("T")
 SUBSCRIBE = '{"id":"7","op":"subscribe","args":[{"channel":"%s","instId":"%s"}]}'
 
 
-def run(main: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "okx_symbols": ("BTC-USDT", "ETH-USDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
+config = simulator_configs(rate=300, okx_symbols=("BTC-USDT", "ETH-USDT"))
 
 
 async def frames_for(ws: Any, seconds: float) -> list[Any]:
@@ -54,18 +37,6 @@ async def frames_for(ws: Any, seconds: float) -> list[Any]:
     return frames
 
 
-async def closed_within(ws: Any, seconds: float) -> bool:
-    """True if the server ends the connection within ``seconds`` (frames meanwhile ignored)."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                await ws.recv()
-    except websockets.ConnectionClosed:
-        return True
-    except TimeoutError:
-        return False
-
-
 def test_each_argument_is_acknowledged_then_one_trade_a_push(tmp_path: Path) -> None:
     """A subscribe gets its event (id echoed, connId), then trades-all pushes one trade each,
     every one in the ledger exactly as sent, ids one after another."""
@@ -78,7 +49,7 @@ def test_each_argument_is_acknowledged_then_one_trade_a_push(tmp_path: Path) -> 
             await ws.send(SUBSCRIBE % ("trades-all", "BTC-USDT"))
             return await frames_for(ws, 1.5)
 
-    first, *pushes = run(main)
+    first, *pushes = run_scenario(main, timeout=30)
     assert first["event"] == "subscribe" and first["id"] == "7"
     assert first["arg"] == {"channel": "trades-all", "instId": "BTC-USDT"}
     assert len(first["connId"]) == 8
@@ -105,7 +76,7 @@ def test_unknown_instruments_and_wrong_channels_get_60018(tmp_path: Path) -> Non
             await ws.send("ping")
             return await frames_for(ws, 0.5)
 
-    unknown, wrong, invalid, pong = run(main)
+    unknown, wrong, invalid, pong = run_scenario(main, timeout=30)
     assert (unknown["event"], unknown["code"], unknown["id"]) == ("error", "60018", "7")
     assert "instId:NOPE-USDT doesn't exist" in unknown["msg"]
     assert wrong["code"] == "60018" and "channel:trades," in wrong["msg"]
@@ -113,6 +84,7 @@ def test_unknown_instruments_and_wrong_channels_get_60018(tmp_path: Path) -> Non
 
 
 def test_a_rejected_instrument_is_refused_like_an_unknown_one(tmp_path: Path) -> None:
+    """A rejected OKX instrument gets OKX's error for an instrument it does not list."""
     reject = FaultRule(protocol="okx", reject_symbols=("ETH-USDT",))
 
     async def main() -> list[Any]:
@@ -123,7 +95,7 @@ def test_a_rejected_instrument_is_refused_like_an_unknown_one(tmp_path: Path) ->
             await ws.send(SUBSCRIBE % ("trades-all", "ETH-USDT"))
             return await frames_for(ws, 0.3)
 
-    (error,) = run(main)
+    (error,) = run_scenario(main, timeout=30)
     assert error["code"] == "60018"
 
 
@@ -148,10 +120,12 @@ def test_a_connection_without_a_subscription_or_data_is_cut(tmp_path: Path) -> N
                 pinged = not await closed_within(ws, 0.3)
             return idle, no_data, pinged
 
-    assert run(main) == (True, True, True)
+    assert run_scenario(main, timeout=30) == (True, True, True)
 
 
 def test_requests_beyond_the_hourly_limit_get_60014(tmp_path: Path) -> None:
+    """Subscribe requests beyond a connection's hourly limit get OKX's 60014 error."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, okx_requests_per_hour=2)) as sim,
@@ -162,7 +136,7 @@ def test_requests_beyond_the_hourly_limit_get_60014(tmp_path: Path) -> None:
             frames = await frames_for(ws, 0.5)
         return [f for f in frames if "event" in f]
 
-    events = run(main)
+    events = run_scenario(main, timeout=30)
     assert [e["event"] for e in events] == ["subscribe", "subscribe", "error"]
     assert events[-1]["code"] == "60014"
 
@@ -179,7 +153,7 @@ def test_the_trades_channel_aggregates_each_taker_order(tmp_path: Path) -> None:
             await ws.send(SUBSCRIBE % ("trades", "BTC-USDT"))
             return await frames_for(ws, 2.0)
 
-    ack, *pushes = run(main)
+    ack, *pushes = run_scenario(main, timeout=30)
     assert ack["event"] == "subscribe"
     rows = [p["data"][0] for p in pushes]
     assert rows and any(row["count"] != "1" for row in rows)
@@ -214,7 +188,7 @@ def test_rest_history_pages_by_trade_id_and_holds_lost_trades(tmp_path: Path) ->
                 listed = await response.json()
             return rows, older, newer, recent, listed
 
-    streamed, older, newer, recent, listed = run(main)
+    streamed, older, newer, recent, listed = run_scenario(main, timeout=30)
     ids = [int(r["tradeId"]) for r in older]
     assert ids == sorted(ids, reverse=True) and ids[0] == int(streamed[-1]["tradeId"])
     sent = {int(r["tradeId"]) for r in streamed}
@@ -234,6 +208,8 @@ def test_rest_history_pages_by_trade_id_and_holds_lost_trades(tmp_path: Path) ->
 
 
 def test_rest_beyond_its_limit_answers_429_with_50011(tmp_path: Path) -> None:
+    """REST requests beyond the limit get a 429 with OKX's 50011 code."""
+
     async def main() -> list[tuple[int, str]]:
         async with Simulator(config(tmp_path, okx_rest_limit=2)) as sim:
             url = f"{sim.urls.okx_rest}/api/v5/market/trades?instId=BTC-USDT"
@@ -244,4 +220,4 @@ def test_rest_beyond_its_limit_answers_429_with_50011(tmp_path: Path) -> None:
                         answers.append((response.status, (await response.json())["code"]))
             return answers
 
-    assert run(main) == [(200, "0"), (200, "0"), (429, "50011")]
+    assert run_scenario(main, timeout=30) == [(200, "0"), (200, "0"), (429, "50011")]

@@ -5,37 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
-from tests.simulated import unlisted
+from k2.simulator import Simulator, read_ledger
+from tests.simulated import run_scenario, simulator_configs
 
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 20) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
-
-
-def config(tmp_path: Path, **overrides: Any) -> SimulatorConfig:
-    values: dict[str, Any] = {
-        **unlisted(),
-        "rate": 300,
-        "ledger_path": tmp_path / "ledger.jsonl",
-        "kraken_symbols": ("XBT/USD", "ETH/USD"),
-        "binance_symbols": ("BTCUSDT", "DOGEUSDT"),
-    }
-    values.update(overrides)
-    return SimulatorConfig(**values)
+config = simulator_configs(
+    rate=300, kraken_symbols=("XBT/USD", "ETH/USD"), binance_symbols=("BTCUSDT", "DOGEUSDT")
+)
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any, Any]:
@@ -58,6 +40,9 @@ async def stream(url: str, request: str | None, seconds: float) -> list[Any]:
 
 
 def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path) -> None:
+    """The simulated Binance REST history holds exactly the trades the stream sent, with exact quote
+    quantities, so a backfill recovers what was streamed."""
+
     async def main() -> tuple[list[Any], list[Any], list[Any], Any]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             frames = await stream(sim.urls.binance_ws + "/ws/btcusdt@trade", None, 0.8)
@@ -69,7 +54,7 @@ def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path)
             )
             return frames, history, recent, read_ledger(sim.ledger_path)  # type: ignore[arg-type]
 
-    frames, history, recent, entries = run(main)
+    frames, history, recent, entries = run_scenario(main)
     by_id = {row["id"]: row for row in history}
     for frame in frames:
         row = by_id[frame["t"]]
@@ -81,6 +66,9 @@ def test_binance_trade_history_matches_the_stream_and_the_ledger(tmp_path: Path)
 
 
 def test_binance_aggtrades_match_the_aggtrade_stream(tmp_path: Path) -> None:
+    """The simulated Binance aggTrades history holds exactly the aggregate trades the stream
+    sent."""
+
     async def main() -> tuple[list[Any], list[Any]]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             frames = await stream(sim.urls.binance_ws + "/ws/dogeusdt@aggTrade", None, 0.8)
@@ -88,13 +76,16 @@ def test_binance_aggtrades_match_the_aggtrade_stream(tmp_path: Path) -> None:
             _, rows, _ = await get(http, f"{url}&fromId={frames[0]['a']}")
             return frames, rows
 
-    frames, rows = run(main)
+    frames, rows = run_scenario(main)
     assert rows[: len(frames)] == [
         {key: frame[key] for key in ("a", "p", "q", "f", "l", "T", "m", "M")} for frame in frames
     ]
 
 
 def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
+    """The simulated Binance exchange info describes each symbol as Binance does, reports the
+    request weight used, and errors carry Binance's codes."""
+
     async def main() -> list[tuple[int, Any, Any]]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             base = sim.urls.binance_rest + "/api/v3/"
@@ -104,7 +95,7 @@ def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
                 await get(http, base + "trades"),
             ]
 
-    (status, info, headers), unknown, missing = run(main)
+    (status, info, headers), unknown, missing = run_scenario(main)
     assert status == 200 and int(headers["X-MBX-USED-WEIGHT-1M"]) > 0
     (symbol,) = info["symbols"]
     assert (symbol["symbol"], symbol["status"], symbol["baseAsset"], symbol["quoteAsset"]) == (
@@ -121,6 +112,8 @@ def test_binance_exchange_info_and_errors(tmp_path: Path) -> None:
 
 
 def test_binance_request_weight_limit_answers_429(tmp_path: Path) -> None:
+    """The simulated Binance answers 429 with Retry-After once the request weight limit is spent."""
+
     async def main() -> list[tuple[int, Any, Any]]:
         async with (
             Simulator(config(tmp_path, binance_weight_limit=60)) as sim,
@@ -129,12 +122,15 @@ def test_binance_request_weight_limit_answers_429(tmp_path: Path) -> None:
             url = sim.urls.binance_rest + "/api/v3/trades?symbol=BTCUSDT"
             return [await get(http, url) for _ in range(3)]
 
-    first, second, third = run(main)
+    first, second, third = run_scenario(main)
     assert first[0] == second[0] == 200
     assert third[0] == 429 and third[1]["code"] == -1003 and int(third[2]["Retry-After"]) >= 1
 
 
 def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> None:
+    """The simulated Kraken REST history pages by since with no overlap and no hole, and holds the
+    trades the v2 stream sent."""
+
     async def main() -> tuple[list[Any], Any, Any]:
         async with Simulator(config(tmp_path)) as sim, aiohttp.ClientSession() as http:
             request = json.dumps(
@@ -146,7 +142,7 @@ def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> 
             _, page2, _ = await get(http, base + "&since=" + page1["result"]["last"])
             return frames, page1, page2
 
-    frames, page1, page2 = run(main)
+    frames, page1, page2 = run_scenario(main)
     assert page1["error"] == [] and set(page1["result"]) == {"XXBTZUSD", "last"}
     rows = page1["result"]["XXBTZUSD"] + page2["result"]["XXBTZUSD"]
     ids = [row[6] for row in rows]
@@ -163,6 +159,9 @@ def test_kraken_trades_page_by_since_and_match_the_v2_stream(tmp_path: Path) -> 
 
 
 def test_kraken_asset_pairs_and_errors(tmp_path: Path) -> None:
+    """The simulated Kraken asset pairs describe each pair as Kraken does, and unknown pairs and too
+    many requests get Kraken's errors."""
+
     async def main() -> list[Any]:
         async with (
             Simulator(config(tmp_path, kraken_rest_limit=3)) as sim,
@@ -176,7 +175,7 @@ def test_kraken_asset_pairs_and_errors(tmp_path: Path) -> None:
                 (await get(http, base + "AssetPairs"))[1],
             ]
 
-    pairs, unknown, _, limited = run(main)
+    pairs, unknown, _, limited = run_scenario(main)
     entry = pairs["result"]["XXBTZUSD"]
     assert (entry["altname"], entry["wsname"], entry["base"], entry["quote"]) == (
         "XBTUSD",
@@ -204,7 +203,7 @@ def test_kraken_assets_list_every_asset_of_the_listed_pairs(tmp_path: Path) -> N
                 (await get(http, base + "Assets?asset=NOPE"))[1],
             ]
 
-    every, one, unknown = run(main)
+    every, one, unknown = run_scenario(main)
     assert set(every["result"]) == {"XXBT", "ZUSD", "ZEUR", "XETH"}
     assert every["result"]["XXBT"]["altname"] == "XBT"
     assert all(

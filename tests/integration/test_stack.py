@@ -56,6 +56,8 @@ def _consume_all(settings: Settings, topic: str, expected: int) -> list[Any]:
 
 
 def test_status_reports_every_service_up(stack: Stack) -> None:
+    """The embedded stack's status shows the broker and the registry up and healthy, each with its
+    pid, uptime, log file and version."""
     rows = {row.name: row for row in stack.status()}
     assert set(rows) == {"kafka", "registry"}
     for row in rows.values():
@@ -66,12 +68,15 @@ def test_status_reports_every_service_up(stack: Stack) -> None:
 
 
 def test_up_when_up_is_a_noop(stack: Stack) -> None:
+    """Starting a stack that already runs starts nothing and restarts nothing."""
     before = {row.name: row.pid for row in stack.status()}
     assert stack.up() == [("kafka", False), ("registry", False)]
     assert {row.name: row.pid for row in stack.status()} == before
 
 
 def test_topics_are_created_with_configured_shape(stack: Stack, settings: Settings) -> None:
+    """K2's topics exist with the configured partitions, replication and lz4 compression, and
+    ensuring them again changes nothing."""
     admin = TopicAdmin(settings.kafka_config())
     outcomes = admin.ensure(k2_topics(settings.kafka, settings.exchanges))
     assert {outcome for _, outcome in outcomes} == {"exists"}
@@ -81,12 +86,16 @@ def test_topics_are_created_with_configured_shape(stack: Stack, settings: Settin
 
 
 def test_partition_mismatch_is_reported(stack: Stack, settings: Settings) -> None:
+    """A topic whose partition count differs from the configuration is reported with both counts,
+    never silently used."""
     spec = TopicSpec("market.crypto.trades.kraken.raw", 3, 1)
     with pytest.raises(TopicError, match="has 6 partitions but the configuration says 3"):
         TopicAdmin(settings.kafka_config()).ensure([spec])
 
 
 def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) -> None:
+    """A record written through the real registry in Avro reads back exactly, decimals and
+    microseconds included."""
     registry = SchemaRegistryClient(settings.registry_config())
     serializer = AvroSerializer(registry, TRADE_SCHEMA)
     deserializer = AvroDeserializer(registry)
@@ -106,6 +115,7 @@ def test_avro_round_trip_through_the_registry(stack: Stack, settings: Settings) 
 
 
 def test_registry_restart_keeps_schema_ids(stack: Stack, settings: Settings) -> None:
+    """A restarted registry still answers with the schema ids it gave before."""
     registry = SchemaRegistryClient(settings.registry_config())
 
     schema_id = registry.register_schema("test.ids-value", Schema(TRADE_SCHEMA, "AVRO"))
@@ -118,6 +128,7 @@ def test_registry_restart_keeps_schema_ids(stack: Stack, settings: Settings) -> 
 
 
 def test_broker_restart_keeps_topics_and_records(stack: Stack, settings: Settings) -> None:
+    """A restarted broker keeps its topics and every acknowledged record."""
     topic = "test.restart"
     TopicAdmin(settings.kafka_config()).ensure([TopicSpec(topic, 2, 1)])
     producer = Producer({**settings.kafka_config(), "acks": "all"})
@@ -133,6 +144,8 @@ def test_broker_restart_keeps_topics_and_records(stack: Stack, settings: Setting
 
 
 def test_port_in_use_names_port_and_process(tmp_path: Path) -> None:
+    """A port already taken is reported naming the port, the process holding it and the setting to
+    change."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -146,12 +159,15 @@ def test_port_in_use_names_port_and_process(tmp_path: Path) -> None:
 
 
 def test_missing_java_is_one_line(tmp_path: Path) -> None:
+    """A broker without a Java to run on is refused with one line saying which Java is needed."""
     settings = make_settings(tmp_path / "home", java_home=tmp_path / "no-jdk")
     with pytest.raises(JavaNotFoundError, match="Java 17\\+ not found"):
         KafkaBroker(settings.stack).start()
 
 
 def test_corrupted_kafka_state_is_one_line(tmp_path: Path) -> None:
+    """Broker data without its meta.properties is reported as corrupted state in one line, not
+    started over."""
     settings = make_settings(tmp_path / "home")
     data = settings.stack.state_dir / "kafka" / "data"
     data.mkdir(parents=True)
@@ -161,6 +177,7 @@ def test_corrupted_kafka_state_is_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_prints_the_error_as_one_line(tmp_path: Path) -> None:
+    """`k2 stack up` without Java prints one error line and no traceback, and exits with code 1."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("K2_")},
         "K2_HOME": str(tmp_path / "home"),

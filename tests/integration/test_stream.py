@@ -72,6 +72,9 @@ def _binance(i: int) -> Any:
 def test_every_layer_gets_each_trade_once(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
+    """Each trade lands once in every layer: Bronze keeps every copy, Silver every valid one, Gold
+    one row per trade, invalid trades are quarantined with their reasons, and the bars are those of
+    Gold's trades."""
     lane = make_lane(settings, tmp_path, "layers")
     producer = RawProducer(lane)
     kraken = [_kraken(i) for i in range(120)]
@@ -160,6 +163,8 @@ def _counted(spark: Any, lane: Any, interval: str, trades: int) -> bool:
 def test_a_late_duplicate_is_still_one_row_and_a_late_trade_revises_every_bar(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
+    """A trade re-sent hours later is still one row in Gold, and a late earlier trade revises every
+    bar it belongs to, ordered by time then trade id."""
     lane = make_lane(settings, tmp_path, "late", exchanges=("kraken",))
     producer = RawProducer(lane)
     minute = T0 + 3_600_000_000  # 01:00:00
@@ -207,6 +212,7 @@ def test_a_late_duplicate_is_still_one_row_and_a_late_trade_revises_every_bar(
 def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
+    """Gold and its bars read the same in Spark, pyiceberg and DuckDB, decimals as plain text."""
     lane = make_lane(settings, tmp_path, "readers", exchanges=("binance",))
     RawProducer(lane).send([to_record(_binance(i)) for i in range(40)], "binance")
     gold = lane.table("gold.trades")
@@ -261,6 +267,8 @@ def _contents(spark: Any, lane: Any) -> dict[str, list[tuple[str, ...]]]:
 def test_a_rebuild_from_bronze_gives_the_streamed_rows(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
+    """Rebuilding Silver, Gold and the bars from Bronze, whole or one hour at a time, gives exactly
+    the streamed rows, and is refused while a writer holds the lock."""
     lane = make_lane(settings, tmp_path, "rebuild")
     producer = RawProducer(lane)
     kraken = [_kraken(i) for i in range(40)]
@@ -292,6 +300,8 @@ def test_a_rebuild_from_bronze_gives_the_streamed_rows(
 def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
     spark: Any, settings: Settings, stack: Any, tmp_path: Path
 ) -> None:
+    """Maintenance of every table while the stream keeps writing changes no row: Gold keeps one row
+    per trade and the bars still match its trades."""
     lane = make_lane(settings, tmp_path, "upkeep", exchanges=("kraken",))
     producer = RawProducer(lane)
     gold = lane.table("gold.trades")

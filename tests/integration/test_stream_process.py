@@ -30,7 +30,8 @@ from k2.schemas import schema_text
 from k2.transport.offsets import watermarks
 from k2.transport.topics import raw_topic
 from tests import polling
-from tests.integration.test_bronze import micros, produce, serializer, wait_until
+from tests.integration.lanes import wait_until
+from tests.integration.test_bronze import micros, produce, serializer
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +199,9 @@ def _kill_between_commits(job: StreamProcess, timeout_s: float = 240) -> None:
 def test_killed_driver_and_lost_checkpoint_land_every_trade_once_in_every_layer(
     settings: Settings, job: StreamProcess
 ) -> None:
+    """A streaming job killed mid-stream, killed between its Bronze and Gold commits and restarted
+    without its checkpoint still lands every trade once in every layer, and `k2 lake maintain`
+    compacts its files without changing a row."""
     topic = raw_topic(EXCHANGE)
     encode = serializer(settings, schema_text("binance_raw"))
     records = [binance_record(i) for i in range(15_000)]

@@ -1,12 +1,11 @@
-"""Hypothesis strategies for trades as each venue sends them."""
+"""Hypothesis strategies every venue's tests share: exchange times in ms and µs, decimal text as
+venues send it, and arbitrary JSON under the keys trade frames use."""
 
 from __future__ import annotations
 
-from hypothesis import strategies as st
+import json
 
-from k2.exchanges.base import FieldValue
-from k2.exchanges.binance import wire as binance_wire
-from k2.exchanges.kraken import wire as kraken_wire
+from hypothesis import strategies as st
 
 # 2001-09-09 .. 2286: the range where ms and µs magnitudes are unambiguous.
 micros = st.integers(min_value=1_000_000_000_000_000, max_value=9_999_999_999_999_999)
@@ -19,65 +18,6 @@ def decimal_texts(draw: st.DrawFn) -> str:
     whole = draw(st.integers(min_value=0, max_value=10**12))
     decimals = draw(st.text(alphabet="0123456789", max_size=12))
     return f"{whole}.{decimals}" if decimals else str(whole)
-
-
-kraken_v1_pairs = st.from_regex(r"[A-Z]{2,5}/[A-Z]{3,4}", fullmatch=True)
-binance_symbols = st.from_regex(r"[A-Z]{2,6}(USDT|BTC|EUR)", fullmatch=True)
-
-
-@st.composite
-def kraken_v1_fields(draw: st.DrawFn) -> dict[str, FieldValue]:
-    return kraken_wire.v1_trade_fields(
-        price=draw(decimal_texts()),
-        volume=draw(decimal_texts()),
-        time=kraken_wire.format_time_v1(draw(micros)),
-        side=draw(st.sampled_from(["b", "s"])),
-        order_type=draw(st.sampled_from(["l", "m"])),
-        misc=draw(st.text(max_size=5)),
-    )
-
-
-@st.composite
-def kraken_v2_fields(draw: st.DrawFn) -> dict[str, FieldValue]:
-    return kraken_wire.v2_trade_fields(
-        symbol=draw(st.from_regex(r"[A-Z]{2,5}/[A-Z]{3,4}", fullmatch=True)),
-        side=draw(st.sampled_from(["buy", "sell"])),
-        price=draw(decimal_texts()),
-        qty=draw(decimal_texts()),
-        ord_type=draw(st.sampled_from(["limit", "market"])),
-        trade_id=draw(st.integers(min_value=0, max_value=2**63 - 1)),
-        timestamp=kraken_wire.format_timestamp_v2(draw(micros)),
-    )
-
-
-@st.composite
-def binance_trade_fields(draw: st.DrawFn) -> dict[str, FieldValue]:
-    time = draw(st.one_of(millis, micros))
-    return binance_wire.trade_fields(
-        symbol=draw(binance_symbols),
-        trade_id=draw(st.integers(min_value=0, max_value=2**63 - 1)),
-        price=draw(decimal_texts()),
-        quantity=draw(decimal_texts()),
-        trade_time=time,
-        buyer_is_maker=draw(st.booleans()),
-        event_time=time + draw(st.integers(min_value=0, max_value=5)),
-    )
-
-
-@st.composite
-def binance_agg_trade_fields(draw: st.DrawFn) -> dict[str, FieldValue]:
-    first = draw(st.integers(min_value=0, max_value=2**62))
-    time = draw(st.one_of(millis, micros))
-    return binance_wire.agg_trade_fields(
-        symbol=draw(binance_symbols),
-        agg_id=draw(st.integers(min_value=0, max_value=2**63 - 1)),
-        price=draw(decimal_texts()),
-        quantity=draw(decimal_texts()),
-        first_trade_id=first,
-        last_trade_id=first + draw(st.integers(min_value=0, max_value=1000)),
-        trade_time=time,
-        buyer_is_maker=draw(st.booleans()),
-    )
 
 
 json_values = st.recursive(
@@ -121,6 +61,13 @@ json_values = st.recursive(
         max_size=8,
     ),
     max_leaves=30,
+)
+
+# Any text a socket may deliver: words, decoded bytes, JSON.
+arbitrary_text = st.one_of(
+    st.text(),
+    st.binary().map(lambda b: b.decode("utf-8", "replace")),
+    json_values.map(json.dumps),
 )
 
 

@@ -1,4 +1,5 @@
-"""Opening the catalog ``k2``: what every process does first, often several at once."""
+"""Opening the catalog ``k2``: what every process does first, often several at once, and the
+properties pyiceberg opens it with."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import pytest
 from pyiceberg.catalog.sql import SqlCatalogBaseTable
 
-from k2.config import Settings, StackSettings
-from k2.lake.catalog import open_catalog
+from k2.config import LakeSettings, Settings, StackSettings
+from k2.lake.catalog import open_catalog, pyiceberg_properties
+from tests.unit.lake.object_store import KEYS, STORE, lake_settings
 
 
 def _settings(home: Path) -> Settings:
@@ -37,3 +39,19 @@ def test_a_process_that_loses_the_race_to_create_the_catalog_tables_still_opens_
     assert raced
     catalog.create_namespace("bronze")
     assert ("bronze",) in open_catalog(_settings(tmp_path)).list_namespaces()
+
+
+def test_pyiceberg_opens_the_same_store_and_a_rest_catalog_with_its_token(tmp_path: Path) -> None:
+    """pyiceberg's catalog properties carry the store's options, and a REST catalog's token."""
+    props = pyiceberg_properties(lake_settings(STORE, tmp_path))
+    assert props["warehouse"] == "s3://k2-lake/warehouse"
+    assert props["s3.secret-access-key"] == "s3cr3t-value"
+    rest = LakeSettings(
+        catalog_type="rest",
+        catalog_uri="http://127.0.0.1:8181",
+        catalog_token="tok",  # type: ignore[arg-type]
+        s3_endpoint="http://127.0.0.1:8333",
+        **KEYS,  # type: ignore[arg-type]
+    )
+    props = pyiceberg_properties(lake_settings(rest, tmp_path))
+    assert props["type"] == "rest" and props["token"] == "tok" and "warehouse" not in props

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from k2.config import LakeSettings, Settings, StackSettings, StreamSettings
-from k2.jobs.session import secret_conf, session_conf
+from k2.config import LakeSettings
 from k2.lake import storage
-from k2.lake.catalog import pyiceberg_properties
-
-KEYS = {"s3_access_key_id": "AKIDK2", "s3_secret_access_key": "s3cr3t-value"}
-STORE = LakeSettings(
-    warehouse="s3://k2-lake/warehouse",
-    s3_endpoint="http://127.0.0.1:8333",
-    s3_path_style_access=True,
-    **KEYS,  # type: ignore[arg-type]
-)
-
-
-def settings(lake: LakeSettings, tmp_path: Path, checkpoint: str | None = None) -> Settings:
-    jvm = tmp_path / "jvm"
-    (jvm / "spark").mkdir(parents=True, exist_ok=True)
-    (jvm / "spark" / "iceberg-spark-runtime-4.0_2.13-1.10.1.jar").touch()
-    return Settings(
-        stack=StackSettings(home=tmp_path, jvm_lib=jvm),
-        lake=lake,
-        stream=StreamSettings(checkpoint_dir=checkpoint),
-        _env_file=None,  # type: ignore[call-arg]
-    )
+from tests.unit.lake.object_store import STORE
 
 
 def test_a_local_warehouse_needs_no_object_store_options() -> None:
@@ -75,37 +52,3 @@ def test_one_key_without_the_other_is_a_settings_error() -> None:
         LakeSettings(s3_access_key_id="AKIDK2")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="http"):
         LakeSettings(s3_endpoint="127.0.0.1:8333")
-
-
-def test_secrets_never_reach_the_spark_command_line(tmp_path: Path) -> None:
-    """Spark's launch settings (its JVM's command line) hold no key or password; the secret
-    settings hold all of them."""
-    lake = LakeSettings.model_validate(
-        {**STORE.model_dump(), **KEYS, "catalog_user": "k2", "catalog_password": "pg-password"}
-    )
-    chosen = settings(lake, tmp_path, "s3://k2-lake/checkpoints/stream")
-    public = session_conf(chosen, "k2-test")
-    text = repr(public)
-    for secret in ("s3cr3t-value", "AKIDK2", "pg-password"):
-        assert secret not in text
-    hidden = secret_conf(chosen)
-    assert hidden["spark.sql.catalog.k2.jdbc.password"] == "pg-password"
-    assert hidden["spark.sql.catalog.k2.s3.secret-access-key"] == "s3cr3t-value"
-    assert hidden["spark.hadoop.fs.s3a.secret.key"] == "s3cr3t-value"
-    assert public["spark.sql.catalog.k2.io-impl"] == "org.apache.iceberg.io.ResolvingFileIO"
-
-
-def test_pyiceberg_opens_the_same_store_and_a_rest_catalog_with_its_token(tmp_path: Path) -> None:
-    """pyiceberg's catalog properties carry the store's options, and a REST catalog's token."""
-    props = pyiceberg_properties(settings(STORE, tmp_path))
-    assert props["warehouse"] == "s3://k2-lake/warehouse"
-    assert props["s3.secret-access-key"] == "s3cr3t-value"
-    rest = LakeSettings(
-        catalog_type="rest",
-        catalog_uri="http://127.0.0.1:8181",
-        catalog_token="tok",  # type: ignore[arg-type]
-        s3_endpoint="http://127.0.0.1:8333",
-        **KEYS,  # type: ignore[arg-type]
-    )
-    props = pyiceberg_properties(settings(rest, tmp_path))
-    assert props["type"] == "rest" and props["token"] == "tok" and "warehouse" not in props

@@ -11,6 +11,7 @@ from k2.simulator.faults import ConnectionFaults, FaultBook, FaultRule, garble
 
 
 def test_drop_after_n_trades_leaves_exactly_n() -> None:
+    """A connection told to drop after n trades sends exactly n trades, then the drop is due."""
     faults = ConnectionFaults()
     faults.add(FaultRule(drop_after_trades=5))
     assert faults.trades_before_drop() == 5
@@ -21,6 +22,8 @@ def test_drop_after_n_trades_leaves_exactly_n() -> None:
 
 
 def test_counters_start_when_the_rule_arrives() -> None:
+    """A fault rule counts trades from when it reaches the connection, not from the connection's
+    start."""
     faults = ConnectionFaults()
     faults.on_trade_frame(10)
     faults.add(FaultRule(drop_after_trades=4))
@@ -28,12 +31,15 @@ def test_counters_start_when_the_rule_arrives() -> None:
 
 
 def test_drop_after_zero_seconds_is_due_at_once() -> None:
+    """A drop after zero seconds is due at once."""
     faults = ConnectionFaults()
     faults.add(FaultRule(drop_after_s=0))
     assert faults.drop_due()
 
 
 def test_stall_starts_after_its_trades_and_silent_wins() -> None:
+    """A stall begins after its count of trades, and a silent stall wins over one that still sends
+    heartbeats."""
     faults = ConnectionFaults()
     faults.add(FaultRule(stall="heartbeats", stall_after_trades=2))
     assert faults.stall_mode() is None
@@ -44,12 +50,14 @@ def test_stall_starts_after_its_trades_and_silent_wins() -> None:
 
 
 def test_a_timed_stall_ends() -> None:
+    """A stall given a duration ends when the duration has passed."""
     faults = ConnectionFaults()
     faults.add(FaultRule(stall="silent", stall_for_s=0))
     assert faults.stall_mode() is None
 
 
 def test_garble_and_duplicate_hit_every_nth_trade_frame() -> None:
+    """Garbling and duplicating hit exactly every nth trade frame of the connection."""
     faults = ConnectionFaults()
     faults.add(FaultRule(garble_every=3, duplicate_every=2))
     decisions = [faults.on_trade_frame(1) for _ in range(6)]
@@ -58,11 +66,14 @@ def test_garble_and_duplicate_hit_every_nth_trade_frame() -> None:
 
 
 def test_a_garbled_frame_is_not_json() -> None:
+    """A garbled frame is not valid JSON, so the ingest must dead-letter it."""
     with pytest.raises(ValueError):
         json.loads(garble('{"channel":"trade","data":[]}'))
 
 
 def test_rules_reach_only_their_protocol_and_quota() -> None:
+    """A fault rule reaches only connections of its protocol (an exchange name covers all its
+    protocols), and only as many as it names."""
     book = FaultBook((FaultRule(protocol="kraken", connections=2, garble_every=1),))
     assert book.claim("binance") == []
     assert len(book.claim("kraken-v1")) == 1
@@ -71,6 +82,8 @@ def test_rules_reach_only_their_protocol_and_quota() -> None:
 
 
 def test_a_rule_from_json_refuses_unknown_settings() -> None:
+    """A fault rule sent as JSON is read with its settings, and a misspelt setting or an unknown
+    protocol is refused by name."""
     rule = FaultRule.from_mapping({"protocol": "binance", "reject_symbols": ["BTCUSDT"]})
     assert rule.reject_symbols == ("BTCUSDT",)
     with pytest.raises(ConfigError, match="drop_after"):

@@ -25,19 +25,24 @@ def _generate(instrument: Instrument, seed: int, batches: list[int]) -> list[tup
 
 
 def test_same_seed_gives_the_same_trades_whatever_the_batching() -> None:
+    """The same seed makes the same trades, however they are asked for in batches."""
     assert _generate(XBTUSD, 7, [500]) == _generate(XBTUSD, 7, [1, 99, 3, 397])
 
 
 def test_another_seed_gives_another_market() -> None:
+    """Another seed makes another market."""
     assert _generate(XBTUSD, 7, [50]) != _generate(XBTUSD, 8, [50])
 
 
 def test_trade_ids_are_sequential_per_symbol() -> None:
+    """A symbol's trade ids follow one another without a hole."""
     ids = [row[0] for row in _generate(BTCUSDT, 3, [200, 300])]
     assert ids == list(range(ids[0], ids[0] + 500))
 
 
 def test_prices_and_sizes_are_exact_strings_on_the_tick_and_lot_grid() -> None:
+    """Every generated price and size is a decimal string with the instrument's decimals, on its
+    tick and lot grid, within its range."""
     for instrument in (*KRAKEN_INSTRUMENTS, *BINANCE_INSTRUMENTS):
         trades, _ = SymbolGenerator(instrument, 1).generate(300, NOW)
         tick = Decimal(instrument.tick_text)
@@ -52,6 +57,8 @@ def test_prices_and_sizes_are_exact_strings_on_the_tick_and_lot_grid() -> None:
 
 
 def test_kraken_times_strictly_increase_and_binance_fills_share_their_order_time() -> None:
+    """Kraken trade times strictly increase, and the fills of one Binance order may share its time
+    but never go back."""
     kraken, _ = SymbolGenerator(XBTUSD, 1).generate(500, NOW)
     assert all(a.time_us < b.time_us for a, b in pairwise(kraken))
     binance, _ = SymbolGenerator(BTCUSDT, 1).generate(500, NOW)
@@ -59,6 +66,8 @@ def test_kraken_times_strictly_increase_and_binance_fills_share_their_order_time
 
 
 def test_binance_aggregates_cover_every_trade_once_with_summed_quantities() -> None:
+    """Binance aggregate trades cover every trade once, at one price, with their summed quantities
+    and consecutive aggregate ids."""
     trades, aggs = SymbolGenerator(BTCUSDT, 2).generate(1000, NOW)
     by_id = {trade.trade_id: trade for trade in trades}
     covered = []
@@ -73,6 +82,7 @@ def test_binance_aggregates_cover_every_trade_once_with_summed_quantities() -> N
 
 
 def test_format_units_is_exact() -> None:
+    """Integer units become the exact decimal string with the instrument's decimals."""
     assert format_units(6543219, 1, 5) == "654321.90000"
     assert format_units(5, 8, 8) == "0.00000005"
     assert format_units(42, 0, 0) == "42"
@@ -80,6 +90,8 @@ def test_format_units_is_exact() -> None:
 
 
 def test_history_keeps_positions_valid_while_trimming() -> None:
+    """A symbol's history keeps only its retention, and a reader left behind by the trimming is told
+    so instead of skipping trades."""
     generator = SymbolGenerator(XBTUSD, 1)
     history = SymbolHistory(XBTUSD, retention=100)
     for _ in range(5):
@@ -92,6 +104,8 @@ def test_history_keeps_positions_valid_while_trimming() -> None:
 
 
 def test_history_lookups_by_id_and_time() -> None:
+    """A symbol's history answers REST lookups by trade id, by time and for the most recent
+    trades."""
     generator = SymbolGenerator(XBTUSD, 1)
     history = SymbolHistory(XBTUSD, retention=1000)
     history.extend(*generator.generate(100, NOW))

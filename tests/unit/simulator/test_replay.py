@@ -27,6 +27,8 @@ def _aggtrade_frames(name: str) -> list[dict[str, object]]:
 
 
 def test_the_kraken_recording_replays_its_ten_trades_exactly() -> None:
+    """A recorded Kraken session replays as its ten trades with their exact prices, sizes, sides and
+    times."""
     trades = read_recording(RECORDINGS / "KRAKEN.ws.48.0")
     assert len(trades) == 10
     assert {t.symbol for t in trades} == {"XMR/USD", "SC/EUR"}
@@ -43,6 +45,8 @@ def test_the_kraken_recording_replays_its_ten_trades_exactly() -> None:
 
 
 def test_every_binance_aggtrade_frame_is_replayed_with_its_ids() -> None:
+    """Every aggregate trade recorded from Binance replays with its exact values, its aggregate and
+    trade ids, and the taker side."""
     for name, count in (("BINANCE.ws.1.0", 2), ("BINANCE_US.ws.1.0", 11)):
         trades = read_recording(RECORDINGS / name)
         frames = _aggtrade_frames(name)
@@ -55,6 +59,7 @@ def test_every_binance_aggtrade_frame_is_replayed_with_its_ids() -> None:
 
 
 def test_a_ledger_replays_as_k2_jsonl(tmp_path: Path) -> None:
+    """A simulator ledger replays as the trades it recorded, from every exchange and protocol."""
     entries = [
         LedgerEntry(
             KRAKEN,
@@ -129,6 +134,8 @@ def test_a_ledger_replays_as_k2_jsonl(tmp_path: Path) -> None:
 
 
 def test_replay_lists_unknown_pairs_and_numbers_v1_trades() -> None:
+    """A replayed pair the catalogue does not list is added to the venue, and Kraken v1 trades,
+    which have no ids, are numbered in order."""
     market = VenueMarket(KRAKEN, KRAKEN_INSTRUMENTS[:1], retention=1000)
     source = ReplaySource(market, read_recording(RECORDINGS / "KRAKEN.ws.48.0"), 0, 1000)
     market.sources.append(source)
@@ -141,6 +148,7 @@ def test_replay_lists_unknown_pairs_and_numbers_v1_trades() -> None:
 
 
 def test_replay_follows_the_recorded_pace() -> None:
+    """A replay at speed 1 sends each trade when the recording says it came."""
     market = VenueMarket(KRAKEN, (), retention=1000)
     source = ReplaySource(market, read_recording(RECORDINGS / "KRAKEN.ws.48.0"), 1.0, 1000)
     market.sources.append(source)

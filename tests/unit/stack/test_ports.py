@@ -31,6 +31,8 @@ def test_the_default_ports_are_all_distinct() -> None:
 
 
 def test_every_shard_of_every_exchange_is_checked() -> None:
+    """Every shard of every exchange's ingest gets a port of its own, and a setting that makes one
+    meet the stream's port is refused naming both."""
     settings = _settings(ingest={"shards_per_exchange": 3})
     names = [part.part for part in part_ports(settings)]
     assert names[:3] == ["ingest-kraken-0", "ingest-kraken-1", "ingest-kraken-2"]
@@ -41,6 +43,8 @@ def test_every_shard_of_every_exchange_is_checked() -> None:
 
 
 def test_a_clash_is_one_line_naming_both_parts_and_the_setting() -> None:
+    """Two parts configured on one port are one line naming both parts and the settings to
+    change."""
     with pytest.raises(ConfigError) as caught:
         check_part_ports(_settings(stream={"metrics_port": 9401}))
     message = str(caught.value)
@@ -54,12 +58,15 @@ def test_a_clash_is_one_line_naming_both_parts_and_the_setting() -> None:
 
 
 def test_ports_picked_at_start_never_clash() -> None:
+    """Ports set to 0, picked when each part starts, are never counted as a clash."""
     check_part_ports(_settings(ingest={"metrics_port": 0}, stream={"metrics_port": 0}))
 
 
 def test_k2_run_refuses_a_clash_before_starting_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`k2 run` refuses a port clash before it starts the stack or writes a log."""
+
     def no_stack(*args: object) -> None:
         raise AssertionError("the stack was started")
 
@@ -72,6 +79,7 @@ def test_k2_run_refuses_a_clash_before_starting_anything(
 
 
 def test_deploy_prometheus_names_the_clash_in_one_line(tmp_path: Path) -> None:
+    """`k2 deploy prometheus` refuses a port clash in one line and writes no configuration."""
     env = {"K2_STREAM__METRICS_PORT": "9401", "K2_HOME": str(tmp_path)}
     result = CliRunner().invoke(main, ["deploy", "prometheus", "--output", str(tmp_path)], env=env)
     assert result.exit_code == 1

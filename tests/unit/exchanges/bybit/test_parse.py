@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from k2.exchanges.base import ControlKind, Envelope, FieldValue
 from k2.exchanges.bybit import wire
-from k2.exchanges.bybit.fastparse import parse_trades
 from k2.exchanges.bybit.parse import generic_frame, parse_frame, refused_symbols
 from tests.unit.exchanges.recordings import received_frames
 
@@ -69,18 +68,6 @@ def test_the_documented_trade_keeps_every_field_as_sent() -> None:
         "L": "PlusTick", "i": "20f43950-d8dd-5b31-9112-a178eb6023af", "BT": False,
         "ts": 1672304486868, "type": "snapshot",
     }  # fmt: skip
-
-
-def test_a_spot_push_takes_the_fast_path_and_its_id_is_the_key() -> None:
-    """A live spot push: the typed fast path gives what the generic reader gives, and the
-    numeric id string becomes the integer key."""
-    fast = parse_trades(SPOT_CAPTURE, ENVELOPE)
-    assert fast is not None and fast == generic_frame(SPOT_CAPTURE, ENVELOPE)
-    (trade,) = fast.trades
-    assert trade.trade_key == 2290000001202469355
-    assert (trade.fields["p"], trade.fields["v"], trade.fields["seq"]) == (
-        "77606.8", "0.000712", 113508069853,
-    )  # fmt: skip
 
 
 def test_documented_answers_are_an_ack_and_a_pong_with_the_connection_id() -> None:

@@ -15,7 +15,7 @@ from k2.exchanges.coinbase.fastparse import parse_trades
 from k2.exchanges.coinbase.parse import generic_frame, parse_frame
 from tests.unit.exchanges.strategies import json_values
 
-from .strategies import as_market_trade, market_trades, recorded_matches, trade_fields
+from .strategies import as_market_trade, recorded_matches, trade_fields
 
 ENVELOPE = Envelope(1_700_000_000_000_000, "conn", 7, "coinbase-advanced")
 
@@ -146,21 +146,6 @@ def test_frames_that_are_no_message_are_malformed() -> None:
         assert parse_frame(text, ENVELOPE).malformed is not None, text
     huge = parse_frame(DOC_TRADES, ENVELOPE, max_chars=50)
     assert huge.malformed is not None and len(huge.malformed.raw) == 50
-
-
-@settings(max_examples=200)
-@given(text=market_trades())
-def test_the_fast_path_and_the_generic_parser_agree_on_generated_messages(text: str) -> None:
-    """Every generated message gives the same trades on both paths, oldest first per product."""
-    fast = parse_trades(text, ENVELOPE)
-    generic = generic_frame(text, ENVELOPE)
-    if fast is not None:
-        assert fast == generic
-    assert parse_frame(text, ENVELOPE) == generic
-    for trade in generic.trades:
-        assert trade.trade_key == int(str(trade.fields["trade_id"]))
-    keys = [t.trade_key or 0 for t in generic.trades]
-    assert keys == sorted(keys)
 
 
 @settings(max_examples=300)

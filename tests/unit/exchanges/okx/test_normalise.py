@@ -42,6 +42,8 @@ def test_side_is_the_takers_as_okx_sends_it() -> None:
 
 
 def test_values_are_exact_and_times_are_milliseconds() -> None:
+    """An OKX trade keeps its exact price and quantity, an exact quote quantity, and its millisecond
+    exchange time."""
     trade = normalise_trade(raw())
     assert str(trade.price) == "42219.9" and str(trade.quantity) == "0.12060306"
     assert str(trade.quote_quantity) == "5091.849132894"
@@ -51,6 +53,8 @@ def test_values_are_exact_and_times_are_milliseconds() -> None:
 
 
 def test_a_live_row_and_its_rest_row_share_the_message_id() -> None:
+    """A trade received live and the same trade read from OKX's REST history share one message_id,
+    so Gold keeps it once."""
     live = normalise_trade(raw())
     rest_fields = {k: v for k, v in raw().fields.items() if k != "channel"}
     rest = RawTrade("okx", "BTC-USDT", 7, rest_fields, Envelope(1, "rest", 0, "okx-rest"))
@@ -58,6 +62,8 @@ def test_a_live_row_and_its_rest_row_share_the_message_id() -> None:
 
 
 def test_only_spot_names_split() -> None:
+    """Only spot instrument names split into base and quote; swaps and names without a dash do
+    not."""
     assert split_symbol("BTC-USDT") == ("BTC", "USDT")
     assert split_symbol("BTC-USDT-SWAP") is None and split_symbol("BTCUSDT") is None
 
@@ -76,6 +82,8 @@ def test_only_spot_names_split() -> None:
     ],
 )
 def test_unreadable_values_raise_with_a_reason(changes: dict[str, FieldValue], reason: str) -> None:
+    """An OKX row with a value K2 cannot read exactly (a swap, an exponent, a negative size, an
+    unknown side, a bad time or id, an aggregated count) is refused with its reason."""
     with pytest.raises(TradeInvalidError) as caught:
         normalise_trade(raw(**changes))
     assert caught.value.reason == reason

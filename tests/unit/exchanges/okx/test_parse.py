@@ -180,6 +180,8 @@ arbitrary = st.one_of(st.text(), json_values.map(json.dumps))
 @SETTINGS
 @given(text=arbitrary)
 def test_the_parser_never_raises_and_both_paths_agree(text: str) -> None:
+    """Whatever text arrives, the OKX parser never raises, its fast path agrees with the generic
+    one, and a malformed frame keeps its text."""
     parsed = parse_frame(text, ENVELOPE)
     assert parsed == generic_frame(text, ENVELOPE)
     if parsed.malformed is not None:
@@ -190,5 +192,6 @@ def test_the_parser_never_raises_and_both_paths_agree(text: str) -> None:
 
 
 def test_an_oversized_frame_is_malformed_and_cut() -> None:
+    """An OKX frame over the size limit is malformed and cut to the limit."""
     parsed = parse_frame(DOC_ALL_TRADES + " " * 2000, ENVELOPE, 1000)
     assert parsed.malformed is not None and len(parsed.malformed.raw) == 1000

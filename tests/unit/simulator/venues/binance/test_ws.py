@@ -11,6 +11,8 @@ from k2.simulator.venues.binance.ws import BadConnectRequestError, connect_reque
 
 
 def test_binance_connect_urls() -> None:
+    """The simulated Binance reads a connect URL's streams and time unit, and refuses a malformed
+    stream or an unknown time unit."""
     raw = connect_request("btcusdt@trade/ethusdt@aggTrade", False, {})
     assert raw.streams == ("btcusdt@trade", "ethusdt@aggTrade") and not raw.micros
     combined = connect_request("btcusdt@trade", True, {"timeUnit": "microsecond"})

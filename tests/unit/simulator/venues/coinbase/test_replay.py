@@ -8,9 +8,7 @@ from pathlib import Path
 from k2.exchanges.coinbase import wire
 from k2.exchanges.values import rfc3339_micros
 from k2.simulator.ledger import LedgerEntry
-from k2.simulator.market import SimTrade
 from k2.simulator.replay import read_recording
-from k2.simulator.venues.coinbase.rest import alias_of, maker_side
 from tests.unit.exchanges.coinbase.strategies import RECORDING, recorded_matches
 
 RECORDINGS = Path(__file__).resolve().parents[4] / "fixtures" / "recordings"
@@ -42,10 +40,3 @@ def test_a_ledger_of_market_trades_replays_as_k2_jsonl(tmp_path: Path) -> None:
                                                                       "0.5")  # fmt: skip
     assert trade.side == "buy" and trade.at_us == 7
     assert json.loads(path.read_text())["fields"]["side"] == "SELL"
-
-
-def test_usdc_products_stand_for_usd_and_the_history_names_the_maker() -> None:
-    """BTC-USDC reads BTC-USD's book; a taker buy is a maker sell in the history."""
-    assert alias_of("BTC-USDC") == "BTC-USD" and alias_of("BTC-USD") is None
-    assert maker_side(SimTrade(1, "1", "1", 0, "buy", "limit", 1)) == "sell"
-    assert maker_side(SimTrade(2, "1", "1", 0, "sell", "market", 2)) == "buy"

@@ -9,12 +9,14 @@ from k2.simulator.venues.kraken.ws_v2 import TimestampCache, TradeFrameWriter, v
 
 
 def test_cached_v2_timestamps_equal_the_wire_format() -> None:
+    """The simulated Kraken's cached v2 timestamps are exactly the wire format's."""
     cache = TimestampCache()
     for micros in (1_700_000_000_000_000, 1_700_000_000_123_456, 1_700_000_001_000_001, 5):
         assert cache.format(micros) == wire.format_timestamp_v2(micros)
 
 
 def test_v2_numbers_carry_engine_precision() -> None:
+    """The simulated Kraken v2 writes numbers with the engine's precision, as Kraken does."""
     assert v2_decimal("64281.90000", 1) == "64281.9"
     assert v2_decimal("0.51470000", 4) == "0.5147"
     assert v2_decimal("5.00000000", 1) == "5.0"
