@@ -103,6 +103,8 @@ class Lane:
     backoff: Backoff
     connections: int = 0
     conn: WsConnection | None = None
+    # The connection id its trades carry: the client's own, until the venue names its own.
+    connection_id: str = ""
     session: Any = None  # the venue's per-connection state, while connected
     task: asyncio.Task[None] | None = None
     connected: bool = False
@@ -362,6 +364,7 @@ class FeedClientBase:
     def _attach(self, lane: Lane, conn: WsConnection) -> None:
         """Make ``conn`` the lane's connection: a new session, the frames it held replayed."""
         lane.conn = conn
+        lane.connection_id = conn.connection_id
         lane.session = self.new_session(lane, conn)
 
         def handle(text: str, received_us: int, position: int) -> None:
@@ -377,11 +380,11 @@ class FeedClientBase:
             self.stats.reconnects += 1
         lane.connections += 1
 
-    def connected(self, lane: Lane, connection_id: str) -> None:
+    def connected(self, lane: Lane) -> None:
         """The lane is open and subscribed (a venue's session calls this)."""
         lane.backoff.reset()
         lane.connected = True
-        detail: dict[str, FieldValue] = {"connection_id": connection_id, "lane": lane.index}
+        detail: dict[str, FieldValue] = {"connection_id": lane.connection_id, "lane": lane.index}
         self._deliver([Control(ControlKind.CONNECTED, None, detail)])
         if self._newest_id is not None:
             if lane.history_check is not None:
@@ -447,7 +450,7 @@ class FeedClientBase:
     ) -> None:
         self.stats.frames += 1
         # tuple.__new__ is Envelope(...) without the named tuple's Python-level constructor
-        values = (received_us, self.connection_id(lane, conn), position, self.protocol)
+        values = (received_us, lane.connection_id, position, self.protocol)
         parsed = self.parse(text, tuple.__new__(Envelope, values))
         if parsed.trades and not parsed.controls and parsed.malformed is None:
             self._deliver(self.accept_trades(lane, parsed.trades))  # the hot path
@@ -464,10 +467,6 @@ class FeedClientBase:
         if parsed.trades:
             events.extend(self.accept_trades(lane, parsed.trades))
         self._deliver(events)
-
-    def connection_id(self, lane: Lane, conn: WsConnection) -> str:
-        """The connection id trades of ``conn`` carry (the venue's own where it sends one)."""
-        return conn.connection_id
 
     def accept_trades(self, lane: Lane, trades: Sequence[RawTrade]) -> list[FeedEvent]:
         """Trades checked against their symbol's id sequence: replays dropped, gaps reported."""

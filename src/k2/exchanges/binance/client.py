@@ -185,7 +185,7 @@ class BinanceFeedClient(FeedClientBase):
     async def run_session(self, lane: Lane, conn: WsConnection) -> WsConnection | None:
         await self._subscribe_rest(conn, lane.symbols)
         log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, streams=len(lane.symbols))
-        self.connected(lane, conn.connection_id)
+        self.connected(lane)
         session: _Session = lane.session
         closed = asyncio.ensure_future(conn.wait_closed())
         successor: asyncio.Task[WsConnection] | None = None

@@ -114,7 +114,6 @@ class _Session:
     pending: dict[str, list[str]] = field(default_factory=dict)
     deadline: float = 0.0
     confirmed: bool = False
-    conn_id: str | None = None
 
 
 class BybitFeedClient(FeedClientBase):
@@ -172,12 +171,6 @@ class BybitFeedClient(FeedClientBase):
                 return fast
         return parse_frame(text, envelope, self.options.max_frame_chars)
 
-    def connection_id(self, lane: Lane, conn: WsConnection) -> str:
-        session = lane.session
-        if isinstance(session, _Session) and session.conn_id is not None:
-            return session.conn_id
-        return conn.connection_id
-
     def new_session(self, lane: Lane, conn: WsConnection) -> _Session:
         return _Session(conn)
 
@@ -232,7 +225,7 @@ class BybitFeedClient(FeedClientBase):
         session: _Session = lane.session
         detail = control.detail
         if detail.get("conn_id") is not None:
-            session.conn_id = str(detail["conn_id"])
+            lane.connection_id = str(detail["conn_id"])
         if detail.get("op") != "subscribe":
             if control.kind == ControlKind.ERROR:
                 self.warn_once(str(detail.get("message")))
@@ -248,7 +241,7 @@ class BybitFeedClient(FeedClientBase):
         if not session.pending and not session.confirmed:
             session.confirmed = True
             log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, symbols=len(lane.symbols))
-            self.connected(lane, self.connection_id(lane, session.conn))
+            self.connected(lane)
 
     @staticmethod
     def _answered(session: _Session, req_id: object) -> list[str]:

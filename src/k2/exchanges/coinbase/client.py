@@ -216,7 +216,7 @@ class CoinbaseFeedClient(FeedClientBase):
             if not session.confirmed and set(lane.symbols) <= set(listed):
                 session.confirmed = True
                 log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, products=len(listed))
-                self.connected(lane, session.conn.connection_id)
+                self.connected(lane)
         elif control.kind == ControlKind.ERROR:
             message = " ".join(str(v) for v in control.detail.values())
             if not session.confirmed:

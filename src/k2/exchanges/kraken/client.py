@@ -112,7 +112,6 @@ class _Session:
     pending: set[str]
     deadline: float
     confirmed: bool = False
-    venue_connection_id: str | None = None
     counter: V1OccurrenceCounter = field(default_factory=V1OccurrenceCounter)
     snapshot_pending: set[str] = field(default_factory=set)
     rate_limited: bool = False
@@ -158,12 +157,6 @@ class KrakenFeedClient(FeedClientBase):
 
     def parse(self, text: str, envelope: Envelope) -> ParsedFrame:
         return parse_frame(text, envelope, self.options.max_frame_chars)
-
-    def connection_id(self, lane: Lane, conn: WsConnection) -> str:
-        session = lane.session
-        if isinstance(session, _Session) and session.venue_connection_id is not None:
-            return session.venue_connection_id
-        return conn.connection_id
 
     def new_session(self, lane: Lane, conn: WsConnection) -> _Session:
         deadline = time.monotonic() + self.options.subscribe_timeout_s
@@ -241,7 +234,7 @@ class KrakenFeedClient(FeedClientBase):
         kind, symbol, detail = control.kind, control.symbol, control.detail
         if kind == ControlKind.STATUS:
             if detail.get("connection_id") is not None:
-                session.venue_connection_id = str(detail["connection_id"])
+                lane.connection_id = str(detail["connection_id"])
             status = detail.get("status", detail.get("system"))
             if status != "online":
                 log.warning("exchange_status_received", exchange=EXCHANGE, status=status)
@@ -276,7 +269,7 @@ class KrakenFeedClient(FeedClientBase):
         if not session.pending and not session.confirmed:
             session.confirmed = True
             log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, symbols=len(lane.symbols))
-            self.connected(lane, self.connection_id(lane, session.conn))
+            self.connected(lane)
 
     def accept_trades(self, lane: Lane, trades: Sequence[RawTrade]) -> list[FeedEvent]:
         if self.protocol != "kraken-v1":

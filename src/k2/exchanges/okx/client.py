@@ -100,7 +100,6 @@ class _Session:
     deadline: float
     requests: RequestWindow
     confirmed: bool = False
-    venue_connection_id: str | None = None
     ping_at: float = 0.0  # when the last text ping went out
 
 
@@ -167,12 +166,6 @@ class OkxFeedClient(FeedClientBase):
                 return fast
         return parse_frame(text, envelope, self.options.max_frame_chars)
 
-    def connection_id(self, lane: Lane, conn: WsConnection) -> str:
-        session = lane.session
-        if isinstance(session, _Session) and session.venue_connection_id is not None:
-            return session.venue_connection_id
-        return conn.connection_id
-
     def new_session(self, lane: Lane, conn: WsConnection) -> _Session:
         deadline = time.monotonic() + self.options.subscribe_timeout_s
         window = RequestWindow(self.options.requests_per_hour)
@@ -230,7 +223,7 @@ class OkxFeedClient(FeedClientBase):
         kind, symbol, detail = control.kind, control.symbol, control.detail
         conn_id = detail.get("connId")
         if isinstance(conn_id, str):
-            session.venue_connection_id = conn_id
+            lane.connection_id = conn_id
         if kind == ControlKind.SUBSCRIBED and detail.get("channel") == wire.ALL_TRADES:
             self._confirmed(lane, session, symbol)
         elif kind == ControlKind.ERROR:
@@ -252,7 +245,7 @@ class OkxFeedClient(FeedClientBase):
         if not session.pending and not session.confirmed:
             session.confirmed = True
             log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, symbols=len(lane.symbols))
-            self.connected(lane, self.connection_id(lane, session.conn))
+            self.connected(lane)
 
 
 def _symbol_in(message: str, symbols: Sequence[str]) -> str | None:
