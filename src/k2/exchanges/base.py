@@ -270,6 +270,10 @@ class SilenceMonitor:
             self._seen.add(key)
             self._reported.discard(key)
 
+    def last_seen(self, key: str) -> float | None:
+        """The clock's time of the last activity on ``key``; None before the first."""
+        return self._since.get(key) if key in self._seen else None
+
     def due(self) -> list[Silence]:
         """Keys newly silent for longer than the threshold (each episode once)."""
         now = self._clock()

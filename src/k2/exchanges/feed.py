@@ -468,6 +468,10 @@ class FeedClientBase:
             events.extend(self.accept_trades(lane, parsed.trades))
         self._deliver(events)
 
+    def last_seen(self, symbol: str) -> float | None:
+        """When the last live trade of ``symbol`` arrived (``time.monotonic``); None before."""
+        return self._silence.last_seen(symbol)
+
     def accept_trades(self, lane: Lane, trades: Sequence[RawTrade]) -> list[FeedEvent]:
         """Trades checked against their symbol's id sequence: replays dropped, gaps reported."""
         events: list[FeedEvent] = []

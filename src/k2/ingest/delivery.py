@@ -47,7 +47,6 @@ class SymbolCounts:
     failed: int = 0
     gaps: int = 0
     backfilled: int = 0
-    last_received_mono: float = 0.0
 
     def __post_init__(self) -> None:
         self.key = self.key or self.symbol.encode()

@@ -115,6 +115,7 @@ class IngestService:
         self._ids_reveal_gaps = adapter.ids_per_symbol
         self._breaks: dict[str, Break] = {}
         self._newest_us: int | None = None
+        self._newest_live: RawTrade | None = None  # the last trade of the last frame
         self._lag_sampled = 0.0
         self._client: FeedClientBase | None = None
         self._backfills: Backfills
@@ -186,7 +187,7 @@ class IngestService:
         self._client = client
         self.state.feed = client.stats
         self.metrics.watch_feed(client.stats.counts)
-        self.metrics.watch_symbols(lambda: list(self.state.symbols.values()))
+        self.metrics.watch_symbols(lambda: list(self.state.symbols.values()), client.last_seen)
         self.metrics.watch_lag(lambda: self._newest_us)
         self.metrics.symbols.labels(self.exchange).set(len(natives))
         self._backfills = Backfills(
@@ -260,6 +261,11 @@ class IngestService:
             busy = self._producer.queue_depth() > 0
             await asyncio.sleep(_POLL_BUSY_S if busy else _POLL_IDLE_S)
             self._deliveries.poll()
+            now = time.monotonic()
+            if now - self._lag_sampled >= _LAG_SAMPLE_S and self._newest_live is not None:
+                self._lag_sampled = now
+                self._sample_lag(self._newest_live)
+                self._newest_live = None
             waiting.set(self._backfills.waiting)
 
     # ---------------------------------------------------------------------------- the sink
@@ -279,11 +285,7 @@ class IngestService:
                 self._control(event)  # type: ignore[arg-type]
         last = events[-1]
         if type(last) is RawTrade:
-            now = time.monotonic()
-            self.state.symbols[last.native_symbol].last_received_mono = now
-            if now - self._lag_sampled >= _LAG_SAMPLE_S:
-                self._lag_sampled = now
-                self._sample_lag(last)
+            self._newest_live = last  # the receive lag is sampled from it off the hot path
         return not self._deliveries.blocked
 
     async def ready(self) -> None:

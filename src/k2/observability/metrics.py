@@ -110,7 +110,6 @@ class SymbolCounters(Protocol):
     delivered: int
     failed: int
     backfilled: int
-    last_received_mono: float
 
 
 class IngestMetrics:
@@ -199,9 +198,15 @@ class IngestMetrics:
         dropped, malformed frames, reconnects."""
         self._feed.counts = counts
 
-    def watch_symbols(self, symbols: Callable[[], Iterable[SymbolCounters]]) -> None:
-        """Export the per-symbol trade counters (read at scrape time)."""
+    def watch_symbols(
+        self,
+        symbols: Callable[[], Iterable[SymbolCounters]],
+        last_seen: Callable[[str], float | None],
+    ) -> None:
+        """Export the per-symbol trade counters and the age of each symbol's last live trade
+        (``last_seen``: its monotonic time, None before the first), read at scrape time."""
         self._per_symbol.symbols = symbols
+        self._per_symbol.last_seen = last_seen
 
     def watch_lag(self, newest_exchange_us: Callable[[], int | None]) -> None:
         """Export ``k2_ingest_lag_seconds``: now minus the exchange time of the newest trade."""
@@ -242,6 +247,7 @@ class _SymbolCounts(Collector):
     def __init__(self, exchange: str) -> None:
         self.exchange = exchange
         self.symbols: Callable[[], Iterable[SymbolCounters]] = list
+        self.last_seen: Callable[[str], float | None] = lambda symbol: None
 
     def collect(self) -> Any:
         labels = ("exchange", "symbol")
@@ -259,8 +265,9 @@ class _SymbolCounts(Collector):
             key = (self.exchange, counts.symbol)
             for family, attribute in families:
                 family.add_metric(key, getattr(counts, attribute))
-            if counts.last_received_mono:
-                age.add_metric(key, max(0.0, now - counts.last_received_mono))
+            seen = self.last_seen(counts.symbol)
+            if seen is not None:
+                age.add_metric(key, max(0.0, now - seen))
         for family, _ in families:
             yield family
         yield age
