@@ -1,6 +1,6 @@
 """The metrics and alerts reference: every Prometheus metric of every K2 service, read from the
 registries the services build (:mod:`k2.observability.metrics`, :mod:`k2.api.metrics`), and every
-alert rule :mod:`k2.stack.alert_rules` writes for ``k2 deploy prometheus``."""
+alert rule :mod:`k2.monitoring.alert_rules` writes for ``k2 deploy prometheus``."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from k2.api.metrics import ApiMetrics
 from k2.config import Settings
 from k2.exchanges import EXCHANGE_NAMES
 from k2.exchanges.factory import metrics_port
+from k2.monitoring import alert_rules
+from k2.monitoring.alert_rules import AlertRule, duration
 from k2.observability.metrics import IngestMetrics, Metrics, StreamMetrics
-from k2.stack import alert_rules
-from k2.stack.alert_rules import AlertRule, duration
 
 # The suffix Prometheus' text format adds to the samples of each metric type.
 _EXPOSED = {"counter": "_total", "info": "_info"}

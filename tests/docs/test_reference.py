@@ -11,7 +11,7 @@ import pytest
 from k2.api.app import create_app
 from k2.config import ENV_PREFIX, NESTED_DELIMITER, ApiSettings, Settings, _known_env_names
 from k2.jobs.layout import layout
-from k2.stack.alert_rules import alert_rules
+from k2.monitoring.alert_rules import alert_rules
 from tests.docs.conftest import ROOT
 
 _TABLE_NAME = re.compile(r"^\| `(K2_[A-Z0-9_]+)` \|", re.MULTILINE)

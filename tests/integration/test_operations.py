@@ -34,9 +34,9 @@ from typing import Any
 import pytest
 
 from k2.config import Settings
+from k2.run.record import read_run
 from k2.stack.manager import Stack, stack_environment
 from k2.stack.ports import free_port
-from k2.stack.runfile import read_run
 from k2.stack.scrape import scrape
 from tests.monitoring import (
     alert_rules,

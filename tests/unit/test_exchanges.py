@@ -29,15 +29,15 @@ from k2.exchanges import PROTOCOLS, VENUES, Venue, venue, venue_for_protocol
 from k2.exchanges.booksync import Books
 from k2.exchanges.contract import FeedSpec
 from k2.exchanges.factory import adapter_for, metrics_port, stream_metrics_port
-from k2.ops.dashboards import dashboards
+from k2.monitoring.alert_rules import rules_document
+from k2.monitoring.dashboards import dashboards
+from k2.monitoring.parts import check_part_ports, part_ports
+from k2.monitoring.prometheus_config import prometheus_document
 from k2.schemas import schema_text
 from k2.simulator import venues
 from k2.simulator.replay import read_jsonl
 from k2.simulator.server import Simulator, simulator_urls
 from k2.simulator.settings import SimulatorConfig, simulator_config_type
-from k2.stack.alert_rules import rules_document
-from k2.stack.ports import check_part_ports, part_ports
-from k2.stack.prometheus_config import prometheus_document
 from tests.simulated import unlisted
 
 SIMULATOR = "http://127.0.0.1:8765"

@@ -29,7 +29,7 @@ def deploy_prometheus(ctx: click.Context, output: Path) -> None:
     Ports come from K2_INGEST__METRICS_PORT, K2_STREAM__METRICS_PORT (and the exchanges),
     thresholds from K2_ALERTS__*. Check it with `promtool check config <folder>/prometheus.yml`.
     """
-    from k2.stack.prometheus_config import write_prometheus_files
+    from k2.monitoring.prometheus_config import write_prometheus_files
 
     for path in write_prometheus_files(settings_of(ctx), output):
         click.echo(f"wrote {path}")
@@ -56,7 +56,7 @@ def deploy_grafana(ctx: click.Context, output: Path, dashboards_path: str) -> No
     The data source points at the local Prometheus (K2_PROMETHEUS__PORT on the stack host);
     dashboards have fixed uids: k2-overview and k2-venue.
     """
-    from k2.ops.dashboards import write_grafana_files
+    from k2.monitoring.dashboards import write_grafana_files
 
     for path in write_grafana_files(settings_of(ctx), output, dashboards_path):
         click.echo(f"wrote {path}")

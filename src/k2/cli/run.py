@@ -32,8 +32,8 @@ def run_command(ctx: click.Context, source: str | None, jvm_logs: bool) -> None:
     own log goes to K2_HOME/logs/run.log); otherwise the parts' log lines are copied to stderr.
     """
     from k2.observability.logging import configure_logging
-    from k2.stack.console import LiveSummary, LogCopier
-    from k2.stack.pipeline import Console, logs_dir, run_pipeline
+    from k2.run.console import LiveSummary, LogCopier
+    from k2.run.supervisor import Console, logs_dir, run_pipeline
 
     settings = settings_of(ctx)
     chosen = source or settings.ingest.source

@@ -97,8 +97,8 @@ def stack_down(ctx: click.Context, cluster: bool) -> None:
         for name, stopped in _local_cluster(settings).down():
             click.echo(f"{name}: {'stopped' if stopped else 'not running'}")
         return
+    from k2.run.record import stop_run
     from k2.stack.manager import Stack
-    from k2.stack.runfile import stop_run
 
     for what in stop_run(settings.stack.state_dir, timeout_s=240.0):
         click.echo(f"{what}: stopped")

@@ -27,10 +27,10 @@ from k2.ops.data import table_figures, topic_figures
 from k2.ops.doctor import Broken, Stage
 from k2.ops.external import kafka_brokers, object_store, spark_cluster
 from k2.ops.probe import probe_venue
+from k2.run.record import RunRecord, read_run
 from k2.stack.java import find_java
 from k2.stack.kafka import KafkaBroker
 from k2.stack.registry import REGISTRY_MIN_JAVA, SchemaRegistry
-from k2.stack.runfile import RunRecord, read_run
 from k2.stack.scrape import Scrape, scrape
 from k2.transport.topics import dlq_topic, gaps_topic, raw_topic
 from k2.version import git_sha

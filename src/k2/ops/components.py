@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import psutil
 
 from k2.config import Settings
+from k2.monitoring.prometheus_config import scrape_targets
 from k2.ops.external import ExternalPart, kafka_brokers, object_store, spark_cluster
+from k2.run.record import PartRecord, RunRecord, read_run
 from k2.stack.manager import Stack
-from k2.stack.prometheus_config import scrape_targets
-from k2.stack.runfile import PartRecord, RunRecord, read_run
 from k2.stack.scrape import Scrape, scrape
 from k2.version import git_sha, k2_version
 

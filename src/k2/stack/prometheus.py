@@ -2,7 +2,7 @@
 
 ``k2 stack up`` starts it when ``K2_PROMETHEUS__LOCAL`` allows (``auto``: when the binary is
 installed and its port is free) with the scrape config and alert rules generated from the same
-settings as the services (:mod:`k2.stack.prometheus_config`), written into
+settings as the services (:mod:`k2.monitoring.prometheus_config`), written into
 ``K2_HOME/prometheus``; its samples stay in ``K2_HOME/prometheus/data``.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from k2.config import Settings
 from k2.errors import ArtifactsMissingError, K2Error
+from k2.monitoring.prometheus_config import scrape_targets, write_prometheus_files
 from k2.stack.ports import ensure_port_free, port_holder
 from k2.stack.process import ManagedProcess
-from k2.stack.prometheus_config import scrape_targets, write_prometheus_files
 
 _VERSION = re.compile(r"version (\S+)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from k2.stack.runfile import PartRecord, RunRecord, read_run, start_time, write_run
+from k2.run.record import PartRecord, RunRecord, read_run, start_time, write_run
 
 
 def test_the_run_record_survives_a_round_trip_and_knows_dead_pids(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k2.config import AlertSettings, Settings, StreamSettings
-from k2.stack.alert_rules import rules_document
-from k2.stack.prometheus_config import dump_yaml
+from k2.monitoring.alert_rules import rules_document
+from k2.monitoring.prometheus_config import dump_yaml
 from tests.monitoring import (
     RULES,
     alert_rules,
@@ -22,8 +22,8 @@ from tests.monitoring import (
 RULE_TESTS = RULES.parents[1] / "tests" / "k2_test.yml"
 _TESTS_HEADER = (
     "# promtool unit tests of every K2 alert (firing and not firing): promtool test rules\n"
-    "# <this file>. Generated from the cases in tests/unit/stack/test_alert_rules.py:\n"
-    "# .venv/bin/python -m tests.unit.stack.test_alert_rules\n"
+    "# <this file>. Generated from the cases in tests/unit/monitoring/test_alert_rules.py:\n"
+    "# .venv/bin/python -m tests.unit.monitoring.test_alert_rules\n"
 )
 INGEST = {"job": "k2-ingest", "instance": "127.0.0.1:9401", "exchange": "binance"}
 STREAM = {"job": "k2-stream", "instance": "127.0.0.1:9402", "component": "stream"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from k2.config import Settings
-from k2.stack.prometheus_config import dump_yaml
+from k2.monitoring.prometheus_config import dump_yaml
 
 DATASOURCE_UID = "k2-prometheus"
 OVERVIEW_UID = "k2-overview"

@@ -37,7 +37,7 @@ LAYERS = (
 
 
 class RunningPart(Protocol):
-    """What the console needs of a running part (see :class:`k2.stack.pipeline.Part`)."""
+    """What the console needs of a running part (see :class:`k2.run.supervisor.Part`)."""
 
     @property
     def name(self) -> str: ...

@@ -18,8 +18,8 @@ import yaml
 from k2.config import Settings
 from k2.errors import ConfigError
 from k2.exchanges.factory import metrics_port
-from k2.stack.alert_rules import duration, rules_document
-from k2.stack.ports import check_part_ports
+from k2.monitoring.alert_rules import duration, rules_document
+from k2.monitoring.parts import check_part_ports
 
 RULES_FILE = "rules/k2.yml"
 _HEADER = (

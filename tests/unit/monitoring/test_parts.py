@@ -14,8 +14,8 @@ from k2.cli.root import main
 from k2.config import Settings
 from k2.errors import ConfigError
 from k2.exchanges import VENUES
-from k2.stack import pipeline
-from k2.stack.ports import check_part_ports, part_ports
+from k2.monitoring.parts import check_part_ports, part_ports
+from k2.run import supervisor
 
 
 def _settings(**sections: Any) -> Settings:
@@ -70,11 +70,11 @@ def test_k2_run_refuses_a_clash_before_starting_anything(
     def no_stack(*args: object) -> None:
         raise AssertionError("the stack was started")
 
-    monkeypatch.setattr(pipeline, "Stack", no_stack)
+    monkeypatch.setattr(supervisor, "Stack", no_stack)
     settings = _settings(stack={"home": tmp_path}, stream={"metrics_port": 9400})
-    console = pipeline.Console(lambda line: None)
+    console = supervisor.Console(lambda line: None)
     with pytest.raises(ConfigError, match="ingest-kraken and stream"):
-        pipeline.run_pipeline(settings, "live", threading.Event(), console)
+        supervisor.run_pipeline(settings, "live", threading.Event(), console)
     assert not (tmp_path / "logs").exists()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from k2.config import Settings
-from k2.ops.dashboards import DATASOURCE_UID, OVERVIEW_UID, VENUE_UID, write_grafana_files
+from k2.monitoring.dashboards import DATASOURCE_UID, OVERVIEW_UID, VENUE_UID, write_grafana_files
 from tests.monitoring import DEPLOY, dashboards, family_of, k2_families, metric_names, panel_queries
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from k2.config import Settings
 
-# Label selector of every K2 scrape job (see :mod:`k2.stack.prometheus_config`).
+# Label selector of every K2 scrape job (see :mod:`k2.monitoring.prometheus_config`).
 K2_JOBS = 'job=~"k2-.*"'
 
 

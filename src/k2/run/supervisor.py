@@ -13,7 +13,7 @@ supervisor says which part stopped and where its log is.
 
 Each part writes its whole log to ``K2_HOME/logs/<part>.log``; the streaming job's JVM (Spark,
 Hadoop, Iceberg) writes to ``K2_HOME/logs/stream-jvm.log`` unless ``jvm_logs`` asks for it on
-the console. In a terminal the console shows a live summary (:mod:`k2.stack.console`) and the
+the console. In a terminal the console shows a live summary (:mod:`k2.run.console`) and the
 supervisor's own log goes to ``K2_HOME/logs/run.log``; otherwise every part's log lines are
 copied to stderr as they are written, JSON as each part writes them.
 """
@@ -38,9 +38,10 @@ import structlog
 from k2.config import Settings
 from k2.errors import K2Error
 from k2.exchanges.factory import metrics_port
+from k2.monitoring.parts import check_part_ports
+from k2.run.record import PartRecord, RunRecord, clear_run, start_time, write_run
 from k2.stack.manager import Stack
-from k2.stack.ports import check_part_ports, free_port
-from k2.stack.runfile import PartRecord, RunRecord, clear_run, start_time, write_run
+from k2.stack.ports import free_port
 from k2.transport.topics import TopicAdmin, k2_topics
 from k2.version import git_sha
 

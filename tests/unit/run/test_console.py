@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from k2.stack.console import LogCopier, notice_of
+from k2.run.console import LogCopier, notice_of
 
 
 def test_the_console_copies_new_log_lines_and_picks_out_warnings(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from k2.config import Settings
 from k2.exchanges import VENUES
-from k2.stack.pipeline import STOP_ORDER, plan_parts
+from k2.run.supervisor import STOP_ORDER, plan_parts
 
 
 def _settings(tmp_path: Path) -> Settings:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from k2.config import Settings
-from k2.stack.prometheus_config import prometheus_document, write_prometheus_files
+from k2.monitoring.prometheus_config import prometheus_document, write_prometheus_files
 from tests.monitoring import CONFIG, RULES, alert_rules, run_promtool
 
 

@@ -1,0 +1,50 @@
+"""The ports the pipeline's parts are configured to serve their metrics on, which must all differ:
+what the supervisor checks before it starts anything and what Prometheus scrapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from k2.config import Settings
+from k2.errors import ConfigError
+from k2.exchanges.factory import metrics_port
+
+
+@dataclass(frozen=True, slots=True)
+class PartPort:
+    """The port one part of the pipeline serves its metrics on, and the setting that moves it."""
+
+    part: str
+    port: int  # 0: a free one, picked when the part starts
+    setting: str
+
+
+def part_ports(settings: Settings) -> list[PartPort]:
+    """Every part's metrics port as configured: each exchange's ingest (each of the
+    ``shards_per_exchange`` shards ``k2 run`` starts), the streaming job and the API."""
+    shards = settings.ingest.shards_per_exchange
+    found = []
+    for exchange in settings.exchanges:
+        for index in range(shards):
+            name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
+            port = metrics_port(settings.ingest, exchange, index)
+            found.append(PartPort(name, port, "K2_INGEST__METRICS_PORT"))
+    found.append(PartPort("stream", settings.stream.metrics_port, "K2_STREAM__METRICS_PORT"))
+    found.append(PartPort("api", settings.api.port, "K2_API__PORT"))
+    return found
+
+
+def check_part_ports(settings: Settings) -> None:
+    """Refuse settings that put two parts on one port, before anything starts: the second part
+    would fail to listen (or, on another host, a scrape would read the wrong part)."""
+    taken: dict[int, PartPort] = {}
+    for part in part_ports(settings):
+        if part.port == 0:
+            continue
+        first = taken.setdefault(part.port, part)
+        if first is not part:
+            to_change = " or ".join(dict.fromkeys((part.setting, first.setting)))
+            raise ConfigError(
+                f"{first.part} and {part.part} are both configured to serve on port {part.port}; "
+                f"change {to_change}"
+            )
