@@ -331,12 +331,23 @@ def render_v2_status(
 
 
 def render_v2_subscribe_ack(
-    symbol: str, snapshot: bool, req_id: int | None, time_in: str, time_out: str
+    symbol: str,
+    snapshot: bool,
+    req_id: int | None,
+    time_in: str,
+    time_out: str,
+    *,
+    channel: str = "trade",
+    depth: int | None = None,
 ) -> str:
-    """v2 per-symbol successful ``subscribe`` ack for the ``trade`` channel."""
+    """v2 per-symbol successful ``subscribe`` ack of the ``trade`` channel, or of ``book`` with
+    its ``depth``."""
+    result: dict[str, object] = {"channel": channel, "snapshot": snapshot, "symbol": symbol}
+    if depth is not None:
+        result["depth"] = depth
     message: dict[str, object] = {
         "method": "subscribe",
-        "result": {"channel": "trade", "snapshot": snapshot, "symbol": symbol},
+        "result": result,
         "success": True,
         "time_in": time_in,
         "time_out": time_out,
@@ -346,11 +357,13 @@ def render_v2_subscribe_ack(
     return _dumps(message)
 
 
-def render_v2_unsubscribe_ack(symbol: str, req_id: int | None, time_in: str, time_out: str) -> str:
-    """v2 per-symbol successful ``unsubscribe`` ack."""
+def render_v2_unsubscribe_ack(
+    symbol: str, req_id: int | None, time_in: str, time_out: str, *, channel: str = "trade"
+) -> str:
+    """v2 per-symbol successful ``unsubscribe`` ack (of ``trade`` unless said otherwise)."""
     message: dict[str, object] = {
         "method": "unsubscribe",
-        "result": {"channel": "trade", "symbol": symbol},
+        "result": {"channel": channel, "symbol": symbol},
         "success": True,
         "time_in": time_in,
         "time_out": time_out,
@@ -381,6 +394,39 @@ def render_v2_method_error(
     if req_id is not None:
         message["req_id"] = req_id
     return _dumps(message)
+
+
+def render_v2_book(
+    symbol: str,
+    type_: V2TradeType,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    checksum: int,
+    timestamp: str,
+) -> str:
+    """A v2 ``book`` message of one symbol: levels as ``(price, qty)`` decimal text, written as
+    bare JSON numbers with exactly that text (the checksum is taken over it)."""
+    for price, qty in (*bids, *asks):
+        _json_number("price", price)
+        _json_number("qty", qty)
+    row = (
+        '{"symbol":'
+        + json.dumps(symbol)
+        + ',"bids":'
+        + _v2_levels(bids)
+        + ',"asks":'
+        + _v2_levels(asks)
+        + ',"checksum":'
+        + str(checksum)
+        + ',"timestamp":'
+        + json.dumps(timestamp)
+        + "}"
+    )
+    return '{"channel":"book","type":' + json.dumps(type_) + ',"data":[' + row + "]}"
+
+
+def _v2_levels(levels: Sequence[tuple[str, str]]) -> str:
+    return "[" + ",".join(f'{{"price":{price},"qty":{qty}}}' for price, qty in levels) + "]"
 
 
 def render_v2_heartbeat() -> str:

@@ -1,0 +1,152 @@
+"""Kraken WebSocket v2's ``book`` channel, the venue side (docs/book-protocols.md, Kraken).
+
+``{"method":"subscribe","params":{"channel":"book","symbol":[...],"depth":10,"snapshot":true}}``
+is acknowledged per symbol (with its depth); a snapshot of the best ``depth`` levels a side
+follows unless ``snapshot`` is false, then an ``update`` for each step of the book that changes
+what the subscription sees: the levels inside the window, the removal of a level deleted from it,
+and a level that comes back into it from below; a level pushed out by an insert gets no removal
+(the client cuts the book to its depth, as Kraken's clients must). Every message carries the
+CRC32 of the best 10 asks and bids (:func:`k2.exchanges.kraken.book.checksum`) over the text sent:
+prices with the pair's decimals, quantities with 8, as bare JSON numbers.
+
+Faults (per connection): a dropped update is not sent (the next checksum no longer matches the
+client's book); a wrong checksum is the true one plus one. Kraken's book has no sequence, so a
+sequence jump does nothing here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from k2.exchanges.book import Level
+from k2.exchanges.kraken import wire
+from k2.exchanges.kraken.book import CHECKSUM_LEVELS, DEPTHS, checksum
+from k2.simulator.book import BookStep, BookView, LevelText
+from k2.simulator.instruments import Instrument
+from k2.simulator.ledger import BookLedgerEntry
+from k2.simulator.session import BookSubscription, Session
+from k2.simulator.venue import now_us
+
+CHANNEL = "book"
+DEFAULT_DEPTH = DEPTHS[0]
+_CRC_MODULUS = 2**32
+
+
+@dataclass(eq=False, kw_only=True)
+class KrakenBookSubscription(BookSubscription):
+    """One symbol's ``book`` subscription: ``symbol`` as v2 spells it."""
+
+    symbol: str
+    text: LevelText
+    snapshot_id: int  # the book's update id when the view was taken
+
+
+def book_text(instrument: Instrument) -> LevelText:
+    """How v2 writes a pair's levels: the pair's price decimals, 8 quantity decimals."""
+    return LevelText(instrument, instrument.price_decimals, instrument.qty_text_decimals)
+
+
+def depth_error(depth: object) -> str | None:
+    """Why a requested depth is refused, or None."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in DEPTHS:
+        return f"Invalid depth {depth}: must be one of {', '.join(map(str, DEPTHS))}"
+    return None
+
+
+def view_checksum(view: BookView, text: LevelText) -> int:
+    """Kraken's checksum of what the view holds, over the text it is sent as."""
+    bids, asks = view.top(CHECKSUM_LEVELS)
+    return checksum(_levels(text.levels(bids)), _levels(text.levels(asks)))
+
+
+def _levels(texts: list[tuple[str, str]]) -> list[Level]:
+    return [Level(Decimal(price), Decimal(size), price, size) for price, size in texts]
+
+
+class KrakenV2Books:
+    """The ``book`` subscriptions of one v2 connection."""
+
+    def __init__(self, session: Session, protocol: str) -> None:
+        self.session = session
+        self.protocol = protocol
+        self.symbols: dict[str, KrakenBookSubscription] = {}
+
+    def subscribe(self, symbol: str, instrument: Instrument, depth: int) -> None:
+        """Start following ``symbol``'s book at ``depth`` (the snapshot is sent separately)."""
+        book = self.session.market.book(instrument.symbol)
+        self.symbols[symbol] = KrakenBookSubscription(
+            instrument.symbol,
+            book.step_end,
+            book.view(depth),
+            symbol=symbol,
+            text=book_text(instrument),
+            snapshot_id=book.update_id,
+            active=False,
+        )
+
+    async def send_snapshot(self, sub: KrakenBookSubscription) -> None:
+        """The subscription's snapshot: the best ``depth`` levels of each side."""
+        bids, asks = sub.view.top()
+        bid_text, ask_text = sub.text.levels(bids), sub.text.levels(asks)
+        value = view_checksum(sub.view, sub.text)
+        stamp = wire.format_timestamp_v2(now_us())
+        frame = wire.render_v2_book(sub.symbol, "snapshot", bid_text, ask_text, value, stamp)
+        await self.session.emit_book(
+            frame, self._entry(sub, "snapshot", sub.snapshot_id, bid_text, ask_text, value, None)
+        )
+
+    def unsubscribe(self, symbol: str) -> KrakenBookSubscription | None:
+        """Stop following ``symbol``'s book; its subscription, if there was one."""
+        sub = self.symbols.pop(symbol, None)
+        if sub is not None:
+            sub.active = False
+        return sub
+
+    async def send_steps(self, sub: KrakenBookSubscription, steps: list[BookStep]) -> bool:
+        """One ``update`` per step that changes what the subscription sees."""
+        session = self.session
+        for step in steps:
+            changes = sub.view.advance((step,))
+            if not changes:
+                continue
+            bids, asks = sub.text.changes(changes)
+            value = view_checksum(sub.view, sub.text)
+            fault = session.book_fault()
+            sent = (value + 1) % _CRC_MODULUS if fault == "bad_checksum" else value
+            frame = None
+            if fault != "dropped":
+                stamp = wire.format_timestamp_v2(step.time_us)
+                frame = wire.render_v2_book(sub.symbol, "update", bids, asks, sent, stamp)
+            entry = self._entry(sub, "update", step.last_id, bids, asks, value, fault, step)
+            await session.emit_book(frame, entry)
+            if session.dropped:
+                return False
+        return True
+
+    def _entry(
+        self,
+        sub: KrakenBookSubscription,
+        kind: str,
+        sequence: int,
+        bids: list[tuple[str, str]],
+        asks: list[tuple[str, str]],
+        value: int,
+        fault: str | None,
+        step: BookStep | None = None,
+    ) -> BookLedgerEntry:
+        return BookLedgerEntry(
+            self.session.exchange,
+            self.protocol,
+            sub.symbol,
+            self.session.name,
+            now_us(),
+            kind,
+            None if step is None else step.first_id,
+            sequence,
+            now_us() if step is None else step.time_us,
+            tuple(bids),
+            tuple(asks),
+            value,
+            fault,
+        )

@@ -1,0 +1,103 @@
+"""Kraken v2's simulated ``book`` channel through K2's own Kraken verifier: every message checks
+and rebuilds the simulator's book at every step, and each book fault is caught for its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from k2.exchanges.booksync import Outcome, Reason, Verdict
+from k2.exchanges.kraken.book import KrakenBooks, read_v2
+from k2.exchanges.parse import load_json
+from k2.simulator.faults import FaultRule
+from k2.simulator.venues.kraken.books import KrakenV2Books, depth_error
+from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS, as_kraken
+from tests.unit.simulator.books import Capture, client_top, rebuild, run, true_top
+
+STEPS = 400
+
+
+def _session(
+    depth: int, *rules: FaultRule, instrument_index: int = 0
+) -> tuple[Capture, KrakenV2Books, str]:
+    instrument = KRAKEN_INSTRUMENTS[instrument_index]
+    capture = Capture("kraken", instrument, *rules)
+    books = KrakenV2Books(capture, "kraken-v2")  # type: ignore[arg-type]
+    symbol = as_kraken(instrument).v2_symbol
+    books.subscribe(symbol, instrument, depth)
+    run(books.send_snapshot(books.symbols[symbol]))
+    return capture, books, symbol
+
+
+def _follow(capture: Capture, books: KrakenV2Books, symbol: str) -> list[Verdict]:
+    """Step the market one trade at a time; send each step; the verifier's verdict on each
+    message."""
+    client = KrakenBooks(books.symbols[symbol].view.depth)
+    verdicts = [client.apply(read_v2(load_json(capture.frames[0])))[1]]
+    sub = books.symbols[symbol]
+    for _ in range(STEPS):
+        steps = capture.trade()
+        sub.cursor = capture.book.step_end
+        sent = len(capture.frames)
+        run(books.send_steps(sub, steps))
+        for frame in capture.frames[sent:]:
+            verdicts.append(client.apply(read_v2(load_json(frame)))[1])
+        if not any(entry.fault for entry in capture.entries):
+            depth = sub.view.depth
+            assert client_top(client.book(symbol).book, depth) == true_top(capture.book, depth)
+    return verdicts
+
+
+@pytest.mark.parametrize(("depth", "index"), [(10, 0), (25, 3), (100, 4)])
+def test_every_message_verifies_and_rebuilds_the_book(depth: int, index: int) -> None:
+    """Without a fault, the snapshot and every update pass Kraken's checksum, and after each
+    step the client's book is the simulator's top ``depth`` levels, exactly."""
+    capture, books, symbol = _session(depth, instrument_index=index)
+    verdicts = _follow(capture, books, symbol)
+    assert len(verdicts) > STEPS // 2
+    assert all(verdict.outcome is Outcome.VERIFIED for verdict in verdicts)
+    assert [entry.fault for entry in capture.entries] == [None] * len(verdicts)
+
+
+def test_a_dropped_update_breaks_the_next_checksum() -> None:
+    """The update left out is in the ledger as dropped, and the next message's checksum no
+    longer matches the client's book."""
+    capture, books, symbol = _session(10, FaultRule(book_drop_every=20))
+    verdicts = _follow(capture, books, symbol)
+    first_bad = next(index for index, verdict in enumerate(verdicts) if not verdict.verified)
+    assert first_bad == 20  # the snapshot, 19 updates, then the one after the 20th (dropped)
+    assert verdicts[first_bad].reason is Reason.CHECKSUM_MISMATCH
+    assert capture.entries[20].fault == "dropped"
+
+
+def test_a_wrong_checksum_is_reported_with_both_values() -> None:
+    """A message sent with a wrong checksum is a mismatch naming the sent and the computed
+    checksum, which the ledger records as the true one."""
+    capture, books, symbol = _session(10, FaultRule(book_checksum_every=15))
+    verdicts = _follow(capture, books, symbol)
+    bad = verdicts[15]
+    assert all(verdict.verified for verdict in verdicts[:15])
+    assert bad.reason is Reason.CHECKSUM_MISMATCH
+    true = capture.entries[15].checksum
+    assert capture.entries[15].fault == "bad_checksum" and true is not None
+    assert (bad.expected, bad.received) == ((true + 1) % 2**32, true)
+
+
+def test_a_sequence_jump_means_nothing_to_a_book_without_sequence() -> None:
+    """Kraken's book has no sequence: the jump fault leaves every message verified."""
+    capture, books, symbol = _session(10, FaultRule(book_jump_every=3))
+    assert all(verdict.verified for verdict in _follow(capture, books, symbol))
+
+
+def test_the_ledger_rebuilds_what_the_subscription_should_hold() -> None:
+    """Applying a connection's ledger lines in order, dropped ones included, and cutting to the
+    depth gives the simulator's book."""
+    capture, books, symbol = _session(10, FaultRule(book_drop_every=7))
+    _follow(capture, books, symbol)
+    assert client_top(rebuild(capture.entries, 10), 10) == true_top(capture.book, 10)
+
+
+def test_only_kraken_depths_are_accepted() -> None:
+    """A depth Kraken does not offer is refused with the depths it does."""
+    assert depth_error(10) is None and depth_error(1000) is None
+    assert "10, 25, 100, 500, 1000" in (depth_error(11) or "")
+    assert depth_error(True) is not None
