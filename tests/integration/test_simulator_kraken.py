@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 
 import websockets
 
-from k2.simulator import Simulator, SimulatorConfig, read_ledger
+from k2.exchanges.booksync import Outcome, Reason, Verdict
+from k2.exchanges.kraken.book import KrakenBooks, read_v2
+from k2.exchanges.parse import load_json
+from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
+from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
 from tests.simulated import unlisted
 
 T = TypeVar("T")
@@ -224,3 +228,38 @@ def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
         ["354.04000000", "0.28245396", "1618678150.826417", "s", "m", ""],
         ["353.81000000", "1.71754604", "1618678150.827816", "s", "m", ""],
     ]
+
+
+def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None:
+    """A v2 client subscribed to ``book`` at depth 25 gets the ack, a snapshot and a few hundred
+    updates that K2's Kraken verifier checks one by one (each checksum matches its book), and
+    the ledger holds each message the client received; an injected wrong checksum is caught."""
+    wanted = 300
+
+    async def main() -> tuple[list[Verdict], list[BookLedgerEntry], Verdict]:
+        settings = config(tmp_path, rate=600, kraken_symbols=("XBT/USD",))
+        async with Simulator(settings) as sim, websockets.connect(sim.urls.kraken_v2) as ws:
+            request = {"channel": "book", "symbol": ["BTC/USD"], "depth": 25}
+            await ws.send(json.dumps({"method": "subscribe", "params": request}))
+            ack = await recv_until(ws, lambda f: f.get("method") == "subscribe")
+            assert ack["success"] and ack["result"]["depth"] == 25
+            books, verdicts = KrakenBooks(25), []
+            while len(verdicts) < wanted:
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict) and frame.get("channel") == "book":
+                    verdicts.append(books.apply(read_v2(frame))[1])
+            sim.add_fault(FaultRule(protocol="kraken-v2", book_checksum_every=1))
+            broken = verdicts[-1]
+            while broken.verified:  # updates already on their way come first
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict) and frame.get("channel") == "book":
+                    _, broken = books.apply(read_v2(frame))
+        assert sim.ledger_path is not None
+        return verdicts, read_book_ledger(sim.ledger_path), broken
+
+    verdicts, entries, broken = run(main, timeout=30)
+    assert all(verdict.outcome is Outcome.VERIFIED for verdict in verdicts)
+    assert [entry.type for entry in entries[:2]] == ["snapshot", "update"]
+    assert len(entries) >= wanted and all(entry.fault is None for entry in entries[:wanted])
+    assert broken.reason is Reason.CHECKSUM_MISMATCH
+    assert any(entry.fault == "bad_checksum" for entry in entries)
