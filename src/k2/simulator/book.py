@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from k2.simulator.instruments import Instrument
@@ -305,11 +305,23 @@ class BookView:
 
 class LevelText:
     """Levels written as a venue writes them: ``(price, size)`` decimal text with a fixed number
-    of fractional digits each (price texts remembered, as a book revisits its prices)."""
+    of fractional digits each, then ``finish`` if given (price texts remembered, as a book
+    revisits its prices)."""
 
-    def __init__(self, instrument: Instrument, price_width: int, size_width: int) -> None:
-        self._price = units_formatter(instrument.price_decimals, price_width)
-        self._size = units_formatter(instrument.lot_decimals, size_width)
+    def __init__(
+        self,
+        instrument: Instrument,
+        price_width: int,
+        size_width: int,
+        finish: Callable[[str], str] | None = None,
+    ) -> None:
+        price = units_formatter(instrument.price_decimals, price_width)
+        size = units_formatter(instrument.lot_decimals, size_width)
+        if finish is None:
+            self._price, self._size = price, size
+        else:  # a venue that prints no trailing zeros, say
+            self._price = lambda units: finish(price(units))
+            self._size = lambda lots: finish(size(lots))
         self._prices: dict[int, str] = {}
 
     def price(self, units: int) -> str:

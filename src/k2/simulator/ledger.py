@@ -194,7 +194,6 @@ def _book_entry(data: Mapping[str, Any]) -> BookLedgerEntry:
     return BookLedgerEntry(**values)
 
 
-
 def delivered(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
     """The entries a client could parse once each: no garbled frames, no duplicate copies."""
     return [entry for entry in entries if not entry.garbled and not entry.duplicate]

@@ -4,11 +4,12 @@ subscription sends, a market that steps one trade at a time, and the true book a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
 from k2.exchanges.book import Level, OrderBook, read_level
+from k2.exchanges.booksync import Verdict
 from k2.simulator.book import BookStep, SymbolBook
 from k2.simulator.faults import BookFault, ConnectionFaults, FaultRule
 from k2.simulator.instruments import Instrument
@@ -116,3 +117,27 @@ def _levels(texts: tuple[tuple[str, str], ...]) -> list[Level]:
     levels = [read_level(price, size) for price, size in texts]
     assert all(level is not None for level in levels)
     return [level for level in levels if level is not None]
+
+
+def follow(
+    capture: Capture,
+    send: Callable[[list[BookStep]], Coroutine[Any, Any, Any]],
+    apply: Callable[[str], list[Verdict]],
+    client: Callable[[], OrderBook],
+    *,
+    steps: int,
+    depth: int | None = None,
+) -> list[Verdict]:
+    """Step the market one trade at a time and ``send`` its steps; ``apply`` each frame sent to
+    the client. While no fault has hit, the ``client``'s book must be the simulator's top
+    ``depth`` levels after every step. The verdicts, in order."""
+    verdicts: list[Verdict] = []
+    for _ in range(steps):
+        made = capture.trade()
+        sent = len(capture.frames)
+        run(send(made))
+        for frame in capture.frames[sent:]:
+            verdicts += apply(frame)
+        if not any(entry.fault for entry in capture.entries):
+            assert client_top(client(), depth) == true_top(capture.book, depth)
+    return verdicts

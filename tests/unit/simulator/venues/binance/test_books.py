@@ -9,11 +9,12 @@ from pathlib import Path
 from k2.exchanges.binance.book import BinanceBook, read_snapshot, read_update
 from k2.exchanges.booksync import Outcome, Reason, Verdict
 from k2.exchanges.parse import load_json
+from k2.simulator.book import BookStep
 from k2.simulator.faults import FaultBook, FaultRule
 from k2.simulator.ledger import Ledger, read_book_ledger
 from k2.simulator.venues.binance.books import BinanceDepths, DepthStream, depth_snapshot
 from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
-from tests.unit.simulator.books import Capture, client_top, rebuild, run, true_top
+from tests.unit.simulator.books import Capture, client_top, follow, rebuild, run, true_top
 
 STEPS = 300
 STREAM = "btcusdt@depth@100ms"
@@ -39,18 +40,16 @@ def _snapshot(capture: Capture, faults: FaultBook | None = None) -> str:
 def _follow(
     capture: Capture, depths: BinanceDepths, stream: DepthStream, client: BinanceBook
 ) -> list[Verdict]:
-    """Events of one trade each after the snapshot: the verdict on each."""
-    verdicts = []
-    for _ in range(STEPS):
-        sent = len(capture.frames)
-        _send(capture, depths, stream, 1)
-        for frame in capture.frames[sent:]:
-            update = read_update(load_json(frame))
-            assert not isinstance(update, type(None))
-            verdicts.append(client.apply(update))  # type: ignore[arg-type]
-        if not any(entry.fault for entry in capture.entries):
-            assert client_top(client.book, None) == true_top(capture.book, None)
-    return verdicts
+    """The verdict on each event after the snapshot, one trade a step."""
+
+    async def send(steps: list[BookStep]) -> None:
+        stream.cursor = capture.book.step_end
+        await depths.send_steps(stream, steps, 1_700_000_000_000, wrap=True)
+
+    def apply(frame: str) -> list[Verdict]:
+        return [client.apply(read_update(load_json(frame)))]  # type: ignore[arg-type]
+
+    return follow(capture, send, apply, lambda: client.book, steps=STEPS)
 
 
 def _synced(*rules: FaultRule) -> tuple[Capture, BinanceDepths, DepthStream, BinanceBook]:

@@ -8,10 +8,11 @@ import pytest
 from k2.exchanges.booksync import Outcome, Reason, Verdict
 from k2.exchanges.kraken.book import KrakenBooks, read_v2
 from k2.exchanges.parse import load_json
+from k2.simulator.book import BookStep
 from k2.simulator.faults import FaultRule
 from k2.simulator.venues.kraken.books import KrakenV2Books, depth_error
 from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS, as_kraken
-from tests.unit.simulator.books import Capture, client_top, rebuild, run, true_top
+from tests.unit.simulator.books import Capture, client_top, follow, rebuild, run, true_top
 
 STEPS = 400
 
@@ -29,22 +30,22 @@ def _session(
 
 
 def _follow(capture: Capture, books: KrakenV2Books, symbol: str) -> list[Verdict]:
-    """Step the market one trade at a time; send each step; the verifier's verdict on each
-    message."""
-    client = KrakenBooks(books.symbols[symbol].view.depth)
-    verdicts = [client.apply(read_v2(load_json(capture.frames[0])))[1]]
+    """The verdict on the snapshot and on each update, one trade a step."""
     sub = books.symbols[symbol]
-    for _ in range(STEPS):
-        steps = capture.trade()
+    client = KrakenBooks(sub.view.depth)
+
+    def apply(frame: str) -> list[Verdict]:
+        return [client.apply(read_v2(load_json(frame)))[1]]
+
+    async def send(steps: list[BookStep]) -> None:
         sub.cursor = capture.book.step_end
-        sent = len(capture.frames)
-        run(books.send_steps(sub, steps))
-        for frame in capture.frames[sent:]:
-            verdicts.append(client.apply(read_v2(load_json(frame)))[1])
-        if not any(entry.fault for entry in capture.entries):
-            depth = sub.view.depth
-            assert client_top(client.book(symbol).book, depth) == true_top(capture.book, depth)
-    return verdicts
+        await books.send_steps(sub, steps)
+
+    first = apply(capture.frames[0])
+    book = client.book(symbol)
+    return first + follow(
+        capture, send, apply, lambda: book.book, steps=STEPS, depth=sub.view.depth
+    )
 
 
 @pytest.mark.parametrize(("depth", "index"), [(10, 0), (25, 3), (100, 4)])
