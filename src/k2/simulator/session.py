@@ -18,7 +18,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -104,6 +104,26 @@ class BookSubscription:
     interval_s: float = 0.0
     next_due: float = 0.0
     active: bool = True
+
+
+S = TypeVar("S", bound=BookSubscription)
+
+
+class BookChannel(Generic[S]):
+    """One connection's subscriptions to its venue's book channel, by the name the venue gives
+    them (a symbol, a stream, a topic); a venue's module adds how they are sent."""
+
+    def __init__(self, session: Session, protocol: str) -> None:
+        self.session = session
+        self.protocol = protocol
+        self.subs: dict[str, S] = {}
+
+    def unsubscribe(self, name: str) -> S | None:
+        """Stop the subscription ``name``; it, if there was one."""
+        sub = self.subs.pop(name, None)
+        if sub is not None:
+            sub.active = False
+        return sub
 
 
 @dataclass

@@ -21,7 +21,7 @@ from k2.simulator.book import BookStep, LevelText, SymbolBook
 from k2.simulator.faults import FaultBook
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry, Ledger
-from k2.simulator.session import BookSubscription, Session
+from k2.simulator.session import BookChannel, BookSubscription
 from k2.simulator.venue import now_us
 
 # Stream kinds with their pace in seconds.
@@ -42,18 +42,13 @@ def book_text(instrument: Instrument) -> LevelText:
     return LevelText(instrument, instrument.price_text_decimals, instrument.qty_text_decimals)
 
 
-class BinanceDepths:
-    """The depth streams of one connection."""
-
-    def __init__(self, session: Session, protocol: str) -> None:
-        self.session = session
-        self.protocol = protocol
-        self.streams: dict[str, DepthStream] = {}
+class BinanceDepths(BookChannel[DepthStream]):
+    """The depth streams of one connection, by stream name."""
 
     def add(self, name: str, kind: str, instrument: Instrument) -> None:
         """Start a stream: it sends the changes made from now on."""
         book = self.session.market.book(instrument.symbol)
-        self.streams[name] = DepthStream(
+        self.subs[name] = DepthStream(
             instrument.symbol,
             book.step_end,
             book.view(None),
@@ -61,12 +56,6 @@ class BinanceDepths:
             name=name,
             text=book_text(instrument),
         )
-
-    def remove(self, name: str) -> None:
-        """Stop a stream (if it was one)."""
-        stream = self.streams.pop(name, None)
-        if stream is not None:
-            stream.active = False
 
     async def send_steps(
         self, stream: DepthStream, steps: list[BookStep], event_time: int, wrap: bool

@@ -203,7 +203,7 @@ class BinanceSession(Session):
             self.nudge()
         else:
             for name in names:
-                self.depths.remove(name)
+                self.depths.unsubscribe(name)
                 removed = self.streams.pop(name, None)
                 if removed is not None:
                     removed.active = False
@@ -274,7 +274,7 @@ class BinanceSession(Session):
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
 
     def book_subscriptions(self) -> Iterable[BookSubscription]:
-        return self.depths.streams.values()
+        return self.depths.subs.values()
 
     async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
         assert isinstance(sub, books.DepthStream)

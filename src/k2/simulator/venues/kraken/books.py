@@ -25,7 +25,7 @@ from k2.exchanges.kraken.book import CHECKSUM_LEVELS, DEPTHS, checksum
 from k2.simulator.book import BookStep, BookView, LevelText
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry
-from k2.simulator.session import BookSubscription, Session
+from k2.simulator.session import BookChannel, BookSubscription
 from k2.simulator.venue import now_us
 
 CHANNEL = "book"
@@ -64,18 +64,13 @@ def _levels(texts: list[tuple[str, str]]) -> list[Level]:
     return [Level(Decimal(price), Decimal(size), price, size) for price, size in texts]
 
 
-class KrakenV2Books:
-    """The ``book`` subscriptions of one v2 connection."""
-
-    def __init__(self, session: Session, protocol: str) -> None:
-        self.session = session
-        self.protocol = protocol
-        self.symbols: dict[str, KrakenBookSubscription] = {}
+class KrakenV2Books(BookChannel[KrakenBookSubscription]):
+    """The ``book`` subscriptions of one v2 connection, by v2 symbol."""
 
     def subscribe(self, symbol: str, instrument: Instrument, depth: int) -> None:
         """Start following ``symbol``'s book at ``depth`` (the snapshot is sent separately)."""
         book = self.session.market.book(instrument.symbol)
-        self.symbols[symbol] = KrakenBookSubscription(
+        self.subs[symbol] = KrakenBookSubscription(
             instrument.symbol,
             book.step_end,
             book.view(depth),
@@ -95,13 +90,6 @@ class KrakenV2Books:
         await self.session.emit_book(
             frame, self._entry(sub, "snapshot", sub.snapshot_id, bid_text, ask_text, value, None)
         )
-
-    def unsubscribe(self, symbol: str) -> KrakenBookSubscription | None:
-        """Stop following ``symbol``'s book; its subscription, if there was one."""
-        sub = self.symbols.pop(symbol, None)
-        if sub is not None:
-            sub.active = False
-        return sub
 
     async def send_steps(self, sub: KrakenBookSubscription, steps: list[BookStep]) -> bool:
         """One ``update`` per step that changes what the subscription sees."""

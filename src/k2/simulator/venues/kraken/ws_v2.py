@@ -280,7 +280,7 @@ class KrakenV2Session(Session):
                         )
                     )
                 continue
-            refused = problem or self._symbol_error(symbol, self.books.symbols)
+            refused = problem or self._symbol_error(symbol, self.books.subs)
             if refused is not None or not isinstance(symbol, str):
                 await self.send_control(
                     wire.render_v2_method_error(
@@ -295,7 +295,7 @@ class KrakenV2Session(Session):
                 symbol, snapshot, req_id, time_in, _stamp(), channel=books.CHANNEL, depth=depth
             )
             await self.send_control(ack)
-            sub = self.books.symbols[symbol]
+            sub = self.books.subs[symbol]
             if snapshot:
                 await self.books.send_snapshot(sub)
             sub.active = True
@@ -378,7 +378,7 @@ class KrakenV2Session(Session):
         return self.symbols.values()
 
     def book_subscriptions(self) -> Iterable[BookSubscription]:
-        return self.books.symbols.values()
+        return self.books.subs.values()
 
     async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
         assert isinstance(sub, books.KrakenBookSubscription)
@@ -391,14 +391,14 @@ class KrakenV2Session(Session):
         )
 
     def wakeup_in(self) -> float:
-        if not (self.symbols or self.channels or self.books.symbols):
+        if not (self.symbols or self.channels or self.books.subs):
             return 1.0
         return max(0.0, self.last_traffic + self.ctx.config.heartbeat_s - time.monotonic())
 
     async def on_timer(self) -> bool:
         now = time.monotonic()
         config = self.ctx.config
-        subscribed = bool(self.symbols or self.channels or self.books.symbols)
+        subscribed = bool(self.symbols or self.channels or self.books.subs)
         if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False

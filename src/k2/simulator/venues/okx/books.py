@@ -29,7 +29,7 @@ from k2.simulator.book import BookChange, BookStep, BookView, Levels, LevelText,
 from k2.simulator.faults import FaultBook
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry, Ledger
-from k2.simulator.session import BookSubscription, Session
+from k2.simulator.session import BookChannel, BookSubscription
 from k2.simulator.venue import now_us
 
 DEPTH = 400  # levels a side of the snapshot and of the book a subscription follows
@@ -86,13 +86,8 @@ def wrong(value: int) -> int:
     return changed if changed else 2
 
 
-class OkxPublicBooks:
-    """The ``books`` subscriptions of one public connection."""
-
-    def __init__(self, session: Session, protocol: str) -> None:
-        self.session = session
-        self.protocol = protocol
-        self.subs: dict[str, OkxBookSubscription] = {}
+class OkxPublicBooks(BookChannel[OkxBookSubscription]):
+    """The ``books`` subscriptions of one public connection, by instrument."""
 
     def subscribe(self, instrument: Instrument) -> OkxBookSubscription | None:
         """Follow the instrument's book from now (None when it already is followed); its
@@ -111,12 +106,6 @@ class OkxPublicBooks:
             active=False,
         )
         return sub
-
-    def unsubscribe(self, inst_id: str) -> None:
-        """Stop following an instrument's book (if it was)."""
-        sub = self.subs.pop(inst_id, None)
-        if sub is not None:
-            sub.active = False
 
     async def send_snapshot(self, sub: OkxBookSubscription) -> None:
         """The subscription's snapshot push."""

@@ -24,7 +24,7 @@ def _session(*rules: FaultRule) -> tuple[Capture, BinanceDepths, DepthStream]:
     capture = Capture("binance", BINANCE_INSTRUMENTS[0], *rules)
     depths = BinanceDepths(capture, "binance")  # type: ignore[arg-type]
     depths.add(STREAM, "depth@100ms", BINANCE_INSTRUMENTS[0])
-    return capture, depths, depths.streams[STREAM]
+    return capture, depths, depths.subs[STREAM]
 
 
 def _send(capture: Capture, depths: BinanceDepths, stream: DepthStream, trades: int) -> None:

@@ -25,13 +25,13 @@ def _session(
     books = KrakenV2Books(capture, "kraken-v2")  # type: ignore[arg-type]
     symbol = as_kraken(instrument).v2_symbol
     books.subscribe(symbol, instrument, depth)
-    run(books.send_snapshot(books.symbols[symbol]))
+    run(books.send_snapshot(books.subs[symbol]))
     return capture, books, symbol
 
 
 def _follow(capture: Capture, books: KrakenV2Books, symbol: str) -> list[Verdict]:
     """The verdict on the snapshot and on each update, one trade a step."""
-    sub = books.symbols[symbol]
+    sub = books.subs[symbol]
     client = KrakenBooks(sub.view.depth)
 
     def apply(frame: str) -> list[Verdict]:
