@@ -348,3 +348,9 @@ class LevelText:
         for bid, price, lots in changes:
             (bids if bid else asks).append((self.price(price), size(lots)))
         return bids, asks
+
+
+def printed_text(instrument: Instrument) -> LevelText:
+    """Levels written with the decimals the venue prints its trades with (Binance, Bybit,
+    Coinbase)."""
+    return LevelText(instrument, instrument.price_text_decimals, instrument.qty_text_decimals)

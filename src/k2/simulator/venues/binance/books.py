@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from k2.exchanges.binance import wire
-from k2.simulator.book import BookStep, LevelText, SymbolBook
+from k2.simulator.book import BookStep, LevelText, SymbolBook, printed_text
 from k2.simulator.faults import FaultBook
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry, Ledger
@@ -37,11 +37,6 @@ class DepthStream(BookSubscription):
     text: LevelText
 
 
-def book_text(instrument: Instrument) -> LevelText:
-    """How Binance writes levels: 8 decimals for prices and for quantities."""
-    return LevelText(instrument, instrument.price_text_decimals, instrument.qty_text_decimals)
-
-
 class BinanceDepths(BookChannel[DepthStream]):
     """The depth streams of one connection, by stream name."""
 
@@ -54,7 +49,7 @@ class BinanceDepths(BookChannel[DepthStream]):
             book.view(None),
             DEPTH_KINDS[kind],
             name=name,
-            text=book_text(instrument),
+            text=printed_text(instrument),
         )
 
     async def send_steps(
@@ -109,7 +104,7 @@ def depth_snapshot(
         update_id, bid_levels, ask_levels = book.stale()
     else:
         update_id, bid_levels, ask_levels = book.update_id, book.bids, book.asks
-    text = book_text(book.instrument)
+    text = printed_text(book.instrument)
     bids, asks = text.levels(bid_levels.top(limit)), text.levels(ask_levels.top(limit))
     if ledger.enabled:
         ledger.write(

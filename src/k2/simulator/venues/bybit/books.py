@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from k2.exchanges.bybit import wire
-from k2.simulator.book import BookStep, LevelText
+from k2.simulator.book import BookStep, LevelText, printed_text
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry
 from k2.simulator.session import BookChannel, BookSubscription
@@ -38,11 +38,6 @@ class BybitBookTopic(BookSubscription):
     update_id: int
 
 
-def book_text(instrument: Instrument) -> LevelText:
-    """How Bybit writes the levels: the instrument's printed decimals."""
-    return LevelText(instrument, instrument.price_text_decimals, instrument.qty_text_decimals)
-
-
 class BybitBooks(BookChannel[BybitBookTopic]):
     """The ``orderbook`` topics of one connection, by topic."""
 
@@ -55,7 +50,7 @@ class BybitBooks(BookChannel[BybitBookTopic]):
             book.view(depth, explicit_removals=True),
             PACE_S[depth],
             topic=topic,
-            text=book_text(instrument),
+            text=printed_text(instrument),
             update_id=book.step_end,
             active=False,
         )
