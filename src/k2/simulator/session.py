@@ -242,8 +242,11 @@ class Session:
     async def flush_books(self) -> None:
         """Send each active book subscription's new steps (when its pace allows); one whose
         steps were trimmed from the book's memory drops the connection, as for trades."""
+        subs = list(self.book_subscriptions())
+        if not subs:
+            return  # most connections follow trades only
         books, now = self.market.books, time.monotonic()
-        for sub in list(self.book_subscriptions()):
+        for sub in subs:
             if not sub.active or now < sub.next_due:
                 continue
             book = books[sub.listed]
