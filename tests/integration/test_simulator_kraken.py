@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import websockets
 
 from k2.exchanges.booksync import Outcome, Reason, Verdict
-from k2.exchanges.kraken.book import KrakenBooks, read_v2
+from k2.exchanges.kraken.book import KrakenBooks, read_v1, read_v2
 from k2.exchanges.parse import load_json
 from k2.simulator import FaultRule, Simulator, SimulatorConfig, read_ledger
 from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
@@ -263,3 +264,33 @@ def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None
     assert len(entries) >= wanted and all(entry.fault is None for entry in entries[:wanted])
     assert broken.reason is Reason.CHECKSUM_MISMATCH
     assert any(entry.fault == "bad_checksum" for entry in entries)
+
+
+def test_v1_book_frames_verify_against_kraken_checksums(tmp_path: Path) -> None:
+    """A v1 client subscribed to ``book`` of two pairs at depth 10 gets a ``subscriptionStatus``
+    per pair on channel ``book-10``, then snapshots and a few hundred updates that K2's Kraken
+    verifier checks one by one; unsubscribing is acknowledged."""
+    wanted = 300
+
+    async def main() -> Counter[Outcome]:
+        settings = config(tmp_path, rate=600, kraken_symbols=("XBT/USD", "ETH/USD"))
+        async with Simulator(settings) as sim, websockets.connect(sim.urls.kraken_v1) as ws:
+            subscription = {"name": "book", "depth": 10}
+            request = {"event": "subscribe", "pair": ["XBT/USD", "ETH/USD"]}
+            await ws.send(json.dumps({**request, "subscription": subscription}))
+            books, outcomes = KrakenBooks(), Counter[Outcome]()
+            while outcomes[Outcome.VERIFIED] < wanted:
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict):
+                    assert frame.get("status") != "error", frame
+                    continue
+                outcomes[books.apply(read_v1(frame))[1].outcome] += 1
+            request = {"event": "unsubscribe", "pair": ["XBT/USD"]}
+            await ws.send(json.dumps({**request, "subscription": subscription}))
+            gone = await recv_until(
+                ws, lambda f: isinstance(f, dict) and f.get("status") == "unsubscribed"
+            )
+            assert gone["channelName"] == "book-10"
+        return outcomes
+
+    assert set(run(main, timeout=30)) == {Outcome.VERIFIED}

@@ -31,6 +31,7 @@ V2_URL = "wss://ws.kraken.com/v2"
 REST_URL = "https://api.kraken.com"
 ASSET_PAIRS_PATH = "/0/public/AssetPairs"
 
+V1_BOOK_PREFIX = "book-"  # v1 book channel names carry the depth: "book-10"
 V1_TRADE_FIELDS = ("price", "volume", "time", "side", "order_type", "misc")
 V2_TRADE_FIELDS = ("symbol", "side", "price", "qty", "ord_type", "trade_id", "timestamp")
 V2_DECIMAL_FIELDS = frozenset({"price", "qty"})
@@ -158,38 +159,78 @@ def render_v1_system_status(
     return _dumps({**message, "status": status, "version": version})
 
 
+def _v1_subscription(depth: int | None) -> tuple[str, dict[str, object]]:
+    """The channel name and the ``subscription`` of a v1 ack: ``trade``, or ``book-<depth>``."""
+    if depth is None:
+        return "trade", {"name": "trade"}
+    return f"{V1_BOOK_PREFIX}{depth}", {"depth": depth, "name": "book"}
+
+
 def render_v1_subscription_status(
     pair: str,
     channel_id: int,
     status: V1SubscriptionStatus = "subscribed",
     reqid: int | None = None,
+    depth: int | None = None,
 ) -> str:
-    """v1 per-pair ``subscriptionStatus`` ack for the ``trade`` channel."""
+    """v1 per-pair ``subscriptionStatus`` ack for the ``trade`` channel (for ``book`` with its
+    ``depth`` when one is given)."""
+    channel, subscription = _v1_subscription(depth)
     message: dict[str, object] = {
         "channelID": channel_id,
-        "channelName": "trade",
+        "channelName": channel,
         "event": "subscriptionStatus",
         "pair": pair,
         "status": status,
-        "subscription": {"name": "trade"},
+        "subscription": subscription,
     }
     if reqid is not None:
         message["reqid"] = reqid
     return _dumps(message)
 
 
-def render_v1_subscription_error(pair: str, error_message: str, reqid: int | None = None) -> str:
-    """v1 rejected subscription, e.g. ``error_message="Currency pair not supported LSK/XBT"``."""
+def render_v1_subscription_error(
+    pair: str, error_message: str, reqid: int | None = None, depth: int | None = None
+) -> str:
+    """v1 rejected subscription, e.g. ``error_message="Currency pair not supported LSK/XBT"``
+    (of ``book`` when a ``depth`` is given)."""
     message: dict[str, object] = {
         "errorMessage": error_message,
         "event": "subscriptionStatus",
         "pair": pair,
         "status": "error",
-        "subscription": {"name": "trade"},
+        "subscription": _v1_subscription(depth)[1],
     }
     if reqid is not None:
         message["reqid"] = reqid
     return _dumps(message)
+
+
+def render_v1_book(
+    channel_id: int,
+    pair: str,
+    depth: int,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    time: str,
+    checksum: int | None,
+) -> str:
+    """A v1 ``book-<depth>`` frame, levels ``[price, volume, time]`` as strings: the snapshot
+    (``checksum`` None) ``[id,{"as":[...],"bs":[...]},name,pair]``, or an update with its
+    checksum in the last object: ``{"a":[...],"c":"..."}``, ``{"b":[...],"c":"..."}``, or both
+    sides as two objects."""
+    name = f"{V1_BOOK_PREFIX}{depth}"
+    asks_rows = [[price, volume, time] for price, volume in asks]
+    bids_rows = [[price, volume, time] for price, volume in bids]
+    if checksum is None:
+        return _dumps([channel_id, {"as": asks_rows, "bs": bids_rows}, name, pair])
+    bodies: list[dict[str, object]] = []
+    if asks_rows:
+        bodies.append({"a": asks_rows})
+    if bids_rows or not bodies:
+        bodies.append({"b": bids_rows})
+    bodies[-1]["c"] = str(checksum)
+    return _dumps([channel_id, *bodies, name, pair], sort_keys=False)
 
 
 def render_v1_error(error_message: str, reqid: int | None = None) -> str:

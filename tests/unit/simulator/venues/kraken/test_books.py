@@ -3,14 +3,17 @@ and rebuilds the simulator's book at every step, and each book fault is caught f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from k2.exchanges.booksync import Outcome, Reason, Verdict
-from k2.exchanges.kraken.book import KrakenBooks, read_v2
+from k2.exchanges.booksync import BookMalformed, Outcome, Reason, Verdict
+from k2.exchanges.kraken.book import KrakenBookMessage, read_v1, read_v2
+from k2.exchanges.kraken.book import KrakenBooks as ClientBooks
 from k2.exchanges.parse import load_json
 from k2.simulator.book import BookStep
 from k2.simulator.faults import FaultRule
-from k2.simulator.venues.kraken.books import KrakenV2Books, depth_error
+from k2.simulator.venues.kraken.books import KrakenBooks, KrakenV1Books, KrakenV2Books, depth_error
 from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS, as_kraken
 from tests.unit.simulator.books import Capture, client_top, follow, rebuild, run, true_top
 
@@ -29,13 +32,19 @@ def _session(
     return capture, books, symbol
 
 
-def _follow(capture: Capture, books: KrakenV2Books, symbol: str) -> list[Verdict]:
-    """The verdict on the snapshot and on each update, one trade a step."""
+def _follow(
+    capture: Capture,
+    books: KrakenBooks,
+    symbol: str,
+    read: Callable[[object], KrakenBookMessage | BookMalformed] = read_v2,
+) -> list[Verdict]:
+    """The verdict on the snapshot and on each update, one trade a step (v2 frames unless
+    ``read`` says otherwise)."""
     sub = books.subs[symbol]
-    client = KrakenBooks(sub.view.depth)
+    client = ClientBooks(sub.view.depth)
 
     def apply(frame: str) -> list[Verdict]:
-        return [client.apply(read_v2(load_json(frame)))[1]]
+        return [client.apply(read(load_json(frame)))[1]]
 
     async def send(steps: list[BookStep]) -> None:
         sub.cursor = capture.book.step_end
@@ -43,9 +52,8 @@ def _follow(capture: Capture, books: KrakenV2Books, symbol: str) -> list[Verdict
 
     first = apply(capture.frames[0])
     book = client.book(symbol)
-    return first + follow(
-        capture, send, apply, lambda: book.book, steps=STEPS, depth=sub.view.depth
-    )
+    depth = sub.view.depth
+    return first + follow(capture, send, apply, lambda: book.book, steps=STEPS, depth=depth)
 
 
 @pytest.mark.parametrize(("depth", "index"), [(10, 0), (25, 3), (100, 4)])
@@ -102,3 +110,33 @@ def test_only_kraken_depths_are_accepted() -> None:
     assert depth_error(10) is None and depth_error(1000) is None
     assert "10, 25, 100, 500, 1000" in (depth_error(11) or "")
     assert depth_error(True) is not None
+
+
+def _v1_session(*rules: FaultRule) -> tuple[Capture, KrakenV1Books, str]:
+    instrument = KRAKEN_INSTRUMENTS[0]
+    capture = Capture("kraken", instrument, *rules)
+    books = KrakenV1Books(capture, "kraken-v1")  # type: ignore[arg-type]
+    run(books.send_snapshot(books.subscribe(instrument.symbol, instrument, 25, 102)))
+    return capture, books, instrument.symbol
+
+
+def test_v1_frames_verify_and_carry_the_depth_in_their_channel() -> None:
+    """v1's snapshot (no checksum) and every update (checksum in the last object) verify, name
+    the channel ``book-25``, and rebuild the simulator's book; its levels are v1's padded
+    strings with a time."""
+    capture, books, pair = _v1_session()
+    verdicts = _follow(capture, books, pair, read_v1)
+    assert all(verdict.outcome is Outcome.VERIFIED for verdict in verdicts)
+    frames = [load_json(frame) for frame in capture.frames]
+    assert {frame[-2] for frame in frames} == {"book-25"}
+    assert set(frames[0][1]) == {"as", "bs"} and all("c" in frame[-3] for frame in frames[1:])
+    price, volume, _ = frames[0][1]["as"][0]
+    assert len(price.partition(".")[2]) == 5 and len(volume.partition(".")[2]) == 8
+
+
+def test_v1_dropped_update_breaks_the_next_checksum() -> None:
+    """A dropped v1 update shows as a checksum mismatch at the next one."""
+    capture, books, pair = _v1_session(FaultRule(book_drop_every=10))
+    verdicts = _follow(capture, books, pair, read_v1)
+    assert verdicts[10].reason is Reason.CHECKSUM_MISMATCH
+    assert all(verdict.verified for verdict in verdicts[:10])
