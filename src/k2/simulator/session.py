@@ -206,7 +206,8 @@ class Session:
         return 1.0
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "protocol": self.protocol}
+        books = sorted({sub.listed for sub in self.book_subscriptions()})
+        return {"name": self.name, "protocol": self.protocol, "books": books}
 
     def request_shutdown(self, grace_s: float | None = None) -> bool:
         """Announce that the exchange will close this connection (Binance ``serverShutdown``)
