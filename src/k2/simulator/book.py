@@ -35,9 +35,9 @@ from k2.simulator.market import SimTrade, size_tables, units_formatter
 
 LEVELS = 200  # levels a side the book holds about
 WARMUP_STEPS = 64  # steps taken before the first client sees the book
-# Steps kept for lagging subscriptions and stale snapshots: a subscription paced at 1 s
-# (Binance @depth) falls behind it only past 16,384 trades a second of one symbol.
-STEP_RETENTION = 16_384
+# Steps kept for lagging subscriptions and stale snapshots (about 0.7 kB each): a subscription
+# paced at 1 s (Binance @depth) falls behind them only past 4,096 trades a second of one symbol.
+STEP_RETENTION = 4096
 
 
 class BookChange(NamedTuple):
