@@ -7,11 +7,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import websockets
 
+from k2.exchanges.book import Level, OrderBook
 from k2.exchanges.booksync import Outcome, Reason, Verdict
 from k2.exchanges.kraken.book import KrakenBooks, read_v1, read_v2
 from k2.exchanges.parse import load_json
@@ -233,11 +235,12 @@ def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
 
 def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None:
     """A v2 client subscribed to ``book`` at depth 25 gets the ack, a snapshot and a few hundred
-    updates that K2's Kraken verifier checks one by one (each checksum matches its book), and
-    the ledger holds each message the client received; an injected wrong checksum is caught."""
+    updates that K2's Kraken verifier checks one by one (each checksum matches its book); the
+    ledger's lines rebuild the book the client held, and an injected wrong checksum is
+    caught."""
     wanted = 300
 
-    async def main() -> tuple[list[Verdict], list[BookLedgerEntry], Verdict]:
+    async def main() -> tuple[list[Verdict], list[BookLedgerEntry], Verdict, OrderBook]:
         settings = config(tmp_path, rate=600, kraken_symbols=("XBT/USD",))
         async with Simulator(settings) as sim, websockets.connect(sim.urls.kraken_v2) as ws:
             request = {"channel": "book", "symbol": ["BTC/USD"], "depth": 25}
@@ -249,6 +252,8 @@ def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None
                 frame = load_json(await asyncio.wait_for(ws.recv(), 5))
                 if isinstance(frame, dict) and frame.get("channel") == "book":
                     verdicts.append(books.apply(read_v2(frame))[1])
+            held = OrderBook(25)  # what the client holds after the messages it verified
+            held.replace(*books.book("BTC/USD").book.top(25))
             sim.add_fault(FaultRule(protocol="kraken-v2", book_checksum_every=1))
             broken = verdicts[-1]
             while broken.verified:  # updates already on their way come first
@@ -256,10 +261,18 @@ def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None
                 if isinstance(frame, dict) and frame.get("channel") == "book":
                     _, broken = books.apply(read_v2(frame))
         assert sim.ledger_path is not None
-        return verdicts, read_book_ledger(sim.ledger_path), broken
+        return verdicts, read_book_ledger(sim.ledger_path), broken, held
 
-    verdicts, entries, broken = run(main, timeout=30)
+    verdicts, entries, broken, held = run(main, timeout=30)
     assert all(verdict.outcome is Outcome.VERIFIED for verdict in verdicts)
+    rebuilt = OrderBook(25)  # the ledger's lines up to the last of those messages
+    for entry in entries[:wanted]:
+        bids, asks = _levels(entry.bids), _levels(entry.asks)
+        if entry.type == "snapshot":
+            rebuilt.replace(bids, asks)
+        else:
+            rebuilt.update(bids, asks)
+    assert rebuilt.top(25) == held.top(25)
     assert [entry.type for entry in entries[:2]] == ["snapshot", "update"]
     assert len(entries) >= wanted and all(entry.fault is None for entry in entries[:wanted])
     assert broken.reason is Reason.CHECKSUM_MISMATCH
@@ -294,3 +307,8 @@ def test_v1_book_frames_verify_against_kraken_checksums(tmp_path: Path) -> None:
         return outcomes
 
     assert set(run(main, timeout=30)) == {Outcome.VERIFIED}
+
+
+def _levels(texts: tuple[tuple[str, str], ...]) -> list[Level]:
+    """Ledger levels as book levels."""
+    return [Level(Decimal(price), Decimal(size), price, size) for price, size in texts]
