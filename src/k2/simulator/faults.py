@@ -19,9 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+import structlog
+
 from k2.errors import ConfigError
 from k2.simulator.venues import connection_protocols
 
+log = structlog.get_logger("k2.simulator")
 StallMode = Literal["heartbeats", "silent"]
 # What a book fault does to one book update of a connection (see FaultRule).
 BookFault = Literal["dropped", "bad_checksum", "sequence_jump"]
@@ -251,6 +254,7 @@ class FaultBook:
             if entry[0].matches(exchange) and entry[1] > 0:
                 entry[1] -= 1
                 self._stale = [item for item in self._stale if item[1] > 0]
+                log.info("sim_stale_snapshot_served", exchange=exchange, left=entry[1])
                 return True
         return False
 

@@ -175,6 +175,9 @@ class VenueMarket:
                 center = (low + units_of(instrument.high, instrument.price_decimals)) // 2
             found = SymbolBook(instrument, self.seed, max(center, 1), now_us(), _BOOK_ID_BASE)
             self.books[symbol] = found
+            log.info(
+                "sim_book_created", exchange=self.exchange, symbol=symbol, update_id=found.update_id
+            )
         return found
 
     def set_loss(self, every: int, symbols: Iterable[str] | None = None) -> None:
