@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,11 @@ import aiohttp
 import pytest
 import websockets
 
-from k2.simulator import Simulator, read_ledger
+from k2.exchanges.binance.book import BinanceBooks, DepthSnapshot, read_snapshot, read_update
+from k2.exchanges.booksync import Outcome, Reason, Verdict
+from k2.exchanges.parse import load_json
+from k2.simulator import FaultRule, Simulator, read_ledger
+from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
 from tests.simulated import closed_within, collect, run_scenario, simulator_configs
 
 config = simulator_configs(
@@ -235,3 +241,50 @@ def test_a_bare_raw_connection_subscribes_with_subscribe_messages(
     trades = frames[1:]
     assert trades and all(t["e"] == "trade" and t["s"] == "BTCUSDT" for t in trades)
     assert [t["t"] for t in trades] == list(range(trades[0]["t"], trades[0]["t"] + len(trades)))
+
+
+def test_depth_streams_chain_onto_rest_snapshots_as_binance_documents(tmp_path: Path) -> None:
+    """A client following Binance's procedure (buffer the diff depth events, fetch
+    ``/api/v3/depth``, place the buffer on it) verifies a few hundred ``@depth@100ms`` events
+    of six symbols with K2's Binance verifier; a stale snapshot is refused as too old and the
+    next one places the same buffer."""
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "DOGEUSDT", "ADAUSDT")
+    wanted = 300
+
+    async def main() -> tuple[Counter[Outcome], list[Verdict], list[BookLedgerEntry]]:
+        settings = config(tmp_path, rate=900, skew=0.0, binance_symbols=symbols)
+        async with Simulator(settings) as sim:
+            streams = "/".join(f"{symbol.lower()}@depth@100ms" for symbol in symbols)
+            books, outcomes = BinanceBooks(), Counter[Outcome]()
+            sim.add_fault(FaultRule(protocol="binance", stale_snapshots=1))
+            url = f"{sim.urls.binance_ws}/stream?streams={streams}"
+            async with websockets.connect(url) as ws, aiohttp.ClientSession() as http:
+                while not all(books.book(symbol).buffer for symbol in symbols):
+                    books.apply(read_update(load_json(await asyncio.wait_for(ws.recv(), 5))))
+                snapshots = []
+                for symbol in symbols:
+                    for _ in range(2):  # the first may be the stale one
+                        path = f"{sim.urls.binance_rest}/api/v3/depth"
+                        params = {"symbol": symbol, "limit": "1000"}
+                        async with http.get(path, params=params) as response:
+                            snapshot = read_snapshot(load_json(await response.text()))
+                        assert isinstance(snapshot, DepthSnapshot)
+                        placed = books.book(symbol).apply_snapshot(snapshot)
+                        snapshots.append(placed[0])
+                        if placed[0].verified:
+                            break
+                while outcomes[Outcome.VERIFIED] < wanted:
+                    frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                    outcomes[books.apply(read_update(frame))[1].outcome] += 1
+        assert sim.ledger_path is not None
+        return outcomes, snapshots, read_book_ledger(sim.ledger_path)
+
+    outcomes, snapshots, entries = run_scenario(main, timeout=30)
+    assert set(outcomes) <= {Outcome.VERIFIED, Outcome.IGNORED}
+    assert [verdict.reason for verdict in snapshots if not verdict.verified] == [
+        Reason.SNAPSHOT_TOO_OLD
+    ]
+    assert sum(verdict.verified for verdict in snapshots) == len(symbols)
+    rest = [entry for entry in entries if entry.connection == "rest"]
+    assert [entry.fault for entry in rest].count("stale_snapshot") == 1
+    assert len(entries) - len(rest) >= 300

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ import pytest
 
 from k2.errors import SubscriptionRejectedError, UnknownSymbolError
 from k2.exchanges.base import ControlKind, Gap, Malformed
+from k2.exchanges.booksync import Outcome, Reason, Verdict
 from k2.exchanges.bybit import wire
+from k2.exchanges.bybit.book import BybitBooks, read_message
 from k2.exchanges.bybit.client import BybitFeedClient, BybitFeedOptions
+from k2.exchanges.parse import load_json
 from k2.simulator.faults import FaultRule
-from k2.simulator.ledger import read_ledger
+from k2.simulator.ledger import read_book_ledger, read_ledger
 from k2.simulator.server import Simulator
 from tests.simulated import simulator_configs
 
@@ -288,5 +292,39 @@ def test_every_symbol_is_subscribed_within_bybit_s_limits(tmp_path: Path) -> Non
             args = json.dumps(session.describe()["subscriptions"])
             assert len(args) <= wire.MAX_ARGS_CHARS
         assert set(feed.trades()) <= listed
+
+    run(scenario)
+
+
+def test_orderbook_topics_verify_by_update_id(tmp_path: Path) -> None:
+    """A client subscribed to ``orderbook.50`` and ``orderbook.1`` topics of two symbols
+    verifies a few hundred messages with K2's Bybit verifier (a snapshot, then each ``u`` one
+    above the one before), and sees a jumped ``u`` as a gap."""
+    wanted = 300
+    topics = [wire.book_topic(50, "BTCUSDT"), wire.book_topic(1, "ETHUSDT")]
+
+    async def scenario() -> None:
+        async with (
+            Simulator(sim_config(tmp_path, rate=600)) as sim,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(sim.urls.bybit_spot) as ws,
+        ):
+            ack = await _answer(ws, {"op": "subscribe", "args": topics})
+            assert ack["success"] is True
+            books, outcomes = BybitBooks(), Counter[Outcome]()
+            while outcomes[Outcome.VERIFIED] < wanted:
+                message = load_json(await ws.receive_str(timeout=5))
+                outcomes[books.apply(read_message(message))[1].outcome] += 1
+            assert set(outcomes) == {Outcome.VERIFIED}
+            sim.add_fault(FaultRule(protocol="bybit", book_jump_every=3))
+            broken = Verdict(Outcome.VERIFIED)
+            while broken.verified:  # messages already on their way come first
+                message = load_json(await ws.receive_str(timeout=5))
+                broken = books.apply(read_message(message))[1]
+            assert broken.reason is Reason.SEQUENCE_GAP
+        assert sim.ledger_path is not None
+        entries = read_book_ledger(sim.ledger_path)
+        assert {entry.symbol for entry in entries} == {"BTCUSDT", "ETHUSDT"}
+        assert any(entry.fault == "sequence_jump" for entry in entries)
 
     run(scenario)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,10 @@ import aiohttp
 import ccxt.pro
 import websockets
 
-from k2.simulator import Simulator, read_ledger
+from k2.exchanges.booksync import Outcome, Reason, Verdict
+from k2.exchanges.coinbase.book import CoinbaseBooks, read_l2, read_sequence
+from k2.exchanges.parse import load_json
+from k2.simulator import FaultRule, Simulator, read_ledger
 from k2.simulator.ledger import LedgerEntry
 from tests.simulated import collect, run_scenario, simulator_configs
 
@@ -250,3 +254,42 @@ def test_ccxt_watch_trades_pointed_at_the_simulator_receives_its_trades(tmp_path
         assert trade["price"] == float(str(fields["price"]))
         assert trade["amount"] == float(str(fields["size"]))
         assert trade["datetime"][:23] == str(fields["time"])[:23]
+
+
+def test_level2_books_verify_by_the_connection_sequence(tmp_path: Path) -> None:
+    """A client subscribed to ``level2`` of two products, ``market_trades`` and ``heartbeats``
+    verifies a few hundred book events with K2's Coinbase verifier (one ``sequence_num`` counter
+    for every channel of the connection), and sees a dropped book message as a gap that
+    unverifies every book."""
+    wanted = 300
+    products = ["BTC-USD", "ETH-USD"]
+
+    async def main() -> tuple[Counter[Outcome], list[Verdict]]:
+        settings = config(tmp_path, rate=600, heartbeat_s=0.2)
+        async with Simulator(settings) as sim, websockets.connect(sim.urls.coinbase_ws) as ws:
+            for channel in ("level2", "market_trades", "heartbeats"):
+                request = {"type": "subscribe", "channel": channel, "product_ids": products}
+                await ws.send(json.dumps(request))
+            books, outcomes = CoinbaseBooks(), Counter[Outcome]()
+            while outcomes[Outcome.VERIFIED] < wanted:
+                message = load_json(await asyncio.wait_for(ws.recv(), 5))
+                outcomes.update(verdict.outcome for verdict in _observe(books, message))
+            sim.add_fault(FaultRule(protocol="coinbase", book_drop_every=1))
+            broken: list[Verdict] = []
+            while not any(verdict.reason is Reason.SEQUENCE_GAP for verdict in broken):
+                message = load_json(await asyncio.wait_for(ws.recv(), 5))
+                broken = _observe(books, message)
+        return outcomes, broken
+
+    outcomes, broken = run_scenario(main, timeout=30)
+    assert set(outcomes) == {Outcome.VERIFIED}
+    gaps = [verdict for verdict in broken if verdict.reason is Reason.SEQUENCE_GAP]
+    assert len(gaps) == 2  # both products' books, whichever message was lost
+
+
+def _observe(books: CoinbaseBooks, message: Any) -> list[Verdict]:
+    """The verdicts a message of any channel gives (only ``l2_data`` applies levels)."""
+    if isinstance(message, dict) and message.get("channel") == "l2_data":
+        return [verdict for _, verdict in books.apply(read_l2(message))]
+    sequence = read_sequence(message)
+    return [] if sequence is None else [verdict for _, verdict in books.observe(sequence)]

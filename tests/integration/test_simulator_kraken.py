@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import websockets
 
-from k2.simulator import Simulator, read_ledger
+from k2.exchanges.book import Level, OrderBook
+from k2.exchanges.booksync import Outcome, Reason, Verdict
+from k2.exchanges.kraken.book import KrakenBooks, read_v1, read_v2
+from k2.exchanges.parse import load_json
+from k2.simulator import FaultRule, Simulator, read_ledger
+from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
 from tests.simulated import run_scenario, simulator_configs
 
 Frame = Any
@@ -229,3 +236,84 @@ def test_replayed_recording_is_sent_exactly_as_recorded(tmp_path: Path) -> None:
         ["354.04000000", "0.28245396", "1618678150.826417", "s", "m", ""],
         ["353.81000000", "1.71754604", "1618678150.827816", "s", "m", ""],
     ]
+
+
+def test_v2_book_updates_verify_against_kraken_checksums(tmp_path: Path) -> None:
+    """A v2 client subscribed to ``book`` at depth 25 gets the ack, a snapshot and a few hundred
+    updates that K2's Kraken verifier checks one by one (each checksum matches its book); the
+    ledger's lines rebuild the book the client held, and an injected wrong checksum is
+    caught."""
+    wanted = 300
+
+    async def main() -> tuple[list[Verdict], list[BookLedgerEntry], Verdict, OrderBook]:
+        settings = config(tmp_path, rate=600, kraken_symbols=("XBT/USD",))
+        async with Simulator(settings) as sim, websockets.connect(sim.urls.kraken_v2) as ws:
+            request = {"channel": "book", "symbol": ["BTC/USD"], "depth": 25}
+            await ws.send(json.dumps({"method": "subscribe", "params": request}))
+            ack = await recv_until(ws, lambda f: f.get("method") == "subscribe")
+            assert ack["success"] and ack["result"]["depth"] == 25
+            books, verdicts = KrakenBooks(25), []
+            while len(verdicts) < wanted:
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict) and frame.get("channel") == "book":
+                    verdicts.append(books.apply(read_v2(frame))[1])
+            held = OrderBook(25)  # what the client holds after the messages it verified
+            held.replace(*books.book("BTC/USD").book.top(25))
+            sim.add_fault(FaultRule(protocol="kraken-v2", book_checksum_every=1))
+            broken = verdicts[-1]
+            while broken.verified:  # updates already on their way come first
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict) and frame.get("channel") == "book":
+                    _, broken = books.apply(read_v2(frame))
+        assert sim.ledger_path is not None
+        return verdicts, read_book_ledger(sim.ledger_path), broken, held
+
+    verdicts, entries, broken, held = run_scenario(main, timeout=30)
+    assert all(verdict.outcome is Outcome.VERIFIED for verdict in verdicts)
+    rebuilt = OrderBook(25)  # the ledger's lines up to the last of those messages
+    for entry in entries[:wanted]:
+        bids, asks = _levels(entry.bids), _levels(entry.asks)
+        if entry.type == "snapshot":
+            rebuilt.replace(bids, asks)
+        else:
+            rebuilt.update(bids, asks)
+    assert rebuilt.top(25) == held.top(25)
+    assert [entry.type for entry in entries[:2]] == ["snapshot", "update"]
+    assert len(entries) >= wanted and all(entry.fault is None for entry in entries[:wanted])
+    assert broken.reason is Reason.CHECKSUM_MISMATCH
+    assert any(entry.fault == "bad_checksum" for entry in entries)
+
+
+def test_v1_book_frames_verify_against_kraken_checksums(tmp_path: Path) -> None:
+    """A v1 client subscribed to ``book`` of two pairs at depth 10 gets a ``subscriptionStatus``
+    per pair on channel ``book-10``, then snapshots and a few hundred updates that K2's Kraken
+    verifier checks one by one; unsubscribing is acknowledged."""
+    wanted = 300
+
+    async def main() -> Counter[Outcome]:
+        settings = config(tmp_path, rate=600, kraken_symbols=("XBT/USD", "ETH/USD"))
+        async with Simulator(settings) as sim, websockets.connect(sim.urls.kraken_v1) as ws:
+            subscription = {"name": "book", "depth": 10}
+            request = {"event": "subscribe", "pair": ["XBT/USD", "ETH/USD"]}
+            await ws.send(json.dumps({**request, "subscription": subscription}))
+            books, outcomes = KrakenBooks(), Counter[Outcome]()
+            while outcomes[Outcome.VERIFIED] < wanted:
+                frame = load_json(await asyncio.wait_for(ws.recv(), 5))
+                if isinstance(frame, dict):
+                    assert frame.get("status") != "error", frame
+                    continue
+                outcomes[books.apply(read_v1(frame))[1].outcome] += 1
+            request = {"event": "unsubscribe", "pair": ["XBT/USD"]}
+            await ws.send(json.dumps({**request, "subscription": subscription}))
+            gone = await recv_until(
+                ws, lambda f: isinstance(f, dict) and f.get("status") == "unsubscribed"
+            )
+            assert gone["channelName"] == "book-10"
+        return outcomes
+
+    assert set(run_scenario(main, timeout=30)) == {Outcome.VERIFIED}
+
+
+def _levels(texts: tuple[tuple[str, str], ...]) -> list[Level]:
+    """Ledger levels as book levels."""
+    return [Level(Decimal(price), Decimal(size), price, size) for price, size in texts]

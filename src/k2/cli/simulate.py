@@ -109,6 +109,19 @@ from k2.simulator.venues import fault_protocols, sections
     multiple=True,
     help="Refuse subscriptions to this symbol (as the protocol spells it); repeatable.",
 )
+@click.option("--book-drop-every", type=int, help="Leave out every N-th book update.")
+@click.option(
+    "--book-checksum-every", type=int, help="Send a wrong checksum with every N-th book update."
+)
+@click.option(
+    "--book-jump-every", type=int, help="Let the sequence of every N-th book update jump."
+)
+@click.option(
+    "--stale-book-snapshots",
+    "stale_snapshots",
+    type=int,
+    help="Serve the next N REST book snapshots stale (the oldest state the venue knows).",
+)
 @click.option(
     "--lose-every",
     type=int,

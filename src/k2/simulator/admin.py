@@ -1,7 +1,7 @@
 """The control endpoints under ``/_sim``: inspect the simulator and inject faults while it runs.
 
-- ``GET /_sim/status``: open connections, per-symbol history heads, pending fault rules, ledger
-  count;
+- ``GET /_sim/status``: open connections, per-symbol history heads, the order books clients
+  asked for (update id and step count), pending fault rules, ledger count;
 - ``POST /_sim/faults`` with a :class:`~k2.simulator.faults.FaultRule` as JSON (e.g.
   ``{"protocol": "kraken-v2", "connections": 1, "stall": "heartbeats"}``): applied to open
   connections first, then to new ones; answers the connections it reached;
@@ -57,10 +57,18 @@ def status(sim: Simulator) -> dict[str, Any]:
         }
         for exchange, market in sim.ctx.markets.items()
     }
+    books = {
+        exchange: {
+            symbol: {"update_id": book.update_id, "steps": book.step_end}
+            for symbol, book in market.books.items()
+        }
+        for exchange, market in sim.ctx.markets.items()
+    }
     return {
         "urls": sim.urls.as_dict(),
         "connections": [session.describe() for session in sim.sessions()],
         "markets": heads,
+        "books": books,
         "pending_faults": sim.ctx.faults.pending(),
         "ledger": {
             "path": None if sim.ledger_path is None else str(sim.ledger_path),

@@ -19,10 +19,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+import structlog
+
 from k2.errors import ConfigError
 from k2.simulator.venues import connection_protocols
 
+log = structlog.get_logger("k2.simulator")
 StallMode = Literal["heartbeats", "silent"]
+# What a book fault does to one book update of a connection (see FaultRule).
+BookFault = Literal["dropped", "bad_checksum", "sequence_jump"]
+_EVERY = (
+    "garble_every",
+    "duplicate_every",
+    "book_drop_every",
+    "book_checksum_every",
+    "book_jump_every",
+    "stale_snapshots",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +50,16 @@ class FaultRule:
     - ``garble_every``/``duplicate_every``: corrupt / send twice every n-th trade frame;
     - ``reject_symbols``: refuse subscriptions to these symbols (as the protocol spells them):
       Kraken answers its error status (``Currency pair not supported <PAIR>``); Binance, which
-      never refuses a well-formed stream, treats the symbol as unknown: accepted, and silent.
+      never refuses a well-formed stream, treats the symbol as unknown: accepted, and silent;
+    - ``book_drop_every``: leave out every n-th book update of the connection (its changes are
+      lost to the client; the sequence of the next one shows the hole where the venue has one);
+    - ``book_checksum_every``: send a wrong checksum with every n-th book update (venues with a
+      checksum: Kraken, OKX);
+    - ``book_jump_every``: let the sequence of every n-th book update jump by one, with no change
+      missing (venues with a sequence: Binance, OKX, Bybit);
+    - ``stale_snapshots``: the next n REST book snapshots of the exchange (Binance depth) are the
+      oldest state the venue still knows, not the current one. A venue fault, not a connection's:
+      ``connections`` does not apply to it.
     """
 
     protocol: str | None = None
@@ -50,6 +72,10 @@ class FaultRule:
     garble_every: int | None = None
     duplicate_every: int | None = None
     reject_symbols: tuple[str, ...] = ()
+    book_drop_every: int | None = None
+    book_checksum_every: int | None = None
+    book_jump_every: int | None = None
+    stale_snapshots: int | None = None
 
     def matches(self, protocol: str) -> bool:
         return self.protocol is None or protocol.startswith(self.protocol)
@@ -74,7 +100,7 @@ class FaultRule:
             raise ConfigError(f"unknown protocol {self.protocol!r}; known: {list(known)}")
         if self.stall not in (None, "heartbeats", "silent"):
             raise ConfigError(f"stall must be heartbeats or silent, not {self.stall!r}")
-        for name in ("garble_every", "duplicate_every"):
+        for name in _EVERY:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -98,7 +124,27 @@ class ConnectionFaults:
 
     trades_sent: int = 0
     trade_frames: int = 0
+    book_updates: int = 0
     active: list[_Active] = field(default_factory=list)
+
+    def on_book_update(self) -> BookFault | None:
+        """Count one book update; the fault to apply to it, if any (a drop wins over a wrong
+        checksum, which wins over a jump)."""
+        self.book_updates += 1
+        count = self.book_updates
+        found: set[BookFault] = set()
+        for item in self.active:
+            rule = item.rule
+            if rule.book_drop_every and count % rule.book_drop_every == 0:
+                found.add("dropped")
+            if rule.book_checksum_every and count % rule.book_checksum_every == 0:
+                found.add("bad_checksum")
+            if rule.book_jump_every and count % rule.book_jump_every == 0:
+                found.add("sequence_jump")
+        for fault in ("dropped", "bad_checksum", "sequence_jump"):
+            if fault in found:
+                return fault
+        return None
 
     def add(self, rule: FaultRule) -> None:
         self.active.append(_Active(rule, self.trades_sent, time.monotonic()))
@@ -189,12 +235,32 @@ class FaultBook:
 
     def __init__(self, rules: tuple[FaultRule, ...] = ()) -> None:
         self._rules: list[list[Any]] = [[rule, rule.connections] for rule in rules]
+        self._stale: list[list[Any]] = []  # [rule, REST book snapshots left to serve stale]
+        for rule in rules:
+            self.add_venue_faults(rule)
 
     def add(self, rule: FaultRule) -> None:
         self._rules.append([rule, rule.connections])
 
+    def add_venue_faults(self, rule: FaultRule) -> None:
+        """Take the part of ``rule`` that is the venue's, not a connection's (stale
+        snapshots)."""
+        if rule.stale_snapshots:
+            self._stale.append([rule, rule.stale_snapshots])
+
+    def take_stale_snapshot(self, exchange: str) -> bool:
+        """True when the next REST book snapshot of ``exchange`` must be stale (one is used)."""
+        for entry in self._stale:
+            if entry[0].matches(exchange) and entry[1] > 0:
+                entry[1] -= 1
+                self._stale = [item for item in self._stale if item[1] > 0]
+                log.info("sim_stale_snapshot_served", exchange=exchange, left=entry[1])
+                return True
+        return False
+
     def clear(self) -> None:
         self._rules.clear()
+        self._stale.clear()
 
     def claim(self, protocol: str) -> list[FaultRule]:
         """The rules a new (or existing) connection of ``protocol`` takes, using their quota."""

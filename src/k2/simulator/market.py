@@ -132,6 +132,11 @@ class SymbolGenerator:
         self._agg_lots = 0
         self._price_texts: dict[int, str] = {}
 
+    @property
+    def price(self) -> int:
+        """The price of the walk now, in ticks (the next order moves it)."""
+        return self._price
+
     def generate(self, count: int, now_us: int) -> tuple[list[SimTrade], list[AggTrade]]:
         """The next ``count`` trades, stamped from ``now_us``, and the aggregates they complete.
 

@@ -59,7 +59,7 @@ def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
     """One :class:`VenueMarket` per exchange of the registry, with its sources attached."""
     listed = {name: _listed(name, config.exchange(name).symbols) for name in VENUES}
     markets = {
-        exchange: VenueMarket(exchange, instruments, config.retention)
+        exchange: VenueMarket(exchange, instruments, config.retention, config.seed)
         for exchange, instruments in listed.items()
     }
     if config.replay:

@@ -32,6 +32,7 @@ from k2.errors import ConfigError, ExchangeError
 from k2.exchanges import VENUES
 from k2.simulator import venues
 from k2.simulator.instruments import inferred_instrument
+from k2.simulator.ledger import BOOK_KIND
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.venue import Batch, VenueMarket
 
@@ -84,6 +85,8 @@ def read_jsonl(path: Path) -> list[RecordedTrade]:
             continue
         try:
             data = json.loads(line, parse_float=Decimal)
+            if data.get("kind") == BOOK_KIND:
+                continue  # a book message of a ledger: no trade
             trades.extend(venues.replay(data["exchange"]).ledger_trades(data))
         except (KeyError, TypeError, ValueError, ExchangeError) as exc:
             raise ConfigError(f"{path}:{number}: not a K2 trade line ({exc})") from exc
@@ -174,6 +177,10 @@ class ReplaySource:
                     )
                 )
         return [(symbol, trades, aggs) for symbol, (trades, aggs) in grouped.items()]
+
+    def price(self, symbol: str) -> int | None:
+        """A recording has no price before its trades."""
+        return None
 
     def _sim_trade(self, symbol: str, trade: RecordedTrade) -> SimTrade:
         trade_id = trade.trade_id

@@ -181,6 +181,7 @@ class Simulator:
         Returns the names of the open connections it reached now.
         """
         rule.validate()
+        self.ctx.faults.add_venue_faults(rule)
         reached: list[str] = []
         left = rule.connections
         for session in self.sessions():

@@ -18,14 +18,15 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from k2.exchanges.base import FieldValue
-from k2.simulator.faults import ConnectionFaults, FaultBook, StallMode, garble
-from k2.simulator.ledger import Ledger, LedgerEntry
+from k2.simulator.book import BookStep, BookView
+from k2.simulator.faults import BookFault, ConnectionFaults, FaultBook, StallMode, garble
+from k2.simulator.ledger import BookLedgerEntry, Ledger, LedgerEntry
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.settings import SimulatorConfig
 from k2.simulator.venue import VenueMarket, now_us
@@ -86,6 +87,43 @@ class Subscription:
     cursor: int
     aggregates: bool = False
     active: bool = True
+
+
+@dataclass(eq=False)
+class BookSubscription:
+    """What one book subscription of a connection has sent: the steps of ``listed``'s book up
+    to ``cursor``, as its ``view`` (the replica at the subscription's depth) holds them.
+
+    ``interval_s`` paces the messages (Binance's ``@depth`` every second, ``@depth@100ms``);
+    0 sends each flush. ``active`` is False once the subscription is cancelled.
+    """
+
+    listed: str
+    cursor: int
+    view: BookView
+    interval_s: float = 0.0
+    next_due: float = 0.0
+    active: bool = True
+
+
+S = TypeVar("S", bound=BookSubscription)
+
+
+class BookChannel(Generic[S]):
+    """One connection's subscriptions to its venue's book channel, by the name the venue gives
+    them (a symbol, a stream, a topic); a venue's module adds how they are sent."""
+
+    def __init__(self, session: Session, protocol: str) -> None:
+        self.session = session
+        self.protocol = protocol
+        self.subs: dict[str, S] = {}
+
+    def unsubscribe(self, name: str) -> S | None:
+        """Stop the subscription ``name``; it, if there was one."""
+        sub = self.subs.pop(name, None)
+        if sub is not None:
+            sub.active = False
+        return sub
 
 
 @dataclass
@@ -150,6 +188,15 @@ class Session:
         ends this flush (a fault took effect, or the connection ended)."""
         return True
 
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        """The connection's subscriptions to order books."""
+        return ()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        """Send what a book subscription's view makes of the book's new steps; False ends this
+        flush (a fault took effect, or the connection ended)."""
+        return True
+
     async def on_timer(self) -> bool:
         """Periodic duties (heartbeats, pings, deadlines); False ends the connection."""
         return True
@@ -159,7 +206,8 @@ class Session:
         return 1.0
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "protocol": self.protocol}
+        books = sorted({sub.listed for sub in self.book_subscriptions()})
+        return {"name": self.name, "protocol": self.protocol, "books": books}
 
     def request_shutdown(self, grace_s: float | None = None) -> bool:
         """Announce that the exchange will close this connection (Binance ``serverShutdown``)
@@ -190,6 +238,40 @@ class Session:
             sub.cursor = end
             if not await self.send_new(sub, items):
                 return
+        await self.flush_books()
+
+    async def flush_books(self) -> None:
+        """Send each active book subscription's new steps (when its pace allows); one whose
+        steps were trimmed from the book's memory drops the connection, as for trades."""
+        subs = list(self.book_subscriptions())
+        if not subs:
+            return  # most connections follow trades only
+        books, now = self.market.books, time.monotonic()
+        for sub in subs:
+            if not sub.active or now < sub.next_due:
+                continue
+            book = books[sub.listed]
+            if book.step_end == sub.cursor:
+                continue
+            steps = book.steps_from(sub.cursor)
+            if steps is None:
+                self.drop("slow_consumer")
+                return
+            sub.cursor = book.step_end
+            sub.next_due = now + sub.interval_s
+            if not await self.send_book_steps(sub, steps):
+                return
+
+    def book_fault(self) -> BookFault | None:
+        """Count one book update of this connection; the fault to apply to it, if any."""
+        return self.faults.on_book_update()
+
+    async def emit_book(self, frame: str | None, entry: BookLedgerEntry) -> None:
+        """Send one book message (``None``: left out by a fault) and record it in the ledger."""
+        if frame is not None:
+            await self.write([text_frame(frame)])
+        if self.ctx.ledger.enabled:
+            self.ctx.ledger.write([entry])
 
     def skip_to_head(self) -> None:
         """Move every cursor to the end of the history (trades of a stall are never sent)."""

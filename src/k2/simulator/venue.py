@@ -18,8 +18,9 @@ from typing import Protocol
 
 import structlog
 
+from k2.simulator.book import SymbolBook
 from k2.simulator.instruments import Instrument
-from k2.simulator.market import AggTrade, SimTrade, SymbolGenerator, SymbolHistory
+from k2.simulator.market import AggTrade, SimTrade, SymbolGenerator, SymbolHistory, units_of
 
 log = structlog.get_logger("k2.simulator")
 
@@ -27,6 +28,7 @@ Batch = tuple[str, list[SimTrade], list[AggTrade]]
 # A burst after the event loop was blocked is capped, so a long pause (a suspended process) never
 # floods clients; shorter delays are caught up so the long-run rate stays exact.
 _MAX_STEP_US = 5_000_000
+_BOOK_ID_BASE = 1_000_000_000  # update ids of a book start above this
 
 
 def now_us() -> int:
@@ -39,6 +41,10 @@ class TradeSource(Protocol):
 
     def advance(self, now: int, elapsed_us: int) -> list[Batch]:
         """New trades per symbol since the previous call (``elapsed_us`` ago)."""
+        ...
+
+    def price(self, symbol: str) -> int | None:
+        """The price, in ticks, ``symbol`` trades at now (None when the source does not know)."""
         ...
 
 
@@ -84,6 +90,13 @@ class SyntheticSource:
         self._since.append(self._clock)
         self._schedule(len(self._generators) - 1)
 
+    def price(self, symbol: str) -> int | None:
+        """The current price of ``symbol``'s random walk, in ticks."""
+        for generator in self._generators:
+            if generator.instrument.symbol == symbol:
+                return generator.price
+        return None
+
     def stop(self, symbol: str) -> None:
         """Stop trading ``symbol`` (a delisting): it never falls due again."""
         for index, generator in enumerate(self._generators):
@@ -121,8 +134,12 @@ class SyntheticSource:
 class VenueMarket:
     """Every symbol of one venue and the shared history each protocol and REST endpoint reads."""
 
-    def __init__(self, exchange: str, instruments: Iterable[Instrument], retention: int) -> None:
+    def __init__(
+        self, exchange: str, instruments: Iterable[Instrument], retention: int, seed: int = 1
+    ) -> None:
         self.exchange = exchange
+        self.seed = seed
+        self.books: dict[str, SymbolBook] = {}  # created when a client first asks for one
         self.instruments = {inst.symbol: inst for inst in instruments}
         self.histories = {
             symbol: SymbolHistory(inst, retention) for symbol, inst in self.instruments.items()
@@ -139,6 +156,29 @@ class VenueMarket:
         if instrument.symbol not in self.instruments:
             self.instruments[instrument.symbol] = instrument
             self.histories[instrument.symbol] = SymbolHistory(instrument, retention)
+
+    def book(self, symbol: str) -> SymbolBook:
+        """The order book of ``symbol`` (listed), created on first demand around its last trade
+        price (before any trade, the price its source would trade at next, or the middle of its
+        price band)."""
+        found = self.books.get(symbol)
+        if found is None:
+            instrument = self.instruments[symbol]
+            trades = self.histories[symbol].trades
+            prices = [source.price(symbol) for source in self.sources]
+            if trades:
+                center = units_of(trades[-1].price, instrument.price_decimals)
+            elif any(price is not None for price in prices):
+                center = next(price for price in prices if price is not None)
+            else:
+                low = units_of(instrument.low, instrument.price_decimals)
+                center = (low + units_of(instrument.high, instrument.price_decimals)) // 2
+            found = SymbolBook(instrument, self.seed, max(center, 1), now_us(), _BOOK_ID_BASE)
+            self.books[symbol] = found
+            log.info(
+                "sim_book_created", exchange=self.exchange, symbol=symbol, update_id=found.update_id
+            )
+        return found
 
     def set_loss(self, every: int, symbols: Iterable[str] | None = None) -> None:
         """From now on, lose every ``every``-th trade (0 stops) of ``symbols`` (default: all).
@@ -159,6 +199,9 @@ class VenueMarket:
                 trades, aggs = self._apply_loss(symbol, trades, aggs)
                 history.extend(trades, aggs)
                 added += len(trades)
+                book = self.books.get(symbol)
+                if book is not None:
+                    book.follow(trades, now)
         if added:
             self.pulse.set()
             self.pulse.clear()

@@ -20,6 +20,15 @@ def test_fault_options_make_one_rule_for_their_protocol() -> None:
     assert config.rate == 10
 
 
+def test_book_fault_options_make_a_rule_and_refuse_zero() -> None:
+    """The book faults of the command line are one rule, and an interval of 0 is refused."""
+    options = {"protocol": "okx", "book_checksum_every": 4, "stale_snapshots": 1}
+    config = build_config(options)
+    assert config.faults == (FaultRule(protocol="okx", book_checksum_every=4, stale_snapshots=1),)
+    with pytest.raises(ConfigError, match="book_jump_every"):
+        build_config({"book_jump_every": 0})
+
+
 def test_a_protocol_alone_is_not_a_fault_and_unset_options_keep_defaults() -> None:
     """A protocol without a fault is no fault rule, and options left unset keep their defaults."""
     config = build_config({"protocol": "kraken", "connections": 2, "rate": None})

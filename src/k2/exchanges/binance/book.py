@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from k2.errors import MalformedFrameError
 from k2.exchanges.base import LONG_MAX
+from k2.exchanges.binance.wire import DEPTH_EVENT, DEPTH_LIMITS, DEPTH_PATH
 from k2.exchanges.book import Level
 from k2.exchanges.booksync import (
     BookMalformed,
@@ -35,9 +36,8 @@ from k2.exchanges.booksync import (
 )
 from k2.exchanges.parse import reject
 
-DEPTH_EVENT = "depthUpdate"
-SNAPSHOT_PATH = "/api/v3/depth"
-SNAPSHOT_LIMIT = 5000  # levels a side the REST snapshot returns at most
+SNAPSHOT_LIMIT = DEPTH_LIMITS[1]  # levels a side the REST snapshot returns at most
+SNAPSHOT_PATH = DEPTH_PATH
 BUFFER_LIMIT = 10_000  # events held while waiting for a snapshot; the oldest go first
 _LEVEL = (2, 3)  # [price, quantity]; old payloads carried a third, ignored element
 

@@ -27,6 +27,10 @@ WS_URL = "wss://stream.binance.com:9443"
 MARKET_DATA_WS_URL = "wss://data-stream.binance.vision"
 REST_URL = "https://api.binance.com"
 EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
+DEPTH_PATH = "/api/v3/depth"
+DEPTH_EVENT = "depthUpdate"
+DEPTH_LIMITS = (1, 5000)  # levels a side a depth snapshot may ask for
+DEPTH_DEFAULT_LIMIT = 100
 
 MAX_STREAMS_PER_CONNECTION = 1024
 CONTROL_MESSAGES_PER_SECOND = 5  # incoming pings, pongs and JSON requests, per connection
@@ -197,6 +201,42 @@ def render_trade(fields: Mapping[str, FieldValue], stream: str | None = None) ->
 def render_agg_trade(fields: Mapping[str, FieldValue], stream: str | None = None) -> str:
     """An ``@aggTrade`` payload in Binance's key order; wrapped if ``stream`` is given."""
     return _wrap(_dumps(_ordered(fields, AGG_TRADE_FIELDS)), stream)
+
+
+def render_depth_update(
+    symbol: str,
+    first_id: int,
+    last_id: int,
+    event_time: int,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    stream: str | None = None,
+) -> str:
+    """A diff depth event (``<symbol>@depth[@100ms]``): the update ids ``U``..``u`` it spans and
+    each changed level's new ``[price, quantity]`` text (0 removes); wrapped if ``stream``."""
+    payload = {
+        "e": DEPTH_EVENT,
+        "E": event_time,
+        "s": symbol.upper(),
+        "U": first_id,
+        "u": last_id,
+        "b": [list(level) for level in bids],
+        "a": [list(level) for level in asks],
+    }
+    return _wrap(_dumps(payload), stream)
+
+
+def render_depth_snapshot(
+    last_update_id: int, bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]
+) -> str:
+    """The body of ``GET /api/v3/depth``: ``{"lastUpdateId", "bids", "asks"}``, best first."""
+    return _dumps(
+        {
+            "lastUpdateId": last_update_id,
+            "bids": [list(level) for level in bids],
+            "asks": [list(level) for level in asks],
+        }
+    )
 
 
 def render_result(request_id: int | str | None, result: Sequence[str] | None = None) -> str:

@@ -18,9 +18,10 @@ from k2.errors import MalformedFrameError
 from k2.exchanges.base import LONG_MAX
 from k2.exchanges.book import Level
 from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict, read_levels
+from k2.exchanges.bybit.wire import BOOK_TOPIC_PREFIX
 from k2.exchanges.parse import reject
 
-TOPIC_PREFIX = "orderbook."
+TOPIC_PREFIX = BOOK_TOPIC_PREFIX
 RESTART_UPDATE_ID = 1
 _LEVEL = (2,)  # [price, size]
 

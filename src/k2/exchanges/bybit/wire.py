@@ -38,6 +38,8 @@ RECENT_TRADES_PATH = "/v5/market/recent-trade"
 CATEGORY = "spot"
 
 TOPIC_PREFIX = "publicTrade."
+BOOK_TOPIC_PREFIX = "orderbook."
+BOOK_DEPTHS = (1, 50, 200, 1000)  # the depths of spot order book topics
 MAX_ARGS_PER_REQUEST = 10  # "Spot can input up to 10 args for each subscription request"
 MAX_ARGS_CHARS = 21_000  # the args of one public connection, in characters, at most
 PING_INTERVAL_S = 20.0  # "we recommend that you send the ping heartbeat packet every 20 seconds"
@@ -68,6 +70,46 @@ def symbol_of(topic_name: str) -> str | None:
     if topic_name.startswith(TOPIC_PREFIX) and len(topic_name) > len(TOPIC_PREFIX):
         return topic_name[len(TOPIC_PREFIX) :]
     return None
+
+
+def book_topic(depth: int, symbol: str) -> str:
+    """The order book topic of one spot symbol at a depth: ``orderbook.50.BTCUSDT``."""
+    return f"{BOOK_TOPIC_PREFIX}{depth}.{symbol}"
+
+
+def book_of(topic_name: str) -> tuple[int, str] | None:
+    """The depth and symbol an order book topic names, or None for another topic (or a depth
+    spot does not offer)."""
+    if not topic_name.startswith(BOOK_TOPIC_PREFIX) or topic_name.count(".") != 2:
+        return None
+    _, depth, symbol = topic_name.split(".")
+    if not (depth.isascii() and depth.isdigit()) or int(depth) not in BOOK_DEPTHS or not symbol:
+        return None
+    return int(depth), symbol
+
+
+def render_orderbook(
+    topic_name: str,
+    snapshot: bool,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    update_id: int,
+    cross_seq: int,
+    ts_ms: int,
+    cts_ms: int,
+) -> str:
+    """An order book message: ``{"topic","type":"snapshot"|"delta","ts","data":{"s","b","a",
+    "u","seq"},"cts"}``, levels ``[price, size]`` (size "0" deletes)."""
+    symbol = topic_name.rsplit(".", 1)[1]
+    data = {
+        "s": symbol,
+        "b": [list(level) for level in bids],
+        "a": [list(level) for level in asks],
+        "u": update_id,
+        "seq": cross_seq,
+    }
+    kind = "snapshot" if snapshot else "delta"
+    return _dumps({"topic": topic_name, "type": kind, "ts": ts_ms, "data": data, "cts": cts_ms})
 
 
 def subscribe(topics: Sequence[str], req_id: str) -> str:

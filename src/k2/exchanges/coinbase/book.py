@@ -19,11 +19,12 @@ from k2.errors import MalformedFrameError
 from k2.exchanges.base import LONG_MAX
 from k2.exchanges.book import Level, Side, read_level
 from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict
+from k2.exchanges.coinbase.wire import L2_DATA, L2_SIDES, LEVEL2
 from k2.exchanges.parse import reject
 
-CHANNEL = "level2"  # what the subscription names
-DATA_CHANNEL = "l2_data"  # what the messages carry
-_SIDES = {"bid": Side.BID, "offer": Side.ASK}
+CHANNEL = LEVEL2  # what the subscription names
+DATA_CHANNEL = L2_DATA  # what the messages carry
+_SIDES = {L2_SIDES[True]: Side.BID, L2_SIDES[False]: Side.ASK}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ PRODUCTS_PATH = "/api/v3/brokerage/market/products"
 HISTORY_PAGE_ROWS = 1000  # "limit: Number of results per request. Maximum 1000" (pagination doc)
 
 MARKET_TRADES = "market_trades"
+LEVEL2 = "level2"  # the order book channel a subscription names
+L2_DATA = "l2_data"  # the channel its messages carry
+L2_SIDES = {True: "bid", False: "offer"}  # a level's side as level2 names it (bid or not)
 HEARTBEATS = "heartbeats"
 SUBSCRIPTIONS = "subscriptions"
 # docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-rate-limits.md:
@@ -150,6 +153,24 @@ def render_market_trades(
     return render_market_trades_texts(
         (render_trade_object(trade) for trade in trades), event_type, sequence_num, timestamp
     )
+
+
+def render_l2_data(
+    product_id: str,
+    event_type: EventType,
+    updates: Sequence[tuple[str, str, str]],
+    event_time: str,
+    sequence_num: int,
+    timestamp: str,
+) -> str:
+    """An ``l2_data`` message of one product's event: each update ``(side, price_level,
+    new_quantity)`` with ``side`` ``bid`` or ``offer``; ``"0"`` removes the level."""
+    rows = [
+        {"side": side, "event_time": event_time, "price_level": price, "new_quantity": size}
+        for side, price, size in updates
+    ]
+    events = _dumps([{"type": event_type, "product_id": product_id, "updates": rows}])
+    return _envelope(L2_DATA, sequence_num, timestamp, events)
 
 
 def render_subscriptions(

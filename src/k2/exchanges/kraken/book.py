@@ -24,11 +24,12 @@ from k2.errors import MalformedFrameError
 from k2.exchanges.book import Level, read_level
 from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict, read_levels
 from k2.exchanges.kraken.parse import decimal_text
+from k2.exchanges.kraken.wire import V1_BOOK_PREFIX
 from k2.exchanges.parse import reject
 
 CHECKSUM_LEVELS = 10
 DEPTHS = (10, 25, 100, 500, 1000)  # the depths a subscription may ask for; 10 by default
-V1_CHANNEL_PREFIX = "book-"  # v1 channel names carry the depth: "book-1000"
+V1_CHANNEL_PREFIX = V1_BOOK_PREFIX
 _CRC_MAX = 2**32 - 1
 _V1_LEVEL = (3, 4)  # [price, volume, timestamp] and, on a republished level, a fourth value "r"
 

@@ -31,6 +31,7 @@ V2_URL = "wss://ws.kraken.com/v2"
 REST_URL = "https://api.kraken.com"
 ASSET_PAIRS_PATH = "/0/public/AssetPairs"
 
+V1_BOOK_PREFIX = "book-"  # v1 book channel names carry the depth: "book-10"
 V1_TRADE_FIELDS = ("price", "volume", "time", "side", "order_type", "misc")
 V2_TRADE_FIELDS = ("symbol", "side", "price", "qty", "ord_type", "trade_id", "timestamp")
 V2_DECIMAL_FIELDS = frozenset({"price", "qty"})
@@ -158,38 +159,78 @@ def render_v1_system_status(
     return _dumps({**message, "status": status, "version": version})
 
 
+def _v1_subscription(depth: int | None) -> tuple[str, dict[str, object]]:
+    """The channel name and the ``subscription`` of a v1 ack: ``trade``, or ``book-<depth>``."""
+    if depth is None:
+        return "trade", {"name": "trade"}
+    return f"{V1_BOOK_PREFIX}{depth}", {"depth": depth, "name": "book"}
+
+
 def render_v1_subscription_status(
     pair: str,
     channel_id: int,
     status: V1SubscriptionStatus = "subscribed",
     reqid: int | None = None,
+    depth: int | None = None,
 ) -> str:
-    """v1 per-pair ``subscriptionStatus`` ack for the ``trade`` channel."""
+    """v1 per-pair ``subscriptionStatus`` ack for the ``trade`` channel (for ``book`` with its
+    ``depth`` when one is given)."""
+    channel, subscription = _v1_subscription(depth)
     message: dict[str, object] = {
         "channelID": channel_id,
-        "channelName": "trade",
+        "channelName": channel,
         "event": "subscriptionStatus",
         "pair": pair,
         "status": status,
-        "subscription": {"name": "trade"},
+        "subscription": subscription,
     }
     if reqid is not None:
         message["reqid"] = reqid
     return _dumps(message)
 
 
-def render_v1_subscription_error(pair: str, error_message: str, reqid: int | None = None) -> str:
-    """v1 rejected subscription, e.g. ``error_message="Currency pair not supported LSK/XBT"``."""
+def render_v1_subscription_error(
+    pair: str, error_message: str, reqid: int | None = None, depth: int | None = None
+) -> str:
+    """v1 rejected subscription, e.g. ``error_message="Currency pair not supported LSK/XBT"``
+    (of ``book`` when a ``depth`` is given)."""
     message: dict[str, object] = {
         "errorMessage": error_message,
         "event": "subscriptionStatus",
         "pair": pair,
         "status": "error",
-        "subscription": {"name": "trade"},
+        "subscription": _v1_subscription(depth)[1],
     }
     if reqid is not None:
         message["reqid"] = reqid
     return _dumps(message)
+
+
+def render_v1_book(
+    channel_id: int,
+    pair: str,
+    depth: int,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    time: str,
+    checksum: int | None,
+) -> str:
+    """A v1 ``book-<depth>`` frame, levels ``[price, volume, time]`` as strings: the snapshot
+    (``checksum`` None) ``[id,{"as":[...],"bs":[...]},name,pair]``, or an update with its
+    checksum in the last object: ``{"a":[...],"c":"..."}``, ``{"b":[...],"c":"..."}``, or both
+    sides as two objects."""
+    name = f"{V1_BOOK_PREFIX}{depth}"
+    asks_rows = [[price, volume, time] for price, volume in asks]
+    bids_rows = [[price, volume, time] for price, volume in bids]
+    if checksum is None:
+        return _dumps([channel_id, {"as": asks_rows, "bs": bids_rows}, name, pair])
+    bodies: list[dict[str, object]] = []
+    if asks_rows:
+        bodies.append({"a": asks_rows})
+    if bids_rows or not bodies:
+        bodies.append({"b": bids_rows})
+    bodies[-1]["c"] = str(checksum)
+    return _dumps([channel_id, *bodies, name, pair], sort_keys=False)
 
 
 def render_v1_error(error_message: str, reqid: int | None = None) -> str:
@@ -331,12 +372,23 @@ def render_v2_status(
 
 
 def render_v2_subscribe_ack(
-    symbol: str, snapshot: bool, req_id: int | None, time_in: str, time_out: str
+    symbol: str,
+    snapshot: bool,
+    req_id: int | None,
+    time_in: str,
+    time_out: str,
+    *,
+    channel: str = "trade",
+    depth: int | None = None,
 ) -> str:
-    """v2 per-symbol successful ``subscribe`` ack for the ``trade`` channel."""
+    """v2 per-symbol successful ``subscribe`` ack of the ``trade`` channel, or of ``book`` with
+    its ``depth``."""
+    result: dict[str, object] = {"channel": channel, "snapshot": snapshot, "symbol": symbol}
+    if depth is not None:
+        result["depth"] = depth
     message: dict[str, object] = {
         "method": "subscribe",
-        "result": {"channel": "trade", "snapshot": snapshot, "symbol": symbol},
+        "result": result,
         "success": True,
         "time_in": time_in,
         "time_out": time_out,
@@ -346,11 +398,13 @@ def render_v2_subscribe_ack(
     return _dumps(message)
 
 
-def render_v2_unsubscribe_ack(symbol: str, req_id: int | None, time_in: str, time_out: str) -> str:
-    """v2 per-symbol successful ``unsubscribe`` ack."""
+def render_v2_unsubscribe_ack(
+    symbol: str, req_id: int | None, time_in: str, time_out: str, *, channel: str = "trade"
+) -> str:
+    """v2 per-symbol successful ``unsubscribe`` ack (of ``trade`` unless said otherwise)."""
     message: dict[str, object] = {
         "method": "unsubscribe",
-        "result": {"channel": "trade", "symbol": symbol},
+        "result": {"channel": channel, "symbol": symbol},
         "success": True,
         "time_in": time_in,
         "time_out": time_out,
@@ -381,6 +435,39 @@ def render_v2_method_error(
     if req_id is not None:
         message["req_id"] = req_id
     return _dumps(message)
+
+
+def render_v2_book(
+    symbol: str,
+    type_: V2TradeType,
+    bids: Sequence[tuple[str, str]],
+    asks: Sequence[tuple[str, str]],
+    checksum: int,
+    timestamp: str,
+) -> str:
+    """A v2 ``book`` message of one symbol: levels as ``(price, qty)`` decimal text, written as
+    bare JSON numbers with exactly that text (the checksum is taken over it)."""
+    for price, qty in (*bids, *asks):
+        _json_number("price", price)
+        _json_number("qty", qty)
+    row = (
+        '{"symbol":'
+        + json.dumps(symbol)
+        + ',"bids":'
+        + _v2_levels(bids)
+        + ',"asks":'
+        + _v2_levels(asks)
+        + ',"checksum":'
+        + str(checksum)
+        + ',"timestamp":'
+        + json.dumps(timestamp)
+        + "}"
+    )
+    return '{"channel":"book","type":' + json.dumps(type_) + ',"data":[' + row + "]}"
+
+
+def _v2_levels(levels: Sequence[tuple[str, str]]) -> str:
+    return "[" + ",".join(f'{{"price":{price},"qty":{qty}}}' for price, qty in levels) + "]"
 
 
 def render_v2_heartbeat() -> str:

@@ -38,11 +38,12 @@ from k2.exchanges.booksync import (
     Verdict,
     read_levels,
 )
+from k2.exchanges.okx.wire import BOOKS, BOOKS_PATH
 from k2.exchanges.parse import reject
 
-CHANNEL = "books"
+CHANNEL = BOOKS
 CHECKSUM_LEVELS = 25
-SNAPSHOT_PATH = "/api/v5/market/books"
+SNAPSHOT_PATH = BOOKS_PATH
 BUFFER_LIMIT = 10_000  # updates held while waiting for a snapshot; the oldest go first
 _LEVEL = range(2, 5)  # [price, size, "0" (deprecated), number of orders]
 

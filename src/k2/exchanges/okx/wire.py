@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
 
 from k2.exchanges.base import FieldValue
 
@@ -49,6 +50,9 @@ HISTORY_TRADES_PATH = "/api/v5/market/history-trades"
 
 ALL_TRADES = "trades-all"  # one row per trade (business endpoint)
 TRADES = "trades"  # one row per taker order and price (public endpoint)
+BOOKS = "books"  # the order book, 400 levels a side (public endpoint)
+BOOKS_PATH = "/api/v5/market/books"
+BOOKS_REST_MAX = 400  # levels a side a REST book may ask for ("sz")
 PING, PONG = "ping", "pong"
 
 CONNECTS_PER_S = 3  # connection (and subscribe) requests per second per IP
@@ -66,6 +70,13 @@ ALL_TRADES_FIELDS = ("instId", "tradeId", "px", "sz", "side", "source", "ts")
 TRADES_FIELDS = ("instId", "tradeId", "px", "sz", "side", "ts", "count", "source", "seqId")
 
 _PLAIN = re.compile(r"[A-Za-z0-9.\-]*")  # text json.dumps writes as it is, quoted
+
+
+def okx_decimal(text: str) -> str:
+    """Decimal text as OKX prints it: trailing zeros (and a bare point) cut."""
+    if "." not in text:
+        return text
+    return text.rstrip("0").rstrip(".")
 
 
 def _dumps(value: object) -> str:
@@ -140,6 +151,40 @@ def render_trades(channel: str, inst_id: str, rows: Iterable[Mapping[str, FieldV
     order = ALL_TRADES_FIELDS if channel == ALL_TRADES else TRADES_FIELDS
     data = ",".join(_dumps(_ordered(row, order)) for row in rows)
     return '{"arg":' + _dumps(arg(channel, inst_id)) + ',"data":[' + data + "]}"
+
+
+BookAction = Literal["snapshot", "update"]
+# One level as OKX writes it: price, size, a retired field ("0"), the number of orders.
+BookRow = tuple[str, str, str, str]
+
+
+def book_row(
+    bids: Sequence[BookRow], asks: Sequence[BookRow], ts_ms: int, **ids: int
+) -> dict[str, object]:
+    """One ``books`` data row: ``asks``, ``bids``, ``ts`` and whatever of ``checksum``,
+    ``prevSeqId``, ``seqId`` the caller gives, in OKX's key order."""
+    row: dict[str, object] = {"asks": [list(r) for r in asks], "bids": [list(r) for r in bids]}
+    row["ts"] = str(ts_ms)
+    for name in ("checksum", "prevSeqId", "seqId"):
+        if name in ids:
+            row[name] = ids[name]
+    return row
+
+
+def render_books(
+    action: BookAction,
+    inst_id: str,
+    bids: Sequence[BookRow],
+    asks: Sequence[BookRow],
+    ts_ms: int,
+    checksum: int,
+    seq_id: int,
+    prev_seq_id: int,
+) -> str:
+    """A ``books`` push: ``{"arg":..., "action":..., "data":[{asks, bids, ts, checksum,
+    prevSeqId, seqId}]}`` (a snapshot's ``prevSeqId`` is -1)."""
+    row = book_row(bids, asks, ts_ms, checksum=checksum, prevSeqId=prev_seq_id, seqId=seq_id)
+    return _dumps({"arg": arg(BOOKS, inst_id), "action": action, "data": [row]})
 
 
 def render_event(

@@ -1,27 +1,35 @@
-"""Binance spot public REST endpoints, served from the simulator's shared trade history.
+"""Binance spot public REST endpoints, served from the simulator's shared trade history and order
+books.
 
 ``GET /api/v3/trades``, ``/api/v3/historicalTrades`` (``fromId``), ``/api/v3/aggTrades``
-(``fromId``, ``startTime``/``endTime``), ``/api/v3/exchangeInfo``, ``/api/v3/ping`` and
-``/api/v3/time``, with the venue's parameters, response shapes, error bodies and request weights.
-Request weight is counted per minute and reported in ``X-MBX-USED-WEIGHT-1M``; beyond the
-configured limit the answer is HTTP 429 with ``Retry-After``, as Binance does. Times are ms unless
-the request sends ``X-MBX-TIME-UNIT: MICROSECOND``. Trades the venue "lost" on its streams are
-here: REST is how a client backfills them.
+(``fromId``, ``startTime``/``endTime``), ``/api/v3/depth`` (the order book snapshot a diff depth
+stream is placed on, weighing 5 to 250 by its ``limit``), ``/api/v3/exchangeInfo``,
+``/api/v3/ping`` and ``/api/v3/time``, with the venue's parameters, response shapes, error
+bodies and request weights. Request weight is counted per minute and reported in
+``X-MBX-USED-WEIGHT-1M``; beyond the configured limit the answer is HTTP 429 with
+``Retry-After``, as Binance does. Times are ms unless the request sends ``X-MBX-TIME-UNIT:
+MICROSECOND``. Trades the venue "lost" on its streams are here: REST is how a client backfills
+them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from k2.exchanges.binance import wire
+from k2.simulator.faults import FaultBook
 from k2.simulator.instruments import Instrument
+from k2.simulator.ledger import Ledger
 from k2.simulator.limits import WindowLimit
 from k2.simulator.market import AggTrade, SimTrade, SymbolHistory
 from k2.simulator.venue import VenueMarket, now_us
+from k2.simulator.venues.binance.books import depth_snapshot
 
 _WEIGHTS = {
     "trades": 25,
@@ -31,6 +39,8 @@ _WEIGHTS = {
     "ping": 1,
     "time": 1,
 }
+# (levels a side at most, weight) of a depth snapshot
+_DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
 _ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
 
 
@@ -61,9 +71,17 @@ def quote_quantity(price: str, qty: str) -> str:
 class BinanceRest:
     """The REST half of the simulated Binance venue."""
 
-    def __init__(self, market: VenueMarket, weight_limit: int) -> None:
+    def __init__(
+        self,
+        market: VenueMarket,
+        weight_limit: int,
+        faults: FaultBook | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.market = market
         self.weight = WindowLimit(weight_limit, 60.0)
+        self.faults = FaultBook() if faults is None else faults
+        self.ledger = Ledger(None) if ledger is None else ledger
 
     def routes(self) -> list[web.RouteDef]:
         endpoints: dict[str, _Handler] = {
@@ -73,6 +91,7 @@ class BinanceRest:
             "exchangeInfo": self._exchange_info,
             "ping": self._ping,
             "time": self._time,
+            "depth": self._depth,
         }
         return [
             web.get(f"/api/v3/{name}", self._endpoint(name, handler))
@@ -81,7 +100,7 @@ class BinanceRest:
 
     def _endpoint(self, name: str, handler: _Handler) -> _Route:
         async def handle(request: web.Request) -> web.Response:
-            if not self.weight.take(_WEIGHTS[name]):
+            if not self.weight.take(_weight(name, request.query)):
                 limit = self.weight.limit
                 msg = (
                     f"Too much request weight used; current limit is {limit} request weight per "
@@ -97,6 +116,10 @@ class BinanceRest:
             except _RefusedError as refusal:
                 return json_response(
                     {"code": refusal.code, "msg": refusal.msg}, refusal.status, headers
+                )
+            if isinstance(data, _Text):
+                return web.Response(
+                    text=data.text, content_type="application/json", headers=headers
                 )
             return json_response(data, 200, headers)
 
@@ -193,11 +216,39 @@ class BinanceRest:
             ],
         }
 
+    def _depth(self, query: Any, micros: bool) -> _Text:
+        """The order book, ``limit`` levels a side (100 unless asked; above 5000 the answer
+        stops at 5000, as Binance's does)."""
+        history = self._history(query)
+        limit = self._int(query, "limit", None) or wire.DEPTH_DEFAULT_LIMIT
+        limit = min(limit, wire.DEPTH_LIMITS[1])
+        book = self.market.book(history.instrument.symbol)
+        return _Text(depth_snapshot(book, limit, self.faults, self.ledger, self.market.exchange))
+
     def _ping(self, query: Any, micros: bool) -> dict[str, Any]:
         return {}
 
     def _time(self, query: Any, micros: bool) -> dict[str, Any]:
         return {"serverTime": now_us() if micros else now_us() // 1_000}
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A JSON body already rendered."""
+
+    text: str
+
+
+def _weight(name: str, query: Any) -> int:
+    """A request's weight; a depth snapshot weighs more the more levels it asks for."""
+    if name != "depth":
+        return _WEIGHTS[name]
+    raw = query.get("limit", "")
+    limit = int(raw) if raw.isdigit() else wire.DEPTH_DEFAULT_LIMIT
+    for most, weight in _DEPTH_WEIGHTS:
+        if limit <= most:
+            return weight
+    return _DEPTH_WEIGHTS[-1][1]
 
 
 def _trade_row(trade: SimTrade, micros: bool) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def routes(ctx: SimContext, serve: Serve) -> list[web.RouteDef]:
     async def combined(request: web.Request) -> web.StreamResponse:
         return await connect(request, request.query.get("streams", ""), True)
 
-    rest = BinanceRest(ctx.markets[EXCHANGE], settings.weight_limit)
+    rest = BinanceRest(ctx.markets[EXCHANGE], settings.weight_limit, ctx.faults, ctx.ledger)
     return [
         web.get("/ws", raw),
         web.get("/ws/{streams:.*}", raw),

@@ -8,8 +8,9 @@ requests ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY`
 combined`` are answered as documented: a well-formed stream of a symbol the venue does not list
 is accepted (``result:null``) and never sends anything; a malformed stream name gets
 ``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":N}``. Only ``@trade`` and
-``@aggTrade`` carry data here; other well-formed streams (depth, kline...) are accepted and stay
-quiet. Each trade is one frame, ``"M":true`` kept.
+``@aggTrade`` carry trades here; other well-formed streams (kline...) are accepted and stay
+quiet. Each trade is one frame, ``"M":true`` kept. ``@depth`` and ``@depth@100ms`` send the
+symbol's diff depth events (:mod:`k2.simulator.venues.binance.books`).
 
 Keep-alive and limits as the venue enforces them: a ping frame every 20 s and a disconnect when
 no pong answers it within 60 s (unsolicited pongs do not count); more than 5 incoming control
@@ -32,10 +33,12 @@ from typing import Any, cast
 
 from k2.errors import K2Error
 from k2.exchanges.binance import EXCHANGE, wire
+from k2.simulator.book import BookStep
 from k2.simulator.instruments import Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription, text_frame
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription, text_frame
 from k2.simulator.venue import now_us
+from k2.simulator.venues.binance import books
 from k2.simulator.venues.binance.settings import section
 
 PROTOCOL = "binance"
@@ -112,6 +115,7 @@ class BinanceSession(Session):
         )
         self._close_at: float | None = None
         self._templates: dict[tuple[str, str | None], str | None] = {}
+        self.depths = books.BinanceDepths(self, PROTOCOL)
         self._add(connect.streams)
 
     def describe(self) -> dict[str, Any]:
@@ -129,6 +133,9 @@ class BinanceSession(Session):
             instrument = self.market.instruments.get(symbol.upper())
             history = self.market.histories.get(symbol.upper())
             quiet = instrument is None or history is None or self.faults.rejects(symbol.upper())
+            if not quiet and kind in books.DEPTH_KINDS:
+                assert instrument is not None
+                self.depths.add(name, kind, instrument)
             if quiet or kind not in ("trade", "aggTrade"):
                 self.streams[name] = _Stream("", 0, name=name, kind=None, instrument=None)
                 continue
@@ -196,6 +203,7 @@ class BinanceSession(Session):
             self.nudge()
         else:
             for name in names:
+                self.depths.unsubscribe(name)
                 removed = self.streams.pop(name, None)
                 if removed is not None:
                     removed.active = False
@@ -264,6 +272,13 @@ class BinanceSession(Session):
             item.side == "sell",
         )
         return wire.render_agg_trade(fields, wrap), [(item.agg_id, fields)]
+
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.depths.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.DepthStream)
+        return await self.depths.send_steps(sub, steps, self._time(now_us()), self.combined)
 
     def subscriptions(self) -> Iterable[_Stream]:
         return [stream for stream in self.streams.values() if stream.instrument is not None]

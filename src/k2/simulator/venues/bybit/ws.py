@@ -6,8 +6,10 @@ topics (10 on spot): more refuses the whole request with ``args size >10``; a
 with ``Invalid symbol :[publicTrade.<SYMBOL>]`` naming every such topic, and a topic already
 subscribed with ``error:already subscribed,topic:<topic>``; otherwise the ack is
 ``{"success":true,"ret_msg":"subscribe","conn_id":...,"req_id":...,"op":"subscribe"}``, the
-``req_id`` echoed when the request had one. Topics of other channels are acknowledged and stay
-quiet. No snapshot follows: a subscription is real-time only. ``{"op":"ping"}`` is answered
+``req_id`` echoed when the request had one. ``orderbook.<depth>.<SYMBOL>`` topics (depths 1, 50,
+200, 1000) send the symbol's book (:mod:`k2.simulator.venues.bybit.books`); topics of other
+channels are acknowledged and stay quiet. No trade snapshot follows: a trade subscription is
+real-time only. ``{"op":"ping"}`` is answered
 with the spot pong. A connection with neither a ping from the client nor data from the exchange
 for ``idle_s`` (10 minutes on Bybit) is cut. Trades are pushed one frame per symbol per market
 tick, oldest first, ids from the one counter every symbol shares (:mod:`.ids`). Frames are
@@ -29,8 +31,10 @@ from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.bybit import EXCHANGE, wire
+from k2.simulator.book import BookStep
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription
+from k2.simulator.venues.bybit import books
 from k2.simulator.venues.bybit.ids import SharedIds
 from k2.simulator.venues.bybit.settings import section
 
@@ -63,9 +67,11 @@ class BybitSession(Session):
         self.last_ping = self.opened
         self._objects: dict[str, str | None] = {}
         self._frames: dict[str, str | None] = {}
+        self.books = books.BybitBooks(self, PROTOCOL)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "subscriptions": [*self.topics, *self.quiet]}
+        subscribed = [*self.topics, *self.books.subs, *self.quiet]
+        return {**super().describe(), "subscriptions": subscribed}
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -99,14 +105,22 @@ class BybitSession(Session):
         if refusal is not None:
             await self.send_control(wire.render_ack("subscribe", self.conn_id, req, False, refusal))
             return
+        snapshots = []
         for name in dict.fromkeys(topics):
-            symbol = wire.symbol_of(name)
-            if symbol is None:
+            symbol, book = wire.symbol_of(name), wire.book_of(name)
+            if book is not None:
+                depth, listed = book
+                instrument = self.market.instruments[listed]
+                snapshots.append(self.books.subscribe(name, depth, instrument))
+            elif symbol is None:
                 self.quiet.add(name)
-                continue
-            history = self.market.histories[symbol]
-            self.topics[name] = _Topic(symbol, history.trade_end, topic=name)
+            else:
+                history = self.market.histories[symbol]
+                self.topics[name] = _Topic(symbol, history.trade_end, topic=name)
         await self.send_control(wire.render_ack("subscribe", self.conn_id, req))
+        for sub in snapshots:
+            await self.books.send_snapshot(sub, self.market.books[sub.listed].update_id)
+            sub.active = True
         self.nudge()
 
     def _refusal(self, topics: list[str]) -> str | None:
@@ -115,13 +129,15 @@ class BybitSession(Session):
             return wire.ARGS_TOO_MANY
         unknown = []
         for name in topics:
-            symbol = wire.symbol_of(name)
+            book = wire.book_of(name)
+            symbol = wire.symbol_of(name) if book is None else book[1]
             listed = symbol in self.market.instruments and symbol not in self.market.delisted
             if symbol is not None and (not listed or self.faults.rejects(symbol)):
                 unknown.append(name)
         if unknown:
             return wire.invalid_symbols(unknown)
-        taken = next((name for name in topics if name in self.topics or name in self.quiet), None)
+        taken = next((name for name in topics if name in self.topics or name in self.quiet
+                      or name in self.books.subs), None)  # fmt: skip
         if taken is not None:
             return f"error:already subscribed,topic:{taken}"
         return None
@@ -131,6 +147,7 @@ class BybitSession(Session):
             removed = self.topics.pop(name, None)
             if removed is not None:
                 removed.active = False
+            self.books.unsubscribe(name)
             self.quiet.discard(name)
         await self.send_control(wire.render_ack("unsubscribe", self.conn_id, req))
 
@@ -138,6 +155,13 @@ class BybitSession(Session):
 
     def subscriptions(self) -> Iterable[_Topic]:
         return self.topics.values()
+
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.books.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.BybitBookTopic)
+        return await self.books.send_steps(sub, steps)
 
     async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
         assert isinstance(sub, _Topic)

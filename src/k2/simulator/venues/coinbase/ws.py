@@ -7,7 +7,8 @@ Nothing is sent on connect; a connection that sends no ``subscribe`` within 5 s 
 channel of the connection. ``market_trades`` sends, per product, a ``snapshot`` of its recent
 trades and then ``update`` messages, the newest trade first; a ``-USDC`` product is served the
 ``-USD`` twin's trades under the twin's name. ``heartbeats`` sends a message a second with a
-counter. Every message but an error carries ``sequence_num``, counted from 0 per connection
+counter. ``level2`` sends each product's book (:mod:`k2.simulator.venues.coinbase.books`). Every
+message but an error carries ``sequence_num``, counted from 0 per connection
 across all channels. Without ``heartbeats``, a channel that sent nothing for 60 s goes quiet:
 its subscription ends without a word, as Coinbase warns. An IP address that sends more than 8
 messages in a second has the extra ones refused with an error. Unknown products are refused
@@ -29,10 +30,12 @@ import structlog
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.coinbase import EXCHANGE, wire
+from k2.simulator.book import BookStep
 from k2.simulator.instruments import Instrument
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription
+from k2.simulator.venues.coinbase import books
 from k2.simulator.venues.coinbase.rest import alias_of, maker_side
 from k2.simulator.venues.coinbase.settings import section
 
@@ -40,9 +43,7 @@ log = structlog.get_logger("k2.simulator")
 
 PROTOCOL = "coinbase"  # the connection kind fault rules name
 LEDGER_PROTOCOL = "coinbase-advanced"
-_QUIET_CHANNELS = frozenset(
-    {"candles", "status", "ticker", "ticker_batch", "level2", "level2_batch"}
-)
+_QUIET_CHANNELS = frozenset({"candles", "status", "ticker", "ticker_batch", "level2_batch"})
 _PRIVATE_CHANNELS = frozenset({"user", "futures_balance_summary"})
 
 
@@ -101,6 +102,7 @@ class CoinbaseSession(Session):
         self.ever_subscribed = False
         self.last_update = self.opened  # the market_trades channel's last message
         self._next_heartbeat: float | None = None
+        self.books = books.CoinbaseBooks(self, LEDGER_PROTOCOL, self._next_sequence)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": dict(self.channels)}
@@ -143,7 +145,7 @@ class CoinbaseSession(Session):
         if channel in _PRIVATE_CHANNELS:
             await self.send_control(wire.render_error("Failed to subscribe", "authentication"))
             return
-        if channel not in {wire.MARKET_TRADES, wire.HEARTBEATS} | _QUIET_CHANNELS:
+        if channel not in {wire.MARKET_TRADES, wire.HEARTBEATS, wire.LEVEL2} | _QUIET_CHANNELS:
             reason = f"{channel} is not a valid channel"
             await self.send_control(wire.render_error("Failed to subscribe", reason))
             return
@@ -166,6 +168,8 @@ class CoinbaseSession(Session):
         await self._send_message(lambda seq, ts: wire.render_subscriptions(subs, seq, ts))
         if subscribe and channel == wire.MARKET_TRADES:
             await self._subscribe_trades(products)
+        if subscribe and channel == wire.LEVEL2:
+            await self._subscribe_books(products)
         self.nudge()
 
     def _instrument(self, product_id: str) -> Instrument | None:
@@ -180,11 +184,35 @@ class CoinbaseSession(Session):
         self.channels[channel] = [p for p in asked if p not in gone]
         if not self.channels[channel]:
             del self.channels[channel]
-        if channel == wire.MARKET_TRADES:
-            for product_id in gone:
-                entry = self.products.pop(alias_of(product_id) or product_id, None)
+        for product_id in gone:
+            listed = alias_of(product_id) or product_id
+            if channel == wire.LEVEL2:
+                self.books.unsubscribe(listed)
+            elif channel == wire.MARKET_TRADES:
+                entry = self.products.pop(listed, None)
                 if entry is not None:
                     entry.active = False
+
+    async def _subscribe_books(self, products: list[str]) -> None:
+        """A snapshot of each new product's book, then its updates."""
+        for asked in products:
+            instrument = self._instrument(asked)
+            sub = None if instrument is None else self.books.subscribe(instrument)
+            if sub is not None:
+                await self.books.send_snapshot(sub)
+                sub.active = True
+
+    def _next_sequence(self) -> int:
+        """The connection's next ``sequence_num`` (taken)."""
+        self.sequence += 1
+        return self.sequence - 1
+
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.books.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.CoinbaseBookSubscription)
+        return await self.books.send_steps(sub, steps)
 
     async def _subscribe_trades(self, products: list[str]) -> None:
         """A snapshot of each new product's recent trades, then its updates."""

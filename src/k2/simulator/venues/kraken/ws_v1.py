@@ -6,8 +6,9 @@ right after each ack, the last 50 trades as one ordinary trade frame (v1 has no 
 then updates; ``{"event":"heartbeat"}`` after about a second without trade traffic once
 subscribed; ``pong`` echoing ``reqid``. Pairs are the AssetPairs ``wsname`` (``XBT/USD``); a pair
 the venue does not list gets ``Currency pair not supported <PAIR>``, a name that is not
-``BASE/QUOTE`` gets ``Currency pair not in ISO 4217-A3 format <PAIR>``. Only the ``trade``
-subscription is simulated; other subscription names are refused (``Subscription name invalid``).
+``BASE/QUOTE`` gets ``Currency pair not in ISO 4217-A3 format <PAIR>``. The ``trade`` and ``book``
+subscriptions are simulated (``book`` in :mod:`k2.simulator.venues.kraken.books`); other
+subscription names are refused (``Subscription name invalid``).
 A connection that has not subscribed after ``kraken_idle_s`` (60 s, as Kraken) is closed; one
 that sends more than ``kraken_msg_rate`` messages in a second gets ``{"Error":"Exceeded msg
 rate"}`` and the message is not acted on (Kraken's limit is dynamic; this stands in for it).
@@ -25,9 +26,11 @@ from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import EXCHANGE, wire
+from k2.simulator.book import BookStep
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription
+from k2.simulator.venues.kraken import books
 from k2.simulator.venues.kraken.settings import section
 
 PROTOCOL = "kraken-v1"
@@ -68,6 +71,7 @@ class KrakenV1Session(Session):
         self.connection_id = self.ctx.venue_connection_id()
         self.settings = section(self.ctx.config)
         self.rate = MessageRate(self.settings.msg_rate)
+        self.books = books.KrakenV1Books(self, PROTOCOL)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.pairs)}
@@ -105,20 +109,24 @@ class KrakenV1Session(Session):
         subscription = message.get("subscription")
         if not isinstance(subscription, dict):
             return "Subscription field must be an object"
-        if subscription.get("name") != "trade":
+        if subscription.get("name") not in ("trade", books.CHANNEL):
             return "Subscription name invalid"
+        if subscription.get("name") == books.CHANNEL:
+            depth_problem = books.depth_error(subscription.get("depth", books.DEFAULT_DEPTH))
+            if depth_problem is not None:
+                return depth_problem
         if "pair" not in message:
             return "Pair(s) not found"
         if not isinstance(message["pair"], list):
             return "Pair field must be an array"
         return None
 
-    def _pair_error(self, pair: object) -> str | None:
+    def _pair_error(self, pair: object, depth: int | None) -> str | None:
         if not isinstance(pair, str) or pair.count("/") != 1:
             return f"Currency pair not in ISO 4217-A3 format {pair}"
         if pair not in self.market.instruments or self.faults.rejects(pair):
             return f"Currency pair not supported {pair}"
-        if pair in self.pairs:
+        if pair in (self.pairs if depth is None else self.books.subs):
             return "Already subscribed"
         return None
 
@@ -127,14 +135,28 @@ class KrakenV1Session(Session):
         if problem is not None:
             await self.send_control(wire.render_v1_error(problem, reqid))
             return
+        depth = _book_depth(message)
         for pair in message["pair"]:
-            problem = self._pair_error(pair)
+            problem = self._pair_error(pair, depth)
             if problem is not None:
                 await self.send_control(
-                    wire.render_v1_subscription_error(str(pair), problem, reqid)
+                    wire.render_v1_subscription_error(str(pair), problem, reqid, depth)
                 )
                 continue
-            await self._start_pair(pair, reqid)
+            if depth is None:
+                await self._start_pair(pair, reqid)
+            else:
+                await self._start_book(pair, depth, reqid)
+
+    async def _start_book(self, pair: str, depth: int, reqid: int | None) -> None:
+        channel_id = _channel_id(list(self.market.instruments), pair) + 1
+        sub = self.books.subscribe(pair, self.market.instruments[pair], depth, channel_id)
+        self.ever_subscribed = True
+        await self.send_control(
+            wire.render_v1_subscription_status(pair, channel_id, "subscribed", reqid, depth)
+        )
+        await self.books.send_snapshot(sub)
+        sub.active = True
 
     async def _start_pair(self, pair: str, reqid: int | None) -> None:
         history = self.market.histories[pair]
@@ -157,16 +179,20 @@ class KrakenV1Session(Session):
         if problem is not None:
             await self.send_control(wire.render_v1_error(problem, reqid))
             return
+        depth = _book_depth(message)
         for pair in message["pair"]:
-            entry = self.pairs.pop(pair, None) if isinstance(pair, str) else None
+            key = pair if isinstance(pair, str) else ""
+            entry = self.pairs.pop(key, None) if depth is None else self.books.unsubscribe(key)
             if entry is None:
                 error = wire.render_v1_subscription_error(
-                    str(pair), "Subscription Not Found", reqid
+                    str(pair), "Subscription Not Found", reqid, depth
                 )
                 await self.send_control(error)
                 continue
             await self.send_control(
-                wire.render_v1_subscription_status(pair, entry.channel_id, "unsubscribed", reqid)
+                wire.render_v1_subscription_status(
+                    key, entry.channel_id, "unsubscribed", reqid, depth
+                )
             )
 
     async def _send(self, entry: _Pair, trades: list[SimTrade], snapshot: bool) -> None:
@@ -182,6 +208,13 @@ class KrakenV1Session(Session):
     def subscriptions(self) -> Iterable[_Pair]:
         return self.pairs.values()
 
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.books.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.KrakenBookSubscription)
+        return await self.books.send_steps(sub, steps)
+
     async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
         assert isinstance(sub, _Pair)
         return await self.send_batched(
@@ -189,7 +222,7 @@ class KrakenV1Session(Session):
         )
 
     def wakeup_in(self) -> float:
-        if not self.pairs:
+        if not (self.pairs or self.books.subs):
             return 1.0
         return max(0.0, self.last_traffic + self.ctx.config.heartbeat_s - time.monotonic())
 
@@ -199,10 +232,20 @@ class KrakenV1Session(Session):
         if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False
-        if self.pairs and now - self.last_traffic >= config.heartbeat_s:
+        subscribed = self.pairs or self.books.subs
+        if subscribed and now - self.last_traffic >= config.heartbeat_s:
             self.last_traffic = now
             await self.send_control(wire.render_v1_heartbeat())
         return True
+
+
+def _book_depth(message: dict[str, Any]) -> int | None:
+    """The depth of a ``book`` request (None for ``trade``); the request was checked."""
+    subscription = message["subscription"]
+    if subscription.get("name") != books.CHANNEL:
+        return None
+    depth: int = subscription.get("depth", books.DEFAULT_DEPTH)
+    return depth
 
 
 def _channel_id(symbols: list[str], pair: str) -> int:

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.kraken import EXCHANGE, wire
+from k2.simulator.book import BookStep
 from k2.simulator.instruments import Instrument
 from k2.simulator.limits import MessageRate
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription
 from k2.simulator.venue import now_us
+from k2.simulator.venues.kraken import books
 from k2.simulator.venues.kraken.instruments import as_kraken
 from k2.simulator.venues.kraken.settings import section
 from k2.simulator.venues.kraken.ws_v1 import EXCEEDED_MSG_RATE
@@ -179,6 +181,7 @@ class KrakenV2Session(Session):
         self.settings = section(self.ctx.config)
         self.rate = MessageRate(self.settings.msg_rate)
         self._writer = TradeFrameWriter()
+        self.books = books.KrakenV2Books(self, PROTOCOL)
 
     def _v2_names(self) -> dict[str, Instrument]:
         return {as_kraken(inst).v2_symbol: inst for inst in self.market.instruments.values()}
@@ -230,25 +233,81 @@ class KrakenV2Session(Session):
             await self.send_control(render_channel_ack(str(channel), req_id, time_in, _stamp()))
             return
         symbols = params.get("symbol")
-        if channel != "trade" or not isinstance(symbols, list):
+        if channel not in ("trade", books.CHANNEL) or not isinstance(symbols, list):
             error = "Channel not supported" if channel != "trade" else "Malformed request"
             await self.send_control(
                 wire.render_v2_method_error(method, error, req_id, time_in, _stamp())
             )
             return
         snapshot = params.get("snapshot", True) is not False
+        if channel == books.CHANNEL:
+            await self._book_request(method, params, symbols, snapshot, req_id, time_in)
+            return
         for symbol in symbols:
             if method == "subscribe":
                 await self._subscribe(symbol, snapshot, req_id, time_in)
             else:
                 await self._unsubscribe(symbol, req_id, time_in)
 
-    def _symbol_error(self, symbol: object) -> str | None:
+    async def _book_request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        symbols: list[Any],
+        snapshot: bool,
+        req_id: int | None,
+        time_in: str,
+    ) -> None:
+        depth = params.get("depth", books.DEFAULT_DEPTH)
+        problem = books.depth_error(depth) if method == "subscribe" else None
+        for symbol in symbols:
+            if method == "unsubscribe":
+                if self.books.unsubscribe(str(symbol)) is None:
+                    await self.send_control(
+                        wire.render_v2_method_error(
+                            method,
+                            "Subscription Not Found",
+                            req_id,
+                            time_in,
+                            _stamp(),
+                            symbol=str(symbol),
+                        )
+                    )
+                else:
+                    await self.send_control(
+                        wire.render_v2_unsubscribe_ack(
+                            str(symbol), req_id, time_in, _stamp(), channel=books.CHANNEL
+                        )
+                    )
+                continue
+            refused = problem or self._symbol_error(symbol, self.books.subs)
+            if refused is not None or not isinstance(symbol, str):
+                await self.send_control(
+                    wire.render_v2_method_error(
+                        method, str(refused), req_id, time_in, _stamp(), symbol=str(symbol)
+                    )
+                )
+                continue
+            assert isinstance(depth, int)
+            self.books.subscribe(symbol, self.by_v2[symbol], depth)
+            self.ever_subscribed = True
+            ack = wire.render_v2_subscribe_ack(
+                symbol, snapshot, req_id, time_in, _stamp(), channel=books.CHANNEL, depth=depth
+            )
+            await self.send_control(ack)
+            sub = self.books.subs[symbol]
+            if snapshot:
+                await self.books.send_snapshot(sub)
+            sub.active = True
+
+    def _symbol_error(
+        self, symbol: object, taken: Mapping[str, object] | None = None
+    ) -> str | None:
         if isinstance(symbol, str) and symbol not in self.by_v2:  # listed since the connect?
             self.by_v2 = self._v2_names()
         if not isinstance(symbol, str) or symbol not in self.by_v2 or self.faults.rejects(symbol):
             return f"Currency pair not supported {symbol}"
-        if symbol in self.symbols:
+        if symbol in (self.symbols if taken is None else taken):
             return "Already subscribed"
         return None
 
@@ -318,6 +377,13 @@ class KrakenV2Session(Session):
     def subscriptions(self) -> Iterable[_Symbol]:
         return self.symbols.values()
 
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.books.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.KrakenBookSubscription)
+        return await self.books.send_steps(sub, steps)
+
     async def send_new(self, sub: Subscription, items: list[SimTrade] | list[AggTrade]) -> bool:
         assert isinstance(sub, _Symbol)
         return await self.send_batched(
@@ -325,14 +391,14 @@ class KrakenV2Session(Session):
         )
 
     def wakeup_in(self) -> float:
-        if not (self.symbols or self.channels):
+        if not (self.symbols or self.channels or self.books.subs):
             return 1.0
         return max(0.0, self.last_traffic + self.ctx.config.heartbeat_s - time.monotonic())
 
     async def on_timer(self) -> bool:
         now = time.monotonic()
         config = self.ctx.config
-        subscribed = bool(self.symbols or self.channels)
+        subscribed = bool(self.symbols or self.channels or self.books.subs)
         if not self.ever_subscribed and now - self.opened >= self.settings.idle_s:
             await self.close(1000, "no subscription")
             return False

@@ -4,7 +4,8 @@
 ``suspend`` once delisted; other instrument types list none here), ``/api/v5/market/trades``
 (the newest ``limit`` trades, at most 500, newest first), ``/api/v5/market/history-trades``
 (``type=1`` pages by trade id: ``after`` gives older trades, ``before`` newer ones; ``type=2``
-by time; at most 100 rows, newest first) and ``/api/v5/public/time``, in OKX's envelope
+by time; at most 100 rows, newest first), ``/api/v5/market/books`` (``sz`` levels a side of the
+order book with its ``seqId``) and ``/api/v5/public/time``, in OKX's envelope
 ``{"code":"0","msg":"","data":[...]}``. Each endpoint allows ``rest_limit`` requests per 2 s and
 answers HTTP 429 with code 50011 beyond it, as OKX does. Trades the venue "lost" on its streams
 are here: REST is how a client backfills them.
@@ -19,10 +20,13 @@ from typing import Any
 from aiohttp import web
 
 from k2.exchanges.okx import wire
+from k2.exchanges.okx.wire import okx_decimal
+from k2.simulator.faults import FaultBook
+from k2.simulator.ledger import Ledger
 from k2.simulator.limits import WindowLimit
 from k2.simulator.market import SimTrade, SymbolHistory
 from k2.simulator.venue import VenueMarket, now_us
-from k2.simulator.venues.okx.ws import okx_decimal
+from k2.simulator.venues.okx.books import rest_book
 
 _Handler = Callable[[Mapping[str, str]], list[Any]]
 _Route = Callable[[web.Request], Awaitable[web.Response]]
@@ -42,9 +46,17 @@ def _response(body: str, status: int = 200) -> web.Response:
 class OkxRest:
     """The REST half of the simulated OKX venue."""
 
-    def __init__(self, market: VenueMarket, limit: int) -> None:
+    def __init__(
+        self,
+        market: VenueMarket,
+        limit: int,
+        faults: FaultBook | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.market = market
         self.limit = limit
+        self.faults = FaultBook() if faults is None else faults
+        self.ledger = Ledger(None) if ledger is None else ledger
 
     def routes(self) -> list[web.RouteDef]:
         endpoints: dict[str, _Handler] = {
@@ -52,6 +64,7 @@ class OkxRest:
             wire.TRADES_PATH: self._trades,
             wire.HISTORY_TRADES_PATH: self._history_trades,
             "/api/v5/public/time": self._time,
+            wire.BOOKS_PATH: self._books,
         }
         return [web.get(path, self._endpoint(handler)) for path, handler in endpoints.items()]
 
@@ -133,6 +146,12 @@ class OkxRest:
         else:
             chosen = trades[max(start, end - limit) : end]
         return [_row(history, trade) for trade in reversed(chosen)]
+
+    def _books(self, query: Mapping[str, str]) -> list[Any]:
+        history = self._history(query)
+        size = max(1, min(self._int(query, "sz", 1) or 1, wire.BOOKS_REST_MAX))
+        book = self.market.book(history.instrument.symbol)
+        return [rest_book(book, size, self.faults, self.ledger, self.market.exchange)]
 
     def _time(self, query: Mapping[str, str]) -> list[Any]:
         return [{"ts": str(now_us() // 1000)}]

@@ -22,7 +22,7 @@ def routes(ctx: SimContext, serve: Serve) -> list[web.RouteDef]:
     async def public(request: web.Request) -> web.StreamResponse:
         return await serve(request, lambda ws: OkxPublicSession(ctx, ws, request))
 
-    rest = OkxRest(ctx.markets[EXCHANGE], section(ctx.config).rest_limit)
+    rest = OkxRest(ctx.markets[EXCHANGE], section(ctx.config).rest_limit, ctx.faults, ctx.ledger)
     return [
         web.get(wire.BUSINESS_PATH, business),
         web.get(wire.PUBLIC_PATH, public),

@@ -5,7 +5,8 @@ A ``subscribe``/``unsubscribe`` request is answered per argument with its event 
 an instrument the market does not list, or a channel this endpoint does not serve, gets event
 ``error`` code 60018 ("Wrong URL or channel:..."), a request that is not one code 60012, and a
 connection past its 480 requests an hour code 60014. ``trades-all`` pushes one trade a frame;
-``trades`` one row per taker order and price, with ``count`` and ``seqId``. The text ``ping`` is
+``trades`` one row per taker order and price, with ``count`` and ``seqId``; the public endpoint
+also serves ``books`` (:mod:`k2.simulator.venues.okx.books`). The text ``ping`` is
 answered with ``pong``. A connection with no subscription 30 s after it opened, or no data pushed
 for 30 s, is cut, as OKX does. No snapshot follows a subscription. Prices and sizes are printed as
 OKX prints them: no trailing zeros.
@@ -24,20 +25,16 @@ from typing import Any, ClassVar, cast
 
 from k2.exchanges.base import FieldValue
 from k2.exchanges.okx import EXCHANGE, wire
+from k2.exchanges.okx.wire import okx_decimal
+from k2.simulator.book import BookStep
 from k2.simulator.instruments import Instrument
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.session import Rendered, Session, Subscription, text_frame
+from k2.simulator.session import BookSubscription, Rendered, Session, Subscription, text_frame
+from k2.simulator.venues.okx import books
 from k2.simulator.venues.okx.settings import section
 
 _BATCH = 256  # frames written to the socket at once
 _HOUR_S = 3600.0
-
-
-def okx_decimal(text: str) -> str:
-    """Decimal text as OKX prints it: trailing zeros (and a bare point) cut."""
-    if "." not in text:
-        return text
-    return text.rstrip("0").rstrip(".")
 
 
 @dataclass(eq=False, kw_only=True)
@@ -53,6 +50,7 @@ class OkxSession(Session):
 
     exchange = EXCHANGE
     channel: ClassVar[str]
+    book_channels: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,6 +61,7 @@ class OkxSession(Session):
         self._requests: deque[float] = deque()
         self._numbers: dict[str, str] = {}
         self._templates: dict[str, str | None] = {}
+        self.books = books.OkxPublicBooks(self, self.protocol)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "subscriptions": sorted(self.subs), "conn_id": self.conn_id}
@@ -122,11 +121,15 @@ class OkxSession(Session):
             return
         instrument = self.market.instruments.get(inst_id)
         refused = instrument is None or inst_id in self.market.delisted
-        if channel != self.channel or refused or self.faults.rejects(inst_id):
+        served = channel == self.channel or channel in self.book_channels
+        if not served or refused or self.faults.rejects(inst_id):
             msg = wire.unknown_instrument_message(channel, inst_id)
             await self.say(wire.render_error(wire.UNKNOWN_INSTRUMENT, msg, self.conn_id, rid))
             return
         assert instrument is not None
+        if channel in self.book_channels:
+            await self._book_argument(op, instrument, rid)
+            return
         if op == "subscribe":
             if inst_id not in self.subs:
                 history = self.market.histories[inst_id]
@@ -141,6 +144,25 @@ class OkxSession(Session):
             if removed is not None:
                 removed.active = False
         await self.say(wire.render_event(op, channel, inst_id, self.conn_id, rid))
+
+    async def _book_argument(self, op: str, instrument: Instrument, rid: str | None) -> None:
+        if op == "unsubscribe":
+            self.books.unsubscribe(instrument.symbol)
+            await self.say(wire.render_event(op, wire.BOOKS, instrument.symbol, self.conn_id, rid))
+            return
+        self.ever_subscribed = True
+        sub = self.books.subscribe(instrument)
+        await self.say(wire.render_event(op, wire.BOOKS, instrument.symbol, self.conn_id, rid))
+        if sub is not None:
+            await self.books.send_snapshot(sub)
+            sub.active = True
+
+    def book_subscriptions(self) -> Iterable[BookSubscription]:
+        return self.books.subs.values()
+
+    async def send_book_steps(self, sub: BookSubscription, steps: list[BookStep]) -> bool:
+        assert isinstance(sub, books.OkxBookSubscription)
+        return await self.books.send_steps(sub, steps)
 
     # --- trades ---------------------------------------------------------------------------------
 
@@ -249,3 +271,4 @@ class OkxPublicSession(OkxSession):
 
     protocol = "okx-public"
     channel = wire.TRADES
+    book_channels = frozenset({wire.BOOKS})
