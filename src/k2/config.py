@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -333,9 +333,7 @@ class _IngestBase(_Section):
 
     def with_exchange(self, name: str, **changes: Any) -> Any:
         """A copy with ``changes`` to the section of ``name``, re-validated."""
-        section = self.exchange(name)
-        updated = type(section).model_validate({**section.model_dump(), **changes})
-        return type(self).model_validate({**self.model_dump(), name: updated.model_dump()})
+        return revised(self, **{name: revised(self.exchange(name), **changes).model_dump()})
 
     @property
     def shard_spec(self) -> Shard:
@@ -710,6 +708,15 @@ def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
     )
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def revised(model: _Model, **changes: Any) -> _Model:
+    """A copy of ``model`` (the settings or one of their sections) with ``changes``, validated
+    as a new one would be: a bad override is refused here (``model_copy`` checks nothing)."""
+    return type(model).model_validate({**model.model_dump(), **changes})
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; every problem becomes one :class:`ConfigError` line."""
     unknown = unknown_env_vars()
@@ -725,8 +732,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
     home = os.environ.get("K2_HOME")
     if home and "K2_STACK__HOME" not in os.environ:
-        stack = settings.stack.model_copy(update={"home": Path(home)})
-        settings = settings.model_copy(update={"stack": stack})
+        settings = revised(settings, stack=revised(settings.stack, home=Path(home)))
     return settings
 
 

@@ -7,9 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from k2.api.security import hash_key
-from k2.config import KafkaSettings, Settings, load_settings, masked_dump, unknown_env_vars
+from k2.config import (
+    KafkaSettings,
+    Settings,
+    load_settings,
+    masked_dump,
+    revised,
+    unknown_env_vars,
+)
 from k2.errors import ConfigError
 
 
@@ -91,3 +99,16 @@ def test_key_digests_come_from_the_environment_and_are_masked(
     assert settings.api.key_hashes[0].get_secret_value() == digest
     assert settings.api.max_page_size == 500
     assert digest not in json.dumps(masked_dump(settings))
+
+
+def test_a_revised_copy_is_validated_like_new_settings() -> None:
+    """An override given to a copy of the settings (a CLI flag, the source of a run) is checked as
+    a setting in the environment would be: a bad value is refused, not carried silently."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        revised(settings.api, port=-1)
+    with pytest.raises(ValidationError):
+        revised(settings, api={"port": "not a port"})
+    changed = revised(settings, api=revised(settings.api, port=8123))
+    assert changed.api.port == 8123 and settings.api.port != 8123
+    assert changed.kafka == settings.kafka

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from k2.cli.context import K2Group, settings_of, stop_on_signals
+from k2.config import revised
 
 
 @click.group("api", cls=K2Group, invoke_without_command=True)
@@ -24,10 +25,8 @@ def api(ctx: click.Context, host: str | None, port: int | None, workers: int | N
 
     settings = settings_of(ctx)
     changes = {"host": host, "port": port, "workers": workers}
-    options = settings.api.model_validate(
-        {**settings.api.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
-    )
-    settings = settings.model_copy(update={"api": options})
+    options = revised(settings.api, **{k: v for k, v in changes.items() if v is not None})
+    settings = revised(settings, api=options)
     serve(
         settings,
         stop_on_signals(),

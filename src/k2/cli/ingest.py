@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from k2.cli.context import settings_of
-from k2.config import KNOWN_EXCHANGES
+from k2.config import KNOWN_EXCHANGES, revised
 from k2.errors import K2Error
 from k2.exchanges import VENUES
 
@@ -72,9 +72,7 @@ def ingest(
     shared = {"source": source, "simulator_url": simulator_url, "shard": shard}
     shared = {key: value for key, value in shared.items() if value is not None}
     if shared:
-        ingest_settings = type(ingest_settings).model_validate(
-            {**ingest_settings.model_dump(), **shared}
-        )
+        ingest_settings = revised(ingest_settings, **shared)
     section: dict[str, object] = {}
     if symbols:
         names = [s.strip() for s in symbols.split(",") if s.strip()]
@@ -83,7 +81,7 @@ def ingest(
         section.update(ingest_settings.exchange(exchange).protocol_changes(protocol))
     if section:
         ingest_settings = ingest_settings.with_exchange(exchange, **section)
-    settings = settings.model_copy(update={"ingest": ingest_settings})
+    settings = revised(settings, ingest=ingest_settings)
     undelivered = run_ingest(settings, exchange, metrics_port)
     if undelivered:
         raise K2Error(

@@ -7,10 +7,10 @@ A user's explicit ``spark.conf`` entry still wins.
 
 from __future__ import annotations
 
-from k2.config import Settings
+from k2.config import Settings, revised
 
 
 def service_settings(settings: Settings) -> Settings:
     """``settings`` with Spark's console progress bars off unless configured otherwise."""
     conf = {"spark.ui.showConsoleProgress": "false", **settings.spark.conf}
-    return settings.model_copy(update={"spark": settings.spark.model_copy(update={"conf": conf})})
+    return revised(settings, spark=revised(settings.spark, conf=conf))

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from k2.config import Settings
+from k2.config import Settings, revised
 from k2.errors import K2Error
 from k2.jobs.layout import layout
 from k2.jobs.session import spark_jars
@@ -102,8 +102,8 @@ class Doctor:
         self.run = run if run is not None and run.alive() else None
         if self.run is not None and self.run.source != self.settings.ingest.source:
             # `k2 run --source` overrides the setting: check the venue the run reads from.
-            ingest = self.settings.ingest.model_copy(update={"source": self.run.source})
-            self._settings = self.settings.model_copy(update={"ingest": ingest})
+            ingest = revised(self.settings.ingest, source=self.run.source)
+            self._settings = revised(self.settings, ingest=ingest)
         exchanges = ", ".join(self.settings.exchanges)
         return f"K2_HOME={self.settings.stack.state_dir}, exchanges {exchanges}"
 
