@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from k2.config import Settings
@@ -119,14 +120,31 @@ class LedgerRun:
             "simulator",
             "simulate", "--port", str(self.sim_port), "--seed", str(SEED),
             "--id-base", str(ID_BASE), "--rate", "80", "--trades-per-symbol", str(self.per_symbol),
-            "--ledger", str(self.ledger), "--fault-connections", "2",
-            "--drop-after-trades", "120", "--garble-every", "40", "--duplicate-every", "30",
+            "--ledger", str(self.ledger),
             *(arg for name in VENUES for arg in (f"--{name}-symbols", ",".join(LISTED[name]))),
         )  # fmt: skip
         wait_until(self.ledger.exists, 60, "the simulator's ledger", context=self.logs)
+        for exchange in SYMBOLS:  # each exchange's first connection: whichever connects first
+            self.fault(
+                protocol=exchange, connections=1, drop_after_trades=120, garble_every=40,
+                duplicate_every=30,
+            )  # fmt: skip
         for exchange in SYMBOLS:
             self.start_ingest(exchange)
         self.start("stream", "job", "stream")
+
+    def fault(self, **rule: Any) -> None:
+        """A fault rule for the simulator (see :class:`k2.simulator.faults.FaultRule`)."""
+        url = f"http://127.0.0.1:{self.sim_port}/_sim/faults"
+
+        def posted() -> httpx.Response | Pending:
+            try:
+                return httpx.post(url, json=rule, timeout=30)
+            except httpx.TransportError as exc:  # its server is still binding
+                return Pending(str(exc))
+
+        response = wait_until(posted, 60, "the simulator's admin endpoint", context=self.logs)
+        assert response.status_code == 200, response.text
 
     def start_ingest(self, exchange: str) -> None:
         port = str(free_port())
