@@ -3,7 +3,9 @@
 While a partition's leader is being elected (a topic created a moment ago, a broker that stopped
 or restarted), the broker answers a watermark request with an error that goes away when asked
 again: the broker's NOT_LEADER_FOR_PARTITION or LEADER_NOT_AVAILABLE, or librdkafka's own time-out
-or "unknown partition" while its metadata has no leader. librdkafka reports those through a plain
+or "unknown partition" while its metadata has no leader, a failed connection to a leader that is
+down, or "broker handle destroyed" when the cluster dropped a stopped broker while a request to it
+was outstanding. librdkafka reports those through a plain
 error code, never flagged retriable, so the codes that mean "settling" are named here once.
 """
 
@@ -23,6 +25,8 @@ SETTLING = frozenset(
         KafkaError._TIMED_OUT,
         KafkaError._UNKNOWN_PARTITION,
         KafkaError._UNKNOWN_TOPIC,
+        KafkaError._TRANSPORT,
+        KafkaError._DESTROY_BROKER,
     }
 )
 _PAUSE_S = 0.2

@@ -20,6 +20,8 @@ from k2.transport.offsets import settling, watermarks
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError._UNKNOWN_PARTITION,
         KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._DESTROY_BROKER,
     ],
 )
 def test_a_partition_without_a_leader_yet_is_settling(code: int) -> None:
