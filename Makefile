@@ -48,7 +48,7 @@ sysdeps:  ## Debian packages the tests use (Prometheus, Chromium, PostgreSQL), i
 	  } > apt.log 2>&1 || { tail -n 5 apt.log; echo "error: apt-get could not install $$missing (see apt.log); install them, or run make test as root"; exit 1; }; \
 	fi
 
-run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=simulator: local venues)
+run: venv jvm  ## run the pipeline until Ctrl-C: stack, ingests, Bronze (SOURCE=simulator: local exchanges)
 	@$(BIN)/k2 run $(if $(SOURCE),--source $(SOURCE))
 
 stop: venv  ## stop the embedded stack (data stays in K2_HOME, default ./.k2)

@@ -5,7 +5,7 @@ without a ledger) and the ingest in this process, exactly as ``k2 ingest`` build
 included). CPU is this process's (the ingest and librdkafka's threads, ``time.process_time``).
 
 - full speed, the source not the limit: the ingest subscribes to a simulator that sends nothing,
-  and frames rendered in advance by the venues' wire renderers (``FULL_SPEED_TRADES`` trades of
+  and frames rendered in advance by the exchanges' wire renderers (``FULL_SPEED_TRADES`` trades of
   two symbols, ids in sequence) are handed to its feed client's frame handler as fast as it
   takes them: everything the ingest does per frame except the socket read. Trades acknowledged
   by Kafka per second and CPU per trade, as a fraction of the ceiling; the median of
@@ -19,7 +19,7 @@ included). CPU is this process's (the ingest and librdkafka's threads, ``time.pr
   (from its Kafka timestamp, taken while its frame is handled), p50/p99/max, and the ingest's
   own exact sample (one record per event-loop turn, from the frame's receive time);
 - every symbol: 2,000 Binance symbols at ``ALL_RATE`` trades/s: delivered/s, connections, RSS;
-- lag with 1% of ids lost: how far behind the venue the live feed reads (now minus the exchange
+- lag with 1% of ids lost: how far behind the exchange the live feed reads (now minus the exchange
   time of the newest trade received, sampled every 0.2 s) while REST fills the gaps.
 """
 

@@ -1,7 +1,7 @@
 """Parse-and-normalise throughput per protocol on one core (trades per second).
 
-Frames are rendered with each venue's own ``wire`` module (one trade per frame, the common case
-on every venue), then timed through ``parse`` and ``normalise`` exactly as the feed clients and
+Frames are rendered with each exchange's own ``wire`` module (one trade per frame, the common case
+on every exchange), then timed through ``parse`` and ``normalise`` exactly as the feed clients and
 the Silver job use them. ``run()`` returns the figures; running the module prints them as JSON.
 """
 

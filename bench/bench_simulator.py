@@ -37,7 +37,9 @@ Count = Callable[[str], int]
 def _generated(admin: str) -> int:
     with urllib.request.urlopen(admin + "/status") as response:
         status = json.load(response)
-    return sum(head["trades"] for venue in status["markets"].values() for head in venue.values())
+    return sum(
+        head["trades"] for exchange in status["markets"].values() for head in exchange.values()
+    )
 
 
 def _kraken_v2_count(frame: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 from k2.config import Settings, StackSettings
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.stack.ports import free_port
 
 
@@ -35,7 +35,7 @@ def start_simulator(
     """``k2 simulate`` on a free port; the process and its URLs (read from its URLs file).
 
     ``kraken`` and ``binance`` are the comma-separated symbols to list ("" lists none, None the
-    venue's whole universe), every other exchange lists none unless ``extra`` names its symbols;
+    exchange's whole universe), every other exchange lists none unless ``extra`` names its symbols;
     ``extra`` are further ``k2 simulate`` options.
     """
     urls_file = workdir / f"urls-{time.monotonic_ns()}.json"
@@ -44,7 +44,7 @@ def start_simulator(
         "--retention", str(retention), "--urls-file", str(urls_file), *extra,
     ]  # fmt: skip
     listed = {"kraken": kraken, "binance": binance}
-    for name in VENUES:
+    for name in EXCHANGES:
         symbols = listed.get(name, "")
         if symbols is not None and f"--{name}-symbols" not in extra:
             command += [f"--{name}-symbols", symbols]

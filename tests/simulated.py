@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import websockets
 
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 def unlisted() -> dict[str, tuple[str, ...]]:
     """``<exchange>_symbols`` of every exchange in the registry, each listing nothing."""
-    return {f"{name}_symbols": () for name in VENUES}
+    return {f"{name}_symbols": () for name in EXCHANGES}
 
 
 def simulator_configs(**defaults: Any) -> Callable[..., SimulatorConfig]:

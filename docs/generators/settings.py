@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from generators.markdown import code, heading, page, prose, table
 from k2 import config
 from k2.config import ENV_PREFIX, NESTED_DELIMITER, Settings, unknown_env_vars
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
 _BOUNDS = ((Ge, "ge", "≥"), (Gt, "gt", ">"), (Le, "le", "≤"), (Lt, "lt", "<"))
@@ -85,9 +85,9 @@ def default_text(value: Any, root: Path) -> str:
 
 def _client_value(path: tuple[str, ...], name: str) -> Any:
     """What an exchange's feed client uses for a setting of its section left unset: the client
-    class's attribute of the same name (``max_symbols_per_connection``: the venue's limit)."""
-    if len(path) == 2 and path[0] == "ingest" and path[1] in VENUES:
-        return getattr(VENUES[path[1]].client_type(), name, None)
+    class's attribute of the same name (``max_symbols_per_connection``: the exchange's limit)."""
+    if len(path) == 2 and path[0] == "ingest" and path[1] in EXCHANGES:
+        return getattr(EXCHANGES[path[1]].client_type(), name, None)
     return None
 
 

@@ -26,13 +26,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from k2.errors import ConfigError
-from k2.exchanges import EXCHANGE_NAMES, VENUES
+from k2.exchanges import EXCHANGE_NAMES, EXCHANGES
 from k2.exchanges.contract import BackfillOptions, ExchangeSettings, Shard
 from k2.exchanges.factory import DEFAULT_METRICS_PORT, stream_metrics_port
 
 ENV_PREFIX = "K2_"
 NESTED_DELIMITER = "__"
-KNOWN_EXCHANGES = EXCHANGE_NAMES  # the venue registry's names (k2.exchanges.VENUES)
+KNOWN_EXCHANGES = EXCHANGE_NAMES  # the exchange registry's names (k2.exchanges.EXCHANGES)
 
 
 class _Section(BaseModel):
@@ -245,24 +245,24 @@ class LakeSettings(_Section):
 
 
 class _IngestBase(_Section):
-    """``k2 ingest``: from each venue's feed into its raw Kafka topic, one process per venue and
-    shard. Each venue of the registry adds its own section (``K2_INGEST__<VENUE>__*``, defined in
-    ``k2/exchanges/<venue>/config.py``) to these shared settings."""
+    """``k2 ingest``: from each exchange's feed into its raw Kafka topic, one process per exchange
+    and shard. Each exchange of the registry adds its own section (``K2_INGEST__<EXCHANGE>__*``,
+    defined in ``k2/exchanges/<exchange>/config.py``) to these shared settings."""
 
     source: Literal["live", "simulator"] = Field(
         "live",
-        description="live: the venues' public endpoints; simulator: a `k2 simulate` at "
+        description="live: the exchanges' public endpoints; simulator: a `k2 simulate` at "
         "simulator_url.",
     )
     simulator_url: str = Field(
         "http://127.0.0.1:8765",
-        description="Base URL of the local simulator (one port serves every venue's WebSocket "
+        description="Base URL of the local simulator (one port serves every exchange's WebSocket "
         "and REST endpoints).",
     )
     shard: str = Field(
         "0/1",
-        description="I/N: this process ingests the stable share I of N of the venue's symbols "
-        "(by a hash of the symbol's name), so N processes split one venue without overlap.",
+        description="I/N: this process ingests the stable share I of N of the exchange's symbols "
+        "(by a hash of the symbol's name), so N processes split one exchange without overlap.",
     )
     shards_per_exchange: int = Field(
         1, ge=1, le=10, description="How many ingest shards `k2 run` starts for each exchange."
@@ -271,7 +271,7 @@ class _IngestBase(_Section):
         DEFAULT_METRICS_PORT,
         ge=0,
         description="Prometheus /metrics and /healthz port of the first exchange's ingest; the "
-        f"other exchanges take the next ports in the registry's order ({', '.join(VENUES)}), "
+        f"other exchanges take the next ports in the registry's order ({', '.join(EXCHANGES)}), "
         "and shard I adds 10 * I (20 * I from ten exchanges on). 0 picks a free one.",
     )
     summary_interval_s: float = Field(
@@ -294,8 +294,8 @@ class _IngestBase(_Section):
         100_000,
         ge=1,
         description="Producer queue bound. When Kafka is unreachable the ingest stops reading "
-        "from the venue once this many records wait (memory stays bounded) and gap recovery "
-        "fills what the venue sent meanwhile.",
+        "from the exchange once this many records wait (memory stays bounded) and gap recovery "
+        "fills what the exchange sent meanwhile.",
     )
     backfill_max_trades: int = Field(
         100_000,
@@ -306,21 +306,21 @@ class _IngestBase(_Section):
     backfill_request_interval_s: float | None = Field(
         None,
         ge=0,
-        description="Pause between REST history requests of one process; default: the venue's "
+        description="Pause between REST history requests of one process; default: the exchange's "
         "public limit (Kraken 1 s, Binance 0.25 s). A 429 or rate-limit answer waits as the "
-        "venue says.",
+        "exchange says.",
     )
     backfill_concurrency: int = Field(
         4,
         ge=1,
         description="Gaps backfilled at once, while live trades keep flowing; every request "
-        "still waits its turn in the venue's REST budget.",
+        "still waits its turn in the exchange's REST budget.",
     )
     backfill_pending_max: int = Field(
         10_000,
         ge=1,
         description="Gaps waiting for backfill at most; beyond it a gap is published as "
-        "unfilled at once (memory stays bounded when the venue loses ids faster than its REST "
+        "unfilled at once (memory stays bounded when the exchange loses ids faster than its REST "
         "budget can fill them).",
     )
 
@@ -352,9 +352,9 @@ class _IngestBase(_Section):
 
 
 def _ingest_settings_type() -> type[_IngestBase]:
-    """The shared ingest settings plus one section per venue of the registry."""
+    """The shared ingest settings plus one section per exchange of the registry."""
     sections: dict[str, Any] = {}
-    for name, entry in VENUES.items():
+    for name, entry in EXCHANGES.items():
         section = entry.settings_type()
         sections[name] = (section, Field(default_factory=section, description=section.__doc__))
     model: type[_IngestBase] = create_model(

@@ -13,7 +13,7 @@ from typing import Literal
 
 Side = Literal["buy", "sell"]
 
-# Legacy asset codes some venues still use on the wire, mapped to the codes users know.
+# Legacy asset codes some exchanges still use on the wire, mapped to the codes users know.
 CANONICAL_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -69,7 +69,7 @@ class ExchangeError(K2Error):
 
 
 class RateLimitedError(ExchangeError):
-    """Raised when a venue's REST API answers with its rate limit; wait ``retry_after_s``."""
+    """Raised when an exchange's REST API answers with its rate limit; wait ``retry_after_s``."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -77,16 +77,16 @@ class RateLimitedError(ExchangeError):
 
 
 class BackfillError(ExchangeError):
-    """Raised when a venue's trade history cannot be read for a gap; the gap is published as
+    """Raised when an exchange's trade history cannot be read for a gap; the gap is published as
     unfilled."""
 
 
 class SubscriptionRejectedError(ExchangeError):
-    """Raised when a venue rejects a subscription for a symbol."""
+    """Raised when an exchange rejects a subscription for a symbol."""
 
 
 class UnknownSymbolError(ExchangeError):
-    """Raised when a symbol is not listed in the venue's reference data."""
+    """Raised when a symbol is not listed in the exchange's reference data."""
 
 
 class TradeInvalidError(ExchangeError):

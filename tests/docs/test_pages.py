@@ -18,7 +18,7 @@ from tests.docs.conftest import DOCS, ROOT, written_pages
 # end where the shell's syntax begins (a comment, a pipe, a redirection, `)`).
 _WORDS = r"""((?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|[^\s"'`)#|&;>\]\[]+))*)"""
 _COMMANDS = (re.compile(r"\.venv/bin/k2" + _WORDS), re.compile(r"`k2" + _WORDS))
-_SETTING = re.compile(r"\bK2_[A-Z0-9_]*(?:<VENUE>[A-Z0-9_]*)?")
+_SETTING = re.compile(r"\bK2_[A-Z0-9_]*(?:<EXCHANGE>[A-Z0-9_]*)?")
 _MAKE = re.compile(r"\bmake ([a-z]+)\b")
 _LINK = re.compile(r"\]\(([^)#:]+)(?:#[^)]*)?\)")
 
@@ -69,7 +69,7 @@ def test_every_documented_setting_exists() -> None:
     for path, text in written_pages().items():
         for match in _SETTING.finditer(text):
             name = match.group(0).rstrip("_")
-            names = [name.replace("<VENUE>", venue.upper()) for venue in EXCHANGE_NAMES]
+            names = [name.replace("<EXCHANGE>", exchange.upper()) for exchange in EXCHANGE_NAMES]
             unknown |= {f"{path}: {name}" for name in unknown_env_vars(dict.fromkeys(names, ""))}
     assert not unknown, sorted(unknown)
 

@@ -28,14 +28,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from k2.config import Settings
 from k2.domain import BAR_INTERVALS, Trade, micros_from_datetime
-from k2.exchanges import VENUES, venue
+from k2.exchanges import EXCHANGES, exchange_entry
 from k2.exchanges.base import Envelope, RawTrade
 from k2.jobs.offsets import marker_offsets
 from k2.lake.catalog import open_catalog
+from k2.simulator.exchanges.bybit.ids import STRIDE
 from k2.simulator.instruments import catalog
 from k2.simulator.ledger import LedgerEntry, read_ledger
 from k2.simulator.market import SymbolGenerator
-from k2.simulator.venues.bybit.ids import STRIDE
 from k2.stack.ports import free_port
 from k2.transport.offsets import watermarks
 from k2.transport.topics import TopicAdmin, dlq_topic, k2_topics, raw_topic
@@ -121,7 +121,7 @@ class LedgerRun:
             "simulate", "--port", str(self.sim_port), "--seed", str(SEED),
             "--id-base", str(ID_BASE), "--rate", "80", "--trades-per-symbol", str(self.per_symbol),
             "--ledger", str(self.ledger),
-            *(arg for name in VENUES for arg in (f"--{name}-symbols", ",".join(LISTED[name]))),
+            *(arg for name in EXCHANGES for arg in (f"--{name}-symbols", ",".join(LISTED[name]))),
         )  # fmt: skip
         wait_until(self.ledger.exists, 60, "the simulator's ledger", context=self.logs)
         for exchange in SYMBOLS:  # each exchange's first connection: whichever connects first
@@ -383,7 +383,7 @@ class LedgerRun:
 
 
 def expected_ids(ledger: list[LedgerEntry], per_symbol: int) -> dict[tuple[str, str], set[int]]:
-    """Every id from each symbol's first ledger trade on (the venue's ids follow each other per
+    """Every id from each symbol's first ledger trade on (the exchange's ids follow each other per
     symbol, :data:`ID_STEP` apart): the ones never sent were made meanwhile and come from REST.
     Where the ids are the symbol's own, that runs to the last trade the market made (the
     simulator makes ``per_symbol`` a symbol), which the history check recovers when the ingest
@@ -413,7 +413,7 @@ def last_made(exchange: str, sent_id: int, per_symbol: int) -> int:
 
 def unified(entry: LedgerEntry) -> Trade:
     """The ledger trade as K2's own normalisation makes it."""
-    protocol = venue(entry.exchange).default_protocol
+    protocol = exchange_entry(entry.exchange).default_protocol
     raw = RawTrade(
         entry.exchange,
         entry.symbol,
@@ -421,7 +421,7 @@ def unified(entry: LedgerEntry) -> Trade:
         entry.fields,
         Envelope(entry.emit_us, entry.connection, 0, protocol),  # type: ignore[arg-type]
     )
-    normalise = venue(entry.exchange).module("normalise").normalise_trade
+    normalise = exchange_entry(entry.exchange).module("normalise").normalise_trade
     if entry.exchange == "binance":
         return normalise(raw, time_unit="MICROSECOND")  # type: ignore[no-any-return]
     return normalise(raw)  # type: ignore[no-any-return]

@@ -4,7 +4,7 @@ The simulator drops connections, garbles and duplicates frames; the Binance inge
 with SIGKILL and restarted; the streaming job is killed with SIGKILL between its Bronze and its
 Silver/Gold commits of a micro-batch, its checkpoint deleted, and restarted; invalid trades are
 put on the raw topic by a misbehaving producer. At the end every trade of the ledger is in
-``gold.trades`` exactly once with every value equal, every id a venue made between a symbol's
+``gold.trades`` exactly once with every value equal, every id an exchange made between a symbol's
 first and last ledger trade is there (the ones no client was sent come from REST backfill), each
 garbled frame is in the DLQ, each invalid trade in ``silver.quarantine`` with its reason, and
 every 1-minute bar equals the bar computed here from the trades.

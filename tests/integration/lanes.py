@@ -2,7 +2,7 @@
 
 A :class:`Lane` is the session's settings with a topic prefix and a namespace prefix of its own,
 so tests that run the streaming job never see each other's records or rows. Raw records are
-built the way the ingest builds them (the venue's own ``to_record``), Avro-encoded with the
+built the way the ingest builds them (the exchange's own ``to_record``), Avro-encoded with the
 registry, and produced keyed by symbol.
 """
 
@@ -123,8 +123,8 @@ def to_record(raw: RawTrade, **fields: FieldValue) -> dict[str, Any]:
     """The raw Kafka record the ingest writes for ``raw`` (µs times for Binance), with
     ``fields`` overriding record fields."""
     ingest = IngestSettings(binance={"time_unit": "MICROSECOND"})
-    venue = adapter_for(raw.exchange, ingest)
-    return {**venue.to_record(raw, venue.message_id(raw), "0.1.0"), **fields}
+    adapter = adapter_for(raw.exchange, ingest)
+    return {**adapter.to_record(raw, adapter.message_id(raw), "0.1.0"), **fields}
 
 
 class RawProducer:

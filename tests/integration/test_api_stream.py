@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from k2.api.metrics import ApiMetrics
 from k2.api.stream import LiveTrades, _as_written
 from k2.config import ApiSettings, Settings
-from k2.exchanges import venue
+from k2.exchanges import exchange_entry
 from k2.observability.metrics import Metrics
 from k2.simulator.server import Simulator
 from k2.stack.manager import Stack
@@ -62,7 +62,7 @@ async def collect(url: str, into: list[dict[str, Any]], opened: asyncio.Event) -
 def land_gold(settings: Settings, catalog: Any) -> int:
     """What the streaming job would do: every raw record normalised into gold.trades."""
     topic = raw_topic("binance", settings.kafka.topic_prefix)
-    normalise = venue("binance").module("normalise").trade_from_record
+    normalise = exchange_entry("binance").module("normalise").trade_from_record
     found = {}
     for record in read_topic(settings, topic):
         trade = normalise(_as_written(record.value))
@@ -88,8 +88,8 @@ def history(base: str, until: str, start: str) -> tuple[list[dict[str, Any]], bo
 def test_stream_delivers_every_ledger_trade_in_order_and_joins_history(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """The live trade stream gives a client every trade the venue sent, in order with exact values,
-    and a client joining late fills the start from Gold with no gap and no duplicate."""
+    """The live trade stream gives a client every trade the exchange sent, in order with exact
+    values, and a client joining late fills the start from Gold with no gap and no duplicate."""
     private = lane(settings, "apistream", binance={"symbols": (SYMBOL,)})
     private = private.model_copy(
         update={

@@ -290,7 +290,7 @@ def test_bronze_reads_the_same_in_pyiceberg_and_duckdb(settings: Settings, lande
 # schema evolution and poison records
 
 
-V2_FIELD = {"name": "venue_note", "type": ["null", "string"], "default": None, "doc": "test"}
+V2_FIELD = {"name": "exchange_note", "type": ["null", "string"], "default": None, "doc": "test"}
 
 
 def test_old_and_new_schema_versions_land_side_by_side(
@@ -319,7 +319,7 @@ def test_old_and_new_schema_versions_land_side_by_side(
         if i % 2:
             mixed.append(encode_v1(record, lane.topic))
         else:
-            mixed.append(encode_v2({**record, "venue_note": f"note-{i}"}, lane.topic))
+            mixed.append(encode_v2({**record, "exchange_note": f"note-{i}"}, lane.topic))
     second = produce(settings, lane.topic, mixed)
     stream_until(spark, lane, lambda: count_of(spark, lane.source.table) >= 100)
 
@@ -332,9 +332,9 @@ def test_old_and_new_schema_versions_land_side_by_side(
         row = rows[offset + 10**6 * partition]
         assert row.message_id == f"kraken:{index}"
         if index >= 40 and index % 2 == 0:
-            assert row.venue_note == f"note-{index}" and row.schema_id == v2_id
+            assert row.exchange_note == f"note-{index}" and row.schema_id == v2_id
         else:
-            assert row.venue_note is None and row.schema_id != v2_id
+            assert row.exchange_note is None and row.schema_id != v2_id
     assert count_of(spark, lane.source.rejects) == 0
 
 

@@ -115,7 +115,7 @@ def test_a_silent_stall_reconnects_within_the_liveness_deadline(tmp_path: Path) 
 
 def test_text_pings_keep_a_quiet_instrument_past_the_idle_cut(tmp_path: Path) -> None:
     """Nothing trades, yet the connection lives past OKX's idle cut: the client pings, the
-    venue answers pong, and nothing is reconnected."""
+    exchange answers pong, and nothing is reconnected."""
 
     async def scenario() -> None:
         config = sim_config(tmp_path, rate=0, okx_idle_s=1.0, ledger_path=None)
@@ -143,8 +143,8 @@ def test_an_unknown_instrument_is_refused_before_connecting(tmp_path: Path) -> N
     run(scenario)
 
 
-def test_an_instrument_the_venue_refuses_fails_with_one_line_naming_it(tmp_path: Path) -> None:
-    """The venue's error event 60018 for one instrument: the feed stops with one line."""
+def test_an_instrument_the_exchange_refuses_fails_with_one_line_naming_it(tmp_path: Path) -> None:
+    """The exchange's error event 60018 for one instrument: the feed stops with one line."""
     reject = FaultRule(protocol="okx", reject_symbols=("ETH-USDT",))
 
     async def scenario() -> None:

@@ -131,7 +131,7 @@ def ids_of(trades: list[RawTrade]) -> list[int]:
     return [i for i in ids if i is not None]
 
 
-def venue_of(protocol: str) -> str:
+def fault_protocol_of(protocol: str) -> str:
     """The simulator's fault protocol name: ``binance`` covers both Binance stream kinds."""
     return "binance" if protocol.startswith("binance") else protocol
 
@@ -150,7 +150,7 @@ def ledger_by_symbol(path: Path | None) -> dict[str, list[LedgerEntry]]:
 def test_every_emitted_trade_arrives_once_in_per_symbol_order(
     tmp_path: Path, protocol: str
 ) -> None:
-    """Every trade the venue sends reaches the feed client once, with every field as sent, in
+    """Every trade the exchange sends reaches the feed client once, with every field as sent, in
     per-symbol order and with no gap reported, on each Kraken and Binance protocol."""
     per_symbol = 150  # trades generated per symbol (aggTrade frames may aggregate several)
 
@@ -186,7 +186,7 @@ def test_a_forced_disconnect_reconnects_and_reports_exactly_the_skipped_ids(
 ) -> None:
     """After forced disconnects the client reconnects, delivers each id once in order, and reports
     as reconnect gaps exactly the ids it never received."""
-    drop = FaultRule(protocol=venue_of(protocol), drop_after_trades=60, connections=2)
+    drop = FaultRule(protocol=fault_protocol_of(protocol), drop_after_trades=60, connections=2)
 
     async def scenario() -> None:
         config = sim_config(tmp_path, rate=400, snapshot_size=3, faults=(drop,))
@@ -231,7 +231,7 @@ def test_a_silent_stall_reconnects_within_the_liveness_deadline(
     disconnect reason, and trades flow again on a new one."""
     liveness = 1.5
     stall = FaultRule(
-        protocol=venue_of(protocol), stall="silent", stall_after_trades=40, connections=1
+        protocol=fault_protocol_of(protocol), stall="silent", stall_after_trades=40, connections=1
     )
 
     async def scenario() -> None:
@@ -258,7 +258,7 @@ def test_a_silent_stall_reconnects_within_the_liveness_deadline(
 def test_a_rejected_symbol_fails_with_one_line_naming_it(
     tmp_path: Path, protocol: str, rejected: str
 ) -> None:
-    """A pair the venue refuses stops the client with one line naming the pair and the venue's
+    """A pair the exchange refuses stops the client with one line naming the pair and the exchange's
     reason."""
     reject = FaultRule(protocol=protocol, reject_symbols=(rejected,))
 
@@ -278,7 +278,7 @@ def test_a_rejected_symbol_fails_with_one_line_naming_it(
 
 @pytest.mark.parametrize("protocol", ["kraken-v2", "binance-trade"])
 def test_an_unknown_symbol_is_refused_before_connecting(tmp_path: Path, protocol: str) -> None:
-    """A symbol the venue does not list is refused by name before any connection is opened."""
+    """A symbol the exchange does not list is refused by name before any connection is opened."""
 
     async def scenario() -> None:
         async with Simulator(sim_config(tmp_path)) as sim:
@@ -361,8 +361,8 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
 ) -> None:
     """Symbols that stop trading while the connection is alive are each reported once as silent, and
     the connection is kept."""
-    venue = venue_of(protocol)
-    stall = FaultRule(protocol=venue, stall="heartbeats")
+    fault_protocol = fault_protocol_of(protocol)
+    stall = FaultRule(protocol=fault_protocol, stall="heartbeats")
     silences: list[Silence] = []
 
     async def scenario() -> None:
@@ -370,7 +370,7 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
         async with Simulator(config) as sim:
             urls = sim.urls
             client: Client
-            if venue == "binance":
+            if fault_protocol == "binance":
                 options = BinanceFeedOptions(
                     BINANCE_SYMBOLS,
                     ws_url=urls.binance_ws,
@@ -402,7 +402,7 @@ def test_trade_silence_is_a_warning_and_a_callback_not_a_reconnect(
 
 
 def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_path: Path) -> None:
-    """A venue that answers ``Exceeded msg rate``: the client re-sends what is unconfirmed."""
+    """An exchange that answers ``Exceeded msg rate``: the client re-sends what is unconfirmed."""
     pairs = tuple(inst.symbol for inst in catalog("kraken")[:160])
     v2_names = tuple(inst.v2_symbol for inst in catalog("kraken")[:160])
 
@@ -422,10 +422,10 @@ def test_kraken_exceeded_msg_rate_is_waited_out_and_every_pair_confirmed(tmp_pat
 
 
 @pytest.mark.parametrize("protocol", ["kraken-v2", "binance-trade"])
-def test_a_configured_symbol_the_venue_delists_is_dropped_and_taken_up_again(
+def test_a_configured_symbol_the_exchange_delists_is_dropped_and_taken_up_again(
     tmp_path: Path, protocol: str
 ) -> None:
-    """Explicit symbols: a refresh after one leaves the venue's listings drops it (no warning,
+    """Explicit symbols: a refresh after one leaves the exchange's listings drops it (no warning,
     no error), and one after it is listed again subscribes to it again."""
     market = "binance" if protocol.startswith("binance") else "kraken"
     symbol = "ETHUSDT" if market == "binance" else "ETH/USD"  # the same name in v1 and v2

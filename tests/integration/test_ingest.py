@@ -163,9 +163,9 @@ async def ingest_until(
             "ingest": settings.ingest.model_copy(update={"simulator_url": sim.urls.binance_rest})
         }
     )
-    venue = adapter_for(exchange, private.ingest)
+    adapter = adapter_for(exchange, private.ingest)
     metrics = IngestMetrics(Metrics(f"ingest-{exchange}"), exchange)
-    service = IngestService(private, venue, feed_spec(private.ingest, venue), metrics)
+    service = IngestService(private, adapter, feed_spec(private.ingest, adapter), metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     deadline = time.monotonic() + timeout_s
@@ -235,7 +235,7 @@ def assert_complete(
 def test_every_ledger_trade_lands_once_in_order_binance(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """Every Binance trade the venue sent lands in Kafka once, with every field as sent, keyed by
+    """Every Binance trade the exchange sent lands in Kafka once, with every field as sent, keyed by
     its symbol on one partition and in id order."""
     private = lane(settings, "nbinance", binance={"symbols": BINANCE, "time_unit": "MILLISECOND"})
     per_symbol = 600
@@ -278,7 +278,7 @@ def test_every_ledger_trade_lands_once_in_order_binance(
 def test_every_ledger_trade_lands_once_in_order_kraken_v2(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """Every Kraken v2 trade the venue sent lands in Kafka once, with every field as sent, in id
+    """Every Kraken v2 trade the exchange sent lands in Kafka once, with every field as sent, in id
     order per symbol."""
     private = lane(settings, "nkraken", kraken={"symbols": KRAKEN_V2})
     per_symbol = 400
@@ -312,8 +312,8 @@ def test_every_ledger_trade_lands_once_in_order_kraken_v2(
 def test_disconnect_and_lost_ids_are_backfilled(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """Trades missed across forced disconnects and trades the venue lost are backfilled from REST,
-    so nothing sent is missing, and each gap is published as backfilled."""
+    """Trades missed across forced disconnects and trades the exchange lost are backfilled from
+    REST, so nothing sent is missing, and each gap is published as backfilled."""
     private = lane(settings, "backfill", binance={"symbols": BINANCE})
     drop = FaultRule(protocol="binance", connections=2, drop_after_trades=150)
     config = sim_config(tmp_path, rate=600, faults=(drop,), lose_every=13)
@@ -404,7 +404,7 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     written decode with it."""
     private = lane(settings, "schema", binance={"symbols": ("BTCUSDT",)})
     # 20 trades/s per symbol: the 50 trades take 2.5 s, so most are sent after the ingest
-    # connects (a first run starts from the trades it receives, not from the venue's history).
+    # connects (a first run starts from the trades it receives, not from the exchange's history).
     config = sim_config(tmp_path, rate=60, trades_per_symbol=50, binance_symbols=("BTCUSDT",))
 
     ingest_with_simulator(
@@ -415,7 +415,7 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     registry = SchemaRegistryClient(private.registry_config())
     old_id = registry.get_latest_version(f"{topic}-value").schema_id
     evolved = schema_json("binance_raw")
-    evolved["fields"].append({"name": "venue_note", "type": ["null", "string"], "default": None})
+    evolved["fields"].append({"name": "exchange_note", "type": ["null", "string"], "default": None})
     new_id = register_value_schema(registry, topic, json.dumps(evolved))
     assert new_id != old_id
     reader = AvroDeserializer(registry, schema_str=json.dumps(evolved))
@@ -437,7 +437,7 @@ def test_backward_compatible_schema_change_registers_and_old_records_decode(
     finally:
         consumer.close()
     assert len(decoded) == sent > 0
-    assert all(d["venue_note"] is None and d["price"] for d in decoded)
+    assert all(d["exchange_note"] is None and d["price"] for d in decoded)
 
 
 def register_together(registry_config: dict[str, Any], topic: str, schema: str) -> list[Any]:
@@ -591,7 +591,7 @@ def test_sigkill_and_restart_lose_nothing(
         wait_metric(port, "k2_ingest_trades_delivered_total", 800, 60, "delivery", log)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        time.sleep(2.0)  # the venue keeps trading while the ingest is down
+        time.sleep(2.0)  # the exchange keeps trading while the ingest is down
         second = start_ingest(env, log, port)
         wait_metric(port, "k2_ingest_trades_backfilled_total", 1, 60, "backfill", log)
         wait_metric(port, "k2_ingest_trades_delivered_total", 800, 60, "delivery", log)
@@ -617,8 +617,8 @@ def test_sigkill_and_restart_lose_nothing(
 def test_trades_made_while_the_ingest_was_down_are_recovered_though_the_symbol_stays_quiet(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """An ingest restarted after the venue's last trades (nothing live reveals the gap) reads
-    the venue's newest ids from its history and backfills up to them."""
+    """An ingest restarted after the exchange's last trades (nothing live reveals the gap) reads
+    the exchange's newest ids from its history and backfills up to them."""
     private = lane(settings, "quiet", binance={"symbols": BINANCE})
     per_symbol = 120
     config = sim_config(tmp_path, rate=20, trades_per_symbol=per_symbol)  # 12 s of trading
@@ -630,7 +630,7 @@ def test_trades_made_while_the_ingest_was_down_are_recovered_though_the_symbol_s
             await wait_until_async(
                 lambda: all(len(histories[s].trades) >= per_symbol for s in BINANCE),
                 60,
-                "the venue's last trade",
+                "the exchange's last trade",
             )
             newest = {s: histories[s].trades[-1].trade_id for s in BINANCE}
             again = await ingest_until(
@@ -716,7 +716,7 @@ def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
     topic = raw_topic("binance", private.kafka.topic_prefix) + ".single"
     TopicAdmin(private.kafka_config()).ensure([TopicSpec(topic, 1, 1)])
     registry = SchemaRegistryClient(private.registry_config())
-    venue = adapter_for("binance", private.ingest)
+    adapter = adapter_for("binance", private.ingest)
     encoder = ConfluentEncoder(
         "binance_raw", register_value_schema(registry, topic, schema_text("binance_raw"))
     )
@@ -725,7 +725,7 @@ def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
     def record(symbol: str, trade: int) -> bytes:
         fields = binance_wire.trade_fields(symbol, trade, "1.5", "2", 1_700_000_000_000, False)
         raw = RawTrade("binance", symbol, trade, fields, Envelope(1, "c", trade, "binance-trade"))
-        return encoder.encode(venue.to_record(raw, venue.message_id(raw), "t"))
+        return encoder.encode(adapter.to_record(raw, adapter.message_id(raw), "t"))
 
     for trade in range(1, 11):
         assert producer.try_produce(topic, record("QUIETUSDT", trade), b"QUIETUSDT")
@@ -737,7 +737,7 @@ def test_resume_point_of_a_quiet_symbol_is_found_behind_a_busy_one(
         private.kafka_config(),
         registry,
         topic,
-        venue.record_trade_id,
+        adapter.record_trade_id,
         {"QUIETUSDT", "BUSYUSDT"},
         tail=500,
     )

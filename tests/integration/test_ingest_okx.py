@@ -1,6 +1,6 @@
 """The OKX ingest against a real broker, a real registry and the simulator: what is in Kafka is
 compared with the simulator's ledger and its REST history, after disconnects and lost ids, and
-with every instrument the venue lists."""
+with every instrument the exchange lists."""
 
 from __future__ import annotations
 
@@ -115,8 +115,8 @@ def test_every_instrument_is_ingested_over_connections_within_limits(
     config = sim_config(tmp_path, okx_symbols=listed, rate=700, trades_per_symbol=10)
 
     async def scenario() -> list[int]:
-        async with Simulator(config) as venue:
-            running = Running(private, "okx", venue)
+        async with Simulator(config) as simulator:
+            running = Running(private, "okx", simulator)
             await running.until(running.connected, 90, "every connection subscribed")
             sizes = sorted(len(lane.symbols) for lane in running.lanes)
             await running.until(settled(config.ledger_path or Path(), "okx"), 90, "trading")

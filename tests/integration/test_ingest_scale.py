@@ -1,5 +1,5 @@
-"""The ingest at venue scale against a real broker, registry and the simulator: every symbol of a
-venue over several connections, listings that change, shards, gaps filled beside the live feed,
+"""The ingest at exchange scale against a real broker, registry and the simulator: every symbol of a
+exchange over several connections, listings that change, shards, gaps filled beside the live feed,
 and memory that stays bounded while Kafka is down. Kafka is compared with the simulator's ledger.
 """
 
@@ -122,12 +122,12 @@ def test_every_binance_symbol_is_ingested_over_connections_within_limits(
     config = sim(tmp_path, binance_symbols=listed, rate=1998, trades_per_symbol=12)
 
     async def scenario() -> tuple[list[Any], list[str]]:
-        async with Simulator(config) as venue:
-            running = Running(private, "binance", venue)
+        async with Simulator(config) as simulator:
+            running = Running(private, "binance", simulator)
             await running.until(running.connected, 90, "every connection subscribed")
             lanes = [list(lane.symbols) for lane in running.lanes]
-            venue.list_symbol("binance", new)
-            venue.delist_symbol("binance", listed[-1])
+            simulator.list_symbol("binance", new)
+            simulator.delist_symbol("binance", listed[-1])
             client = running.service._client
             assert client is not None
             await running.until(
@@ -135,7 +135,7 @@ def test_every_binance_symbol_is_ingested_over_connections_within_limits(
                 60,
                 "the listing change",
             )
-            streams = {s for session in venue.sessions("binance") for s in session.streams}
+            streams = {s for session in simulator.sessions("binance") for s in session.streams}
             await running.until(settled(config.ledger_path or Path(), "binance"), 90, "trading")
             sent = len(ledger_of(config.ledger_path or Path(), "binance"))
             await running.until(lambda: delivered(running.service) >= sent, 60, "delivery")
@@ -162,8 +162,8 @@ def test_every_kraken_pair_is_ingested_over_connections_of_at_most_250(
     config = sim(tmp_path, kraken_symbols=listed, rate=600, trades_per_symbol=10)
 
     async def scenario() -> list[int]:
-        async with Simulator(config) as venue:
-            running = Running(private, "kraken", venue)
+        async with Simulator(config) as simulator:
+            running = Running(private, "kraken", simulator)
             await running.until(running.connected, 90, "every connection subscribed")
             sizes = [len(lane.symbols) for lane in running.lanes]
             await running.until(settled(config.ledger_path or Path(), "kraken"), 90, "trading")
@@ -197,10 +197,10 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
     config = sim(tmp_path, binance_symbols=listed, rate=1500, trades_per_symbol=75)
 
     async def scenario() -> list[set[str]]:
-        async with Simulator(config) as venue:
+        async with Simulator(config) as simulator:
             first, second = (
-                Running(shards[0], "binance", venue),
-                Running(shards[1], "binance", venue),
+                Running(shards[0], "binance", simulator),
+                Running(shards[1], "binance", simulator),
             )
             await first.until(first.connected, 60, "shard 0 subscribed")
             await second.until(second.connected, 60, "shard 1 subscribed")
@@ -208,7 +208,7 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
             owned = [set(first.service.state.symbols), set(second.service.state.symbols)]
             await second.finish()
             await asyncio.sleep(1.5)  # shard 1's symbols trade while it is down
-            again = Running(shards[1], "binance", venue)
+            again = Running(shards[1], "binance", simulator)
             await again.until(settled(config.ledger_path or Path(), "binance"), 90, "trading")
             sent = len(ledger_of(config.ledger_path or Path(), "binance"))
 
@@ -240,7 +240,7 @@ def test_two_shards_and_a_restart_deliver_every_trade_and_never_share_a_symbol(
 def test_lost_ids_are_backfilled_while_the_live_feed_stays_within_a_second(
     stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
-    """The venue loses 1% of ids at 1,000 trades/s; the feed keeps up, REST fills the rest."""
+    """The exchange loses 1% of ids at 1,000 trades/s; the feed keeps up, REST fills the rest."""
     symbols = BINANCE_ALL[:2]
     private = lane(settings, "lost", binance={"symbols": symbols})
     # 500 trades/s per symbol for 12 s, then trading stops and what is waiting drains
@@ -249,8 +249,8 @@ def test_lost_ids_are_backfilled_while_the_live_feed_stays_within_a_second(
     )
 
     async def scenario() -> tuple[list[float], int]:
-        async with Simulator(config) as venue:
-            running = Running(private, "binance", venue)
+        async with Simulator(config) as simulator:
+            running = Running(private, "binance", simulator)
             await running.until(running.connected, 60, "subscribed")
             lags: list[float] = []
             for _ in range(50):  # 10 s, sampled as a dashboard would
@@ -282,8 +282,8 @@ def test_every_symbol_with_kafka_stopped_stays_under_512_mb_and_loses_nothing(
     private = lane(settings, "allout", binance={"symbols": ("*",)}, queue_max_messages=20_000)
     port = free_port()
     log = tmp_path / "ingest.log"
-    with runner as venue:
-        ingest = start_ingest(ingest_env(private, venue), log, port)
+    with runner as simulator:
+        ingest = start_ingest(ingest_env(private, simulator), log, port)
         proc = psutil.Process(ingest.pid)
         try:
             wait_metric(port, "k2_ingest_connected", 1, 120, "subscribed", log)

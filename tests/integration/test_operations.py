@@ -348,11 +348,11 @@ def test_every_alert_rule_evaluates_and_stays_quiet_when_healthy(pipeline: Pipel
         assert not missing, (name, missing)
 
 
-def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
+def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_exchange(
     pipeline: Pipeline,
 ) -> None:
     """With the simulator stalled, K2SymbolStale goes pending in its window and doctor stops at
-    the venue stage."""
+    the exchange stage."""
     body = json.dumps({"protocol": "binance", "stall": "heartbeats"}).encode()
     request = urllib.request.Request(
         f"{pipeline.simulator}/_sim/faults", body, {"Content-Type": "application/json"}
@@ -374,8 +374,8 @@ def test_a_stalled_symbol_raises_the_stale_alert_and_doctor_names_the_venue(
         wait_until(stale, 30, "K2SymbolStale pending", every_s=1)
         report = pipeline.doctor()
         assert report["broken_stage"] == "venue", report
-        venue = next(c for c in report["checks"] if c["stage"] == "venue")
-        assert "no trade within 10 s" in venue["cause"]
+        check = next(c for c in report["checks"] if c["stage"] == "venue")
+        assert "no trade within 10 s" in check["cause"]
         stages = [c["stage"] for c in report["checks"]]
         after = report["checks"][stages.index("venue") + 1 :]
         assert [c["state"] for c in after] == ["not reached"] * 5

@@ -1,7 +1,8 @@
-"""Silver's Spark SQL normalisation equals the venues' Python normalisation, and every rule holds.
+"""Silver's Spark SQL normalisation equals the exchanges' Python normalisation, and every rule
+holds.
 
 The differential tests run raw records of every protocol (every recorded frame in
-tests/fixtures, and hypothesis-generated trades) through both: the venue's ``trade_from_record``
+tests/fixtures, and hypothesis-generated trades) through both: the exchange's ``trade_from_record``
 (what the ingest and the live stream use) and Silver's ``unified`` in the session's Spark. A
 record Python normalises must come out of Spark as the same trade, with exactly the validation
 reasons the rules give for that trade; a record Python refuses must be quarantined.
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from k2.config import SilverSettings
 from k2.domain import Trade, datetime_from_micros, micros_from_datetime
 from k2.errors import TradeInvalidError
-from k2.exchanges import venue
+from k2.exchanges import exchange_entry
 from k2.exchanges.base import Envelope, FieldValue, Protocol_, RawTrade
 from k2.exchanges.binance.parse import parse_frame as parse_binance
 from k2.exchanges.kraken.normalise import (
@@ -120,7 +121,7 @@ def silver_of(spark: Any, exchange: str, records: Sequence[dict[str, Any]]) -> l
 
 def assert_same(spark: Any, exchange: str, records: Sequence[dict[str, Any]]) -> None:
     """Spark's Silver and Python's normalisation agree on every record."""
-    normalise = venue(exchange).module("normalise").trade_from_record
+    normalise = exchange_entry(exchange).module("normalise").trade_from_record
     for record, row in zip(records, silver_of(spark, exchange, records), strict=True):
         reasons = set(row.reasons)
         assert reasons <= set(REASONS)
@@ -256,7 +257,7 @@ def test_generated_binance_trades_are_the_same_in_spark(spark: Any, trades: list
     assert_same(spark, "binance", [_binance(*trade) for trade in trades])
 
 
-# Values a venue should never send, put in place of a field of a valid trade.
+# Values an exchange should never send, put in place of a field of a valid trade.
 _ODD_TEXT = st.sampled_from(
     ["", "-1", "1e5", "1.", ".5", " 1", "1\n", "٣", "0", "0.000", "1" * 21, "0." + "1" * 19,
      "NaN", "+1", "1,5", "00012.50"]

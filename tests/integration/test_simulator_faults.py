@@ -194,7 +194,7 @@ def test_lost_ids_never_reach_the_socket_but_stay_in_rest(tmp_path: Path) -> Non
     assert all(b - a in (1, 2) for a, b in itertools.pairwise(streamed))
 
 
-def test_rejected_symbol_gets_the_venue_error(tmp_path: Path) -> None:
+def test_rejected_symbol_gets_the_exchange_error(tmp_path: Path) -> None:
     """A rejected Kraken pair gets Kraken's own refusal, as a real rejection would."""
 
     async def main() -> Any:

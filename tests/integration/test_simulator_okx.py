@@ -66,7 +66,7 @@ def test_each_argument_is_acknowledged_then_one_trade_a_push(tmp_path: Path) -> 
 
 
 def test_unknown_instruments_and_wrong_channels_get_60018(tmp_path: Path) -> None:
-    """An instId the venue lacks, or a channel another endpoint serves, is event error 60018;
+    """An instId the exchange lacks, or a channel another endpoint serves, is event error 60018;
     a request that is no request is 60012; ``ping`` is answered ``pong``."""
 
     async def main() -> list[Any]:

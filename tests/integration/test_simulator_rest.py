@@ -1,4 +1,4 @@
-"""The REST endpoints answer from the same history the sockets stream, in the venues' shapes."""
+"""The REST endpoints answer from the same history the sockets stream, in the exchanges' shapes."""
 
 from __future__ import annotations
 

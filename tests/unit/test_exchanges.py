@@ -25,7 +25,7 @@ from k2.cli import jobs as jobs_cli
 from k2.cli import simulate as simulate_cli
 from k2.config import IngestSettings, Settings
 from k2.errors import ExchangeError
-from k2.exchanges import PROTOCOLS, VENUES, Venue, venue, venue_for_protocol
+from k2.exchanges import EXCHANGES, PROTOCOLS, ExchangeEntry, entry_for_protocol, exchange_entry
 from k2.exchanges.booksync import Books
 from k2.exchanges.contract import FeedSpec
 from k2.exchanges.factory import adapter_for, metrics_port, stream_metrics_port
@@ -34,7 +34,7 @@ from k2.monitoring.dashboards import dashboards
 from k2.monitoring.parts import check_part_ports, part_ports
 from k2.monitoring.prometheus_config import prometheus_document
 from k2.schemas import schema_text
-from k2.simulator import venues
+from k2.simulator import exchanges
 from k2.simulator.replay import read_jsonl
 from k2.simulator.server import Simulator, simulator_urls
 from k2.simulator.settings import SimulatorConfig, simulator_config_type
@@ -73,12 +73,12 @@ def test_protocols_are_the_registrys_and_every_one_reaches_its_client() -> None:
     """Each exchange's WebSocket protocols can be chosen in its settings and reach its feed
     client; the literal types its package declares for protocols name only registry ones."""
     assert (
-        tuple(p for entry in VENUES.values() for p in (*entry.protocols, entry.rest_protocol))
+        tuple(p for entry in EXCHANGES.values() for p in (*entry.protocols, entry.rest_protocol))
         == PROTOCOLS
     )
-    for name, entry in VENUES.items():
+    for name, entry in EXCHANGES.items():
         for protocol in entry.protocols:
-            assert venue_for_protocol(protocol) is entry
+            assert entry_for_protocol(protocol) is entry
             section = IngestSettings().exchange(name)
             ingest = IngestSettings().with_exchange(name, **section.protocol_changes(protocol))
             options = adapter_for(name, ingest).options(FeedSpec(("X",)))
@@ -90,7 +90,7 @@ def test_protocols_are_the_registrys_and_every_one_reaches_its_client() -> None:
 
 def test_every_exchange_has_its_book_rule() -> None:
     """Each exchange's ``book`` module holds the books of one connection, on the shared base."""
-    for entry in VENUES.values():
+    for entry in EXCHANGES.values():
         module = entry.module("book")
         found = [
             value
@@ -103,19 +103,19 @@ def test_every_exchange_has_its_book_rule() -> None:
 def test_settings_and_cli_choices_are_the_registrys() -> None:
     """The settings and every CLI choice of exchange, protocol and simulator option list exactly the
     registry's exchanges."""
-    names = list(VENUES)
+    names = list(EXCHANGES)
     assert list(_defaults().exchanges) == names
     assert all(IngestSettings().exchange(name) is not None for name in names)
     assert _choices(ingest_cli.ingest, "exchange") == names
     assert _choices(ingest_cli.ingest, "protocol") == [
-        p for entry in VENUES.values() for p in entry.protocols
+        p for entry in EXCHANGES.values() for p in entry.protocols
     ]
     assert _choices(jobs_cli.job_stream, "exchanges") == names
     assert _choices(simulate_cli.simulate, "lose_exchanges") == names
-    assert _choices(simulate_cli.simulate, "protocol") == list(venues.fault_protocols())
-    assert set(names) <= set(venues.fault_protocols())
+    assert _choices(simulate_cli.simulate, "protocol") == list(exchanges.fault_protocols())
+    assert set(names) <= set(exchanges.fault_protocols())
     options = {p.name for p in simulate_cli.simulate.params}
-    for name, section in venues.sections().items():
+    for name, section in exchanges.sections().items():
         assert {f"{name}_{item.name}" for item in fields(section)} <= options
 
 
@@ -124,7 +124,7 @@ def test_metrics_ports_are_distinct_and_one_per_exchange() -> None:
     settings = _defaults()
     ports = part_ports(settings)
     assert [p.part for p in ports if p.part.startswith("ingest-")] == [
-        f"ingest-{n}" for n in VENUES
+        f"ingest-{n}" for n in EXCHANGES
     ]
     assert len({p.port for p in ports}) == len(ports)
     check_part_ports(settings)
@@ -142,11 +142,11 @@ async def _routes_agree() -> None:
     app.add_routes(sim.routes())
     paths = [(r.method, r.path) for r in sim.routes() if isinstance(r, web.RouteDef)]
     assert len(paths) == len(set(paths)), "two exchanges serve one path"
-    for name in VENUES:
-        package = venue(name).simulator_package
+    for name in EXCHANGES:
+        package = exchange_entry(name).simulator_package
         served = [r.path for r in sim.routes() if r.handler.__module__.startswith(package)]
         assert served, f"{name} serves nothing"
-        server = venues.server(name)
+        server = exchanges.server(name)
         own = server.urls("http://h", "ws://h")
         assert own and all(key.startswith(f"{name}_") for key in own)
         assert own.items() <= simulator_urls("h").as_dict().items()
@@ -164,7 +164,7 @@ def test_simulator_routes_and_urls_are_every_exchanges() -> None:
     the URLs the ingest's adapters use on the simulator are the ones it publishes."""
     asyncio.run(_routes_agree())
     published = simulator_urls("127.0.0.1:8765").as_dict()
-    for name, entry in VENUES.items():
+    for name, entry in EXCHANGES.items():
         for protocol in entry.protocols:
             section = IngestSettings().exchange(name)
             ingest = IngestSettings().with_exchange(name, **section.protocol_changes(protocol))
@@ -175,16 +175,16 @@ def test_simulator_routes_and_urls_are_every_exchanges() -> None:
 def test_every_exchange_has_its_raw_schema_and_silver_sql() -> None:
     """Every registered exchange has a raw Avro schema matching its records and Silver SQL giving
     every column Silver reads."""
-    for name in VENUES:
+    for name in EXCHANGES:
         adapter = adapter_for(name, IngestSettings())
         assert adapter.schema_name == f"{name}_raw"
         schema = json.loads(schema_text(adapter.schema_name))
         assert tuple(field["name"] for field in schema["fields"]) == adapter.record_fields
-        assert set(venue(name).module("normalise").SILVER_SQL) == SILVER_KEYS
+        assert set(exchange_entry(name).module("normalise").SILVER_SQL) == SILVER_KEYS
 
 
 def test_dashboards_and_alert_rules_cover_every_exchange_through_its_label() -> None:
-    """Each exchange is a scrape target labelled with its name, which the venue dashboard's
+    """Each exchange is a scrape target labelled with its name, which the exchange dashboard's
     variable and every alert group by; no dashboard or rule names one exchange."""
     document = prometheus_document(_defaults())
     labelled = [
@@ -192,48 +192,48 @@ def test_dashboards_and_alert_rules_cover_every_exchange_through_its_label() -> 
         for job in document["scrape_configs"]
         for static in job["static_configs"]
     ]
-    assert [label for label in labelled if label] == list(VENUES)
+    assert [label for label in labelled if label] == list(EXCHANGES)
     text = json.dumps(dashboards()) + yaml.safe_dump(rules_document(_defaults()))
     assert "label_values(k2_ingest_connected, exchange)" in text
-    assert not [name for name in VENUES if f'"{name}"' in text or f"={name}" in text]
+    assert not [name for name in EXCHANGES if f'"{name}"' in text or f"={name}" in text]
 
 
 # --- a third exchange, registered here and nowhere else ---------------------------------------
 
 
 @pytest.fixture
-def fakex(monkeypatch: pytest.MonkeyPatch) -> Venue:
+def fakex(monkeypatch: pytest.MonkeyPatch) -> ExchangeEntry:
     entry = dataclasses.replace(
-        VENUES["kraken"],
+        EXCHANGES["kraken"],
         name="fakex",
         protocols=("fakex-ws",),
         rest_protocol="fakex-rest",
         simulator_package="tests.fakes.fakex",
     )
-    monkeypatch.setitem(VENUES, "fakex", entry)
+    monkeypatch.setitem(EXCHANGES, "fakex", entry)
     return entry
 
 
-def test_a_third_exchange_gets_ports_of_its_own(fakex: Venue) -> None:
+def test_a_third_exchange_gets_ports_of_its_own(fakex: ExchangeEntry) -> None:
     """An exchange added to the registry gets its own metrics port after the others, and the
     streaming job's port moves past it."""
     settings = _defaults()
     settings = settings.model_copy(update={"exchanges": (*settings.exchanges, "fakex")})
-    assert list(VENUES)[-1] == "fakex"
-    assert metrics_port(settings.ingest, "fakex") == 9400 + len(VENUES) - 1
-    assert settings.stream.metrics_port == stream_metrics_port() == 9400 + len(VENUES)
+    assert list(EXCHANGES)[-1] == "fakex"
+    assert metrics_port(settings.ingest, "fakex") == 9400 + len(EXCHANGES) - 1
+    assert settings.stream.metrics_port == stream_metrics_port() == 9400 + len(EXCHANGES)
     check_part_ports(settings)
     assert "ingest-fakex" in [part.part for part in part_ports(settings)]
 
 
-def test_a_third_exchange_is_in_every_simulator_list(fakex: Venue, tmp_path: Path) -> None:
+def test_a_third_exchange_is_in_every_simulator_list(fakex: ExchangeEntry, tmp_path: Path) -> None:
     """Its settings section, its options and fault protocols, its routes, URLs and market, and
     its ledger lines: all taken from its package through the registry."""
-    assert venue_for_protocol("fakex-ws") is fakex
+    assert entry_for_protocol("fakex-ws") is fakex
     config_type = simulator_config_type()
     config = config_type(fakex_symbols=("BTC-USD",), fakex_frame_limit=3)
-    assert config.exchange("fakex") == venues.section_type("fakex")(("BTC-USD",), 3)
-    assert venues.fault_protocols()[-2:] == ("fakex", "fakex-ws")
+    assert config.exchange("fakex") == exchanges.section_type("fakex")(("BTC-USD",), 3)
+    assert exchanges.fault_protocols()[-2:] == ("fakex", "fakex-ws")
     assert {"--fakex-symbols", "--fakex-frame-limit"} <= {
         opt for option in simulate_cli.exchange_options() for opt in option.opts
     }
@@ -249,13 +249,13 @@ def test_a_third_exchange_is_in_every_simulator_list(fakex: Venue, tmp_path: Pat
     assert (trade.exchange, trade.price, trade.trade_id) == ("fakex", "1.5", 9)
 
 
-def test_the_registry_finds_venues_by_name_and_protocol_without_importing_them_early() -> None:
+def test_the_registry_finds_exchanges_by_name_and_protocol_without_importing_them_early() -> None:
     """The registry finds an exchange by name or protocol and loads its classes only when asked, and
     an unknown name is refused listing the known ones."""
-    assert set(VENUES) == {"kraken", "binance", "coinbase", "okx", "bybit"}
-    assert venue("kraken").default_protocol == "kraken-v2"
-    assert venue_for_protocol("binance-aggtrade").name == "binance"
-    assert venue("binance").client_type().__name__ == "BinanceFeedClient"
-    assert venue("kraken").options_type().__name__ == "KrakenFeedOptions"
+    assert set(EXCHANGES) == {"kraken", "binance", "coinbase", "okx", "bybit"}
+    assert exchange_entry("kraken").default_protocol == "kraken-v2"
+    assert entry_for_protocol("binance-aggtrade").name == "binance"
+    assert exchange_entry("binance").client_type().__name__ == "BinanceFeedClient"
+    assert exchange_entry("kraken").options_type().__name__ == "KrakenFeedOptions"
     with pytest.raises(ExchangeError, match="known: kraken, binance, coinbase"):
-        venue("nosuch")
+        exchange_entry("nosuch")

@@ -2,7 +2,7 @@
 
 One consumer per API process reads every configured exchange's raw topic (no consumer group, no
 commits: it only watches) from the end the topics had when the first client subscribed. Each
-record is decoded by its writer schema and normalised with the venue's own
+record is decoded by its writer schema and normalised with the exchange's own
 ``trade_from_record``, the function Silver's SQL is tested against, so a streamed trade has the
 very values Gold will hold. A symbol's records share one partition, so its trades arrive in the
 order the ingest delivered them; a trade seen twice (same ``message_id``, for example a
@@ -47,7 +47,7 @@ from k2.api.queries import TradeKey
 from k2.config import Settings
 from k2.domain import Trade, micros_from_datetime
 from k2.errors import K2Error
-from k2.exchanges import venue
+from k2.exchanges import exchange_entry
 from k2.lake.export import decimal_text, time_text
 from k2.transport.offsets import settling
 from k2.transport.topics import raw_topic
@@ -100,7 +100,7 @@ def trade_message(trade: Trade) -> dict[str, Any]:
 
 def _as_written(record: dict[str, Any]) -> dict[str, Any]:
     """The record with the values the ingest wrote: Avro's timestamp-micros fields come back
-    from the decoder as datetimes, the venue's ``trade_from_record`` reads them as µs."""
+    from the decoder as datetimes, the exchange's ``trade_from_record`` reads them as µs."""
     return {
         name: micros_from_datetime(value) if isinstance(value, datetime) else value
         for name, value in record.items()
@@ -344,7 +344,11 @@ class LiveTrades:
                 record = decode(
                     message.value(), SerializationContext(message.topic(), MessageField.VALUE)
                 )
-                trade = venue(exchange).module("normalise").trade_from_record(_as_written(record))
+                trade = (
+                    exchange_entry(exchange)
+                    .module("normalise")
+                    .trade_from_record(_as_written(record))
+                )
             except Exception as exc:  # noqa: BLE001 - undecodable or invalid records are Bronze's and Silver's
                 self._warn_once(type(exc).__name__, exc)
                 continue

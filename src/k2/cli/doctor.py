@@ -24,7 +24,7 @@ def doctor(as_json: bool, trade_timeout_s: float) -> None:
     """Check each stage in the order data flows and name the first broken one.
 
     \b
-    settings → Java and JVM artifacts → broker → registry and subjects → catalog → the venue
+    settings → Java and JVM artifacts → broker → registry and subjects → catalog → the exchange
     (reference data, a live trade on a fresh subscription) → each ingest delivering → raw topic
     offsets moving → the streaming job committing, lag bounded → every layer fresh → every
     service on the installed build.

@@ -1,4 +1,4 @@
-"""``k2 ingest``: one venue's feed (or one shard of it) into its raw Kafka topic."""
+"""``k2 ingest``: one exchange's feed (or one shard of it) into its raw Kafka topic."""
 
 from __future__ import annotations
 
@@ -7,34 +7,34 @@ import click
 from k2.cli.context import settings_of
 from k2.config import KNOWN_EXCHANGES, revised
 from k2.errors import K2Error
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 
-_PROTOCOLS = [protocol for entry in VENUES.values() for protocol in entry.protocols]
+_PROTOCOLS = [protocol for entry in EXCHANGES.values() for protocol in entry.protocols]
 
 
 @click.command("ingest")
 @click.option(
-    "--exchange", required=True, type=click.Choice(KNOWN_EXCHANGES), help="Venue to ingest."
+    "--exchange", required=True, type=click.Choice(KNOWN_EXCHANGES), help="Exchange to ingest."
 )
 @click.option(
     "--symbols",
-    help="Comma-separated symbols as the venue names them, or `all` for every symbol the "
-    "venue lists as trading (default: K2_INGEST__<VENUE>__SYMBOLS).",
+    help="Comma-separated symbols as the exchange names them, or `all` for every symbol the "
+    "exchange lists as trading (default: K2_INGEST__<EXCHANGE>__SYMBOLS).",
 )
 @click.option(
     "--shard",
-    help="I/N: ingest the stable share I of N of the venue's symbols (default: 0/1, all).",
+    help="I/N: ingest the stable share I of N of the exchange's symbols (default: 0/1, all).",
 )
 @click.option(
     "--source",
     type=click.Choice(["live", "simulator"]),
-    help="live venues, or a local `k2 simulate` at K2_INGEST__SIMULATOR_URL (default: live).",
+    help="live exchanges, or a local `k2 simulate` at K2_INGEST__SIMULATOR_URL (default: live).",
 )
 @click.option(
     "--protocol",
     type=click.Choice(_PROTOCOLS),
     help="WebSocket protocol of the exchange (default: the exchange's first: "
-    + ", ".join(entry.default_protocol for entry in VENUES.values())
+    + ", ".join(entry.default_protocol for entry in EXCHANGES.values())
     + ").",
 )
 @click.option("--simulator-url", help="Base URL of `k2 simulate` for --source simulator.")
@@ -55,11 +55,11 @@ def ingest(
     simulator_url: str | None,
     metrics_port: int | None,
 ) -> None:
-    """Stream one venue's trades into Kafka (market.crypto.trades.<exchange>.raw), durably.
+    """Stream one exchange's trades into Kafka (market.crypto.trades.<exchange>.raw), durably.
 
     One Avro record per trade (Confluent wire format, key = symbol) with acks=all and
-    idempotence, over as many WebSocket connections as the venue's limits need. After a
-    restart it resumes from the last trade id in the topic; gaps are backfilled from the venue's
+    idempotence, over as many WebSocket connections as the exchange's limits need. After a
+    restart it resumes from the last trade id in the topic; gaps are backfilled from the exchange's
     REST history while live trades keep flowing, and what cannot be filled is published on
     market.crypto.gaps. Unparseable frames go to the .dlq topic. Prometheus /metrics and
     /healthz on K2_INGEST__METRICS_PORT (+1 per exchange, +10 per shard). Ctrl-C or SIGTERM
@@ -86,5 +86,5 @@ def ingest(
     if undelivered:
         raise K2Error(
             f"{undelivered} records were not acknowledged by Kafka before the flush timeout; "
-            "the next start backfills them from the venue"
+            "the next start backfills them from the exchange"
         )

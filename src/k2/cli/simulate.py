@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from k2.cli.context import comma_list, settings_of
-from k2.exchanges import VENUES
-from k2.simulator.venues import fault_protocols, sections
+from k2.exchanges import EXCHANGES
+from k2.simulator.exchanges import fault_protocols, sections
 
 
 @click.command("simulate")
@@ -120,7 +120,7 @@ from k2.simulator.venues import fault_protocols, sections
     "--stale-book-snapshots",
     "stale_snapshots",
     type=int,
-    help="Serve the next N REST book snapshots stale (the oldest state the venue knows).",
+    help="Serve the next N REST book snapshots stale (the oldest state the exchange knows).",
 )
 @click.option(
     "--lose-every",
@@ -131,7 +131,7 @@ from k2.simulator.venues import fault_protocols, sections
     "--lose-exchange",
     "lose_exchanges",
     multiple=True,
-    type=click.Choice(list(VENUES)),
+    type=click.Choice(list(EXCHANGES)),
     help="Exchanges that lose ids (default: every one); repeatable.",
 )
 @click.option(

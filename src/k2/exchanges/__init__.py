@@ -3,8 +3,8 @@
 Every exchange package has the same modules (``wire``, ``parse``, ``normalise``, ``symbols``,
 ``client``, ``adapter``, ``config``, ``book``; see :mod:`k2.exchanges.base` and
 :mod:`k2.exchanges.contract`), and so has its side of the simulator
-(``k2.simulator.venues.<exchange>``). :data:`VENUES` maps an exchange name to its packages, its
-protocols and the names of its classes, without importing any of them until it is used, so a
+(``k2.simulator.exchanges.<exchange>``). :data:`EXCHANGES` maps an exchange name to its packages,
+its protocols and the names of its classes, without importing any of them until it is used, so a
 process that ingests one exchange never loads another's code. Every other list of exchanges
 derives from it: the settings' exchange names and sections, the protocols
 (:data:`PROTOCOLS`), the CLI's choices, the metrics ports (:mod:`k2.exchanges.factory`), the
@@ -28,7 +28,7 @@ FrameParser = Callable[[str, Envelope, int], ParsedFrame]
 
 
 @dataclass(frozen=True, slots=True)
-class Venue:
+class ExchangeEntry:
     """One exchange: its package, its protocols, and the classes it offers."""
 
     name: str
@@ -39,22 +39,22 @@ class Venue:
     options_class: str
     adapter_class: str
     settings_class: str
-    simulator_package: str  # its side of the local simulator (k2.simulator.venues)
+    simulator_package: str  # its side of the local simulator (k2.simulator.exchanges)
 
     @property
     def default_protocol(self) -> Protocol_:
         return self.protocols[0]
 
     def module(self, role: Role) -> ModuleType:
-        """The venue's module for ``role`` (imported on first use)."""
+        """The exchange's module for ``role`` (imported on first use)."""
         return importlib.import_module(f"{self.package}.{role}")
 
     def parser(self) -> FrameParser:
-        """``parse_frame(text, envelope, max_chars)`` of this venue (dispatches on protocol)."""
+        """``parse_frame(text, envelope, max_chars)`` of this exchange (dispatches on protocol)."""
         return cast(FrameParser, self.module("parse").parse_frame)
 
     def client_type(self) -> type:
-        """The venue's feed client class."""
+        """The exchange's feed client class."""
         return cast(type, getattr(self.module("client"), self.client_class))
 
     def options_type(self) -> type:
@@ -62,16 +62,16 @@ class Venue:
         return cast(type, getattr(self.module("client"), self.options_class))
 
     def adapter_type(self) -> type:
-        """The venue's :class:`~k2.exchanges.contract.VenueAdapter` implementation."""
+        """The exchange's :class:`~k2.exchanges.contract.ExchangeAdapter` implementation."""
         return cast(type, getattr(self.module("adapter"), self.adapter_class))
 
     def settings_type(self) -> type:
-        """The venue's settings section, a :class:`~k2.exchanges.contract.ExchangeSettings`."""
+        """The exchange's settings section, a :class:`~k2.exchanges.contract.ExchangeSettings`."""
         return cast(type, getattr(self.module("config"), self.settings_class))
 
 
-VENUES: dict[str, Venue] = {
-    "kraken": Venue(
+EXCHANGES: dict[str, ExchangeEntry] = {
+    "kraken": ExchangeEntry(
         name="kraken",
         package="k2.exchanges.kraken",
         protocols=("kraken-v2", "kraken-v1"),
@@ -80,9 +80,9 @@ VENUES: dict[str, Venue] = {
         options_class="KrakenFeedOptions",
         adapter_class="KrakenAdapter",
         settings_class="KrakenSettings",
-        simulator_package="k2.simulator.venues.kraken",
+        simulator_package="k2.simulator.exchanges.kraken",
     ),
-    "binance": Venue(
+    "binance": ExchangeEntry(
         name="binance",
         package="k2.exchanges.binance",
         protocols=("binance-trade", "binance-aggtrade"),
@@ -91,9 +91,9 @@ VENUES: dict[str, Venue] = {
         options_class="BinanceFeedOptions",
         adapter_class="BinanceAdapter",
         settings_class="BinanceSettings",
-        simulator_package="k2.simulator.venues.binance",
+        simulator_package="k2.simulator.exchanges.binance",
     ),
-    "coinbase": Venue(
+    "coinbase": ExchangeEntry(
         name="coinbase",
         package="k2.exchanges.coinbase",
         protocols=("coinbase-advanced",),
@@ -102,9 +102,9 @@ VENUES: dict[str, Venue] = {
         options_class="CoinbaseFeedOptions",
         adapter_class="CoinbaseAdapter",
         settings_class="CoinbaseSettings",
-        simulator_package="k2.simulator.venues.coinbase",
+        simulator_package="k2.simulator.exchanges.coinbase",
     ),
-    "okx": Venue(
+    "okx": ExchangeEntry(
         name="okx",
         package="k2.exchanges.okx",
         protocols=("okx-trades-all",),
@@ -113,9 +113,9 @@ VENUES: dict[str, Venue] = {
         options_class="OkxFeedOptions",
         adapter_class="OkxAdapter",
         settings_class="OkxSettings",
-        simulator_package="k2.simulator.venues.okx",
+        simulator_package="k2.simulator.exchanges.okx",
     ),
-    "bybit": Venue(
+    "bybit": ExchangeEntry(
         name="bybit",
         package="k2.exchanges.bybit",
         protocols=("bybit-spot",),
@@ -124,28 +124,29 @@ VENUES: dict[str, Venue] = {
         options_class="BybitFeedOptions",
         adapter_class="BybitAdapter",
         settings_class="BybitSettings",
-        simulator_package="k2.simulator.venues.bybit",
+        simulator_package="k2.simulator.exchanges.bybit",
     ),
 }
 
-EXCHANGE_NAMES: tuple[str, ...] = tuple(VENUES)
+EXCHANGE_NAMES: tuple[str, ...] = tuple(EXCHANGES)
 # Every protocol of every exchange: WebSocket ones, then the protocol of its REST history.
 PROTOCOLS: tuple[Protocol_, ...] = tuple(
-    protocol for entry in VENUES.values() for protocol in (*entry.protocols, entry.rest_protocol)
+    protocol for entry in EXCHANGES.values() for protocol in (*entry.protocols, entry.rest_protocol)
 )
 
 
-def venue(name: str) -> Venue:
-    """The venue called ``name``; :class:`~k2.errors.ExchangeError` names the known ones."""
+def exchange_entry(name: str) -> ExchangeEntry:
+    """The exchange called ``name``; :class:`~k2.errors.ExchangeError` names the known ones."""
     try:
-        return VENUES[name]
+        return EXCHANGES[name]
     except KeyError:
-        raise ExchangeError(f"unknown exchange {name!r}; known: {', '.join(VENUES)}") from None
+        raise ExchangeError(f"unknown exchange {name!r}; known: {', '.join(EXCHANGES)}") from None
 
 
-def venue_for_protocol(protocol: str) -> Venue:
-    """The venue that speaks ``protocol`` (``kraken-v1``, ``binance-aggtrade``, ``*-rest``...)."""
-    for candidate in VENUES.values():
+def entry_for_protocol(protocol: str) -> ExchangeEntry:
+    """The entry of the exchange that speaks ``protocol`` (``kraken-v1``, ``binance-aggtrade``,
+    ``*-rest``...)."""
+    for candidate in EXCHANGES.values():
         if protocol in candidate.protocols or protocol == candidate.rest_protocol:
             return candidate
     raise ExchangeError(f"unknown protocol {protocol!r}")

@@ -1,20 +1,20 @@
-"""The contract every venue package implements, and the records that cross it.
+"""The contract every exchange package implements, and the records that cross it.
 
-A venue package (``k2.exchanges.<venue>``) has the same modules in each venue:
+An exchange package (``k2.exchanges.<exchange>``) has the same modules in each exchange:
 
-- ``wire.py``: the venue's wire format in both directions: URLs, control requests the client
-  sends, and ``render_*`` functions that produce frames exactly as the venue sends them (the
+- ``wire.py``: the exchange's wire format in both directions: URLs, control requests the client
+  sends, and ``render_*`` functions that produce frames exactly as the exchange sends them (the
   simulator speaks through these, and property tests round-trip through them);
 - ``parse.py``: pure functions from one received frame (str) to :class:`ParsedFrame`;
 - ``normalise.py``: :class:`RawTrade` → :class:`k2.domain.Trade` (canonical symbol, taker side,
   Decimal, UTC µs, deterministic ``message_id``);
 - ``client.py``: the feed client (connect, subscribe, keep-alive, reconnect) built on
   :mod:`k2.transport.ws`;
-- ``book.py``: the venue's L2 book messages and the rule (checksum or sequence) that says
-  whether a local :class:`~k2.exchanges.book.OrderBook` is still the venue's book, on the
+- ``book.py``: the exchange's L2 book messages and the rule (checksum or sequence) that says
+  whether a local :class:`~k2.exchanges.book.OrderBook` is still the exchange's book, on the
   verdicts of :mod:`k2.exchanges.booksync`.
 
-Raw records keep every trade field exactly as the venue sent it: decimal strings stay strings,
+Raw records keep every trade field exactly as the exchange sent it: decimal strings stay strings,
 Kraken v1 times stay their exact string, Kraken v2 JSON numbers are kept as their exact decimal
 text, integers (ids, ms/µs times, u64 connection ids) stay Python ints.
 
@@ -46,7 +46,7 @@ class Envelope(NamedTuple):
     """Where and when K2 received the frame a trade came in."""
 
     received_us: int  # receive time, µs since the epoch (UTC)
-    connection_id: str  # K2's id for the WebSocket connection (venue id when it sends one)
+    connection_id: str  # K2's id for the WebSocket connection (exchange id when it sends one)
     position: int  # index of the frame within the connection, from 0
     protocol: Protocol_
 
@@ -62,14 +62,14 @@ def record_envelope(record: Mapping[str, Any]) -> Envelope:
 
 
 class RawTrade(NamedTuple):
-    """One trade exactly as the venue sent it, plus the ingest envelope.
+    """One trade exactly as the exchange sent it, plus the ingest envelope.
 
-    ``fields`` holds the venue's own field names and values, unchanged (for Binance the keys are
+    ``fields`` holds the exchange's own field names and values, unchanged (for Binance the keys are
     the single letters of the payload; for Kraken v1 the positional array gets the names of the
     documentation: price, volume, time, side, order_type, misc). ``native_symbol`` is the symbol
-    as the venue spells it in the frame, ``trade_key`` the venue's per-symbol trade id if it has
-    one (Binance ``t``/``a``, Kraken v2 ``trade_id``), and ``occurrence`` the index among identical
-    trade tuples of one symbol (Kraken v1 only, see ``k2.exchanges.kraken.normalise``).
+    as the exchange spells it in the frame, ``trade_key`` the exchange's per-symbol trade id if it
+    has one (Binance ``t``/``a``, Kraken v2 ``trade_id``), and ``occurrence`` the index among
+    identical trade tuples of one symbol (Kraken v1 only, see ``k2.exchanges.kraken.normalise``).
     """
 
     exchange: str
@@ -92,22 +92,22 @@ class Malformed:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Trades a feed knows it missed: an exact id range where the venue has ids."""
+    """Trades a feed knows it missed: an exact id range where the exchange has ids."""
 
     exchange: str
     native_symbol: str
     first_missing: int
     last_missing: int
     # "sequence" (an id jump within a connection), "reconnect" (across one, or a restart) or
-    # "history_check" (the venue's history, read when the symbol stayed quiet after a
+    # "history_check" (the exchange's history, read when the symbol stayed quiet after a
     # (re)connect, had newer trades)
     detected_by: str
 
 
 class ControlKind(StrEnum):
-    """The ``kind`` of a :class:`Control`, the same vocabulary for every venue."""
+    """The ``kind`` of a :class:`Control`, the same vocabulary for every exchange."""
 
-    STATUS = "status"  # venue status on connect (Kraken systemStatus / status)
+    STATUS = "status"  # exchange status on connect (Kraken systemStatus / status)
     SUBSCRIBED = "subscribed"  # per-symbol subscription confirmed
     UNSUBSCRIBED = "unsubscribed"
     SUBSCRIPTION_REJECTED = "subscription_rejected"  # per-symbol refusal, detail["message"]
@@ -115,7 +115,7 @@ class ControlKind(StrEnum):
     PONG = "pong"  # answer to an application-level ping
     ACK = "ack"  # answer to a request that names no symbol (Binance {"result":...,"id":...})
     ERROR = "error"  # an error that names no symbol (rate limit, bad request)
-    SERVER_SHUTDOWN = "server_shutdown"  # the venue will close this connection soon
+    SERVER_SHUTDOWN = "server_shutdown"  # the exchange will close this connection soon
     CONNECTED = "connected"  # made by the client: a connection is open and subscribed
     DISCONNECTED = "disconnected"  # made by the client: a connection ended, detail["reason"]
 
@@ -145,7 +145,7 @@ FeedEvent = RawTrade | Malformed | Gap | Control
 
 
 class FeedClient(Protocol):
-    """A venue's feed: yields every trade, malformed frame, gap and notable control event."""
+    """An exchange's feed: yields every trade, malformed frame, gap and notable control event."""
 
     exchange: str
     stats: FeedStats
@@ -172,7 +172,7 @@ _DUPLICATE = SequenceVerdict(duplicate=True)
 
 
 class SequenceTracker:
-    """Per-symbol bookkeeping of venue trade ids that are per-symbol sequences.
+    """Per-symbol bookkeeping of exchange trade ids that are per-symbol sequences.
 
     Used for Binance ``t`` (``@trade``) and ``a`` (``@aggTrade``) and Kraken v2 ``trade_id``.
     Pure (no I/O, no clock). The tracker outlives connections: after :meth:`mark_reconnect`, the
@@ -216,7 +216,7 @@ class SequenceTracker:
         return SequenceVerdict(gap=gap)
 
     def advance(self, symbol: str, newest_id: int) -> Gap | None:
-        """The venue's newest id for ``symbol``, read from its history: when it is ahead of the
+        """The exchange's newest id for ``symbol``, read from its history: when it is ahead of the
         last id seen, the ids in between are a gap and the sequence moves to it (their live
         copies, should they still come, are then duplicates)."""
         last = self._last.get(symbol)

@@ -1,9 +1,9 @@
-"""An L2 order book of one symbol: exact prices and sizes, and the text the venue sent for them.
+"""An L2 order book of one symbol: exact prices and sizes, and the text the exchange sent for them.
 
 Each side maps a price to its level; a size of 0 removes the level. Prices and sizes are
 :class:`~decimal.Decimal` (equal prices written differently, ``"1.0"`` and ``"1.00"``, are one
-level), and each level also keeps the text the venue sent for its price and size, because the
-venues' checksums are computed over that text and not over a normalised number: Kraken strips the
+level), and each level also keeps the text the exchange sent for its price and size, because the
+exchanges' checksums are computed over that text and not over a normalised number: Kraken strips the
 decimal point and the leading zeros of ``"0.00100000"`` (trailing zeros count), OKX joins
 ``price:size`` exactly as sent.
 
@@ -11,7 +11,7 @@ Each side keeps its sort keys in a plain sorted list beside the dict of levels (
 negated price, so both lists run best first). A change to a level that exists is a dict lookup;
 adding or removing a level is a binary search plus one ``list.insert``/``del``, a single memmove
 of at most a few thousand pointers; the top N levels are a slice, never a sort. That beats a
-balanced tree written in Python for the depths venues send (10 to 5,000 levels a side) and needs
+balanced tree written in Python for the depths exchanges send (10 to 5,000 levels a side) and needs
 no dependency.
 
 After a message the book can be cut to its subscribed depth (:meth:`OrderBook.truncate`): Kraken
@@ -40,7 +40,7 @@ class Side(StrEnum):
 
 
 class Level(NamedTuple):
-    """One price level: the exact values and the venue's text for them."""
+    """One price level: the exact values and the exchange's text for them."""
 
     price: Decimal
     size: Decimal
@@ -49,7 +49,7 @@ class Level(NamedTuple):
 
 
 def read_level(price: object, size: object) -> Level | None:
-    """A level from the venue's price and size text (plain non-negative decimals such as
+    """A level from the exchange's price and size text (plain non-negative decimals such as
     ``"0.05120"``), or None when either is not such text (a number, a sign, an exponent, spaces,
     an absurd length)."""
     if not isinstance(price, str) or not isinstance(size, str):
@@ -128,7 +128,7 @@ class OrderBook:
     """Bids and asks of one symbol, optionally held to a depth (levels a side).
 
     The book applies what it is given; whether a message may be applied, and whether the result
-    matches the venue, is decided by the venue's rule (``k2.exchanges.<venue>.book``).
+    matches the exchange, is decided by the exchange's rule (``k2.exchanges.<exchange>.book``).
     """
 
     __slots__ = ("asks", "bids", "depth")
@@ -156,7 +156,7 @@ class OrderBook:
         self.truncate()
 
     def update(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """A venue's update message: every level in the order sent (size 0 removes), then the
+        """An exchange's update message: every level in the order sent (size 0 removes), then the
         cut to the depth."""
         for level in bids:
             self.bids.set(level)
@@ -166,7 +166,7 @@ class OrderBook:
 
     def apply(self, side: Side, level: Level) -> bool:
         """One level update (size 0 removes it); True when the book changed. Does not truncate:
-        a venue's message is applied whole, then :meth:`truncate` runs once."""
+        an exchange's message is applied whole, then :meth:`truncate` runs once."""
         return (self.bids if side is Side.BID else self.asks).set(level)
 
     def truncate(self) -> int:

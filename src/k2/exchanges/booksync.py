@@ -1,12 +1,12 @@
-"""Whether a local book still matches the venue: the verdict on each book message, and the
-state every venue's rule shares.
+"""Whether a local book still matches the exchange: the verdict on each book message, and the
+state every exchange's rule shares.
 
-A venue's rule (``k2.exchanges.<venue>.book``) applies the venue's book messages to an
+An exchange's rule (``k2.exchanges.<exchange>.book``) applies the exchange's book messages to an
 :class:`~k2.exchanges.book.OrderBook` and answers each with a :class:`Verdict`. A book is
-*synced* from a snapshot until a message breaks the venue's checksum or sequence; from then on
+*synced* from a snapshot until a message breaks the exchange's checksum or sequence; from then on
 every verdict is unverified (:attr:`Reason.AWAITING_SNAPSHOT`) until a new snapshot (the resync)
 is applied. The break itself carries its reason and, where they exist, the expected and received
-numbers, so a gap event can say exactly what went wrong. Nothing here raises on venue input: a
+numbers, so a gap event can say exactly what went wrong. Nothing here raises on exchange input: a
 message that cannot be read is a :class:`BookMalformed` and makes its symbol's book unverified.
 """
 
@@ -24,18 +24,20 @@ from k2.exchanges.parse import reject
 class Outcome(StrEnum):
     """What became of one book message."""
 
-    VERIFIED = "verified"  # applied, and the book matches the venue's checksum or sequence
+    VERIFIED = "verified"  # applied, and the book matches the exchange's checksum or sequence
     IGNORED = "ignored"  # already contained in the book (older than its snapshot); not applied
     BUFFERED = "buffered"  # held until a snapshot can place it (Binance, OKX)
-    UNVERIFIED = "unverified"  # the book cannot be said to match the venue (see the reason)
+    UNVERIFIED = "unverified"  # the book cannot be said to match the exchange (see the reason)
 
 
 class Reason(StrEnum):
     """Why a book is not verified."""
 
-    CHECKSUM_MISMATCH = "checksum_mismatch"  # expected: the venue's checksum, received: the book's
+    CHECKSUM_MISMATCH = (
+        "checksum_mismatch"  # expected: the exchange's checksum, received: the book's
+    )
     SEQUENCE_GAP = "sequence_gap"  # expected: the next number, received: the number that came
-    SEQUENCE_RESET = "sequence_reset"  # the venue restarted its sequence without a snapshot
+    SEQUENCE_RESET = "sequence_reset"  # the exchange restarted its sequence without a snapshot
     SNAPSHOT_TOO_OLD = "snapshot_too_old"  # the snapshot ends before the first update it kept
     UPDATE_BEFORE_SNAPSHOT = "update_before_snapshot"  # no snapshot yet to apply it to
     AWAITING_SNAPSHOT = "awaiting_snapshot"  # broken earlier, waiting for the resync snapshot
@@ -48,10 +50,10 @@ class Reason(StrEnum):
 class Verdict:
     """The verdict on one book message.
 
-    ``sequence`` is the message's own number where the venue has one (Binance ``u``, OKX
+    ``sequence`` is the message's own number where the exchange has one (Binance ``u``, OKX
     ``seqId``, Bybit ``u``, Coinbase ``sequence_num``). For a break, ``expected`` and
     ``received`` are the two numbers that disagree: the sequence number due and the one that
-    came, or the venue's checksum and the book's.
+    came, or the exchange's checksum and the book's.
     """
 
     outcome: Outcome
@@ -63,7 +65,7 @@ class Verdict:
 
     @property
     def verified(self) -> bool:
-        """True when the book after this message is the venue's book."""
+        """True when the book after this message is the exchange's book."""
         return self.outcome is Outcome.VERIFIED or self.outcome is Outcome.IGNORED
 
 
@@ -81,7 +83,8 @@ def unattributed(malformed: BookMalformed) -> Verdict:
 
 
 class SyncedBook:
-    """One symbol's book and whether it is in sync with the venue; a venue's rule extends it."""
+    """One symbol's book and whether it is in sync with the exchange; each exchange's rule extends
+    it."""
 
     def __init__(self, symbol: str, depth: int | None = None) -> None:
         self.symbol = symbol
@@ -92,7 +95,7 @@ class SyncedBook:
         self.verified_messages = 0  # messages (snapshots included) verified since creation
 
     def verified(self, sequence: int | None = None) -> Verdict:
-        """The book matches the venue after a message."""
+        """The book matches the exchange after a message."""
         self.verified_messages += 1
         return Verdict(Outcome.VERIFIED, sequence=sequence)
 
@@ -135,14 +138,14 @@ B = TypeVar("B", bound=SyncedBook)
 
 
 class Books(Generic[B]):
-    """Every symbol's book on one connection; a venue's class adds how a message is applied."""
+    """Every symbol's book on one connection; an exchange's class adds how a message is applied."""
 
     def __init__(self, make: Callable[[str], B]) -> None:
         self._make = make
         self.books: dict[str, B] = {}
 
     def book(self, symbol: str) -> B:
-        """The book of ``symbol`` as the venue spells it (created empty on first use)."""
+        """The book of ``symbol`` as the exchange spells it (created empty on first use)."""
         found = self.books.get(symbol)
         if found is None:
             found = self.books[symbol] = self._make(symbol)
@@ -161,7 +164,7 @@ class Books(Generic[B]):
 
 
 def read_levels(rows: object, what: str, lengths: Container[int]) -> tuple[Level, ...]:
-    """A venue's array of levels, each an array starting with price and size text whose length
+    """An exchange's array of levels, each an array starting with price and size text whose length
     is one of ``lengths``; refuses (:func:`~k2.exchanges.parse.reject`) anything else."""
     if not isinstance(rows, list):
         reject(f"{what} is not an array")

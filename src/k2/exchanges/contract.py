@@ -1,10 +1,11 @@
-"""What every venue package offers the ingest, in one place: settings, the adapter, feed specs.
+"""What every exchange package offers the ingest, in one place: settings, the adapter, feed specs.
 
-The ingest service names no venue. Each venue package has an ``adapter.py`` whose adapter class
-implements :class:`VenueAdapter` (feed client, Avro record, trade ids, REST backfill) and a
-``config.py`` whose settings class derives from :class:`ExchangeSettings`; the registry in
-:mod:`k2.exchanges` finds both by exchange name. A venue package imports nothing of the ingest,
-Kafka or Spark: what it needs from the ingest's settings arrives as :class:`BackfillOptions`.
+The ingest service names no exchange. Each exchange package has an ``adapter.py`` whose adapter
+class implements :class:`ExchangeAdapter` (feed client, Avro record, trade ids, REST backfill) and
+a ``config.py`` whose settings class derives from :class:`ExchangeSettings`; the registry in
+:mod:`k2.exchanges` finds both by exchange name. An exchange package imports nothing of the
+ingest, Kafka or Spark: what it needs from the ingest's settings arrives as
+:class:`BackfillOptions`.
 """
 
 from __future__ import annotations
@@ -21,28 +22,28 @@ from k2.errors import ConfigError
 from k2.exchanges.base import FeedClient, RawTrade, Silence
 from k2.transport.http import RestPacer
 
-ALL_SYMBOLS = "*"  # the symbols setting that means: every symbol the venue lists as trading
+ALL_SYMBOLS = "*"  # the symbols setting that means: every symbol the exchange lists as trading
 
 
 class ExchangeSettings(BaseModel):
-    """Settings every venue has (``K2_INGEST__<VENUE>__*``); a venue's ``config.py`` adds its
-    own. Frozen, and a misspelt name is an error, as for every K2 settings section."""
+    """Settings every exchange has (``K2_INGEST__<EXCHANGE>__*``); an exchange's ``config.py``
+    adds its own. Frozen, and a misspelt name is an error, as for every K2 settings section."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     symbols: tuple[str, ...] = Field(
         ("BTC/USD", "ETH/USD"),
-        description='Symbols as the venue names them, or ["*"] for every symbol it lists as '
+        description='Symbols as the exchange names them, or ["*"] for every symbol it lists as '
         "trading (re-read every reference_refresh_s: new listings subscribed, delistings "
         "dropped).",
     )
     max_symbols_per_connection: int | None = Field(
         None,
         ge=1,
-        description="Most symbols one WebSocket connection carries; default: the venue's limit.",
+        description="Most symbols one WebSocket connection carries; default: the exchange's limit.",
     )
     reference_refresh_s: float = Field(
-        300.0, gt=0, description="Seconds between re-reads of the venue's reference data."
+        300.0, gt=0, description="Seconds between re-reads of the exchange's reference data."
     )
 
     @field_validator("symbols")
@@ -59,16 +60,16 @@ class ExchangeSettings(BaseModel):
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         """The changes to this section that select the WebSocket ``protocol`` (one of the
-        venue's protocols in the registry)."""
+        exchange's protocols in the registry)."""
         raise ConfigError(f"{type(self).__name__} has no protocol {protocol!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """A stable share of a venue's symbols: symbol ``s`` belongs to shard ``crc32(s) % count``.
+    """A stable share of an exchange's symbols: symbol ``s`` belongs to shard ``crc32(s) % count``.
 
     The share depends on the symbol's name alone, so it is the same in every process and after
-    every restart, and no two shards of one venue ever own the same symbol.
+    every restart, and no two shards of one exchange ever own the same symbol.
     """
 
     index: int = 0
@@ -93,7 +94,7 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-WHOLE_VENUE = Shard()  # one process owns every symbol
+WHOLE_EXCHANGE = Shard()  # one process owns every symbol
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,14 @@ class FeedSpec:
     """Where the feed reads from, which symbols it owns, and what was delivered before this run.
 
     ``symbols`` are native names once resolved against the reference data (see
-    :meth:`VenueAdapter.resolve_symbols`); before that, the configured names (or ``*``).
+    :meth:`ExchangeAdapter.resolve_symbols`); before that, the configured names (or ``*``).
     """
 
     symbols: tuple[str, ...]
-    ws_url: str | None = None  # None: the venue's public URL
-    rest_url: str | None = None  # None: the venue's public URL
+    ws_url: str | None = None  # None: the exchange's public URL
+    rest_url: str | None = None  # None: the exchange's public URL
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def every_symbol(self) -> bool:
@@ -117,10 +118,10 @@ class FeedSpec:
 
 @dataclass(frozen=True, slots=True)
 class BackfillOptions:
-    """What the ingest allows the venue's REST backfill (shared by every gap of the process)."""
+    """What the ingest allows the exchange's REST backfill (shared by every gap of the process)."""
 
     max_trades: int = 100_000  # most trades recovered for one gap
-    request_interval_s: float | None = None  # None: the venue's public limit
+    request_interval_s: float | None = None  # None: the exchange's public limit
 
 
 DEFAULT_BACKFILL = BackfillOptions()
@@ -149,8 +150,8 @@ class IntervalFill:
     reason: str | None
 
 
-class VenueAdapter(Protocol):
-    """The venue-specific steps of the ingest."""
+class ExchangeAdapter(Protocol):
+    """The exchange-specific steps of the ingest."""
 
     exchange: str
     schema_name: str
@@ -163,11 +164,11 @@ class VenueAdapter(Protocol):
 
     async def resolve_symbols(self, spec: FeedSpec) -> list[str]:
         """The native symbols ``spec`` names (every trading one for ``*``) that its shard owns,
-        read from the venue's reference data; raises UnknownSymbolError for a name it lacks."""
+        read from the exchange's reference data; raises UnknownSymbolError for a name it lacks."""
         ...
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
-        """(WebSocket URL, REST URL) of the venue on a local simulator at ``base_url``."""
+        """(WebSocket URL, REST URL) of the exchange on a local simulator at ``base_url``."""
         ...
 
     def message_id(self, raw: RawTrade) -> str: ...
@@ -189,7 +190,7 @@ class VenueAdapter(Protocol):
         ...
 
     def exchange_us(self, raw: RawTrade) -> int | None:
-        """When the venue matched the trade (µs since the epoch), if readable."""
+        """When the exchange matched the trade (µs since the epoch), if readable."""
         ...
 
     def record_exchange_us(self, record: Mapping[str, Any]) -> int | None:
@@ -197,7 +198,7 @@ class VenueAdapter(Protocol):
         ...
 
     async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
-        """The id of ``symbol``'s newest trade in the venue's REST history, if it has ids."""
+        """The id of ``symbol``'s newest trade in the exchange's REST history, if it has ids."""
         ...
 
     # False where a jump in a symbol's trade ids reveals nothing (no ids, or ids shared by every
@@ -205,56 +206,56 @@ class VenueAdapter(Protocol):
     ids_per_symbol: bool
 
     async def backfill_interval(self, spec: FeedSpec, interval: Interval) -> IntervalFill:
-        """The trades of ``interval`` the venue's history still holds, in order; never raises
+        """The trades of ``interval`` the exchange's history still holds, in order; never raises
         (a history that cannot be read is an unfilled interval with its reason)."""
         ...
 
     async def backfill(
         self, spec: FeedSpec, symbol: str, first_id: int, last_id: int, after_us: int | None
     ) -> list[RawTrade]:
-        """Trades ``first_id``..``last_id`` of ``symbol`` from the venue's REST history, at most
+        """Trades ``first_id``..``last_id`` of ``symbol`` from the exchange's REST history, at most
         ``max_trades``; ``after_us`` is the match time of the trade before the gap. Raises
         :class:`~k2.errors.BackfillError` when the history cannot be read."""
         ...
 
 
 class AdapterBase:
-    """What every venue's adapter shares: its settings, its shard's share of the venue's REST
+    """What every exchange's adapter shares: its settings, its shard's share of the exchange's REST
     budget, and the feed client built from a :class:`FeedSpec`."""
 
-    public_interval_s: ClassVar[float] = 1.0  # the venue's public REST pace, one process
+    public_interval_s: ClassVar[float] = 1.0  # the exchange's public REST pace, one process
     client_type: ClassVar[Callable[..., Any]]
     ids_per_symbol: ClassVar[bool] = True
     interval_reason: ClassVar[str] = (
-        "the venue sends no trade ids here: trades in this interval may be missing"
+        "the exchange sends no trade ids here: trades in this interval may be missing"
     )
 
     def __init__(
         self,
         settings: ExchangeSettings,
         backfill: BackfillOptions = DEFAULT_BACKFILL,
-        shard: Shard = WHOLE_VENUE,
+        shard: Shard = WHOLE_EXCHANGE,
     ) -> None:
         self.settings = settings
         self.backfill_options = backfill
         self.shard = shard
-        # The venue's REST budget is shared by every shard: each takes its share of it.
+        # The exchange's REST budget is shared by every shard: each takes its share of it.
         interval = backfill.request_interval_s
         base = self.public_interval_s if interval is None else interval
         self._pacer = RestPacer(base * shard.count)
 
-    options_type: ClassVar[Callable[..., Any]]  # the venue's frozen feed options dataclass
+    options_type: ClassVar[Callable[..., Any]]  # the exchange's frozen feed options dataclass
 
-    def venue_options(self) -> dict[str, Any]:
-        """The venue's own feed options from its settings (protocol, stream, time unit...)."""
+    def exchange_options(self) -> dict[str, Any]:
+        """The exchange's own feed options from its settings (protocol, stream, time unit...)."""
         return {}
 
     def options(self, spec: FeedSpec) -> Any:
-        """The feed client's options: the venue's own, where ``spec`` points (the public URLs
-        unless it names others), and what every venue has (symbols, resume ids, shard...)."""
+        """The feed client's options: the exchange's own, where ``spec`` points (the public URLs
+        unless it names others), and what every exchange has (symbols, resume ids, shard...)."""
         urls = {"ws_url": spec.ws_url, "rest_url": spec.rest_url}
         return type(self).options_type(
-            **self.venue_options(),
+            **self.exchange_options(),
             **{name: url for name, url in urls.items() if url},
             symbols=spec.symbols,
             last_trade_ids=dict(spec.last_trade_ids),
@@ -269,12 +270,12 @@ class AdapterBase:
         )
 
     async def newest_trade_id(self, spec: FeedSpec, symbol: str) -> int | None:
-        """The id of ``symbol``'s newest trade in the venue's history (None where the venue's
+        """The id of ``symbol``'s newest trade in the exchange's history (None where the exchange's
         trades have no ids), read through the same REST budget as backfills."""
         return None
 
     async def backfill_interval(self, spec: FeedSpec, interval: Interval) -> IntervalFill:
-        """Nothing: a venue without a history to read for an interval reports it unfilled."""
+        """Nothing: an exchange without a history to read for an interval reports it unfilled."""
         return IntervalFill([], False, self.interval_reason)
 
     record_fields: ClassVar[tuple[str, ...]]

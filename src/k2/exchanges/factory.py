@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from k2.exchanges import VENUES, venue
-from k2.exchanges.contract import BackfillOptions, ExchangeSettings, FeedSpec, Shard, VenueAdapter
+from k2.exchanges import EXCHANGES, exchange_entry
+from k2.exchanges.contract import (
+    BackfillOptions,
+    ExchangeAdapter,
+    ExchangeSettings,
+    FeedSpec,
+    Shard,
+)
 
 DEFAULT_METRICS_PORT = 9400  # the first exchange's ingest
 
@@ -42,16 +48,16 @@ class IngestSection(Protocol):
     def backfill_options(self) -> BackfillOptions: ...
 
 
-def adapter_for(exchange: str, ingest: IngestSection) -> VenueAdapter:
-    """The :class:`VenueAdapter` of ``exchange`` for these settings (imported lazily)."""
-    adapter_type = venue(exchange).adapter_type()
-    adapter: VenueAdapter = adapter_type(
+def adapter_for(exchange: str, ingest: IngestSection) -> ExchangeAdapter:
+    """The :class:`ExchangeAdapter` of ``exchange`` for these settings (imported lazily)."""
+    adapter_type = exchange_entry(exchange).adapter_type()
+    adapter: ExchangeAdapter = adapter_type(
         ingest.exchange(exchange), ingest.backfill_options(), ingest.shard_spec
     )
     return adapter
 
 
-def feed_spec(ingest: IngestSection, adapter: VenueAdapter) -> FeedSpec:
+def feed_spec(ingest: IngestSection, adapter: ExchangeAdapter) -> FeedSpec:
     """The configured symbols, the shard and, for the simulator source, where it listens."""
     symbols = tuple(ingest.exchange(adapter.exchange).symbols)
     if ingest.source == "simulator":
@@ -63,7 +69,7 @@ def feed_spec(ingest: IngestSection, adapter: VenueAdapter) -> FeedSpec:
 def shard_stride() -> int:
     """How far apart one exchange's shards' ports are: the smallest multiple of 10 that leaves
     room for every exchange and the streaming job in each block."""
-    return 10 * (len(VENUES) // 10 + 1)
+    return 10 * (len(EXCHANGES) // 10 + 1)
 
 
 def metrics_port(ingest: IngestSection, exchange: str, shard: int | None = None) -> int:
@@ -73,11 +79,11 @@ def metrics_port(ingest: IngestSection, exchange: str, shard: int | None = None)
     base = ingest.metrics_port
     if base == 0:
         return 0
-    venue(exchange)  # an unknown name is refused with the known ones
+    exchange_entry(exchange)  # an unknown name is refused with the known ones
     index = ingest.shard_spec.index if shard is None else shard
-    return base + list(VENUES).index(exchange) + shard_stride() * index
+    return base + list(EXCHANGES).index(exchange) + shard_stride() * index
 
 
 def stream_metrics_port() -> int:
     """The streaming job's default metrics port: the first after the exchanges' ingests."""
-    return DEFAULT_METRICS_PORT + len(VENUES)
+    return DEFAULT_METRICS_PORT + len(EXCHANGES)

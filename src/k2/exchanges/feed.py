@@ -1,8 +1,8 @@
-"""The one feed-client base every venue builds on: connections, reconnects, ids, warn-once logs.
+"""The one feed-client base every exchange builds on: connections, reconnects, ids, warn-once logs.
 
-A feed spreads its symbols over as many WebSocket connections (*lanes*) as the venue's limits
+A feed spreads its symbols over as many WebSocket connections (*lanes*) as the exchange's limits
 require. Each lane reconnects on its own, with capped, fully jittered exponential backoff and a
-venue-wide budget of connection attempts, and keeps its own per-symbol id sequence, so a
+exchange-wide budget of connection attempts, and keeps its own per-symbol id sequence, so a
 reconnect of one lane reports gaps only for that lane's symbols. Frames are handled as the socket
 delivers them: parsed, checked against the id sequence (replays dropped, jumps reported as
 :class:`~k2.exchanges.base.Gap`), and handed as one list per frame to a :class:`FeedSink`. A sink
@@ -12,7 +12,7 @@ With ``*`` as symbols the reference data is re-read every ``reference_refresh_s`
 are subscribed (on a lane with room, else a new lane) and delisted symbols dropped, both logged
 at INFO.
 
-A venue writes only its reference data (how to read and resolve its listings) and its
+An exchange writes only its reference data (how to read and resolve its listings) and its
 session logic: the URL of a lane, what to send after connecting, how to
 read its controls, and (un)subscribe requests for symbols that change while a lane is open.
 """
@@ -103,29 +103,29 @@ class Lane:
     backoff: Backoff
     connections: int = 0
     conn: WsConnection | None = None
-    # The connection id its trades carry: the client's own, until the venue names its own.
+    # The connection id its trades carry: the client's own, until the exchange names its own.
     connection_id: str = ""
-    session: Any = None  # the venue's per-connection state, while connected
+    session: Any = None  # the exchange's per-connection state, while connected
     task: asyncio.Task[None] | None = None
     connected: bool = False
     history_check: asyncio.Task[None] | None = None
 
 
 class FeedClientBase:
-    """Shared machinery of every venue's feed client (implements ``FeedClient``)."""
+    """Shared machinery of every exchange's feed client (implements ``FeedClient``)."""
 
     exchange: ClassVar[str]
     protocol: Protocol_
-    # How a lane reads its symbols' trade ids (a venue whose ids are not per-symbol sequences
+    # How a lane reads its symbols' trade ids (an exchange whose ids are not per-symbol sequences
     # says so with its own tracker).
     tracker_type: ClassVar[type[SequenceTracker]] = SequenceTracker
     max_symbols_per_connection: ClassVar[int] = 1024
-    # Connection attempts per second (and burst) for the whole venue, well inside its limits.
+    # Connection attempts per second (and burst) for the whole exchange, well inside its limits.
     connect_rate_per_s: ClassVar[float] = 1.0
     connect_burst: ClassVar[float] = 10.0
 
     # A symbol still quiet this long after its lane (re)connected has its newest id read from
-    # the venue's history, at most this many symbols per connect (one REST request each).
+    # the exchange's history, at most this many symbols per connect (one REST request each).
     history_check_s: ClassVar[float] = 10.0
     history_check_max: ClassVar[int] = 100
 
@@ -152,11 +152,11 @@ class FeedClientBase:
         self._warned: set[str] = set()
         self._gap_warned: set[str] = set()
 
-    # --- what a venue implements ------------------------------------------------------------
+    # --- what an exchange implements ------------------------------------------------------------
 
     async def reference_data(self) -> Mapping[str, Any]:
-        """Every symbol the venue lists, keyed by native name, read from its REST reference
-        data (each value the venue's own listing record)."""
+        """Every symbol the exchange lists, keyed by native name, read from its REST reference
+        data (each value the exchange's own listing record)."""
         raise NotImplementedError
 
     def resolve(
@@ -181,7 +181,7 @@ class FeedClientBase:
         raise NotImplementedError
 
     def new_session(self, lane: Lane, conn: WsConnection) -> Any:
-        """The venue's state for one connection of ``lane``."""
+        """The exchange's state for one connection of ``lane``."""
         return None
 
     async def run_session(self, lane: Lane, conn: WsConnection) -> WsConnection | None:
@@ -205,13 +205,13 @@ class FeedClientBase:
 
     async def load_reference(self) -> list[Any]:
         """The configured symbols' listings; raises UnknownSymbolError for the first symbol the
-        venue does not list."""
+        exchange does not list."""
         return self.resolve(self.options.symbols, await self.reference_data(), True)
 
     async def list_symbols(self, requested: Sequence[str], strict: bool = True) -> list[str]:
         """The native symbols ``requested`` names (every trading one for ``*``) that this feed's
-        shard owns, from the venue's reference data; raises UnknownSymbolError for a name the
-        venue lacks. Without ``strict`` (a refresh), names the venue no longer lists or trades
+        shard owns, from the exchange's reference data; raises UnknownSymbolError for a name the
+        exchange lacks. Without ``strict`` (a refresh), names the exchange no longer lists or trades
         are left out."""
         listed = await self.reference_data()
         if ALL_SYMBOLS in requested:
@@ -381,7 +381,7 @@ class FeedClientBase:
         lane.connections += 1
 
     def connected(self, lane: Lane) -> None:
-        """The lane is open and subscribed (a venue's session calls this)."""
+        """The lane is open and subscribed (an exchange's session calls this)."""
         lane.backoff.reset()
         lane.connected = True
         detail: dict[str, FieldValue] = {"connection_id": lane.connection_id, "lane": lane.index}
@@ -395,12 +395,12 @@ class FeedClientBase:
             )
 
     async def _check_history(self, lane: Lane, known: dict[str, int]) -> None:
-        """Trades the venue made before a (re)connect that no live trade has revealed yet.
+        """Trades the exchange made before a (re)connect that no live trade has revealed yet.
 
         A gap is found when the next live trade's id jumps; a symbol that stays quiet after a
         reconnect or a restart (its last trade in flight when the connection or the process
         died) would hide one until it trades again, maybe hours later. So each symbol still
-        quiet after :attr:`history_check_s` has its newest id read from the venue's history, and
+        quiet after :attr:`history_check_s` has its newest id read from the exchange's history, and
         anything past the last id seen is a gap (``history_check``), backfilled as any other.
         """
         assert self._newest_id is not None
@@ -411,7 +411,7 @@ class FeedClientBase:
         for symbol in quiet[: self.history_check_max]:
             try:
                 newest = await self._newest_id(symbol)
-            except Exception as exc:  # noqa: BLE001 - the venue's REST answered badly: the live feed goes on
+            except Exception as exc:  # noqa: BLE001 - the exchange's REST answered badly: the live feed goes on
                 error = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 if error not in self._warned:
                     self._warned.add(error)
@@ -541,7 +541,7 @@ class FeedClientBase:
             log.warning("feed_unknown_message_kind", exchange=self.exchange, kind=kind)
 
     def warn_once(self, message: str) -> None:
-        """A venue error that names no symbol: WARNING the first time each message is seen."""
+        """An exchange error that names no symbol: WARNING the first time each message is seen."""
         if message not in self._warned:
             self._warned.add(message)
             log.warning("feed_error_received", exchange=self.exchange, message=message)
@@ -565,7 +565,7 @@ class FeedClientBase:
         """Re-read the reference data: subscribe new listings, drop delisted symbols.
 
         Returns ``(added, removed)``. Explicit symbols are resolved again from the configured
-        names: one the venue no longer lists or trades is dropped, and taken up again when it
+        names: one the exchange no longer lists or trades is dropped, and taken up again when it
         comes back; ``*`` follows every listing.
         """
         try:

@@ -1,10 +1,10 @@
-"""Spark SQL text for the venues' normalisation rules, built from the same facts as the Python.
+"""Spark SQL text for the exchanges' normalisation rules, built from the same facts as the Python.
 
-Each venue's ``normalise`` module states its normalisation twice: as Python functions over a raw
+Each exchange's ``normalise`` module states its normalisation twice: as Python functions over a raw
 trade (the ingest and the live stream use them) and as SQL expressions over a Bronze row (the
 Silver layer runs them in Spark, without a Python round trip per row). The SQL is built from the
 same tables (side codes, order types, quote assets) with these helpers, and a differential test
-holds the two equal. Plain text only: a venue package never imports Spark.
+holds the two equal. Plain text only: an exchange package never imports Spark.
 """
 
 from __future__ import annotations

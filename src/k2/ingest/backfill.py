@@ -1,12 +1,12 @@
-"""Gap recovery beside the live feed: concurrent, bounded, within the venue's REST budget.
+"""Gap recovery beside the live feed: concurrent, bounded, within the exchange's REST budget.
 
-A gap (ids the venue skipped, or missed across a reconnect or restart) is queued here and the
+A gap (ids the exchange skipped, or missed across a reconnect or restart) is queued here and the
 feed goes on reading live trades at once. Up to ``concurrency`` symbols are backfilled at the
-same time; every request still waits its turn in the venue's REST pacer, which every gap of the
-process shares (and which each shard sizes to its share of the venue's budget). Gaps of one
+same time; every request still waits its turn in the exchange's REST pacer, which every gap of the
+process shares (and which each shard sizes to its share of the exchange's budget). Gaps of one
 symbol that are close together (within one page of history) are read with one request and
 published one gap event each. At most ``pending_max`` gaps wait; a gap beyond that is published
-as unfilled at once, so memory stays bounded when a venue loses ids faster than its REST budget
+as unfilled at once, so memory stays bounded when an exchange loses ids faster than its REST budget
 can recover them.
 
 Order: backfilled trades reach Kafka after live trades that came later, so within a symbol's
@@ -30,7 +30,7 @@ import structlog
 
 from k2.errors import BackfillError
 from k2.exchanges.base import Gap, RawTrade
-from k2.exchanges.contract import FeedSpec, VenueAdapter
+from k2.exchanges.contract import ExchangeAdapter, FeedSpec
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +71,7 @@ class Backfills:
 
     def __init__(
         self,
-        adapter: VenueAdapter,
+        adapter: ExchangeAdapter,
         spec: FeedSpec,
         deliver: Deliver,
         concurrency: int,

@@ -3,8 +3,8 @@
 Where a symbol's ids do not reveal a gap (Kraken v1 sends none; Bybit spot numbers every
 symbol's trades from one counter), the ingest notes, per symbol, the last trade delivered before
 each break (a reconnect of its connection, or a restart: the newest record in the raw topic).
-The symbol's first new trade after it closes the interval, which is handed to the venue's
-:meth:`~k2.exchanges.contract.VenueAdapter.backfill_interval` beside the live feed; whatever
+The symbol's first new trade after it closes the interval, which is handed to the exchange's
+:meth:`~k2.exchanges.contract.ExchangeAdapter.backfill_interval` beside the live feed; whatever
 that recovers is delivered as backfilled trades and the interval is published as one gap event
 with its times, filled or not and why. On a stop the ingest waits (bounded) for intervals in
 progress; one still open after that is published as unfilled.
@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from k2.exchanges.contract import FeedSpec, Interval, IntervalFill, VenueAdapter
+from k2.exchanges.contract import ExchangeAdapter, FeedSpec, Interval, IntervalFill
 
 log = structlog.get_logger(__name__)
 
@@ -37,9 +37,9 @@ Deliver = Callable[[Interval, IntervalFill], Coroutine[Any, Any, None]]
 
 
 class IntervalGaps:
-    """The intervals being read from the venue's history, each in its own task."""
+    """The intervals being read from the exchange's history, each in its own task."""
 
-    def __init__(self, adapter: VenueAdapter, spec: FeedSpec, deliver: Deliver) -> None:
+    def __init__(self, adapter: ExchangeAdapter, spec: FeedSpec, deliver: Deliver) -> None:
         self._adapter = adapter
         self._spec = spec
         self._deliver = deliver
@@ -50,7 +50,7 @@ class IntervalGaps:
         return len(self._tasks)
 
     def submit(self, interval: Interval) -> None:
-        """Read the venue's history for ``interval`` beside the feed; returns at once."""
+        """Read the exchange's history for ``interval`` beside the feed; returns at once."""
         task = asyncio.get_running_loop().create_task(self._fill(interval))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

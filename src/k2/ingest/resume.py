@@ -4,7 +4,7 @@ The raw topic is the record of what was delivered: there is no second state stor
 disagree with it. At start-up the ingest reads the tail of every partition (a symbol always lands
 in the partition of its key, so its newest records are at the end of one partition), decodes each
 record with its own writer schema, and keeps per symbol the highest trade id and the newest
-record. The next trade id received from the venue is then compared with that point to find what
+record. The next trade id received from the exchange is then compared with that point to find what
 was missed while the ingest was down.
 """
 

@@ -1,22 +1,22 @@
-"""The ingest service: every trade of one venue's feed (or one shard of it), durable in Kafka.
+"""The ingest service: every trade of one exchange's feed (or one shard of it), durable in Kafka.
 
 The feed client calls :meth:`IngestService.accept` once per received frame, synchronously:
 
 - a trade becomes one Avro record (Confluent framing) on ``market.crypto.trades.<exchange>.raw``,
   keyed by the native symbol so a symbol's trades share one partition;
 - a malformed frame becomes a dead letter on ``.dlq`` with its raw text and the error;
-- a gap (ids the venue skipped, or missed across a reconnect or restart) is queued for REST
+- a gap (ids the exchange skipped, or missed across a reconnect or restart) is queued for REST
   backfill (:mod:`k2.ingest.backfill`) and the feed reads on; what cannot be filled is published
   as an explicit gap event on ``market.crypto.gaps`` (and logged at WARNING, and counted).
   Where ids reveal no gap (Kraken v1 has none; Bybit's are shared by every symbol), a reconnect
-  or a restart is a gap over the time interval it may have lost, filled as far as the venue's
+  or a restart is a gap over the time interval it may have lost, filled as far as the exchange's
   history allows (:mod:`k2.ingest.intervals`).
 
 Records are handed to the producer as they are made and each is acknowledged by its own
 delivery report (:mod:`k2.ingest.delivery`); the resume point per symbol is read back from the
 raw topic at start-up (:mod:`k2.ingest.resume`). When Kafka is unreachable the producer's
-bounded queue fills and the feed stops reading from the venue until it drains (memory stays
-bounded); trades the venue sent meanwhile are recovered as gaps once reading resumes.
+bounded queue fills and the feed stops reading from the exchange until it drains (memory stays
+bounded); trades the exchange sent meanwhile are recovered as gaps once reading resumes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from k2.config import Settings
 from k2.errors import ExchangeError, UnknownSymbolError
 from k2.exchanges.base import Control, ControlKind, FeedEvent, FeedStats, Gap, Malformed, RawTrade
-from k2.exchanges.contract import FeedSpec, Interval, IntervalFill, VenueAdapter
+from k2.exchanges.contract import ExchangeAdapter, FeedSpec, Interval, IntervalFill
 from k2.exchanges.factory import adapter_for, feed_spec, metrics_port
 from k2.exchanges.feed import FeedClientBase
 from k2.ingest.avro import ConfluentEncoder
@@ -80,14 +80,14 @@ class IngestState:
 
 
 class IngestService:
-    """One venue's feed (or shard) into Kafka. Build it, then ``await run(stop)``."""
+    """One exchange's feed (or shard) into Kafka. Build it, then ``await run(stop)``."""
 
     def __init__(
-        self, settings: Settings, adapter: VenueAdapter, spec: FeedSpec, metrics: IngestMetrics
+        self, settings: Settings, adapter: ExchangeAdapter, spec: FeedSpec, metrics: IngestMetrics
     ) -> None:
         self.settings = settings
         self.options = settings.ingest
-        self.venue = adapter
+        self.adapter = adapter
         self.spec = spec
         self.metrics = metrics
         self.exchange = adapter.exchange
@@ -143,17 +143,17 @@ class IngestService:
             return ConfluentEncoder(name, schema_id, order)
 
         self._raw_encoder = encoder(
-            self.venue.schema_name, self.raw_topic, self.venue.record_fields
+            self.adapter.schema_name, self.raw_topic, self.adapter.record_fields
         )
         self._encode_raw = self._raw_encoder.encode_values
         self._dlq_encoder = encoder("dlq", self.dlq_topic)
         self._gap_encoder = encoder("gap", self.gaps_topic)
-        natives = await self.venue.resolve_symbols(self.spec)
+        natives = await self.adapter.resolve_symbols(self.spec)
         points = read_resume_points(
             self.settings.kafka_config(),
             registry,
             self.raw_topic,
-            self.venue.record_trade_id,
+            self.adapter.record_trade_id,
             set(natives),
         )
         return self._resume_spec(points), natives
@@ -161,7 +161,7 @@ class IngestService:
     def _resume_spec(self, points: dict[str, ResumePoint]) -> FeedSpec:
         last_ids = {s: p.last_trade_id for s, p in points.items() if p.last_trade_id is not None}
         for symbol, point in points.items():
-            exchange_us = self.venue.record_exchange_us(point.last_record)
+            exchange_us = self.adapter.record_exchange_us(point.last_record)
             if exchange_us is None:
                 continue
             self._resumed_exchange_us[symbol] = exchange_us
@@ -181,8 +181,8 @@ class IngestService:
     async def run(self, stop: asyncio.Event) -> int:
         """Ingest until ``stop`` is set; returns the number of records not delivered."""
         spec, natives = await self.prepare()
-        client = self.venue.client(spec)
-        if not isinstance(client, FeedClientBase):  # pragma: no cover - every venue's is one
+        client = self.adapter.client(spec)
+        if not isinstance(client, FeedClientBase):  # pragma: no cover - every exchange's is one
             raise ExchangeError(f"{self.exchange}: the feed client has no run(sink)")
         self._client = client
         self.state.feed = client.stats
@@ -191,7 +191,7 @@ class IngestService:
         self.metrics.watch_lag(lambda: self._newest_us)
         self.metrics.symbols.labels(self.exchange).set(len(natives))
         self._backfills = Backfills(
-            self.venue,
+            self.adapter,
             spec,
             self._backfilled,
             self.options.backfill_concurrency,
@@ -246,10 +246,10 @@ class IngestService:
         return undelivered
 
     def health(self) -> tuple[bool, str]:
-        """``/healthz``: healthy while connected to the venue and Kafka accepts records."""
+        """``/healthz``: healthy while connected to the exchange and Kafka accepts records."""
         stats = self._producer.stats
         if not self.state.connected:
-            return False, f"{self.exchange}: not connected to the venue\n"
+            return False, f"{self.exchange}: not connected to the exchange\n"
         if stats.last_error is not None and stats.failed:
             return False, f"{self.exchange}: kafka delivery failing: {stats.last_error}\n"
         return True, f"{self.exchange}: ok, {stats.delivered} delivered\n"
@@ -292,7 +292,7 @@ class IngestService:
         await self._deliveries.wait_ready()
 
     def _sample_lag(self, raw: RawTrade) -> None:
-        exchange_us = self.venue.exchange_us(raw)
+        exchange_us = self.adapter.exchange_us(raw)
         if exchange_us is None:
             return
         if self._newest_us is None or exchange_us > self._newest_us:
@@ -312,11 +312,11 @@ class IngestService:
             self._last_trade[symbol] = raw
         else:
             self._last_trade[symbol] = raw
-        venue = self.venue
-        message_id = venue.message_id(raw)
+        adapter = self.adapter
+        message_id = adapter.message_id(raw)
         if self._debug:  # per trade: skip even building the call when DEBUG is off
             log.debug("ingest_trade", exchange=self.exchange, symbol=symbol, id=message_id)
-        value = self._encode_raw(venue.record_values(raw, message_id, self._version))
+        value = self._encode_raw(adapter.record_values(raw, message_id, self._version))
         self._deliveries.add(self.raw_topic, value, counts.key, counts, raw.envelope.received_us)
 
     def _delivery_failed(self, counts: SymbolCounts | None, records: int, err: Any) -> None:
@@ -373,7 +373,7 @@ class IngestService:
             for symbol, raw in self._last_trade.items()
             if (raw.trade_key is None or not self._ids_reveal_gaps)
             and symbol in symbols
-            and (exchange_us := self.venue.exchange_us(raw)) is not None
+            and (exchange_us := self.adapter.exchange_us(raw)) is not None
         )
 
     # ------------------------------------------------------------------------------------ gaps
@@ -396,14 +396,14 @@ class IngestService:
         """Match time of the last trade handled for ``symbol`` (or of the topic's last one)."""
         last = self._last_trade.get(symbol)
         if last is not None:
-            return self.venue.exchange_us(last)
+            return self.adapter.exchange_us(last)
         return self._resumed_exchange_us.get(symbol)
 
     def _publish_gap(self, outcome: Outcome) -> None:
         gap, unfilled = outcome.job.gap, outcome.unfilled
         reason = outcome.reason
         if unfilled and reason is None:
-            reason = f"venue history returned {outcome.missing - unfilled} of {outcome.missing}"
+            reason = f"exchange history returned {outcome.missing - unfilled} of {outcome.missing}"
         filled = unfilled == 0
         logger = log.info if filled else log.warning
         logger(
@@ -455,11 +455,11 @@ class IngestService:
         self._deliveries.add(self.gaps_topic, value, symbol.encode(), None, now_us)
 
     def _close_break(self, raw: RawTrade) -> None:
-        """The first new trade after a break closes its time interval, read from the venue's
+        """The first new trade after a break closes its time interval, read from the exchange's
         history beside the feed (:mod:`k2.ingest.intervals`)."""
         if raw.snapshot or raw.native_symbol not in self._breaks:
             return
-        exchange_us = self.venue.exchange_us(raw)
+        exchange_us = self.adapter.exchange_us(raw)
         if exchange_us is None:
             return
         since = self._breaks.pop(raw.native_symbol)

@@ -63,7 +63,7 @@ async def watch_replays(service: IngestService, stop: asyncio.Event) -> None:
                 exchange=service.exchange,
                 dropped=now_replayed - replayed,
                 hint="every trade received had an id at or below the last one already in "
-                "Kafka; a venue whose ids went back (a simulator restarted with a fixed "
+                "Kafka; an exchange whose ids went back (a simulator restarted with a fixed "
                 "--id-base) delivers nothing new until its ids pass them",
             )
         produced, replayed = now_produced, now_replayed

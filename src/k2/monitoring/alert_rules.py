@@ -71,19 +71,20 @@ def _ingest_rules(settings: Settings) -> list[AlertRule]:
 
 
 def _feed_rules(settings: Settings) -> list[AlertRule]:
-    """The venue side of the ingest: connection, trades per symbol, gaps."""
+    """The exchange side of the ingest: connection, trades per symbol, gaps."""
     alerts = settings.alerts
     return [
+        # Alert names are published (routes and silences match them): this one keeps its first name.
         AlertRule(
             "K2VenueDisconnected",
             "k2_ingest_connected == 0",
             60,
             "critical",
             "{{ $labels.exchange }} feed disconnected for a minute",
-            "The {{ $labels.exchange }} ingest ({{ $labels.instance }}) has no venue connection; "
-            "it reconnects by itself and backfills what it missed. Read the reason in its log "
-            "(K2_HOME/logs/ingest-{{ $labels.exchange }}.log), check network access and the "
-            "venue's status page; `k2 doctor` tries the venue directly.",
+            "The {{ $labels.exchange }} ingest ({{ $labels.instance }}) has no exchange "
+            "connection; it reconnects by itself and backfills what it missed. Read the reason in "
+            "its log (K2_HOME/logs/ingest-{{ $labels.exchange }}.log), check network access and "
+            "the exchange's status page; `k2 doctor` tries the exchange directly.",
         ),
         AlertRule(
             "K2SymbolStale",
@@ -94,7 +95,7 @@ def _feed_rules(settings: Settings) -> list[AlertRule]:
             "{{ $value | humanizeDuration }}",
             "The ingest received no trade of {{ $labels.symbol }} for longer than "
             f"{_number(alerts.stale_symbol_s)} s while its connection is up. A quiet market "
-            "can do this; otherwise the subscription is stalled: check the venue's own trade "
+            "can do this; otherwise the subscription is stalled: check the exchange's own trade "
             "feed for the symbol, then restart the ingest (it resumes from Kafka and backfills). "
             "Threshold: K2_ALERTS__STALE_SYMBOL_S.",
         ),
@@ -104,10 +105,10 @@ def _feed_rules(settings: Settings) -> list[AlertRule]:
             0,
             "warning",
             "{{ $labels.exchange }} {{ $labels.symbol }}: trades missed and not backfilled",
-            "The ingest knows of trades it missed that the venue's REST history could not give "
+            "The ingest knows of trades it missed that the exchange's REST history could not give "
             "back (REST unreachable, rate-limited, or too old). They are recorded as gap events "
             "on market.crypto.gaps (gold.gaps); check the ingest's log for the reason, and the "
-            "venue's REST access.",
+            "exchange's REST access.",
         ),
     ]
 
@@ -134,8 +135,8 @@ def _delivery_rules(settings: Settings) -> list[AlertRule]:
             "warning",
             "{{ $labels.exchange }} producer queue at {{ $value }} of its "
             f"{queue_bound} bound",
-            "Kafka acknowledges records slower than the venue sends them. At the bound the "
-            "ingest stops reading the venue (memory stays bounded) and later backfills the "
+            "Kafka acknowledges records slower than the exchange sends them. At the bound the "
+            "ingest stops reading the exchange (memory stays bounded) and later backfills the "
             "gap. Check broker latency and disk; K2_INGEST__QUEUE_MAX_MESSAGES sets the bound.",
         ),
     ]
@@ -153,7 +154,8 @@ def _bad_record_rules(settings: Settings) -> list[AlertRule]:
             "{{ $labels.exchange }} frames going to the DLQ",
             f"Frames that do not parse ({what} in 5 min) are on "
             "market.crypto.trades.{{ $labels.exchange }}.dlq with the raw text and the error. "
-            "Read a few (`k2 topics` / a consumer); a venue protocol change needs a parser fix.",
+            "Read a few (`k2 topics` / a consumer); an exchange protocol change needs a parser "
+            "fix.",
         ),
         AlertRule(
             "K2BronzeRejects",
@@ -172,7 +174,7 @@ def _bad_record_rules(settings: Settings) -> list[AlertRule]:
             "warning",
             "{{ $labels.exchange }} trades quarantined ({{ $labels.reason }})",
             f"Trades failing Silver validation ({what} in 5 min) are kept in silver.quarantine "
-            "with their reason codes and raw fields. Look at the reason: clock skew, a venue "
+            "with their reason codes and raw fields. Look at the reason: clock skew, an exchange "
             "sending odd values, or a validation rule that needs changing.",
         ),
     ]

@@ -20,7 +20,8 @@ from k2.monitoring.prometheus_config import dump_yaml
 
 DATASOURCE_UID = "k2-prometheus"
 OVERVIEW_UID = "k2-overview"
-VENUE_UID = "k2-venue"
+# Published (links, bookmarks, the dashboard's file name): it keeps the uid it shipped with.
+EXCHANGE_UID = "k2-venue"
 _DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 _WIDTH = 24
 # Where the provisioning file tells Grafana to find the dashboards (Grafana's own convention).
@@ -161,7 +162,7 @@ OVERVIEW_PANELS = (
 
 _EX = '{exchange="$exchange"}'
 # The drill-down: one exchange, chosen with the dashboard's variable.
-VENUE_PANELS = (
+EXCHANGE_PANELS = (
     Panel("Connected", (_q(f"k2_ingest_connected{_EX}", "{{instance}}"),)),
     Panel(
         "Trades per second by symbol",
@@ -283,7 +284,7 @@ def dashboard(uid: str, title: str, panels: list[Panel], variables: list[Any]) -
         "templating": {"list": variables},
         "links": [
             {"title": "K2 overview", "type": "link", "url": f"/d/{OVERVIEW_UID}"},
-            {"title": "K2 venue", "type": "link", "url": f"/d/{VENUE_UID}"},
+            {"title": "K2 exchange", "type": "link", "url": f"/d/{EXCHANGE_UID}"},
         ],
         "panels": _layout(panels),
     }
@@ -304,7 +305,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
     }
     return {
         "k2-overview.json": dashboard(OVERVIEW_UID, "K2 overview", list(OVERVIEW_PANELS), []),
-        "k2-venue.json": dashboard(VENUE_UID, "K2 venue", list(VENUE_PANELS), [exchange]),
+        "k2-venue.json": dashboard(EXCHANGE_UID, "K2 exchange", list(EXCHANGE_PANELS), [exchange]),
     }
 
 

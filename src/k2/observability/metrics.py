@@ -142,19 +142,19 @@ class IngestMetrics:
         )
         self.connected = Gauge(
             "k2_ingest_connected",
-            "1 while every venue connection of the process is up.",
+            "1 while every exchange connection of the process is up.",
             ("exchange",),
             registry=registry,
         )
         self.connections = Gauge(
             "k2_ingest_connections",
-            "Open WebSocket connections to the venue.",
+            "Open WebSocket connections to the exchange.",
             ("exchange",),
             registry=registry,
         )
         self.symbols = Gauge(
             "k2_ingest_symbols",
-            "Symbols the process is subscribed to (its shard's share of the venue).",
+            "Symbols the process is subscribed to (its shard's share of the exchange).",
             ("exchange",),
             registry=registry,
         )
@@ -181,7 +181,7 @@ class IngestMetrics:
         self.receive_lag = Histogram(
             "k2_ingest_receive_lag_seconds",
             "Exchange time of the newest trade of a frame to the time K2 received it (sampled "
-            "every 0.1 s): how far the ingest reads behind the venue.",
+            "every 0.1 s): how far the ingest reads behind the exchange.",
             ("exchange",),
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
@@ -224,7 +224,7 @@ class _Lag(Collector):
         family = GaugeMetricFamily(
             "k2_ingest_lag_seconds",
             "Seconds between now and the exchange time of the newest trade received (grows "
-            "while the venue is quiet, and while the ingest falls behind it).",
+            "while the exchange is quiet, and while the ingest falls behind it).",
             labels=("exchange",),
         )
         newest = self.newest()
@@ -237,10 +237,10 @@ class _SymbolCounts(Collector):
     """The per-symbol trade counters and last-trade ages, from the ingest's own counts."""
 
     _COUNTERS = (
-        ("k2_ingest_trades_received", "Trades received from the venue.", "received"),
+        ("k2_ingest_trades_received", "Trades received from the exchange.", "received"),
         ("k2_ingest_trades_delivered", "Trades acknowledged by Kafka.", "delivered"),
         ("k2_ingest_trades_failed", "Trades Kafka did not accept.", "failed"),
-        ("k2_ingest_trades_backfilled", "Trades recovered from the venue's REST history.",
+        ("k2_ingest_trades_backfilled", "Trades recovered from the exchange's REST history.",
          "backfilled"),
     )  # fmt: skip
 
@@ -283,8 +283,8 @@ class _FeedCounters(Collector):
     def collect(self) -> Any:
         family = CounterMetricFamily(
             "k2_ingest_feed_events",
-            "Feed events counted by the venue client: frames, replayed trades dropped (already "
-            "delivered: reconnect snapshots, overlaps, a venue sending old ids), malformed "
+            "Feed events counted by the exchange client: frames, replayed trades dropped (already "
+            "delivered: reconnect snapshots, overlaps, an exchange sending old ids), malformed "
             "frames, reconnects.",
             labels=("exchange", "kind"),
         )

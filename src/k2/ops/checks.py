@@ -1,7 +1,7 @@
 """The stages ``k2 doctor`` checks, in the order data flows (see :mod:`k2.ops.doctor`).
 
 Each check looks at the real thing with a short deadline: Kafka's metadata and watermarks, the
-registry's subjects, the catalog, a fresh venue subscription, each service's own ``/metrics``,
+registry's subjects, the catalog, a fresh exchange subscription, each service's own ``/metrics``,
 the Bronze tables' settled offsets and the newest rows' times. A stage whose numbers should move
 (deliveries, offsets, commits) is watched until they do or the deadline passes.
 """
@@ -26,7 +26,7 @@ from k2.ops.components import Endpoint, endpoints, stale_reason
 from k2.ops.data import table_figures, topic_figures
 from k2.ops.doctor import Broken, Stage
 from k2.ops.external import kafka_brokers, object_store, spark_cluster
-from k2.ops.probe import probe_venue
+from k2.ops.probe import probe_exchange
 from k2.run.record import RunRecord, read_run
 from k2.stack.java import find_java
 from k2.stack.kafka import KafkaBroker
@@ -83,7 +83,8 @@ class Doctor:
             Stage("catalog", "catalog opens, namespaces exist", self.check_catalog),
             Stage("storage", "object store writable", self.check_storage),
             Stage("spark", "Spark master and workers alive", self.check_spark),
-            Stage("venue", "venue reachable: reference data and a live trade", self.check_venue),
+            # Stage names are published in `k2 doctor --json`: this one keeps its first name.
+            Stage("venue", "exchange reachable: reference data, a live trade", self.check_exchange),
             Stage("ingest", "each ingest up and delivering", self.check_ingest),
             Stage("topics", "raw topic end offsets moving", self.check_topics),
             Stage("stream", "streaming job committing, lag bounded", self.check_stream),
@@ -101,7 +102,7 @@ class Doctor:
         run = read_run(self.settings.stack.state_dir)
         self.run = run if run is not None and run.alive() else None
         if self.run is not None and self.run.source != self.settings.ingest.source:
-            # `k2 run --source` overrides the setting: check the venue the run reads from.
+            # `k2 run --source` overrides the setting: check the exchange the run reads from.
             ingest = revised(self.settings.ingest, source=self.run.source)
             self._settings = revised(self.settings, ingest=ingest)
         exchanges = ", ".join(self.settings.exchanges)
@@ -237,19 +238,19 @@ class Doctor:
 
     # ------------------------------------------------------------------------ data-flow stages
 
-    def check_venue(self) -> str:
+    def check_exchange(self) -> str:
         source = self.settings.ingest.source
-        where = "the simulator" if source == "simulator" else "the venue"
+        where = "the simulator" if source == "simulator" else "the exchange"
         fix = (
             f"check the simulator at {self.settings.ingest.simulator_url} (`k2 status`)"
             if source == "simulator"
-            else "check network access and the venue's status page; without internet run "
+            else "check network access and the exchange's status page; without internet run "
             "make run SOURCE=simulator"
         )
         seen = []
         for exchange in self.settings.exchanges:
             try:
-                result = probe_venue(self.settings, exchange, self.trade_timeout_s)
+                result = probe_exchange(self.settings, exchange, self.trade_timeout_s)
             except Exception as exc:  # unreachable, refused: all mean broken
                 raise Broken(f"{exchange} via {where}: {_first_line(exc)}", fix) from exc
             if result.trade_s is None:
@@ -278,7 +279,7 @@ class Doctor:
                 )
             self.scrapes[endpoint.name] = first
             if (first.total("k2_ingest_connected") or 0) < 1:
-                raise Broken(f"{endpoint.name} is not connected to its venue", "read its log")
+                raise Broken(f"{endpoint.name} is not connected to its exchange", "read its log")
             delivered = functools.partial(
                 _counter, endpoint.url, "k2_ingest_trades_delivered_total"
             )
@@ -288,7 +289,7 @@ class Doctor:
                 raise Broken(
                     f"{endpoint.name} delivered nothing for {self.trade_timeout_s:.0f} s "
                     f"(received {received or 0:.0f}, delivered {after:.0f})",
-                    "read its log: Kafka refusing records, or the venue sends no trades",
+                    "read its log: Kafka refusing records, or the exchange sends no trades",
                 )
             seen.append(f"{endpoint.name} +{after - before:.0f} delivered")
         return ", ".join(seen)

@@ -1,7 +1,7 @@
 """``k2 doctor``: check each stage in the order data flows and name the first broken one.
 
 Stages (:data:`k2.ops.checks.STAGES`): settings valid → Java and JVM artifacts → broker →
-registry and K2's subjects → catalog and namespaces → the venue (or simulator): reference data
+registry and K2's subjects → catalog and namespaces → the exchange (or simulator): reference data
 and a live trade on a fresh subscription → each ingest up and delivering → raw topic end offsets
 moving → the streaming job committing with a bounded lag → every layer's newest row fresh →
 every running service on the installed build. The first stage that fails stops the run: its

@@ -1,7 +1,7 @@
-"""The venue as the ingest sees it, tried afresh: its reference data, then a live trade on a new
+"""The exchange as the ingest sees it, tried afresh: its reference data, then a live trade on a new
 WebSocket subscription within a time limit.
 
-It uses the venue's own feed client (the same one the ingest runs), on the live venue or the
+It uses the exchange's own feed client (the same one the ingest runs), on the live exchange or the
 local simulator as the settings say, and closes it again: nothing is produced anywhere.
 """
 
@@ -19,7 +19,7 @@ from k2.exchanges.factory import adapter_for, feed_spec
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What one venue answered: its listed symbols and the first live trade, with timings."""
+    """What one exchange answered: its listed symbols and the first live trade, with timings."""
 
     exchange: str
     symbols: int
@@ -29,8 +29,8 @@ class ProbeResult:
 
 
 async def _probe(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
-    venue = adapter_for(exchange, settings.ingest)
-    client: Any = venue.client(feed_spec(settings.ingest, venue))
+    adapter = adapter_for(exchange, settings.ingest)
+    client: Any = adapter.client(feed_spec(settings.ingest, adapter))
     started = time.monotonic()
     listed = await asyncio.wait_for(client.load_reference(), timeout_s)
     reference_s = time.monotonic() - started
@@ -52,10 +52,10 @@ async def _probe(settings: Settings, exchange: str, timeout_s: float) -> ProbeRe
     return ProbeResult(exchange, len(listed), reference_s, None, None)
 
 
-def probe_venue(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
+def probe_exchange(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
     """Read ``exchange``'s reference data and wait up to ``timeout_s`` for a live trade.
 
-    Raises what the client raises when the venue cannot be reached or refuses a symbol
+    Raises what the client raises when the exchange cannot be reached or refuses a symbol
     (:class:`~k2.errors.ExchangeError`), or :class:`TimeoutError` when the reference data does
     not come in time.
     """

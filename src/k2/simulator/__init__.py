@@ -1,5 +1,6 @@
 """A local exchange simulator: every exchange of the registry (Kraken v1/v2 and Binance spot),
-WebSocket and REST, on one port; each exchange's side lives in ``k2.simulator.venues.<exchange>``.
+WebSocket and REST, on one port; each exchange's side lives in
+``k2.simulator.exchanges.<exchange>``.
 
 Faithful enough to the exchanges' documented behaviour that a client written from their docs
 cannot tell the difference; deterministic for a seed; with faults on demand and a ledger of every

@@ -6,7 +6,7 @@
   ``{"protocol": "kraken-v2", "connections": 1, "stall": "heartbeats"}``): applied to open
   connections first, then to new ones; answers the connections it reached;
 - ``DELETE /_sim/faults``: lift every rule;
-- ``POST /_sim/loss`` ``{"exchange": "binance", "every": 10, "symbols": ["BTCUSDT"]}``: the venue
+- ``POST /_sim/loss`` ``{"exchange": "binance", "every": 10, "symbols": ["BTCUSDT"]}``: the exchange
   loses every n-th trade id from its streams (``every: 0`` stops);
 - ``POST /_sim/shutdown`` ``{"grace_s": 1.0, "protocol": "binance"}``: a shutdown notice
   (Binance ``serverShutdown``) on every connection whose protocol has one (of ``protocol``);

@@ -1,13 +1,13 @@
 """The simulated L2 order book of one symbol, and what a subscription at some depth sees of it.
 
-A :class:`SymbolBook` is the venue's true book: integer prices (ticks of ``10**-price_decimals``)
+A :class:`SymbolBook` is the exchange's true book: integer prices (ticks of ``10**-price_decimals``)
 mapped to integer sizes (lots of ``10**-lot_decimals``), never a float. It is created when a
 client first asks for the symbol's book (a subscription or a REST snapshot), so the thousands of
 symbols nobody watches cost nothing, and from then on it takes one step per trade of the symbol,
 around that trade's price: the levels that would cross the trade price are removed, and one to
 three levels near the touch are added, resized or removed; a side that grew beyond its target
 loses its worst level. Each step consumes one update id per level change (Binance's ``U``/``u``
-scheme; the other venues' sequence numbers derive from the same ids).
+scheme; the other exchanges' sequence numbers derive from the same ids).
 
 Determinism: the book draws from its own generator, seeded with the simulator's seed, the
 exchange and the symbol, and each step is driven by one trade, whose price is itself
@@ -17,7 +17,7 @@ whatever the timing or the clients. Before any client sees it, the book takes
 earlier states, rebuilt by undoing the steps retained since.
 
 A :class:`BookView` is what one subscription holds of the book: a replica that follows the steps
-and, at a depth, the level changes the venue sends for each one (:meth:`BookView.advance`): the
+and, at a depth, the level changes the exchange sends for each one (:meth:`BookView.advance`): the
 changes inside the window, the removals of levels that left it by deletion, and the levels that
 entered it from below. Levels pushed out by an insert are either left to the client's own cut
 (Kraken, Bybit) or removed explicitly (``explicit_removals``).
@@ -266,7 +266,7 @@ class BookView:
         return self.bids.top(count), self.asks.top(count)
 
     def advance(self, steps: Sequence[BookStep]) -> list[BookChange]:
-        """Apply ``steps``; the level changes the venue sends for them at the view's depth, in
+        """Apply ``steps``; the level changes the exchange sends for them at the view's depth, in
         the order made (one per level, its last size)."""
         depth = self.depth
         if depth is None:
@@ -306,7 +306,7 @@ class BookView:
 
 
 class LevelText:
-    """Levels written as a venue writes them: ``(price, size)`` decimal text with a fixed number
+    """Levels written as an exchange writes them: ``(price, size)`` decimal text with a fixed number
     of fractional digits each, then ``finish`` if given (price texts remembered, as a book
     revisits its prices)."""
 
@@ -321,7 +321,7 @@ class LevelText:
         size = units_formatter(instrument.lot_decimals, size_width)
         if finish is None:
             self._price, self._size = price, size
-        else:  # a venue that prints no trailing zeros, say
+        else:  # an exchange that prints no trailing zeros, say
             self._price = lambda units: finish(price(units))
             self._size = lambda lots: finish(size(lots))
         self._prices: dict[int, str] = {}
@@ -353,6 +353,6 @@ class LevelText:
 
 
 def printed_text(instrument: Instrument) -> LevelText:
-    """Levels written with the decimals the venue prints its trades with (Binance, Bybit,
+    """Levels written with the decimals the exchange prints its trades with (Binance, Bybit,
     Coinbase)."""
     return LevelText(instrument, instrument.price_text_decimals, instrument.qty_text_decimals)

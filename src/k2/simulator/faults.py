@@ -1,15 +1,15 @@
-"""Faults on demand: what a misbehaving venue does to one connection.
+"""Faults on demand: what a misbehaving exchange does to one connection.
 
 A :class:`FaultRule` says what to do (drop, stall, garble, duplicate, reject a symbol) and to which
 connections: those of a protocol (``kraken-v1``, ``kraken-v2``, ``binance``...), or of an
-exchange (``kraken`` for both Kraken versions), as :func:`k2.simulator.venues.fault_protocols`
+exchange (``kraken`` for both Kraken versions), as :func:`k2.simulator.exchanges.fault_protocols`
 lists them, and how many of them (``connections``; ``None`` for every one). Rules come
 from the command line at start and from ``POST /_sim/faults`` while running; a rule added at run
 time applies first to the connections already open (oldest first) and then to new ones, until its
 quota is used. Counters in a rule (trades, seconds) start when the rule reaches the connection.
 
-Lost trade ids are not a connection fault: the venue loses them for everyone (see
-:meth:`k2.simulator.venue.VenueMarket.set_loss`).
+Lost trade ids are not a connection fault: the exchange loses them for everyone (see
+:meth:`k2.simulator.exchange.ExchangeMarket.set_loss`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import structlog
 
 from k2.errors import ConfigError
-from k2.simulator.venues import connection_protocols
+from k2.simulator.exchanges import connection_protocols
 
 log = structlog.get_logger("k2.simulator")
 StallMode = Literal["heartbeats", "silent"]
@@ -52,14 +52,14 @@ class FaultRule:
       Kraken answers its error status (``Currency pair not supported <PAIR>``); Binance, which
       never refuses a well-formed stream, treats the symbol as unknown: accepted, and silent;
     - ``book_drop_every``: leave out every n-th book update of the connection (its changes are
-      lost to the client; the sequence of the next one shows the hole where the venue has one);
-    - ``book_checksum_every``: send a wrong checksum with every n-th book update (venues with a
+      lost to the client; the sequence of the next one shows the hole where the exchange has one);
+    - ``book_checksum_every``: send a wrong checksum with every n-th book update (exchanges with a
       checksum: Kraken, OKX);
     - ``book_jump_every``: let the sequence of every n-th book update jump by one, with no change
-      missing (venues with a sequence: Binance, OKX, Bybit);
+      missing (exchanges with a sequence: Binance, OKX, Bybit);
     - ``stale_snapshots``: the next n REST book snapshots of the exchange (Binance depth) are the
-      oldest state the venue still knows, not the current one. A venue fault, not a connection's:
-      ``connections`` does not apply to it.
+      oldest state the exchange still knows, not the current one. An exchange fault, not a
+      connection's: ``connections`` does not apply to it.
     """
 
     protocol: str | None = None
@@ -237,13 +237,13 @@ class FaultBook:
         self._rules: list[list[Any]] = [[rule, rule.connections] for rule in rules]
         self._stale: list[list[Any]] = []  # [rule, REST book snapshots left to serve stale]
         for rule in rules:
-            self.add_venue_faults(rule)
+            self.add_exchange_faults(rule)
 
     def add(self, rule: FaultRule) -> None:
         self._rules.append([rule, rule.connections])
 
-    def add_venue_faults(self, rule: FaultRule) -> None:
-        """Take the part of ``rule`` that is the venue's, not a connection's (stale
+    def add_exchange_faults(self, rule: FaultRule) -> None:
+        """Take the part of ``rule`` that is the exchange's, not a connection's (stale
         snapshots)."""
         if rule.stale_snapshots:
             self._stale.append([rule, rule.stale_snapshots])

@@ -6,7 +6,7 @@ strings, and the realistic price band and trade sizes the synthetic market walks
 same record feeds the WebSocket protocols, the REST reference data and the generator, so a
 client that reads the reference data first and then subscribes sees one consistent exchange.
 
-Each exchange's catalogue lives with the exchange (``k2.simulator.venues.<exchange>``): a few
+Each exchange's catalogue lives with the exchange (``k2.simulator.exchanges.<exchange>``): a few
 hand-written instruments, the most traded first, then generated ones (:func:`universe`) up to
 the exchange's size. The lookups by exchange name below are what the rest of the simulator uses.
 """
@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from k2.domain import canonical_asset
-from k2.exchanges import VENUES
-from k2.simulator import venues
+from k2.exchanges import EXCHANGES
+from k2.simulator import exchanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ Make = Callable[[str, str, int, str, str, tuple[int, int]], "Instrument | None"]
 
 def reserved_assets() -> frozenset[str]:
     """Asset codes no generated instrument uses as its base, on any exchange."""
-    return frozenset().union(*(venues.instruments(name).RESERVED_ASSETS for name in VENUES))
+    return frozenset().union(*(exchanges.instruments(name).RESERVED_ASSETS for name in EXCHANGES))
 
 
 def universe(
@@ -122,7 +122,7 @@ def recorded_shape(price: str, qty: str) -> tuple[int, int]:
 
 def catalog(exchange: str) -> tuple[Instrument, ...]:
     """Every instrument the simulator can list on ``exchange``, the most traded first."""
-    return venues.instruments(exchange).catalog()
+    return exchanges.instruments(exchange).catalog()
 
 
 def instruments_for(exchange: str, symbols: tuple[str, ...]) -> tuple[Instrument, ...]:
@@ -133,4 +133,4 @@ def instruments_for(exchange: str, symbols: tuple[str, ...]) -> tuple[Instrument
 
 def inferred_instrument(exchange: str, symbol: str, price: str, qty: str) -> Instrument:
     """An instrument for a replayed symbol the catalog does not list, shaped by its trades."""
-    return venues.instruments(exchange).inferred(symbol, price, qty)
+    return exchanges.instruments(exchange).inferred(symbol, price, qty)

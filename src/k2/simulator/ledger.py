@@ -13,7 +13,7 @@ Line format (keys always present)::
 ``symbol`` is the symbol as the protocol spells it; ``fields`` are the trade's fields exactly as
 sent, named like :attr:`k2.exchanges.base.RawTrade.fields` (Binance payload letters; Kraken v1
 ``price, volume, time, side, order_type, misc``; Kraken v2 names, with ``price``/``qty`` as the
-exact decimal text of the JSON numbers). ``trade_id`` is the venue id (Binance ``t``, aggregate
+exact decimal text of the JSON numbers). ``trade_id`` is the exchange id (Binance ``t``, aggregate
 ``a``, Kraken v2 ``trade_id``) and, for Kraken v1 which sends none, the id the simulator's history
 holds for the trade, so REST history can be matched. ``snapshot`` marks trades re-sent in a
 (re)subscribe snapshot, ``garbled`` trades in a frame deliberately corrupted (the client cannot
@@ -28,13 +28,13 @@ Book lines (``"kind": "book"``) record every order book message the simulator se
      "bids": [["79990.10000000", "0.50000000"]], "asks": [], "checksum": null, "fault": null}
 
 ``type`` is ``snapshot`` or ``update``; ``bids``/``asks`` the levels as sent (price and size
-text; size 0 removes); ``sequence`` the venue book's update id after the message and
+text; size 0 removes); ``sequence`` the exchange book's update id after the message and
 ``first_sequence`` the first id it covers, both true even when a fault altered what was sent;
-``checksum`` the true checksum where the venue sends one. ``fault`` names what was done to the
+``checksum`` the true checksum where the exchange sends one. ``fault`` names what was done to the
 message: ``dropped`` (not sent: the client never saw these changes), ``bad_checksum``,
 ``sequence_jump``, or ``stale_snapshot`` (a REST snapshot, ``connection`` ``rest``, serving an
 old state). Applying a connection's lines in order, dropped ones included, and cutting to the
-subscription's depth gives the venue's book as that subscription should hold it after each line.
+subscription's depth gives the exchange's book as that subscription should hold it after each line.
 """
 
 from __future__ import annotations

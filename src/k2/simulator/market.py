@@ -34,11 +34,11 @@ _FILLS = (1,) * 14 + (2,) * 3 + (3,) * 2 + (4,)
 
 
 class SimTrade(NamedTuple):
-    """One trade as the venue's matching engine recorded it.
+    """One trade as the exchange's matching engine recorded it.
 
-    ``price`` and ``qty`` are exact decimal strings in the venue's print format; ``side`` and
+    ``price`` and ``qty`` are exact decimal strings in the exchange's print format; ``side`` and
     ``ord_type`` describe the taker (``buy``/``sell``, ``limit``/``market``). ``lost`` marks a
-    trade the venue keeps in its REST history but never sends on a WebSocket (the skipped-ids
+    trade the exchange keeps in its REST history but never sends on a WebSocket (the skipped-ids
     fault).
     """
 
@@ -111,7 +111,7 @@ class SymbolGenerator:
         self._price = self._low + int(rng.random() * (self._high - self._low))
         self._step = max(1, self._price * _STEP_BP // 10_000)
         # Looked up on the first trade (one table per size shape, see size_tables): a listed
-        # symbol that never trades (most of a venue's universe, most of the time) costs nothing.
+        # symbol that never trades (most of an exchange's universe, most of the time) costs nothing.
         self._sizes: tuple[int, ...] = ()
         self._size_texts: tuple[str, ...] = ()
         self._size_seed = f"{seed}/{instrument.exchange}/sizes"
@@ -243,7 +243,7 @@ def size_tables(
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """The trade sizes of one size shape and their texts, drawn once per shape and seed.
 
-    A venue's generated symbols share a few shapes; drawing 4,096 sizes and formatting them
+    An exchange's generated symbols share a few shapes; drawing 4,096 sizes and formatting them
     per symbol cost seconds of CPU as 2,000 symbols traded for the first time. Symbols of one
     shape still trade different sizes: each picks from the table with its own generator.
     """
@@ -318,7 +318,7 @@ class SymbolHistory:
         return self.aggs[position - self.agg_base :]
 
     def recent_visible(self, count: int) -> list[SimTrade]:
-        """The last ``count`` trades the venue would send on a socket (lost ones left out)."""
+        """The last ``count`` trades the exchange would send on a socket (lost ones left out)."""
         found: list[SimTrade] = []
         for trade in reversed(self.trades):
             if len(found) == count:

@@ -1,12 +1,12 @@
 """Build each exchange's market from the settings: the listed symbols and where trades come from.
 
 Without ``replay`` every listed symbol gets a deterministic :class:`SymbolGenerator` and the
-total ``rate`` is shared out over all symbols of all venues with a skew (``skew``: a symbol's
-weight is ``1 / rank**skew``, its rank its place in the venue's catalogue, most traded first, as
-trading concentrates on a few symbols on a real venue; 0 spreads it evenly); ids start from the
+total ``rate`` is shared out over all symbols of all exchanges with a skew (``skew``: a symbol's
+weight is ``1 / rank**skew``, its rank its place in the exchange's catalogue, most traded first, as
+trading concentrates on a few symbols on a real exchange; 0 spreads it evenly); ids start from the
 wall clock unless ``id_base`` fixes them. With ``replay`` the recordings are the only source:
-each venue plays the trades recorded for it (pairs the catalog does not list are added to the
-venue's reference data), and the generator stays off."""
+each exchange plays the trades recorded for it (pairs the catalog does not list are added to the
+exchange's reference data), and the generator stays off."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import functools
 import time
 
 from k2.errors import ConfigError
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
+from k2.simulator.exchange import ExchangeMarket, SyntheticSource
 from k2.simulator.instruments import Instrument, catalog
 from k2.simulator.market import SymbolGenerator
 from k2.simulator.replay import RecordedTrade, ReplaySource, read_recording
 from k2.simulator.settings import SimulatorConfig
-from k2.simulator.venue import SyntheticSource, VenueMarket
 
 _WEIGHT_SCALE = 1_000_000
 
@@ -40,7 +40,7 @@ def _listed(exchange: str, symbols: tuple[str, ...] | None) -> list[Instrument]:
 
 
 def symbol_weight(exchange: str, symbol: str, skew: float) -> int:
-    """The integer weight ``1/rank**skew`` (scaled) of a symbol, its rank from the venue's
+    """The integer weight ``1/rank**skew`` (scaled) of a symbol, its rank from the exchange's
     catalogue order."""
     weight: int = round(_WEIGHT_SCALE / _ranks(exchange)[symbol] ** skew)
     return max(1, weight)
@@ -55,15 +55,15 @@ def _weights(exchange: str, instruments: list[Instrument], skew: float) -> list[
     return [symbol_weight(exchange, inst.symbol, skew) for inst in instruments]
 
 
-def build_markets(config: SimulatorConfig) -> dict[str, VenueMarket]:
-    """One :class:`VenueMarket` per exchange of the registry, with its sources attached."""
-    listed = {name: _listed(name, config.exchange(name).symbols) for name in VENUES}
+def build_markets(config: SimulatorConfig) -> dict[str, ExchangeMarket]:
+    """One :class:`ExchangeMarket` per exchange of the registry, with its sources attached."""
+    listed = {name: _listed(name, config.exchange(name).symbols) for name in EXCHANGES}
     markets = {
-        exchange: VenueMarket(exchange, instruments, config.retention, config.seed)
+        exchange: ExchangeMarket(exchange, instruments, config.retention, config.seed)
         for exchange, instruments in listed.items()
     }
     if config.replay:
-        recorded: dict[str, list[RecordedTrade]] = {name: [] for name in VENUES}
+        recorded: dict[str, list[RecordedTrade]] = {name: [] for name in EXCHANGES}
         for path in config.replay:
             for trade in read_recording(path):
                 recorded[trade.exchange].append(trade)

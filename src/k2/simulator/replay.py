@@ -13,7 +13,7 @@ Two formats are read:
   optionally ``trade_id`` and ``emit_us`` (the time the trade went out, which paces the replay).
   This is the ledger's line format (:mod:`k2.simulator.ledger`), so any ledger can be replayed.
 
-Each exchange reads its own frames and lines (``k2.simulator.venues.<exchange>.replay``).
+Each exchange reads its own frames and lines (``k2.simulator.exchanges.<exchange>.replay``).
 Replayed trades keep their recorded price and size strings and trade times exactly. Ids: Binance
 ids are kept (``t``; an ``aggTrade`` keeps ``a``/``f``/``l`` and becomes one trade with id ``f``);
 Kraken v2 keeps ``trade_id``; Kraken v1 trades, which have none, are numbered 1, 2, ... per pair.
@@ -29,12 +29,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from k2.errors import ConfigError, ExchangeError
-from k2.exchanges import VENUES
-from k2.simulator import venues
+from k2.exchanges import EXCHANGES
+from k2.simulator import exchanges
+from k2.simulator.exchange import Batch, ExchangeMarket
 from k2.simulator.instruments import inferred_instrument
 from k2.simulator.ledger import BOOK_KIND
 from k2.simulator.market import AggTrade, SimTrade
-from k2.simulator.venue import Batch, VenueMarket
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +64,10 @@ def read_cryptofeed(path: Path) -> list[RecordedTrade]:
     if not lines or " <-> " not in lines[0]:
         raise ConfigError(f"{path} is not a cryptofeed recording (no '<url> <-> <time>' line)")
     url = lines[0].split(" <-> ")[0]
-    exchange = next((name for name in VENUES if name in url), None)
+    exchange = next((name for name in EXCHANGES if name in url), None)
     if exchange is None:
         raise ConfigError(f"{path}: cannot replay recordings of {url}")
-    reader = venues.replay(exchange)
+    reader = exchanges.replay(exchange)
     trades: list[RecordedTrade] = []
     for line in lines[1:]:
         if not line.strip() or " <- " in line.split(": ", 1)[0]:
@@ -87,7 +87,7 @@ def read_jsonl(path: Path) -> list[RecordedTrade]:
             data = json.loads(line, parse_float=Decimal)
             if data.get("kind") == BOOK_KIND:
                 continue  # a book message of a ledger: no trade
-            trades.extend(venues.replay(data["exchange"]).ledger_trades(data))
+            trades.extend(exchanges.replay(data["exchange"]).ledger_trades(data))
         except (KeyError, TypeError, ValueError, ExchangeError) as exc:
             raise ConfigError(f"{path}:{number}: not a K2 trade line ({exc})") from exc
     return trades
@@ -106,7 +106,7 @@ class ReplaySource:
     """Feeds one exchange's recorded trades into its market at the recorded pace."""
 
     def __init__(
-        self, market: VenueMarket, trades: Iterable[RecordedTrade], speed: float, retention: int
+        self, market: ExchangeMarket, trades: Iterable[RecordedTrade], speed: float, retention: int
     ) -> None:
         self._market = market
         self._trades = sorted(trades, key=lambda trade: trade.at_us)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from k2.errors import ConfigError
-from k2.exchanges import VENUES
-from k2.simulator import venues
+from k2.exchanges import EXCHANGES
+from k2.simulator import exchanges
 from k2.simulator.faults import FaultRule
 from k2.simulator.server import Simulator
 from k2.simulator.settings import SimulatorConfig
@@ -50,8 +50,8 @@ async def serve(
         for name, url in urls.items():
             echo(f"  {name:<13} {url}")
         ws_base = f"ws://{config.host}:{sim.port}"
-        for name in VENUES:
-            for example, url in venues.server(name).examples(ws_base).items():
+        for name in EXCHANGES:
+            for example, url in exchanges.server(name).examples(ws_base).items():
                 echo(f"  {example:<13} {url}")
         if config.ledger_path is not None:
             echo(f"ledger: {config.ledger_path}")

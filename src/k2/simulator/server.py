@@ -1,6 +1,6 @@
 """The simulator server: every exchange's WebSocket and REST endpoints on one local port.
 
-Each exchange of the registry brings its own routes (``k2.simulator.venues.<exchange>.server``),
+Each exchange of the registry brings its own routes (``k2.simulator.exchanges.<exchange>.server``),
 today:
 
 =========================  ====================================================================
@@ -37,9 +37,10 @@ import structlog
 from aiohttp import web
 
 from k2.errors import ConfigError
-from k2.exchanges import VENUES
-from k2.simulator import venues
+from k2.exchanges import EXCHANGES
+from k2.simulator import exchanges
 from k2.simulator.admin import admin_routes
+from k2.simulator.exchange import ExchangeMarket, MarketClock, SyntheticSource
 from k2.simulator.faults import FaultBook, FaultRule
 from k2.simulator.instruments import instruments_for
 from k2.simulator.ledger import Ledger
@@ -47,7 +48,6 @@ from k2.simulator.market import SymbolGenerator
 from k2.simulator.markets import build_markets, symbol_weight
 from k2.simulator.session import Session, SimContext
 from k2.simulator.settings import SimulatorConfig
-from k2.simulator.venue import MarketClock, SyntheticSource, VenueMarket
 
 log = structlog.get_logger("k2.simulator")
 _MAX_MESSAGE = 1 << 20
@@ -82,8 +82,8 @@ def simulator_urls(host_port: str) -> SimulatorUrls:
     """The URLs of a simulator listening on ``host:port``, every exchange's in registry order."""
     http_base, ws_base = f"http://{host_port}", f"ws://{host_port}"
     endpoints: dict[str, str] = {}
-    for name in VENUES:
-        endpoints.update(venues.server(name).urls(http_base, ws_base))
+    for name in EXCHANGES:
+        endpoints.update(exchanges.server(name).urls(http_base, ws_base))
     endpoints["admin"] = f"{http_base}/_sim"
     return SimulatorUrls(endpoints)
 
@@ -163,8 +163,8 @@ class Simulator:
     def ledger_path(self) -> Path | None:
         return self.config.ledger_path
 
-    def market(self, exchange: str) -> VenueMarket:
-        """The shared history of one venue (what REST serves and every connection reads)."""
+    def market(self, exchange: str) -> ExchangeMarket:
+        """The shared history of one exchange (what REST serves and every connection reads)."""
         return self.ctx.markets[exchange]
 
     def sessions(self, protocol: str | None = None) -> list[Session]:
@@ -181,7 +181,7 @@ class Simulator:
         Returns the names of the open connections it reached now.
         """
         rule.validate()
-        self.ctx.faults.add_venue_faults(rule)
+        self.ctx.faults.add_exchange_faults(rule)
         reached: list[str] = []
         left = rule.connections
         for session in self.sessions():
@@ -210,7 +210,7 @@ class Simulator:
         log.info("sim_loss_set", exchange=exchange, every=every, symbols=symbols)
 
     def list_symbol(self, exchange: str, symbol: str) -> None:
-        """A new listing: ``symbol`` of the venue's catalogue appears in the reference data and
+        """A new listing: ``symbol`` of the exchange's catalogue appears in the reference data and
         starts trading at the weight of its rank."""
         market = self.market(exchange)
         market.delisted.discard(symbol)
@@ -263,8 +263,8 @@ class Simulator:
     def routes(self) -> list[web.RouteDef]:
         """Every exchange's endpoints, in the registry's order, then the control API."""
         routes = []
-        for name in VENUES:
-            routes += venues.server(name).routes(self.ctx, self._serve)
+        for name in EXCHANGES:
+            routes += exchanges.server(name).routes(self.ctx, self._serve)
         return [*routes, *admin_routes(self)]
 
     async def _serve(

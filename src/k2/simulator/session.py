@@ -1,6 +1,6 @@
 """One client connection, whatever the protocol: its lifecycle, its faults and its ledger lines.
 
-A protocol (in ``k2.simulator.venues.<exchange>``) subclasses :class:`Session` and implements the
+A protocol (in ``k2.simulator.exchanges.<exchange>``) subclasses :class:`Session` and implements the
 exchange's side of the conversation: what is sent on connect, how requests are answered, and how
 new trades of the shared history become frames. The base class owns what every exchange has in
 common: one writer task that wakes when the market produced trades (or a timer is due), the loop
@@ -25,11 +25,11 @@ from aiohttp import WSMsgType, web
 
 from k2.exchanges.base import FieldValue
 from k2.simulator.book import BookStep, BookView
+from k2.simulator.exchange import ExchangeMarket, now_us
 from k2.simulator.faults import BookFault, ConnectionFaults, FaultBook, StallMode, garble
 from k2.simulator.ledger import BookLedgerEntry, Ledger, LedgerEntry
 from k2.simulator.market import AggTrade, SimTrade
 from k2.simulator.settings import SimulatorConfig
-from k2.simulator.venue import VenueMarket, now_us
 
 log = structlog.get_logger("k2.simulator")
 _HIGH_WATER = 1 << 20  # bytes buffered for a client before sending waits
@@ -110,8 +110,8 @@ S = TypeVar("S", bound=BookSubscription)
 
 
 class BookChannel(Generic[S]):
-    """One connection's subscriptions to its venue's book channel, by the name the venue gives
-    them (a symbol, a stream, a topic); a venue's module adds how they are sent."""
+    """One connection's subscriptions to its exchange's book channel, by the name the exchange gives
+    them (a symbol, a stream, a topic); an exchange's module adds how they are sent."""
 
     def __init__(self, session: Session, protocol: str) -> None:
         self.session = session
@@ -131,7 +131,7 @@ class SimContext:
     """What every connection and REST handler of one simulator shares."""
 
     config: SimulatorConfig
-    markets: dict[str, VenueMarket]
+    markets: dict[str, ExchangeMarket]
     ledger: Ledger
     faults: FaultBook
     sessions: dict[str, Session] = field(default_factory=dict)
@@ -142,13 +142,13 @@ class SimContext:
     def __post_init__(self) -> None:
         self._ids = random.Random(f"{self.config.seed}/connections")
 
-    def venue_connection_id(self) -> int:
+    def exchange_connection_id(self) -> int:
         """A Kraken-style u64 connection id; the top bit is set so it overflows int64."""
         return self._ids.getrandbits(64) | (1 << 63)
 
 
 class Session:
-    """The venue side of one WebSocket connection."""
+    """The exchange side of one WebSocket connection."""
 
     protocol: ClassVar[str]
     exchange: ClassVar[str]
@@ -171,13 +171,13 @@ class Session:
     # --- what a protocol implements -----------------------------------------------------------
 
     async def on_open(self) -> None:
-        """Send what the venue sends on connect."""
+        """Send what the exchange sends on connect."""
 
     async def on_text(self, text: str) -> None:
         """Answer one text frame from the client."""
 
     async def on_binary(self, data: bytes) -> None:
-        """Answer one binary frame (venues ignore or refuse them)."""
+        """Answer one binary frame (exchanges ignore or refuse them)."""
 
     def subscriptions(self) -> Iterable[Subscription]:
         """The connection's subscriptions to trades, active or not."""
@@ -462,7 +462,7 @@ class Session:
             transport.close()
 
     async def close(self, code: int, reason: str) -> None:
-        """Close the connection with a close frame (venue-initiated, orderly)."""
+        """Close the connection with a close frame (exchange-initiated, orderly)."""
         log.info("sim_connection_close_sent", connection=self.name, code=code, reason=reason)
         with contextlib.suppress(ConnectionError):
             await self.ws.close(code=code, message=reason.encode())

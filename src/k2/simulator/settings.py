@@ -5,7 +5,7 @@ heartbeat and 50-trade snapshot; each exchange's limits in its own section), so 
 works against the defaults works against the exchanges. Tests shorten the timings to keep runs
 in seconds.
 
-Each exchange of the registry adds its section (``k2.simulator.venues.<exchange>.settings``)
+Each exchange of the registry adds its section (``k2.simulator.exchanges.<exchange>.settings``)
 as flat fields named ``<exchange>_<field>`` (``kraken_symbols``, ``binance_ping_s``), the names
 of the ``k2 simulate`` options; :meth:`SimulatorBase.exchange` gives the section back whole.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k2.errors import ConfigError
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
+from k2.simulator.exchanges import ExchangeSimSettings, section_type, sections
 from k2.simulator.faults import FaultRule
-from k2.simulator.venues import ExchangeSimSettings, section_type, sections
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class SimulatorBase:
     shutdown_grace_s: float = 1.0  # shutdown notice → disconnection
     faults: tuple[FaultRule, ...] = ()
     lose_every: int = 0  # the exchanges lose every n-th trade id from their streams (0: never)
-    lose_exchanges: tuple[str, ...] = field(default_factory=lambda: tuple(VENUES))
+    lose_exchanges: tuple[str, ...] = field(default_factory=lambda: tuple(EXCHANGES))
 
     def exchange(self, name: str) -> ExchangeSimSettings:
         """The section of exchange ``name``, from this record's ``<name>_*`` fields."""
@@ -75,7 +75,7 @@ class SimulatorBase:
             raise ConfigError("snapshot size must be 0 or more and batch size at least 1")
         if self.retention < self.snapshot_size:
             raise ConfigError("retention must hold at least one snapshot")
-        for name in VENUES:
+        for name in EXCHANGES:
             self.exchange(name).validate()
         for rule in self.faults:
             rule.validate()

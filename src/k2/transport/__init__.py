@@ -1,1 +1,1 @@
-"""How K2 moves data: the WebSocket connection, REST reads and Kafka; it names no venue."""
+"""How K2 moves data: the WebSocket connection, REST reads and Kafka; it names no exchange."""

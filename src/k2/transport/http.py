@@ -1,4 +1,4 @@
-"""Public REST reads shared by every venue (reference data, trade history), and their pacing."""
+"""Public REST reads shared by every exchange (reference data, trade history), and their pacing."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ async def fetch_json(
 ) -> object:
     """GET ``url`` and decode JSON (numbers as Decimal); one-line ExchangeError on failure.
 
-    HTTP 429 and 418 (the venue's rate limit) raise :class:`RateLimitedError` with the wait the
-    venue asked for in ``Retry-After``.
+    HTTP 429 and 418 (the exchange's rate limit) raise :class:`RateLimitedError` with the wait the
+    exchange asked for in ``Retry-After``.
     """
     try:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -53,9 +53,9 @@ def _seconds(value: str | None) -> float:
 
 
 class RestPacer:
-    """Keeps requests to one venue at least ``interval_s`` apart and honours rate-limit answers.
+    """Keeps requests to one exchange at least ``interval_s`` apart and honours rate-limit answers.
 
-    :meth:`call` waits its turn, runs the request, and when the venue answers with its rate
+    :meth:`call` waits its turn, runs the request, and when the exchange answers with its rate
     limit waits as asked and tries again, up to ``max_rate_limited`` times in a row.
     """
 

@@ -1,21 +1,21 @@
-"""One WebSocket client connection with the safety every feed needs; it names no venue.
+"""One WebSocket client connection with the safety every feed needs; it names no exchange.
 
 Frames are handed to a callback as the socket delivers them (picows parses them in C; there is
 no coroutine, queue or task per frame), so a feed handles a burst of frames in one pass and a
 slow consumer pauses the socket itself (:meth:`WsConnection.pause_reading`), letting TCP push
-back on the venue instead of buffering without limit.
+back on the exchange instead of buffering without limit.
 
 - **Liveness**: the connection ends with :class:`~k2.errors.WsLivenessError` when no frame at
-  all arrived within ``liveness_timeout_s`` (data frames, pings and pongs all count, so a venue
+  all arrived within ``liveness_timeout_s`` (data frames, pings and pongs all count, so an exchange
   whose only traffic is protocol pings stays alive, and a silent stalled one does not;
   ``liveness_data_only`` makes only data frames count).
-- **Keep-alive**: the venue's ping frames are answered with pongs, always; with
+- **Keep-alive**: the exchange's ping frames are answered with pongs, always; with
   ``ping_interval_s`` set we also send our own ping frames when the connection is idle and drop
-  it when no pong comes back within ``ping_timeout_s``. Venue clients switch that off where the
-  venue pings (Binance counts client pings against its message limit) or has an
+  it when no pong comes back within ``ping_timeout_s``. Exchange clients switch that off where the
+  exchange pings (Binance counts client pings against its message limit) or has an
   application-level ping (Kraken).
 - **Control-message rate**: :meth:`WsConnection.send_control` waits for a token from a
-  :class:`TokenBucket` (venues cut connections that send too many requests; Binance allows 5
+  :class:`TokenBucket` (exchanges cut connections that send too many requests; Binance allows 5
   incoming messages per second including pings and pongs, so the default is below that).
 - **Frame size**: frames larger than ``max_frame_bytes`` close the connection before they are
   buffered; the parsers have a smaller limit of their own and dead-letter absurd frames.
@@ -49,7 +49,7 @@ _WATCH_S = 1.0  # how often liveness and keep-alive are checked
 
 @dataclass(frozen=True, slots=True)
 class WsOptions:
-    """How one WebSocket connection behaves; venue clients choose the values."""
+    """How one WebSocket connection behaves; exchange clients choose the values."""
 
     liveness_timeout_s: float = 10.0
     liveness_data_only: bool = False  # True: only data frames count, not pings/pongs
@@ -68,7 +68,7 @@ def backoff_delay(
     """Seconds to wait before reconnect ``attempt`` (0-based): capped exponential, full jitter.
 
     Uniform in ``[0, min(cap_s, base_s * 2**attempt)]`` ("full jitter"): clients that lost their
-    connections together spread their retries instead of hitting the venue in waves.
+    connections together spread their retries instead of hitting the exchange in waves.
     """
     ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt, 0), 62))
     return rand() * ceiling
@@ -162,7 +162,7 @@ class _Listener(WSListener):
         elif kind == WSMsgType.PONG:
             connection.pong_received()
         elif kind == WSMsgType.CLOSE:
-            connection.closing(f"closed by the venue ({frame.get_close_code()})")
+            connection.closing(f"closed by the exchange ({frame.get_close_code()})")
             transport.send_close(frame.get_close_code())
             transport.disconnect()
 
@@ -280,7 +280,7 @@ class WsConnection:
         self._ping_sent = None
 
     def pause_reading(self) -> None:
-        """Stop reading the socket (TCP then pushes back on the venue)."""
+        """Stop reading the socket (TCP then pushes back on the exchange)."""
         if self._transport is not None and not self.closed:
             self._transport.underlying_transport.pause_reading()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from k2.simulator.exchanges import Serve
 from k2.simulator.session import Session, SimContext
-from k2.simulator.venues import Serve
 from tests.fakes.fakex import EXCHANGE
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from k2.simulator.venues import ExchangeSimSettings
+from k2.simulator.exchanges import ExchangeSimSettings
 
 
 @dataclass(frozen=True, slots=True)

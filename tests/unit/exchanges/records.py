@@ -27,5 +27,5 @@ def round_trip(schema_name: str, record: dict[str, Any]) -> dict[str, Any]:
 def record_of(exchange: str, raw: RawTrade, **section: Any) -> dict[str, Any]:
     """The raw record the ingest writes for ``raw``, the exchange's settings changed by
     ``section``."""
-    venue = adapter_for(exchange, IngestSettings(**{exchange: section}))
-    return venue.to_record(raw, venue.message_id(raw), "0.1.0")
+    adapter = adapter_for(exchange, IngestSettings(**{exchange: section}))
+    return adapter.to_record(raw, adapter.message_id(raw), "0.1.0")

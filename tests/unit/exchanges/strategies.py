@@ -1,5 +1,5 @@
-"""Hypothesis strategies every venue's tests share: exchange times in ms and µs, decimal text as
-venues send it, and arbitrary JSON under the keys trade frames use."""
+"""Hypothesis strategies every exchange's tests share: exchange times in ms and µs, decimal text as
+exchanges send it, and arbitrary JSON under the keys trade frames use."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ millis = st.integers(min_value=1_000_000_000_000, max_value=9_999_999_999_999)
 
 @st.composite
 def decimal_texts(draw: st.DrawFn) -> str:
-    """Decimal text as venues send it: plain notation, any number of decimals, zeros kept."""
+    """Decimal text as exchanges send it: plain notation, any number of decimals, zeros kept."""
     whole = draw(st.integers(min_value=0, max_value=10**12))
     decimals = draw(st.text(alphabet="0123456789", max_size=12))
     return f"{whole}.{decimals}" if decimals else str(whole)

@@ -43,8 +43,8 @@ def test_symbols_are_tracked_independently() -> None:
     assert tracker.observe("BTC/USD", 12).gap == Gap("kraken", "BTC/USD", 11, 11, "sequence")
 
 
-def test_the_venues_newer_history_after_a_quiet_reconnect_is_a_gap_up_to_its_newest_id() -> None:
-    """A restarted feed whose symbol stays quiet learns the venue's newest id from its history:
+def test_the_exchanges_newer_history_after_a_quiet_reconnect_is_a_gap_up_to_its_newest_id() -> None:
+    """A restarted feed whose symbol stays quiet learns the exchange's newest id from its history:
     everything after the last delivered id is a gap, and the live copies of those trades are
     duplicates should they still come."""
     tracker = SequenceTracker("binance")
@@ -65,8 +65,8 @@ def test_a_history_no_newer_than_the_live_feed_is_no_gap() -> None:
 
 
 def test_after_a_reconnect_the_snapshot_replay_is_dropped_and_the_jump_is_a_reconnect_gap() -> None:
-    """After a reconnect the trades the venue replays are dropped as duplicates and a jump past them
-    is a gap labelled reconnect."""
+    """After a reconnect the trades the exchange replays are dropped as duplicates and a jump past
+    them is a gap labelled reconnect."""
     tracker = SequenceTracker("kraken")
     for trade_id in range(1, 51):
         tracker.observe("BTC/USD", trade_id)

@@ -1,5 +1,5 @@
 """The L2 book holds exactly what a naive full sort of the same changes holds: top N in order,
-size 0 removing a level, the depth kept, the venue's text kept beside the exact values."""
+size 0 removing a level, the depth kept, the exchange's text kept beside the exact values."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def level(price: Decimal, size: Decimal) -> Level:
 
 
 def split(message: list[tuple[Side, Decimal, Decimal]]) -> tuple[list[Level], list[Level]]:
-    """A message's changes as the bids and asks a venue sends, each in the order sent."""
+    """A message's changes as the bids and asks an exchange sends, each in the order sent."""
     bids = [level(price, size) for side, price, size in message if side is Side.BID]
     asks = [level(price, size) for side, price, size in message if side is Side.ASK]
     return bids, asks

@@ -8,7 +8,7 @@ import pytest
 
 from k2.config import IngestSettings, Settings
 from k2.errors import ExchangeError
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.exchanges.factory import adapter_for, feed_spec, metrics_port, stream_metrics_port
 
 
@@ -21,7 +21,7 @@ def test_the_published_ports_stay_where_they_were() -> None:
     two); shard I adds 10 * I."""
     ingest = _defaults().ingest
     assert [metrics_port(ingest, name) for name in ("kraken", "binance")] == [9400, 9401]
-    assert _defaults().stream.metrics_port == stream_metrics_port() == 9400 + len(VENUES)
+    assert _defaults().stream.metrics_port == stream_metrics_port() == 9400 + len(EXCHANGES)
     assert metrics_port(ingest, "binance", shard=3) == 9431
     assert metrics_port(ingest.model_copy(update={"metrics_port": 0}), "kraken") == 0
     with pytest.raises(ExchangeError, match="unknown exchange 'nosuch'"):
@@ -34,15 +34,15 @@ def test_ingest_and_stream_ports_never_meet_for_any_registry_size(
 ) -> None:
     """However many exchanges the registry holds (up to ten and beyond) and however many
     shards each runs, every ingest and the streaming job have a port of their own."""
-    template = VENUES["kraken"]
+    template = EXCHANGES["kraken"]
     for index in range(extra):
         name = f"extra{index}"
-        monkeypatch.setitem(VENUES, name, dataclasses.replace(template, name=name))
+        monkeypatch.setitem(EXCHANGES, name, dataclasses.replace(template, name=name))
     ingest = IngestSettings()
-    ports = [metrics_port(ingest, name, shard) for name in VENUES for shard in range(10)] + [
+    ports = [metrics_port(ingest, name, shard) for name in EXCHANGES for shard in range(10)] + [
         stream_metrics_port()
     ]
-    assert len(ports) == len(set(ports)) == 10 * len(VENUES) + 1
+    assert len(ports) == len(set(ports)) == 10 * len(EXCHANGES) + 1
 
 
 def test_the_factory_builds_adapter_and_spec_from_the_ingest_section() -> None:

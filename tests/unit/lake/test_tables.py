@@ -52,7 +52,7 @@ def test_avro_types_map_to_what_from_avro_produces() -> None:
 
 def test_a_raw_field_named_like_a_lineage_column_is_refused() -> None:
     """A raw field named like a lineage column is refused, so lineage is never overwritten by a
-    venue's field."""
+    exchange's field."""
     fields = [{"name": "received_us", "type": "long"}, {"name": "kafka_offset", "type": "long"}]
     schema = {"name": "X", "fields": fields}
     with pytest.raises(LakeError, match="kafka_offset"):
@@ -77,6 +77,6 @@ def test_a_field_added_by_a_new_schema_version_is_a_missing_column() -> None:
     added and nothing is deleted."""
     schema = schema_json("kraken_raw")
     existing = bronze_trades("bronze.k_trades", schema).column_names()
-    schema["fields"].append({"name": "venue_note", "type": ["null", "string"], "default": None})
+    schema["fields"].append({"name": "exchange_note", "type": ["null", "string"], "default": None})
     added = missing_columns(bronze_trades("bronze.k_trades", schema), existing)
-    assert [column.name for column in added] == ["venue_note"]
+    assert [column.name for column in added] == ["exchange_note"]

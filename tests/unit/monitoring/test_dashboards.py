@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from k2.config import Settings
-from k2.monitoring.dashboards import DATASOURCE_UID, OVERVIEW_UID, VENUE_UID, write_grafana_files
+from k2.monitoring.dashboards import DATASOURCE_UID, EXCHANGE_UID, OVERVIEW_UID, write_grafana_files
 from tests.monitoring import DEPLOY, dashboards, family_of, k2_families, metric_names, panel_queries
 
 
@@ -20,9 +20,9 @@ def test_committed_files_are_what_the_default_settings_generate(tmp_path: Path) 
 
 
 def test_dashboards_have_fixed_unique_uids_and_titles() -> None:
-    """The overview and the per-venue drill-down keep their uids across provisioning."""
+    """The overview and the per-exchange drill-down keep their uids across provisioning."""
     boards = dashboards()
-    assert {board["uid"] for board in boards.values()} == {OVERVIEW_UID, VENUE_UID}
+    assert {board["uid"] for board in boards.values()} == {OVERVIEW_UID, EXCHANGE_UID}
     assert all(board["title"] and board["schemaVersion"] >= 36 for board in boards.values())
 
 
@@ -51,11 +51,11 @@ def test_every_panel_reads_metrics_k2_defines() -> None:
                 assert family_of(name, families), f"{title}: unknown metric {name}"
 
 
-def test_the_venue_dashboard_filters_by_its_exchange_variable() -> None:
+def test_the_exchange_dashboard_filters_by_its_exchange_variable() -> None:
     """Every query of the drill-down is narrowed to the chosen exchange."""
-    venue = dashboards()["k2-venue.json"]
-    assert [v["name"] for v in venue["templating"]["list"]] == ["exchange"]
-    for title, expr in panel_queries(venue):
+    board = dashboards()["k2-venue.json"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["exchange"]
+    for title, expr in panel_queries(board):
         assert 'exchange="$exchange"' in expr, title
 
 

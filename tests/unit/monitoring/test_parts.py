@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from k2.cli.root import main
 from k2.config import Settings
 from k2.errors import ConfigError
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.monitoring.parts import check_part_ports, part_ports
 from k2.run import supervisor
 
@@ -25,8 +25,8 @@ def _settings(**sections: Any) -> Settings:
 def test_the_default_ports_are_all_distinct() -> None:
     """One port per exchange from 9400 in the registry's order, the stream's next, the API's."""
     found = {part.part: part.port for part in part_ports(_settings())}
-    ingests = {f"ingest-{name}": 9400 + index for index, name in enumerate(VENUES)}
-    assert found == {**ingests, "stream": 9400 + len(VENUES), "api": 8000}
+    ingests = {f"ingest-{name}": 9400 + index for index, name in enumerate(EXCHANGES)}
+    assert found == {**ingests, "stream": 9400 + len(EXCHANGES), "api": 8000}
     check_part_ports(_settings())
 
 

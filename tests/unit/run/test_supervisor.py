@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from k2.config import Settings
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.run.supervisor import STOP_ORDER, plan_parts
 
 
@@ -23,7 +23,7 @@ def test_parts_start_in_data_flow_order_on_known_ports(tmp_path: Path) -> None:
     )
     parts = plan_parts(settings, "simulator", tmp_path, jvm_logs=False)
     names = [p.name for p in parts]
-    ingests = [f"ingest-{name}" for name in VENUES]
+    ingests = [f"ingest-{name}" for name in EXCHANGES]
     assert names == ["simulator", *ingests, "stream", "api"]
     assert all(p.metrics_port for p in parts if p.stage != "simulator")
     assert "--metrics-port" in parts[1].args

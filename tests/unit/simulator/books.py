@@ -11,11 +11,11 @@ from typing import Any
 from k2.exchanges.book import Level, OrderBook, read_level
 from k2.exchanges.booksync import Verdict
 from k2.simulator.book import BookStep, SymbolBook
+from k2.simulator.exchange import ExchangeMarket
 from k2.simulator.faults import BookFault, ConnectionFaults, FaultRule
 from k2.simulator.instruments import Instrument
 from k2.simulator.ledger import BookLedgerEntry
 from k2.simulator.market import SymbolGenerator
-from k2.simulator.venue import VenueMarket
 
 SEED = 7
 START_US = 1_700_000_000_000_000
@@ -30,7 +30,7 @@ class Capture:
     def __init__(self, exchange: str, instrument: Instrument, *rules: FaultRule) -> None:
         self.exchange = exchange
         self.name = f"{exchange}#1"
-        self.market = VenueMarket(exchange, (instrument,), 1000, SEED)
+        self.market = ExchangeMarket(exchange, (instrument,), 1000, SEED)
         self.instrument = instrument
         self.faults = ConnectionFaults()
         for rule in rules:

@@ -1,16 +1,16 @@
 """The simulated order book: deterministic for a seed, never crossed, its past recoverable, and
-what a subscription at a depth is sent rebuilds the venue's book at that depth."""
+what a subscription at a depth is sent rebuilds the exchange's book at that depth."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from k2.simulator.book import LEVELS, WARMUP_STEPS, Levels, SymbolBook
+from k2.simulator.exchanges.binance.instruments import BINANCE_INSTRUMENTS
+from k2.simulator.exchanges.kraken.instruments import KRAKEN_INSTRUMENTS
 from k2.simulator.faults import FaultBook, FaultRule
 from k2.simulator.ledger import BookLedgerEntry, Ledger, read_book_ledger, read_ledger
 from k2.simulator.market import SymbolGenerator
-from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
-from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 from tests.unit.simulator.books import SEED, START_US, Capture
 
 XBT = KRAKEN_INSTRUMENTS[0]
@@ -69,7 +69,7 @@ def _client_side(levels: Levels, changes: list[tuple[int, int]], depth: int, cut
 
 
 def test_a_view_sends_what_rebuilds_the_top_of_the_book() -> None:
-    """At a depth, a client applying what its view is sent holds the venue's top levels after
+    """At a depth, a client applying what its view is sent holds the exchange's top levels after
     every step: cutting the book itself (Kraken), or told every removal (explicit removals)."""
     book = SymbolBook(XBT, SEED, 800_000, START_US, 1_000)
     trades, _ = SymbolGenerator(XBT, SEED).generate(1_500, START_US)
@@ -92,13 +92,13 @@ def test_a_view_sends_what_rebuilds_the_top_of_the_book() -> None:
         trades = trades[500:]
 
 
-def test_a_venue_fault_serves_stale_snapshots_only_as_many_times_as_asked() -> None:
-    """A stale-snapshot rule is the venue's: it serves its count to REST requests of the
+def test_an_exchange_fault_serves_stale_snapshots_only_as_many_times_as_asked() -> None:
+    """A stale-snapshot rule is the exchange's: it serves its count to REST requests of the
     exchange it names, whichever connections exist."""
     faults = FaultBook((FaultRule(protocol="binance", stale_snapshots=2),))
     assert not faults.take_stale_snapshot("kraken")
     assert [faults.take_stale_snapshot("binance") for _ in range(3)] == [True, True, False]
-    faults.add_venue_faults(FaultRule(stale_snapshots=1))
+    faults.add_exchange_faults(FaultRule(stale_snapshots=1))
     faults.clear()
     assert not faults.take_stale_snapshot("binance")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from itertools import pairwise
 
+from k2.simulator.exchanges.binance.instruments import BINANCE_INSTRUMENTS
+from k2.simulator.exchanges.kraken.instruments import KRAKEN_INSTRUMENTS
 from k2.simulator.instruments import Instrument
 from k2.simulator.market import SymbolGenerator, SymbolHistory, format_units, units_formatter
-from k2.simulator.venues.binance.instruments import BINANCE_INSTRUMENTS
-from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 
 NOW = 1_750_000_000_000_000
 XBTUSD = KRAKEN_INSTRUMENTS[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from k2.exchanges import VENUES
+from k2.exchanges import EXCHANGES
 from k2.exchanges.binance import EXCHANGE as BINANCE
 from k2.exchanges.kraken import EXCHANGE as KRAKEN
 from k2.simulator import markets
@@ -21,7 +21,7 @@ NOW = 1_750_000_000_000_000
 
 def _one_symbol_each(**changes: Any) -> SimulatorConfig:
     """Every exchange lists its most traded symbol (XBT/USD, BTCUSDT, ...)."""
-    listed = {f"{name}_symbols": (catalog(name)[0].symbol,) for name in VENUES}
+    listed = {f"{name}_symbols": (catalog(name)[0].symbol,) for name in EXCHANGES}
     return SimulatorConfig(**listed, **changes)
 
 
@@ -59,7 +59,7 @@ def test_a_fixed_id_base_gives_the_same_ids_every_run() -> None:
     assert all(5_000_000 < trade_id < 905_000_000 for trade_id in first_run)
 
 
-def test_the_universe_is_venue_sized_and_the_rate_goes_mostly_to_the_top_symbols() -> None:
+def test_the_universe_is_exchange_sized_and_the_rate_goes_mostly_to_the_top_symbols() -> None:
     """The default listing is the whole universe; a skewed rate still adds up exactly."""
     markets = build_markets(SimulatorConfig(rate=10_000, id_base=1))
     assert len(markets[KRAKEN].instruments) == 700

@@ -1,4 +1,4 @@
-"""Replay: recorded sessions become the venue's history again, exactly as recorded."""
+"""Replay: recorded sessions become the exchange's history again, exactly as recorded."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 from k2.exchanges.binance import EXCHANGE as BINANCE
 from k2.exchanges.kraken import EXCHANGE as KRAKEN
+from k2.simulator.exchange import ExchangeMarket
+from k2.simulator.exchanges.kraken.instruments import KRAKEN_INSTRUMENTS
 from k2.simulator.ledger import LedgerEntry
 from k2.simulator.replay import ReplaySource, read_recording
-from k2.simulator.venue import VenueMarket
-from k2.simulator.venues.kraken.instruments import KRAKEN_INSTRUMENTS
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
 
@@ -134,9 +134,9 @@ def test_a_ledger_replays_as_k2_jsonl(tmp_path: Path) -> None:
 
 
 def test_replay_lists_unknown_pairs_and_numbers_v1_trades() -> None:
-    """A replayed pair the catalogue does not list is added to the venue, and Kraken v1 trades,
+    """A replayed pair the catalogue does not list is added to the exchange, and Kraken v1 trades,
     which have no ids, are numbered in order."""
-    market = VenueMarket(KRAKEN, KRAKEN_INSTRUMENTS[:1], retention=1000)
+    market = ExchangeMarket(KRAKEN, KRAKEN_INSTRUMENTS[:1], retention=1000)
     source = ReplaySource(market, read_recording(RECORDINGS / "KRAKEN.ws.48.0"), 0, 1000)
     market.sources.append(source)
     market.advance(1, 0)
@@ -149,7 +149,7 @@ def test_replay_lists_unknown_pairs_and_numbers_v1_trades() -> None:
 
 def test_replay_follows_the_recorded_pace() -> None:
     """A replay at speed 1 sends each trade when the recording says it came."""
-    market = VenueMarket(KRAKEN, (), retention=1000)
+    market = ExchangeMarket(KRAKEN, (), retention=1000)
     source = ReplaySource(market, read_recording(RECORDINGS / "KRAKEN.ws.48.0"), 1.0, 1000)
     market.sources.append(source)
     start = 1_000_000_000_000_000

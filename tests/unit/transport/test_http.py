@@ -1,5 +1,5 @@
-"""Reading a venue's REST API: unreachable reference data is one line naming the URL, and requests
-are paced and wait out a rate limit as told."""
+"""Reading an exchange's REST API: unreachable reference data is one line naming the URL, and
+requests are paced and wait out a rate limit as told."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def test_unreachable_reference_data_is_one_line_naming_the_url() -> None:
 
 
 def test_rest_pacer_spaces_requests_and_waits_out_a_rate_limit() -> None:
-    """REST requests are spaced by the venue's interval, and a rate-limit answer is waited out for
-    as long as the venue asked."""
+    """REST requests are spaced by the exchange's interval, and a rate-limit answer is waited out
+    for as long as the exchange asked."""
     calls: list[float] = []
 
     async def scenario() -> object:
@@ -46,8 +46,8 @@ def test_rest_pacer_spaces_requests_and_waits_out_a_rate_limit() -> None:
 
 
 def test_rest_pacer_gives_up_after_repeated_rate_limits() -> None:
-    """A venue that keeps answering rate limited is given up on after the allowed retries, with the
-    rate-limit error."""
+    """An exchange that keeps answering rate limited is given up on after the allowed retries,
+    with the rate-limit error."""
 
     async def scenario() -> object:
         pacer = RestPacer(0.0, max_rate_limited=1)

@@ -20,11 +20,11 @@ from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
 from k2.exchanges.binance.config import BinanceSettings
-from k2.exchanges.binance.normalise import message_id as venue_message_id
+from k2.exchanges.binance.normalise import message_id as exchange_message_id
 from k2.exchanges.binance.normalise import trade_time_micros
 from k2.exchanges.contract import (
     DEFAULT_BACKFILL,
-    WHOLE_VENUE,
+    WHOLE_EXCHANGE,
     AdapterBase,
     BackfillOptions,
     FeedSpec,
@@ -47,7 +47,7 @@ _AGG_KEYS = {key: key for key in ("a", "p", "q", "f", "l", "T", "m", "M")}
 
 
 class BinanceAdapter(AdapterBase):
-    """Binance's :class:`~k2.exchanges.contract.VenueAdapter`."""
+    """Binance's :class:`~k2.exchanges.contract.ExchangeAdapter`."""
 
     exchange = EXCHANGE
     schema_name = "binance_raw"
@@ -65,7 +65,7 @@ class BinanceAdapter(AdapterBase):
         self,
         settings: BinanceSettings,
         backfill: BackfillOptions = DEFAULT_BACKFILL,
-        shard: Shard = WHOLE_VENUE,
+        shard: Shard = WHOLE_EXCHANGE,
     ) -> None:
         super().__init__(settings, backfill, shard)
         self.stream: wire.StreamKind = settings.stream
@@ -73,14 +73,14 @@ class BinanceAdapter(AdapterBase):
         self._event = "trade" if self.stream == "trade" else "aggTrade"
         self._streams: dict[tuple[str, FieldValue], str] = {}
 
-    def venue_options(self) -> dict[str, Any]:
+    def exchange_options(self) -> dict[str, Any]:
         return {"stream": self.stream, "time_unit": self.time_unit}
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)
         return ws, base_url.rstrip("/")
 
-    message_id = staticmethod(venue_message_id)
+    message_id = staticmethod(exchange_message_id)
 
     def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
         _, symbol, _, f, envelope, _, snapshot = raw

@@ -3,7 +3,7 @@
 Life of a feed: read ``exchangeInfo`` and refuse unknown symbols before connecting (Binance
 itself accepts a well-formed stream of a nonexistent symbol silently and sends nothing; ``*``:
 every symbol listed as ``TRADING``); spread the streams over connections of at most 1024 (the
-venue's limit), each opened with up to 100 streams in its ``/stream?streams=`` URL and the rest
+exchange's limit), each opened with up to 100 streams in its ``/stream?streams=`` URL and the rest
 subscribed with ``SUBSCRIBE`` requests of 200 streams, paced below the 5 messages a second a
 connection may send; connection attempts stay within 300 per 5 minutes. Binance keeps a
 connection alive with protocol pings, answered at once; no frame of any kind within the liveness
@@ -41,7 +41,7 @@ from k2.exchanges.binance.symbols import (
     parse_exchange_info,
     resolve_symbols,
 )
-from k2.exchanges.contract import WHOLE_VENUE, Shard
+from k2.exchanges.contract import WHOLE_EXCHANGE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
@@ -75,7 +75,7 @@ class BinanceFeedOptions:
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # native symbol → id
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def protocol(self) -> Protocol_:

@@ -37,7 +37,7 @@ class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", forbid_unknown_fi
     p: str
     q: str
     f: Long
-    l: Long  # noqa: E741 - the venue's field name
+    l: Long  # noqa: E741 - the exchange's field name
     T: Long
     m: bool
     M: bool

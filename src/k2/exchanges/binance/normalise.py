@@ -160,10 +160,10 @@ RECORD_FIELDS = {
 
 def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
     """The raw trade a Kafka raw record (or a Bronze row) was made from: the payload under its
-    one-letter keys (fields the record has as null are left out, as the venue leaves them out)
+    one-letter keys (fields the record has as null are left out, as the exchange leaves them out)
     and the envelope.
 
-    The inverse of the ingest's record for this venue: ``raw_from_record(record)`` normalises to
+    The inverse of the ingest's record for this exchange: ``raw_from_record(record)`` normalises to
     the same :class:`~k2.domain.Trade` as the raw trade the record was written from.
     """
     fields: dict[str, FieldValue] = {
@@ -195,9 +195,9 @@ def trade_from_record(
 
 
 # ---------------------------------------------------------------------------------------------
-# The same normalisation as Spark SQL over a Bronze row of this venue (Silver runs these).
+# The same normalisation as Spark SQL over a Bronze row of this exchange (Silver runs these).
 # Each expression mirrors the Python above and is held equal to it by the Silver differential
-# test; their keys are the parts of a unified trade that differ between venues.
+# test; their keys are the parts of a unified trade that differ between exchanges.
 
 _UPPER = "upper(exchange_symbol)"
 _SPLIT = [

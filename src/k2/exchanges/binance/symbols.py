@@ -32,7 +32,7 @@ class BinanceSymbol:
 
 def parse_exchange_info(payload: object) -> dict[str, BinanceSymbol]:
     """Symbols of an ``exchangeInfo`` response keyed by native symbol; raises
-    :class:`~k2.errors.ExchangeError` on a bad shape or a venue error."""
+    :class:`~k2.errors.ExchangeError` on a bad shape or an exchange error."""
     if not isinstance(payload, dict):
         raise ExchangeError("binance exchangeInfo response is not a JSON object")
     if "code" in payload and "msg" in payload:

@@ -1,8 +1,8 @@
 """Binance spot's public WebSocket wire format, in both directions.
 
-Client → venue: stream names, the combined-stream URL (``/stream?streams=a/b&timeUnit=...``) and
+Client → exchange: stream names, the combined-stream URL (``/stream?streams=a/b&timeUnit=...``) and
 the JSON control requests (``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``).
-Venue → client: ``render_*`` functions that produce frames exactly as Binance sends them: the
+Exchange → client: ``render_*`` functions that produce frames exactly as Binance sends them: the
 ``@trade`` and ``@aggTrade`` payloads (optionally wrapped ``{"stream":...,"data":...}``), the
 request results and errors, and ``serverShutdown``. Binance keep-alive is protocol-level (ping
 frames every 20 s, answered by the WebSocket library), so there is no JSON heartbeat or pong.
@@ -74,7 +74,7 @@ def list_subscriptions(request_id: int) -> str:
     return _dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id})
 
 
-# --- venue → client -------------------------------------------------------------------------
+# --- exchange → client -------------------------------------------------------------------------
 
 
 def trade_fields(

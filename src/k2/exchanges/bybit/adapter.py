@@ -49,7 +49,7 @@ _REST_KEYS = {"execId": "i", "symbol": "s", "price": "p", "size": "v", "side": "
 
 
 class BybitAdapter(AdapterBase):
-    """Bybit's :class:`~k2.exchanges.contract.VenueAdapter`."""
+    """Bybit's :class:`~k2.exchanges.contract.ExchangeAdapter`."""
 
     exchange = EXCHANGE
     schema_name = "bybit_raw"

@@ -50,7 +50,7 @@ from k2.exchanges.bybit.symbols import (
     resolve_symbols,
 )
 from k2.exchanges.bybit.symbols import trading as listed_trading
-from k2.exchanges.contract import WHOLE_VENUE, Shard
+from k2.exchanges.contract import WHOLE_EXCHANGE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
@@ -99,7 +99,7 @@ class BybitFeedOptions:
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # native symbol → id
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def protocol(self) -> str:

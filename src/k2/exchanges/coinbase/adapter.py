@@ -40,7 +40,7 @@ _TIMEOUT_S = 15.0
 
 
 class CoinbaseAdapter(AdapterBase):
-    """Coinbase's :class:`~k2.exchanges.contract.VenueAdapter`."""
+    """Coinbase's :class:`~k2.exchanges.contract.ExchangeAdapter`."""
 
     exchange = EXCHANGE
     schema_name = "coinbase_raw"

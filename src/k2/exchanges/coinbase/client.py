@@ -37,7 +37,7 @@ from k2.exchanges.base import Control, ControlKind, Envelope, ParsedFrame, Proto
 from k2.exchanges.coinbase import EXCHANGE, wire
 from k2.exchanges.coinbase.parse import parse_frame
 from k2.exchanges.coinbase.symbols import CoinbaseProduct, parse_products, resolve_products
-from k2.exchanges.contract import WHOLE_VENUE, Shard
+from k2.exchanges.contract import WHOLE_EXCHANGE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS
 from k2.transport.http import fetch_json
@@ -69,7 +69,7 @@ class CoinbaseFeedOptions:
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # product → id, resume
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def protocol(self) -> Protocol_:

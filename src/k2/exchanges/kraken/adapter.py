@@ -20,7 +20,7 @@ from k2.errors import BackfillError, ExchangeError, RateLimitedError
 from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.contract import (
     DEFAULT_BACKFILL,
-    WHOLE_VENUE,
+    WHOLE_EXCHANGE,
     AdapterBase,
     BackfillOptions,
     FeedSpec,
@@ -30,7 +30,7 @@ from k2.exchanges.contract import (
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
 from k2.exchanges.kraken.config import KrakenSettings
-from k2.exchanges.kraken.normalise import message_id as venue_message_id
+from k2.exchanges.kraken.normalise import message_id as exchange_message_id
 from k2.exchanges.kraken.normalise import parse_rfc3339_micros, parse_v1_time_micros
 from k2.exchanges.kraken.symbols import parse_asset_pairs, resolve_pairs
 from k2.transport.http import fetch_json
@@ -42,7 +42,7 @@ _TIMEOUT_S = 15.0
 
 
 class KrakenAdapter(AdapterBase):
-    """Kraken's :class:`~k2.exchanges.contract.VenueAdapter`."""
+    """Kraken's :class:`~k2.exchanges.contract.ExchangeAdapter`."""
 
     exchange = EXCHANGE
     schema_name = "kraken_raw"
@@ -59,20 +59,20 @@ class KrakenAdapter(AdapterBase):
         self,
         settings: KrakenSettings,
         backfill: BackfillOptions = DEFAULT_BACKFILL,
-        shard: Shard = WHOLE_VENUE,
+        shard: Shard = WHOLE_EXCHANGE,
     ) -> None:
         super().__init__(settings, backfill, shard)
         self.protocol = settings.protocol
         self._rest_pairs: dict[str, str] | None = None  # native name → REST altname
 
-    def venue_options(self) -> dict[str, Any]:
+    def exchange_options(self) -> dict[str, Any]:
         return {"protocol": self.protocol}
 
     def simulator_urls(self, base_url: str) -> tuple[str, str]:
         ws = simulator_ws_base(base_url)
         return (ws + "/" if self.protocol == "kraken-v1" else ws + "/v2"), base_url.rstrip("/")
 
-    message_id = staticmethod(venue_message_id)
+    message_id = staticmethod(exchange_message_id)
 
     def record_values(self, raw: RawTrade, message_id: str, k2_version: str) -> tuple[Any, ...]:
         _, symbol, trade_key, fields, envelope, occurrence, snapshot = raw
@@ -214,7 +214,7 @@ def _trade_rows(payload: object) -> tuple[list[list[Any]], int | None]:
 
 
 def _text(value: object) -> str:
-    """A REST value as the exact text the venue sent (numbers arrive as Decimal)."""
+    """A REST value as the exact text the exchange sent (numbers arrive as Decimal)."""
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)

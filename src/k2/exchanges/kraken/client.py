@@ -39,7 +39,7 @@ from k2.exchanges.base import (
     RawTrade,
     Silence,
 )
-from k2.exchanges.contract import WHOLE_VENUE, Shard
+from k2.exchanges.contract import WHOLE_EXCHANGE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.kraken import EXCHANGE, wire
 from k2.exchanges.kraken.normalise import V1OccurrenceCounter, v1_message_id
@@ -77,7 +77,7 @@ class KrakenFeedOptions:
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # v2 name → id, resume
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def url(self) -> str:
@@ -296,5 +296,5 @@ class KrakenFeedClient(FeedClientBase):
 
 
 def _symbol_in(message: str, symbols: Sequence[str]) -> str | None:
-    """The subscribed symbol a venue message names (Kraken sometimes omits the field)."""
+    """The subscribed symbol an exchange message names (Kraken sometimes omits the field)."""
     return next((symbol for symbol in symbols if message.endswith(symbol)), None)

@@ -14,7 +14,7 @@ class KrakenSettings(ExchangeSettings):
 
     symbols: tuple[str, ...] = Field(
         ("BTC/USD", "ETH/USD"),
-        description='Kraken pairs as the venue\'s WebSocket names them, or ["*"] for every pair '
+        description='Kraken pairs as the exchange\'s WebSocket names them, or ["*"] for every pair '
         "AssetPairs lists as online.",
     )
     protocol: Literal["kraken-v2", "kraken-v1"] = Field(

@@ -139,7 +139,7 @@ class V1OccurrenceCounter:
 
 
 def message_id(raw: RawTrade) -> str:
-    """The trade's deterministic id: by ``trade_id`` where the venue sends one (v2, REST),
+    """The trade's deterministic id: by ``trade_id`` where the exchange sends one (v2, REST),
     else by the v1 rule of :func:`v1_message_id`."""
     if raw.trade_key is None:
         return v1_message_id(raw.native_symbol, raw.fields, raw.occurrence)
@@ -251,9 +251,9 @@ _V1_RECORD_FIELDS = (*V1_TRADE_FIELDS, "trade_id")
 
 def raw_from_record(record: Mapping[str, Any]) -> RawTrade:
     """The raw trade a Kafka raw record (or a Bronze row) was made from: the fields of its
-    protocol under the venue's names, its envelope, occurrence and snapshot flag.
+    protocol under the exchange's names, its envelope, occurrence and snapshot flag.
 
-    The inverse of the ingest's record for this venue: ``raw_from_record(record)`` normalises to
+    The inverse of the ingest's record for this exchange: ``raw_from_record(record)`` normalises to
     the same :class:`~k2.domain.Trade` as the raw trade the record was written from.
     """
     protocol = record.get("protocol")
@@ -281,9 +281,9 @@ def trade_from_record(record: Mapping[str, Any]) -> Trade:
 
 
 # ---------------------------------------------------------------------------------------------
-# The same normalisation as Spark SQL over a Bronze row of this venue (Silver runs these).
+# The same normalisation as Spark SQL over a Bronze row of this exchange (Silver runs these).
 # Each expression mirrors the Python above and is held equal to it by the Silver differential
-# test; their keys are the parts of a unified trade that differ between venues.
+# test; their keys are the parts of a unified trade that differ between exchanges.
 
 _IS_V1 = "protocol = 'kraken-v1'"
 _IS_V2 = "protocol = 'kraken-v2'"

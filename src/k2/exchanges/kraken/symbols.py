@@ -45,7 +45,7 @@ def v2_name(wsname: str) -> str:
 def parse_asset_pairs(payload: object) -> dict[str, KrakenPair]:
     """Pairs of an ``AssetPairs`` response keyed by ``wsname``; pairs without one are skipped
     (dark-pool ``.d`` pairs have none). Raises :class:`~k2.errors.ExchangeError` on a bad shape
-    or a venue error."""
+    or an exchange error."""
     if not isinstance(payload, dict):
         raise ExchangeError("kraken AssetPairs response is not a JSON object")
     errors = payload.get("error")

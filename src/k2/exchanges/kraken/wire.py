@@ -1,7 +1,7 @@
 """Kraken's public WebSocket wire format, v1 and v2, in both directions.
 
-Client → venue: the control requests K2 sends (subscribe, unsubscribe, ping).
-Venue → client: ``render_*`` functions that produce frames exactly as Kraken sends them. The
+Client → exchange: the control requests K2 sends (subscribe, unsubscribe, ping).
+Exchange → client: ``render_*`` functions that produce frames exactly as Kraken sends them. The
 simulator speaks Kraken through these, and the property tests round-trip trades through them, so
 the shapes follow the captured frames in ``docs/exchange-protocols.md``: compact JSON, keys in
 Kraken's order (alphabetical for events and acks, documentation order for v2 trades).
@@ -59,7 +59,7 @@ def format_timestamp_v2(micros: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# --- client → venue -------------------------------------------------------------------------
+# --- client → exchange -------------------------------------------------------------------------
 
 
 def v1_subscribe(pairs: Sequence[str], reqid: int | None = None) -> str:
@@ -118,7 +118,7 @@ def v2_ping(req_id: int) -> str:
     return _dumps({"method": "ping", "req_id": req_id}, sort_keys=False)
 
 
-# --- venue → client: v1 ---------------------------------------------------------------------
+# --- exchange → client: v1 ---------------------------------------------------------------------
 
 
 def v1_trade_fields(
@@ -258,7 +258,7 @@ def render_rate_limit_error() -> str:
     return '{"Error":"Exceeded msg rate"}'
 
 
-# --- venue → client: v2 ---------------------------------------------------------------------
+# --- exchange → client: v2 ---------------------------------------------------------------------
 
 
 def v2_trade_fields(

@@ -32,7 +32,7 @@ _REST_FIELDS = ("instId", "tradeId", "px", "sz", "side", "ts", "source")
 
 
 class OkxAdapter(AdapterBase):
-    """OKX's :class:`~k2.exchanges.contract.VenueAdapter`."""
+    """OKX's :class:`~k2.exchanges.contract.ExchangeAdapter`."""
 
     exchange = EXCHANGE
     schema_name = "okx_raw"

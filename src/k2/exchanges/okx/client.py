@@ -4,12 +4,12 @@ Life of a feed: read the SPOT instruments and refuse unknown names before connec
 every instrument whose ``state`` is ``live``); spread the instruments over connections of at most
 300 (OKX documents no per-connection cap; a request's channels must stay under 64 KB, which 300
 arguments do with room to spare); on each connection subscribe in requests under 64 KB, every
-request and every connection attempt taken from one budget paced below the venue's 3 requests
+request and every connection attempt taken from one budget paced below the exchange's 3 requests
 per second per IP, and at most 480 subscribe/unsubscribe requests per connection per hour; then
 confirm every instrument from its own ``subscribe`` event (an ``error`` event with code 60018,
-an instrument the venue does not have, is a :class:`~k2.errors.SubscriptionRejectedError`
+an instrument the exchange does not have, is a :class:`~k2.errors.SubscriptionRejectedError`
 naming it and OKX's message). Keep-alive is OKX's text ``ping``, sent when nothing arrived for
-``ping_idle_s`` (under the venue's 30 s idle cut) and answered with ``pong``; no frame of any
+``ping_idle_s`` (under the exchange's 30 s idle cut) and answered with ``pong``; no frame of any
 kind within the liveness deadline means a dead connection, replaced with backoff.
 
 ``trades-all`` sends no snapshot on (re)subscribe: after a reconnect the first id per instrument
@@ -30,7 +30,7 @@ import structlog
 
 from k2.errors import SubscriptionRejectedError, WsConnectionError
 from k2.exchanges.base import Control, ControlKind, Envelope, ParsedFrame, Protocol_, Silence
-from k2.exchanges.contract import WHOLE_VENUE, Shard
+from k2.exchanges.contract import WHOLE_EXCHANGE, Shard
 from k2.exchanges.feed import FeedClientBase, Lane, NewestId
 from k2.exchanges.okx import EXCHANGE, wire
 from k2.exchanges.okx.parse import parse_frame, parse_push
@@ -64,7 +64,7 @@ class OkxFeedOptions:
     requests_per_hour: int = wire.REQUESTS_PER_HOUR
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # instId → id, resume
-    shard: Shard = WHOLE_VENUE
+    shard: Shard = WHOLE_EXCHANGE
 
     @property
     def protocol(self) -> Protocol_:

@@ -52,12 +52,12 @@ def trade_key(trade_id: str) -> int | None:
 # gc=False: the decoded structs hold only strings, so the collector need not track them.
 class _Arg(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     channel: str
-    instId: str  # noqa: N815 - the venue's field name
+    instId: str  # noqa: N815 - the exchange's field name
 
 
 class _Row(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    instId: str  # noqa: N815 - the venue's field name
-    tradeId: str  # noqa: N815 - the venue's field name
+    instId: str  # noqa: N815 - the exchange's field name
+    tradeId: str  # noqa: N815 - the exchange's field name
     px: str
     sz: str
     side: str

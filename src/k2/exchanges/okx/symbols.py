@@ -4,7 +4,7 @@ The reference data is ``GET /api/v5/public/instruments?instType=SPOT``: each ent
 (``BTC-USDT``), ``baseCcy``/``quoteCcy`` and ``state`` (``live`` trades; ``suspend``,
 ``preopen`` and ``test`` do not). A user names an instrument natively (``BTC-USDT``, any case)
 or canonically (``BTC/USDT``); a name that matches no listed instrument is refused before any
-connection is made (the venue would refuse it too, with event ``error`` code 60018).
+connection is made (the exchange would refuse it too, with event ``error`` code 60018).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ Sources (the official documentation, okx.com/docs-v5/en, read in a stored copy o
 - Requests: ``{"id":"1","op":"subscribe","args":[{"channel":"trades-all","instId":"BTC-USDT"}]}``;
   each argument is acknowledged with ``{"id":"1","event":"subscribe","arg":{...},"connId":"..."}``;
   errors are ``{"id":..,"event":"error","code":"60012","msg":"Invalid request: ..","connId":..}``;
-  an instrument the venue does not have is code ``60018`` ("Wrong URL or channel:..,instId:..
-  doesn't exist", as captured from the live venue by third-party clients).
+  an instrument the exchange does not have is code ``60018`` ("Wrong URL or channel:..,instId:..
+  doesn't exist", as captured from the live exchange by third-party clients).
 - Keep-alive: "The connection will break automatically if the subscription is not established or
   data has not been pushed for more than 30 seconds"; a client sends the text ``ping`` when nothing
   arrived for N < 30 s and gets the text ``pong``.
@@ -58,7 +58,7 @@ PING, PONG = "ping", "pong"
 CONNECTS_PER_S = 3  # connection (and subscribe) requests per second per IP
 REQUESTS_PER_HOUR = 480  # subscribe/unsubscribe/login requests per connection per hour
 MAX_REQUEST_BYTES = 64 * 1024  # the channels of one request, in total
-IDLE_CUT_S = 30.0  # no subscription, or no data pushed, for this long: the venue disconnects
+IDLE_CUT_S = 30.0  # no subscription, or no data pushed, for this long: the exchange disconnects
 HISTORY_PAGE_ROWS = 100  # history-trades: "The maximum and default both are 100"
 RECENT_MAX_ROWS = 500  # market/trades: "The maximum is 500"
 
@@ -83,7 +83,7 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-# --- client → venue -------------------------------------------------------------------------
+# --- client → exchange -------------------------------------------------------------------------
 
 
 def arg(channel: str, inst_id: str) -> dict[str, str]:
@@ -106,7 +106,7 @@ def request_size(channel: str, inst_id: str) -> int:
     return len(_dumps(arg(channel, inst_id))) + 1
 
 
-# --- venue → client -------------------------------------------------------------------------
+# --- exchange → client -------------------------------------------------------------------------
 
 
 def trade_fields(

@@ -1,7 +1,7 @@
 """``gold.gaps``: the gap events of ``market.crypto.gaps`` with their canonical symbol.
 
 Bronze keeps each gap event as sent (``bronze.gaps``); Gold adds the canonical ``BASE/QUOTE``
-of its exchange symbol (by each venue's own symbol rule, the one Silver uses), so a completeness
+of its exchange symbol (by each exchange's own symbol rule, the one Silver uses), so a completeness
 report can join gaps to trades by symbol. The append is exactly once per Kafka offset.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import Column
 from pyspark.sql import functions as sf
 
-from k2.exchanges import venue
+from k2.exchanges import exchange_entry
 from k2.jobs.commit import MarkedTable
 from k2.jobs.offsets import Positions
 from k2.jobs.silver.normalise import canonical
@@ -26,7 +26,7 @@ def canonical_symbol(exchanges: Sequence[str]) -> Column:
     exchange is not one of ``exchanges`` or its symbol does not split)."""
     symbol: Any = None
     for name in exchanges:
-        fragments = venue(name).module("normalise").SILVER_SQL
+        fragments = exchange_entry(name).module("normalise").SILVER_SQL
         base, quote = sf.expr(fragments["base"]), sf.expr(fragments["quote"])
         value = sf.concat(canonical(base), sf.lit("/"), canonical(quote))
         test = sf.col("exchange") == name

@@ -5,7 +5,7 @@ overlapping backfill can bring one trade twice in one batch; the copy kept is th
 Kafka, so a rebuild from Bronze keeps the same one), then anti-joined with the trades Gold already
 holds, and only the new ones are appended. The copies of one trade share its ``exchange_ts`` (it
 is part of what the exchange sent), so the lookup reads only the minutes the batch's trades fall
-in (a second either side, for a copy whose time a venue's REST history rounds differently): the
+in (a second either side, for a copy whose time an exchange's REST history rounds differently): the
 hour partitions holding them, and in those only the files whose ``exchange_ts`` bounds overlap.
 A duplicate arriving hours or days later is still found (no time window lets it through), and
 no batch scans the whole table.
@@ -32,7 +32,7 @@ from k2.jobs.silver.normalise import SILVER, valid
 from k2.lake.tables import ensure_table, gold_trades
 
 MINUTE_US = 60_000_000
-_EDGE_US = 1_000_000  # a copy whose time a venue's REST history rounds differently
+_EDGE_US = 1_000_000  # a copy whose time an exchange's REST history rounds differently
 _ORIGIN = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 

@@ -1,8 +1,8 @@
 """Bronze rows of one exchange → unified trades with their validation reasons, as Spark columns.
 
-The venue-specific parts of the normalisation are the venue's own SQL
-(``k2.exchanges.<venue>.normalise.SILVER_SQL``, written next to the Python it mirrors); this
-module adds what every venue shares: canonical assets, exact decimals, the exact product, UTC
+The exchange-specific parts of the normalisation are the exchange's own SQL
+(``k2.exchanges.<exchange>.normalise.SILVER_SQL``, written next to the Python it mirrors); this
+module adds what every exchange shares: canonical assets, exact decimals, the exact product, UTC
 microsecond timestamps, and the validation rules with their reason codes. Nothing goes through a
 float: decimal text is checked to fit decimal(38,18) before it is cast, and ``price × quantity``
 is computed from its integer and fraction parts so that no intermediate result is rounded.
@@ -25,7 +25,7 @@ from pyspark.sql import functions as sf
 from k2.config import SilverSettings
 from k2.domain import CANONICAL_ASSETS, micros_from_datetime
 from k2.errors import ConfigError
-from k2.exchanges import venue
+from k2.exchanges import exchange_entry
 from k2.lake.tables import unified_trade_columns
 
 DECIMAL = "decimal(38,18)"
@@ -125,7 +125,7 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
     columns, ``protocol``, ``reasons`` (every rule the row fails; empty when valid) and ``raw``
     (the raw fields as JSON text, for quarantine)."""
     require_exact_decimals(records.sparkSession)
-    fragments: Mapping[str, str] = venue(exchange).module("normalise").SILVER_SQL
+    fragments: Mapping[str, str] = exchange_entry(exchange).module("normalise").SILVER_SQL
     raw_names = [c for c in records.columns if c not in _LINEAGE]
     parts = records.select(
         *map(sf.col, records.columns),

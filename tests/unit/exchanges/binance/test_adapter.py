@@ -31,13 +31,13 @@ def test_binance_record_names_every_payload_letter(stream: Any) -> None:
         fields = binance_wire.agg_trade_fields("BTCUSDT", 9, "0.001", "2.5", 3, 5, US, False)
         frame = binance_wire.render_agg_trade(fields, "btcusdt@aggTrade")
     (trade,) = parse_binance(frame, envelope("binance-trade")).trades
-    venue = BinanceAdapter(BinanceSettings(stream=stream))
-    record = round_trip("binance_raw", venue.to_record(trade, venue.message_id(trade), "t"))
+    adapter = BinanceAdapter(BinanceSettings(stream=stream))
+    record = round_trip("binance_raw", adapter.to_record(trade, adapter.message_id(trade), "t"))
     assert record["price"] == fields["p"] and record["quantity"] == "2.5"
     assert record["trade_time"] == US and record["time_unit"] == "MICROSECOND"
     assert record["stream"] == f"btcusdt@{stream}"
     expected_id = 7 if stream == "trade" else 9
-    assert venue.record_trade_id(record) == expected_id
-    assert venue.record_exchange_us(record) == US
+    assert adapter.record_trade_id(record) == expected_id
+    assert adapter.record_exchange_us(record) == US
     other = BinanceAdapter(BinanceSettings(stream="aggTrade" if stream == "trade" else "trade"))
     assert other.record_trade_id(record) is None  # another id sequence is no resume point

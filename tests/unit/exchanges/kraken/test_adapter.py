@@ -39,13 +39,13 @@ def test_kraken_v2_trade_record_keeps_the_exact_text() -> None:
         "update",
     )
     (trade,) = parse_kraken(frame, envelope("kraken-v2")).trades
-    venue = KrakenAdapter(KrakenSettings())
-    record = round_trip("kraken_raw", venue.to_record(trade, venue.message_id(trade), "t"))
+    adapter = KrakenAdapter(KrakenSettings())
+    record = round_trip("kraken_raw", adapter.to_record(trade, adapter.message_id(trade), "t"))
     assert record["price"] == "65000.10" and record["qty"] == "0.00000001"
     assert record["trade_id"] == 42 and record["protocol"] == "kraken-v2"
     assert record["message_id"] == "kraken:BTC/USD:42"
-    assert venue.record_trade_id(record) == 42
-    assert venue.record_exchange_us(record) == venue.exchange_us(trade) == US
+    assert adapter.record_trade_id(record) == 42
+    assert adapter.record_exchange_us(record) == adapter.exchange_us(trade) == US
 
 
 def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
@@ -55,12 +55,12 @@ def test_kraken_v1_trade_record_has_no_id_and_its_exact_time() -> None:
     fields = kraken_wire.v1_trade_fields("5541.20000", "0.15850568", time_text, "s", "l")
     frame = kraken_wire.render_v1_trades(42, "XBT/USD", [fields])
     (trade,) = parse_kraken(frame, envelope("kraken-v1")).trades
-    venue = KrakenAdapter(KrakenSettings(protocol="kraken-v1"))
-    record = round_trip("kraken_raw", venue.to_record(trade, venue.message_id(trade), "t"))
+    adapter = KrakenAdapter(KrakenSettings(protocol="kraken-v1"))
+    record = round_trip("kraken_raw", adapter.to_record(trade, adapter.message_id(trade), "t"))
     assert record["trade_id"] is None and record["time"] == "1718000000.123456"
     assert record["message_id"].startswith("kraken:XBT/USD:")
-    assert venue.record_trade_id(record) is None
-    assert venue.record_exchange_us(record) == US
+    assert adapter.record_trade_id(record) is None
+    assert adapter.record_exchange_us(record) == US
 
 
 def test_kraken_rest_row_is_the_same_trade_as_v2() -> None:
@@ -68,12 +68,12 @@ def test_kraken_rest_row_is_the_same_trade_as_v2() -> None:
     it would be from the v2 feed."""
     row = ["65000.10000", "0.00000001", Decimal("1718000000.123456"), "b", "l", "", 42]
     trade = _rest_trade("BTC/USD", row, US, 0)
-    venue = KrakenAdapter(KrakenSettings())
-    assert venue.message_id(trade) == "kraken:BTC/USD:42"
+    adapter = KrakenAdapter(KrakenSettings())
+    assert adapter.message_id(trade) == "kraken:BTC/USD:42"
     assert trade.envelope.protocol == "kraken-rest"
     normalised = normalise_kraken(trade)
     assert normalised.price == Decimal("65000.1") and normalised.side == "buy"
     assert normalised.trade_id == "42"
-    record = round_trip("kraken_raw", venue.to_record(trade, venue.message_id(trade), "t"))
+    record = round_trip("kraken_raw", adapter.to_record(trade, adapter.message_id(trade), "t"))
     assert record["time"] == "1718000000.123456" and record["connection_id"] == "rest"
-    assert venue.record_exchange_us(record) == US
+    assert adapter.record_exchange_us(record) == US

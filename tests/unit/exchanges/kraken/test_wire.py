@@ -8,7 +8,7 @@ from k2.exchanges.kraken import wire as kraken
 
 
 def compact(text: str) -> str:
-    """A pretty-printed documentation frame in the venue's compact wire form (key order kept)."""
+    """A pretty-printed documentation frame in the exchange's compact wire form (key order kept)."""
     return json.dumps(json.loads(text), separators=(",", ":"))
 
 

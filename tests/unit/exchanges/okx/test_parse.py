@@ -67,7 +67,7 @@ DOC_ERROR = (
     '\\"subscribe\\", \\"argss\\":[{ \\"channel\\" : \\"trades-all\\", \\"instId\\" : '
     '\\"BTC-USD-191227\\"}]}", "connId": "a4d3ae55"}'
 )
-# Captured from the live venue by third-party clients (docs/exchange-protocols.md 4c).
+# Captured from the live exchange by third-party clients (docs/exchange-protocols.md 4c).
 CAPTURED_UNKNOWN = (
     '{"event":"error","msg":"Wrong URL or channel:tickers,instId:BTC-INEXISTANT doesn\'t '
     'exist...","code":"60018","connId":"ed8c407d"}'
