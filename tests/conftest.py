@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from k2.config import PrometheusSettings, Settings, StackSettings
 from k2.stack.ports import free_port
@@ -22,6 +23,11 @@ from k2.stack.ports import free_port
 # Tests build their own settings; the developer's K2_* environment must not leak in.
 for _key in [key for key in os.environ if key.startswith("K2_")]:
     del os.environ[_key]
+
+# Property tests check what the code does, never how fast: on a machine busy with other work an
+# example may take seconds, which is no failure (speed is measured by `make bench`).
+settings.register_profile("k2", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("k2")
 
 
 def make_settings(home: Path, **stack: Any) -> Settings:

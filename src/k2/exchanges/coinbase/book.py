@@ -128,10 +128,10 @@ def _only_product(data: object) -> str | None:
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list):
         return None
-    found = {event.get("product_id") for event in events if isinstance(event, dict)}
-    if len(found) == 1:
-        product = found.pop()
-        return product if isinstance(product, str) else None
+    # the events' products (any JSON value: a set of them could hold unhashable lists)
+    found = [event.get("product_id") for event in events if isinstance(event, dict)]
+    if found and isinstance(found[0], str) and all(product == found[0] for product in found):
+        return found[0]
     return None
 
 

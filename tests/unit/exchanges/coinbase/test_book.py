@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -179,3 +180,13 @@ def test_the_readers_never_raise(value: object) -> None:
     CoinbaseBooks().apply(read)
     found = read_sequence(value)
     assert found is None or isinstance(found, int)
+
+
+def test_a_product_id_that_is_not_text_is_reported_without_a_product() -> None:
+    """An event whose product_id is an array or an object makes the message malformed with no
+    product named, never an error of the reader."""
+    for product in ([], {}, ["BTC-USD"]):
+        message: Any = l2(3, ("update", "BTC-USD", [("bid", "1", "2")]))
+        message["events"][0]["product_id"] = product
+        read = read_l2(message)
+        assert isinstance(read, BookMalformed) and read.symbol is None
