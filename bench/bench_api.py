@@ -100,11 +100,11 @@ FROM iceberg_scan(?) GROUP BY ALL
 
 
 def _fill(settings: Settings) -> dict[str, Any]:
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     ensure_namespaces(catalog)
     trades = create_table(catalog, gold_trades())
     bars = create_table(catalog, gold_bars("1m"))
-    con = duckdb_connect(settings)
+    con = duckdb_connect(settings.lake)
     con.execute("SET TimeZone = 'UTC'")
     started = time.perf_counter()
     chunk = TRADES // COMMITS
@@ -217,8 +217,8 @@ def _live(settings: Settings, base: str, api: psutil.Process) -> dict[str, Any]:
 def _engine_reference(settings: Settings) -> dict[str, Any]:
     """The bars and page statements run directly in DuckDB in this process (no HTTP, no JSON):
     the engine's share of the API's latency, measured on the same machine in the same run."""
-    catalog = open_catalog(settings)
-    con = duckdb_connect(settings)
+    catalog = open_catalog(settings.lake_access())
+    con = duckdb_connect(settings.lake)
     con.execute("SET TimeZone = 'UTC'")
     where = "exchange = 'binance' AND symbol = 'BTC/USDT'"
     statements = {

@@ -34,11 +34,11 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from bench.services import private_settings
-from k2.config import Settings
+from k2.config import Settings, revised
 from k2.exchanges import EXCHANGE_NAMES
 from k2.exchanges.kraken import wire
 from k2.ingest.avro import ConfluentEncoder
-from k2.jobs.service import service_settings
+from k2.jobs.service import service_setup
 from k2.jobs.session import build_session
 from k2.jobs.stream import start_stream
 from k2.jobs.supervisor import stop_between_batches
@@ -139,7 +139,7 @@ def _plain_copy(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
 
 def _throughput(spark: Any, settings: Settings, topic: str) -> dict[str, Any]:
     reports: list[Any] = []
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     started = time.perf_counter()
     query, _ = start_stream(spark, settings, on_commit=reports.append)
     try:
@@ -284,7 +284,7 @@ def _name(proc: psutil.Process) -> str:
 
 
 def _has_rows(settings: Settings, identifier: str) -> bool:
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     if not catalog.table_exists(identifier):
         return False
     return catalog.load_table(identifier).current_snapshot() is not None
@@ -358,7 +358,7 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
     """Throughput (beside a plain Spark copy) and freshness of the streaming job on the stack,
     catalog, warehouse and Spark master that ``base`` names (which must be running)."""
     TopicAdmin(base.kafka_config()).ensure(k2_topics(base.kafka, base.exchanges))
-    ensure_namespaces(open_catalog(base), base.lake.namespace_prefix)
+    ensure_namespaces(open_catalog(base.lake_access()), base.lake.namespace_prefix)
     registry = SchemaRegistryClient(base.registry_config())
     prefix = base.kafka.topic_prefix
     topic = raw_topic("kraken", prefix)
@@ -366,7 +366,7 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
         "kraken_raw", register_value_schema(registry, topic, schema_text("kraken_raw"))
     )
     prefill_s = _prefill(base, topic, encode, RECORDS)
-    spark = build_session(base, "k2-bench-stream")
+    spark = build_session(base.spark_setup(), "k2-bench-stream")
     try:
         plain = _plain_copy(spark, base, topic)
         throughput = _throughput(spark, base, topic)
@@ -400,7 +400,9 @@ def measure_pipeline(base: Settings, folder: Path) -> dict[str, Any]:
 
 def local_pipeline(folder: Path) -> dict[str, Any]:
     """:func:`measure_pipeline` on a private embedded stack and Spark in local mode."""
-    base = service_settings(private_settings(folder)).model_copy(update={"exchanges": ("kraken",)})
+    settings = private_settings(folder)
+    spark = service_setup(settings.spark_setup()).spark
+    base = revised(settings, spark=spark, exchanges=("kraken",))
     stack = Stack(base)
     stack.up()
     try:

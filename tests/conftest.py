@@ -67,7 +67,7 @@ def stack(settings: Settings) -> Iterator[Any]:
 def spark(settings: Settings) -> Iterator[Any]:
     from k2.jobs.session import build_session  # noqa: PLC0415 - kept out of unit tests
 
-    session = build_session(settings, "k2-tests")
+    session = build_session(settings.spark_setup(), "k2-tests")
     yield session
     session.stop()
 

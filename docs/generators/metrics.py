@@ -123,8 +123,9 @@ def _rule(rule: AlertRule) -> Iterator[str]:
 
 def alerts(settings: Settings) -> Iterator[str]:
     """Every alert rule, one group of the rule file after the other."""
-    document = alert_rules.rules_document(settings)
-    rules = {rule.name: rule for rule in alert_rules.alert_rules(settings)}
+    thresholds = (settings.alerts, settings.ingest, settings.stream)
+    document = alert_rules.rules_document(*thresholds, settings.prometheus)
+    rules = {rule.name: rule for rule in alert_rules.alert_rules(*thresholds)}
     for group in document["groups"]:
         yield f"### Group `{group['name']}`"
         yield f"Evaluated every {code(group['interval'])}: " + ", ".join(

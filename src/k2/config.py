@@ -244,6 +244,40 @@ class LakeSettings(_Section):
         return self
 
 
+class LakeAccess(_Section):
+    """The lake as every engine opens it (pyiceberg, Spark, DuckDB): the lake section with the
+    catalog URI and warehouse it resolves to, which default to files in the state folder."""
+
+    settings: LakeSettings
+    catalog_uri: str  # JDBC or REST URI of the Iceberg catalog, as Spark sees it
+    warehouse: str  # a folder, or an object store location
+
+    @classmethod
+    def resolve(cls, lake: LakeSettings, state_dir: Path) -> LakeAccess:
+        """``lake`` with whatever it leaves unset placed in ``state_dir``: a SQLite catalog file
+        and a warehouse folder."""
+        if lake.catalog_uri:
+            uri = lake.catalog_uri
+        else:
+            # WAL lets readers (DuckDB, pyiceberg, other jobs) work while a job commits.
+            db = state_dir / "lake" / "k2.db"
+            uri = f"jdbc:sqlite:{db}?journal_mode=WAL&busy_timeout=30000"
+        warehouse = lake.warehouse or str(state_dir / "lake" / "warehouse")
+        return cls(settings=lake, catalog_uri=uri, warehouse=warehouse)
+
+
+class SparkSetup(_Section):
+    """What a K2 Spark session is built from: the Spark section, the lake, the JVM artifacts,
+    the address the driver binds to and the streaming checkpoint's location (an object store
+    there needs Hadoop's S3A connector too)."""
+
+    spark: SparkSettings
+    lake: LakeAccess
+    jvm_lib: Path
+    host: str
+    checkpoint: str
+
+
 class _IngestBase(_Section):
     """``k2 ingest``: from each exchange's feed into its raw Kafka topic, one process per exchange
     and shard. Each exchange of the registry adds its own section (``K2_INGEST__<EXCHANGE>__*``,
@@ -669,15 +703,31 @@ class Settings(BaseSettings):
     @property
     def catalog_uri(self) -> str:
         """JDBC or REST URI of the Iceberg catalog, as Spark sees it."""
-        if self.lake.catalog_uri:
-            return self.lake.catalog_uri
-        # WAL lets readers (DuckDB, pyiceberg, other jobs) work while a job commits.
-        db = self.stack.state_dir / "lake" / "k2.db"
-        return f"jdbc:sqlite:{db}?journal_mode=WAL&busy_timeout=30000"
+        return self.lake_access().catalog_uri
 
     @property
     def warehouse(self) -> str:
-        return self.lake.warehouse or str(self.stack.state_dir / "lake" / "warehouse")
+        return self.lake_access().warehouse
+
+    @property
+    def checkpoint_root(self) -> str:
+        """Where the streaming query keeps its checkpoint: a folder, or an object store URI."""
+        configured = self.stream.checkpoint_dir
+        if configured is None:
+            return str(self.stack.state_dir / "checkpoints" / "stream")
+        return configured if "://" in str(configured) else str(Path(configured).resolve())
+
+    def lake_access(self) -> LakeAccess:
+        return LakeAccess.resolve(self.lake, self.stack.state_dir)
+
+    def spark_setup(self) -> SparkSetup:
+        return SparkSetup(
+            spark=self.spark,
+            lake=self.lake_access(),
+            jvm_lib=self.stack.jvm_lib,
+            host=self.stack.host,
+            checkpoint=self.checkpoint_root,
+        )
 
     def kafka_config(self) -> dict[str, str]:
         return self.kafka.client_config(self.kafka_bootstrap)

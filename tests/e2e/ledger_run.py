@@ -210,7 +210,7 @@ class LedgerRun:
         return f"{self.settings.lake.namespace_prefix}{identifier}"
 
     def table(self, identifier: str) -> list[dict[str, Any]]:
-        catalog = open_catalog(self.settings)
+        catalog = open_catalog(self.settings.lake_access())
         identifier = self.qualified(identifier)
         if not catalog.table_exists(identifier):
             return []
@@ -218,7 +218,7 @@ class LedgerRun:
         return rows
 
     def rows(self, identifier: str) -> int:
-        catalog = open_catalog(self.settings)
+        catalog = open_catalog(self.settings.lake_access())
         identifier = self.qualified(identifier)
         if not catalog.table_exists(identifier):
             return 0
@@ -229,7 +229,7 @@ class LedgerRun:
 
     def between_commits(self) -> bool:
         """Bronze has committed a micro-batch that Silver has not (yet)."""
-        catalog = open_catalog(self.settings)
+        catalog = open_catalog(self.settings.lake_access())
         for exchange in SYMBOLS:
             bronze = self.qualified(f"bronze.{exchange}_trades")
             silver = self.qualified(f"silver.{exchange}_trades")

@@ -323,7 +323,10 @@ def test_a_local_lake_copied_to_the_cluster_holds_the_same_rows(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    source, target = open_catalog(lane.settings), open_catalog(settings_from(env))
+    source, target = (
+        open_catalog(lane.settings.lake_access()),
+        open_catalog(settings_from(env).lake_access()),
+    )
     prefix = lane.settings.lake.namespace_prefix
     tables = lake_tables(source, prefix)
     assert lake_tables(target, prefix) == tables and f"{prefix}gold.trades" in tables

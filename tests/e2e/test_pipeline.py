@@ -30,7 +30,7 @@ TABLE = "bronze.binance_trades"
 
 
 def _rows(settings: Settings) -> list[dict[str, Any]]:
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     if not catalog.table_exists(TABLE):
         return []
     rows: list[dict[str, Any]] = catalog.load_table(TABLE).scan().to_arrow().to_pylist()

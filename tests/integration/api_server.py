@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
 
 import httpx
 
+from k2.api.app import create_app
 from k2.api.server import serve
 from k2.config import Settings
 from tests.polling import Pending, wait_until
@@ -29,7 +31,12 @@ class ApiServer:
 
     def _run(self) -> None:
         try:
-            serve(self.settings, self._stop, self._port.append)
+            serve(
+                self.settings.api,
+                functools.partial(create_app, self.settings),
+                self._stop,
+                self._port.append,
+            )
         except BaseException as exc:  # noqa: BLE001 - surfaced to the test
             self.error = exc
 

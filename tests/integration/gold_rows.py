@@ -47,7 +47,7 @@ KRAKEN_ETH = Series("kraken", "ETH/USD", "ETH/USD")
 
 def create_gold(settings: Any) -> Any:
     """The catalog with gold.trades, every gold.ohlcv_<interval> and gold.gaps created."""
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     ensure_namespaces(catalog)
     create_table(catalog, gold_trades())
     for interval in BAR_INTERVALS:

@@ -86,7 +86,7 @@ def client(lake: dict[str, Any]) -> Iterator[TestClient]:
 
 def direct(lake: dict[str, Any], sql: str, table: str, params: list[Any]) -> list[dict[str, Any]]:
     """``sql`` with ``{t}`` as the table's current iceberg_scan, run in a DuckDB of its own."""
-    con = duckdb_connect(lake["settings"])
+    con = duckdb_connect(lake["settings"].lake)
     location = lake["catalog"].load_table(table).metadata_location
     result = con.execute(sql.format(t="iceberg_scan(?)"), [location, *params])
     names = [column[0] for column in result.description]

@@ -198,7 +198,14 @@ def test_the_stream_starts_while_a_partition_has_no_leader_and_reads_it_from_its
     pid = broker.process.info().pid
     psutil.Process(pid).kill()
     psutil.Process(pid).wait(timeout=30)
-    live = LiveTrades(settings, ApiMetrics(Metrics("api")))
+    live = LiveTrades(
+        settings.kafka_config(),
+        settings.registry_config(),
+        settings.exchanges,
+        settings.kafka.topic_prefix,
+        settings.api.stream_queue_max,
+        ApiMetrics(Metrics("api")),
+    )
     received: list[int] = []
 
     async def scenario() -> int:

@@ -260,7 +260,7 @@ def test_the_listener_reports_rows_and_lag(landed: Landed) -> None:
 
 def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Landed) -> None:
     """Bronze is partitioned by the hour K2 received each trade."""
-    table = open_catalog(settings).load_table(landed.lane.source.table)
+    table = open_catalog(settings.lake_access()).load_table(landed.lane.source.table)
     field = table.spec().fields[0]
     assert str(field.transform) == "hour"
     assert table.schema().find_column_name(field.source_id) == "received_us"
@@ -271,17 +271,17 @@ def test_bronze_is_partitioned_by_receive_hour(settings: Settings, landed: Lande
 def test_bronze_reads_the_same_in_pyiceberg_and_duckdb(settings: Settings, landed: Landed) -> None:
     """pyiceberg and DuckDB read the same Bronze rows Spark wrote."""
     identifier = landed.lane.source.table
-    arrow = open_catalog(settings).load_table(identifier).scan().to_arrow()
+    arrow = open_catalog(settings.lake_access()).load_table(identifier).scan().to_arrow()
     from_pyiceberg = sorted(
         (r["kafka_partition"], r["kafka_offset"], r["message_id"], r["price"])
         for r in arrow.to_pylist()
     )
     expected = sorted((p, o, r["message_id"], r["price"]) for (p, o), r in landed.produced.items())
     assert from_pyiceberg == expected
-    con = duckdb_connect(settings)
+    con = duckdb_connect(settings.lake)
     from_duckdb = con.execute(
         "SELECT kafka_partition, kafka_offset, message_id, price "
-        f"FROM {duckdb_scan_sql(settings, identifier)} ORDER BY 1, 2"
+        f"FROM {duckdb_scan_sql(settings.lake_access(), identifier)} ORDER BY 1, 2"
     ).fetchall()
     assert sorted(from_duckdb) == expected
 
@@ -390,13 +390,23 @@ class DriverDiedError(Exception):
 def _writer(spark: Any, lane: Lane) -> BatchWriter:
     """A fresh writer, as a restarted driver builds it (markers read from the tables)."""
     layout = lane.layout
-    resolvers = prepare_tables(spark, lane.settings, layout)
-    catalog = open_catalog(lane.settings)
+    settings = lane.settings
+    resolvers = prepare_tables(spark, settings.lake_access(), settings.registry_config(), layout)
+    catalog = open_catalog(settings.lake_access())
     progress = {
         table: table_progress(spark, catalog, table)
         for table in (lane.source.table, lane.source.rejects, *layout.silver.values())
     }
-    return BatchWriter(spark, lane.settings, layout, catalog, resolvers, progress)
+    return BatchWriter(
+        spark,
+        settings.stream,
+        settings.silver,
+        settings.gold,
+        layout,
+        catalog,
+        resolvers,
+        progress,
+    )
 
 
 def test_a_replayed_batch_is_written_once(
@@ -426,7 +436,7 @@ def test_a_replayed_batch_is_written_once(
         writer(batch, 0)
     assert count_of(spark, lane.source.table) == 49 and count_of(spark, lane.source.rejects) == 0
     # ... a run without checkpoint would start at that batch, not after it ...
-    progress = table_progress(spark, open_catalog(settings), lane.source.table)
+    progress = table_progress(spark, open_catalog(settings.lake_access()), lane.source.table)
     assert progress.resume == {} and progress.settled
     # ... and the restarted driver replays the batch, twice for good measure.
     _writer(spark, lane)(batch, 0)
@@ -451,7 +461,7 @@ def test_a_lost_checkpoint_resumes_from_the_tables(
     finally:
         stop_between_batches(query, 120)
     shutil.rmtree(lane.layout.checkpoint)
-    progress = table_progress(spark, open_catalog(settings), lane.source.table)
+    progress = table_progress(spark, open_catalog(settings.lake_access()), lane.source.table)
     second = produce(
         settings, lane.topic, [encode(kraken_record(i), lane.topic) for i in range(90, 150)]
     )
@@ -503,7 +513,7 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
         writer = threading.Thread(target=produce_records, args=(400, 460))
         writer.start()
         config = MaintenanceSettings(snapshot_retention_hours=0, retain_last=1, min_input_files=2)
-        (report,) = maintain(spark, settings.model_copy(update={"maintenance": config}), [table])
+        (report,) = maintain(spark, settings.lake_access(), config, [table])
         writer.join()
         wait_until(lambda: count_of(spark, table) >= 260, "the next hour's trades")
     finally:
@@ -515,7 +525,7 @@ def test_maintenance_compacts_small_files_while_the_stream_writes(
     assert_each_offset_once(spark, lane, set(coordinates))
     assert report.counts["rewritten_data_files_count"] >= files_before
     # The stream's position survives expiry, behind the compaction's snapshots.
-    assert marker_offsets(open_catalog(settings).load_table(table)) is not None
+    assert marker_offsets(open_catalog(settings.lake_access()).load_table(table)) is not None
 
 
 def test_a_checkpoint_without_planned_offsets_does_not_count(spark: Any, tmp_path: Path) -> None:

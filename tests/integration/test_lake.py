@@ -30,7 +30,7 @@ ROWS = [
 def test_lake_init_is_idempotent(settings: Settings) -> None:
     """Creating the lake's namespaces again creates nothing new, and every layer's namespace
     exists."""
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     ensure_namespaces(catalog)
     assert ensure_namespaces(catalog) == []
     assert {ns[0] for ns in catalog.list_namespaces()} >= set(NAMESPACES)
@@ -50,15 +50,14 @@ def test_spark_table_reads_back_exactly_in_pyiceberg_and_duckdb(
     )
     frame.writeTo("k2.bronze.lake_probe").append()
 
-    table = open_catalog(settings).load_table("bronze.lake_probe")
+    table = open_catalog(settings.lake_access()).load_table("bronze.lake_probe")
     got = sorted((r["id"], r["price"], r["ts"]) for r in table.scan().to_arrow().to_pylist())
     assert got == ROWS
     assert str(table.schema().find_field("price").field_type) == "decimal(38, 18)"
 
-    con = duckdb_connect(settings)
-    rows = con.execute(
-        f"SELECT id, price, ts FROM {duckdb_scan_sql(settings, 'bronze.lake_probe')} ORDER BY id"
-    ).fetchall()
+    con = duckdb_connect(settings.lake)
+    scan = duckdb_scan_sql(settings.lake_access(), "bronze.lake_probe")
+    rows = con.execute(f"SELECT id, price, ts FROM {scan} ORDER BY id").fetchall()
     assert [(i, p, t.astimezone(UTC)) for i, p, t in rows] == ROWS
 
 
@@ -66,7 +65,7 @@ def test_pyiceberg_append_is_read_by_the_running_spark_session(
     spark: Any, settings: Settings
 ) -> None:
     """Rows pyiceberg appends are read by a Spark session that had already opened the table."""
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     schema = pa.schema(
         [
             ("id", pa.string()),

@@ -66,9 +66,9 @@ def k2(home: Path, *args: str, stdin: str | None = None) -> subprocess.Completed
 
 def expected_total(home: Path) -> tuple[int, Decimal]:
     settings = make_settings(home)
-    location = open_catalog(settings).load_table("gold.trades").metadata_location
+    location = open_catalog(settings.lake_access()).load_table("gold.trades").metadata_location
     query = TOTAL.replace("gold.trades", "iceberg_scan(?)")
-    n, total = duckdb_connect(settings).execute(query, [location]).fetchone()
+    n, total = duckdb_connect(settings.lake).execute(query, [location]).fetchone()
     return n, total
 
 

@@ -219,7 +219,7 @@ def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
     with contextlib.contextmanager(running)(spark, lane):
         wait_until(lambda: count(spark, gold) >= 40, "Gold")
 
-    catalog = open_catalog(lane.settings)
+    catalog = open_catalog(lane.settings.lake_access())
     for table, key in (("gold.trades", "message_id"), ("gold.ohlcv_1m", "bar_start")):
         identifier = f"{lane.settings.lake.namespace_prefix}{table}"
         columns = ["price", "quantity", "quote_quantity"] if key == "message_id" else [
@@ -230,8 +230,8 @@ def test_gold_and_bars_read_the_same_in_pyiceberg_duckdb_and_spark(
         )
         arrow = catalog.load_table(identifier).scan().to_arrow().to_pylist()
         through_pyiceberg = sorted(tuple(_text(r[c]) for c in (key, *columns)) for r in arrow)
-        con = duckdb_connect(lane.settings)
-        scan = duckdb_scan_sql(lane.settings, identifier)
+        con = duckdb_connect(lane.settings.lake)
+        scan = duckdb_scan_sql(lane.settings.lake_access(), identifier)
         fetched = con.execute(f"SELECT {key}, {', '.join(columns)} FROM {scan}").fetchall()
         through_duckdb = sorted(tuple(_text(v) for v in r) for r in fetched)
         assert through_spark == through_pyiceberg == through_duckdb, table
@@ -285,7 +285,14 @@ def test_a_rebuild_from_bronze_gives_the_streamed_rows(
     streamed = _contents(spark, lane)
     assert len(streamed["gold.trades"]) == 70 and len(streamed["silver.kraken_trades"]) == 50
 
-    with writer_lock(lane.settings, lane.layout, "k2 job stream"), pytest.raises(WriterBusyError):
+    lock = writer_lock(
+        lane.settings.lake_access(),
+        lane.settings.stack.state_dir,
+        lane.settings.stream.writer_lease_s,
+        lane.layout,
+        "k2 job stream",
+    )
+    with lock, pytest.raises(WriterBusyError):
         rebuild(spark, lane.settings, "gold")
     for layer in ("silver", "gold", "bars"):
         rebuild(spark, lane.settings, layer)  # type: ignore[arg-type]
@@ -320,9 +327,9 @@ def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
         writer = threading.Thread(target=trickle)
         writer.start()
         config = MaintenanceSettings(snapshot_retention_hours=0, retain_last=1, min_input_files=2)
-        tables = maintained_tables(lane.settings)
+        tables = maintained_tables(lane.settings.lake_access())
         assert any(t.endswith("ohlcv_1m") for t in tables) and len(tables) >= 14
-        reports = maintain(spark, lane.settings.model_copy(update={"maintenance": config}), tables)
+        reports = maintain(spark, lane.settings.lake_access(), config, tables)
         done.set()
         writer.join()
         wait_until(lambda: count(spark, gold) >= 500, "the trickled trades")

@@ -135,7 +135,7 @@ class StreamProcess:
 
     def records(self, *tables: str) -> int:
         """Rows committed to ``tables`` (default: Bronze's), from the snapshot summaries."""
-        catalog = open_catalog(self.settings)
+        catalog = open_catalog(self.settings.lake_access())
         total = 0
         for table in tables or (f"bronze.{EXCHANGE}_trades", f"bronze.{EXCHANGE}_rejects"):
             if not catalog.table_exists(table):
@@ -147,7 +147,7 @@ class StreamProcess:
 
     def between_commits(self) -> bool:
         """Silver (and Gold before it) has committed a micro-batch that Bronze has not (yet)."""
-        catalog = open_catalog(self.settings)
+        catalog = open_catalog(self.settings.lake_access())
         ahead = [
             marker_offsets(catalog.load_table(t)) if catalog.table_exists(t) else None
             for t in (f"bronze.{EXCHANGE}_trades", f"silver.{EXCHANGE}_trades")
@@ -233,7 +233,7 @@ def test_killed_driver_and_lost_checkpoint_land_every_trade_once_in_every_layer(
     assert '"event": "stream_resumed_from_table"' in log
     assert '"event": "stream_job_stopped"' in log
 
-    catalog = open_catalog(job.settings)
+    catalog = open_catalog(job.settings.lake_access())
     seen: list[tuple[int, int]] = []
     trades: dict[tuple[int, int], dict[str, Any]] = {}
     for table in (f"bronze.{EXCHANGE}_trades", f"bronze.{EXCHANGE}_rejects"):

@@ -32,7 +32,7 @@ from k2.exchanges.factory import adapter_for, metrics_port, stream_metrics_port
 from k2.monitoring.alert_rules import rules_document
 from k2.monitoring.dashboards import dashboards
 from k2.monitoring.parts import check_part_ports, part_ports
-from k2.monitoring.prometheus_config import prometheus_document
+from k2.monitoring.prometheus_config import prometheus_document, scrape_targets
 from k2.schemas import schema_text
 from k2.simulator import exchanges
 from k2.simulator.replay import read_jsonl
@@ -122,12 +122,12 @@ def test_settings_and_cli_choices_are_the_registrys() -> None:
 def test_metrics_ports_are_distinct_and_one_per_exchange() -> None:
     """Every exchange's ingest gets a metrics port of its own and no two parts share one."""
     settings = _defaults()
-    ports = part_ports(settings)
+    ports = part_ports(settings.exchanges, settings.ingest, settings.stream, settings.api)
     assert [p.part for p in ports if p.part.startswith("ingest-")] == [
         f"ingest-{n}" for n in EXCHANGES
     ]
     assert len({p.port for p in ports}) == len(ports)
-    check_part_ports(settings)
+    check_part_ports(settings.exchanges, settings.ingest, settings.stream, settings.api)
 
 
 def _resolve(app: web.Application, url: str) -> Any:
@@ -186,14 +186,19 @@ def test_every_exchange_has_its_raw_schema_and_silver_sql() -> None:
 def test_dashboards_and_alert_rules_cover_every_exchange_through_its_label() -> None:
     """Each exchange is a scrape target labelled with its name, which the exchange dashboard's
     variable and every alert group by; no dashboard or rule names one exchange."""
-    document = prometheus_document(_defaults())
+    settings = _defaults()
+    targets = scrape_targets(
+        settings.stack.host, settings.exchanges, settings.ingest, settings.stream, settings.api
+    )
+    document = prometheus_document(settings.prometheus, targets)
     labelled = [
         static["labels"].get("exchange")
         for job in document["scrape_configs"]
         for static in job["static_configs"]
     ]
     assert [label for label in labelled if label] == list(EXCHANGES)
-    text = json.dumps(dashboards()) + yaml.safe_dump(rules_document(_defaults()))
+    rules = rules_document(settings.alerts, settings.ingest, settings.stream, settings.prometheus)
+    text = json.dumps(dashboards()) + yaml.safe_dump(rules)
     assert "label_values(k2_ingest_connected, exchange)" in text
     assert not [name for name in EXCHANGES if f'"{name}"' in text or f"={name}" in text]
 
@@ -222,8 +227,11 @@ def test_a_third_exchange_gets_ports_of_its_own(fakex: ExchangeEntry) -> None:
     assert list(EXCHANGES)[-1] == "fakex"
     assert metrics_port(settings.ingest, "fakex") == 9400 + len(EXCHANGES) - 1
     assert settings.stream.metrics_port == stream_metrics_port() == 9400 + len(EXCHANGES)
-    check_part_ports(settings)
-    assert "ingest-fakex" in [part.part for part in part_ports(settings)]
+    check_part_ports(settings.exchanges, settings.ingest, settings.stream, settings.api)
+    assert "ingest-fakex" in [
+        part.part
+        for part in part_ports(settings.exchanges, settings.ingest, settings.stream, settings.api)
+    ]
 
 
 def test_a_third_exchange_is_in_every_simulator_list(fakex: ExchangeEntry, tmp_path: Path) -> None:

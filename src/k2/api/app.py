@@ -49,8 +49,15 @@ def create_app(settings: Settings, reader: LakeReader | None = None) -> FastAPI:
     """The API over the catalog of ``settings`` (a given ``reader`` is used as is)."""
     api = settings.api
     metrics = ApiMetrics(Metrics("api"))
-    lake = reader or LakeReader(settings)
-    live = LiveTrades(settings, metrics)
+    lake = reader or LakeReader(api, settings.lake_access())
+    live = LiveTrades(
+        settings.kafka_config(),
+        settings.registry_config(),
+        settings.exchanges,
+        settings.kafka.topic_prefix,
+        api.stream_queue_max,
+        metrics,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

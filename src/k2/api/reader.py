@@ -22,7 +22,7 @@ import pyarrow as pa
 import structlog
 
 from k2.api.queries import Statement, symbol_summary
-from k2.config import Settings
+from k2.config import ApiSettings, LakeAccess
 from k2.errors import K2Error, QueryError
 from k2.lake.query import LakeViews, TableSnapshot
 from k2.lake.tables import bars_table, gaps_table, gold_trades
@@ -78,12 +78,12 @@ class ResultStream:
 class LakeReader:
     """Snapshots, connections and the symbol summary for one API process."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._api = settings.api
-        self._prefix = settings.lake.namespace_prefix
+    def __init__(self, api: ApiSettings, lake: LakeAccess) -> None:
+        self._api = api
+        self._prefix = lake.settings.namespace_prefix
         self.gold_trades = gold_trades(self._prefix).identifier
         self.gold_gaps = gaps_table(self._prefix)
-        self.views = LakeViews(settings, threads=settings.api.duckdb_threads)
+        self.views = LakeViews(lake, threads=api.duckdb_threads)
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._created = 0
         self._pool_lock = threading.Lock()

@@ -13,26 +13,28 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from k2.config import Settings
+from k2.config import ApiSettings
 from k2.errors import PortInUseError
 
 log = structlog.get_logger(__name__)
 
+# Builds the application in the process that serves it (each forked server builds its own: a
+# forking parent never loads the app).
+AppFactory = Callable[[], Any]
+
 _STOP_TIMEOUT_S = 20.0
 
 
-def _config(settings: Settings) -> Any:
+def _config(api: ApiSettings, app: AppFactory) -> Any:
     import uvicorn
 
-    from k2.api.app import create_app  # noqa: PLC0415 - a forking parent never loads the app
-
-    api = settings.api
     return uvicorn.Config(
-        create_app(settings),
+        app(),
         host=api.host,
         port=api.port,
         log_config=None,  # K2's structlog set-up already handles uvicorn's loggers
@@ -42,10 +44,10 @@ def _config(settings: Settings) -> Any:
     )
 
 
-def _serve_on(settings: Settings, sock: socket.socket) -> None:
+def _serve_on(api: ApiSettings, app: AppFactory, sock: socket.socket) -> None:
     import uvicorn
 
-    uvicorn.Server(_config(settings)).run(sockets=[sock])
+    uvicorn.Server(_config(api, app)).run(sockets=[sock])
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -65,20 +67,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, stop: threading.Event, on_ready: Any = None) -> None:
-    """Serve until ``stop`` is set (Ctrl-C, SIGTERM); ``on_ready(port)`` once listening."""
-    api = settings.api
+def serve(api: ApiSettings, app: AppFactory, stop: threading.Event, on_ready: Any = None) -> None:
+    """Serve the application ``app()`` builds (in each server process) on ``api.host`` and
+    ``api.port`` until ``stop`` is set (Ctrl-C, SIGTERM); ``on_ready(port)`` once listening."""
     sock = bind(api.host, api.port)
     port = int(sock.getsockname()[1])
     log.info("api_listening", url=f"http://{api.host}:{port}", workers=api.workers)
     if on_ready is not None:
         on_ready(port)
     if api.workers == 1:
-        _serve_in_thread(settings, sock, stop)
+        _serve_in_thread(api, app, sock, stop)
         return
     context = multiprocessing.get_context("fork")
     children = [
-        context.Process(target=_child, args=(settings, sock), name=f"k2-api-{i}")
+        context.Process(target=_child, args=(api, app, sock), name=f"k2-api-{i}")
         for i in range(api.workers)
     ]
     for child in children:
@@ -98,15 +100,17 @@ def serve(settings: Settings, stop: threading.Event, on_ready: Any = None) -> No
             child.join()
 
 
-def _child(settings: Settings, sock: socket.socket) -> None:
+def _child(api: ApiSettings, app: AppFactory, sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
-    _serve_on(settings, sock)
+    _serve_on(api, app, sock)
 
 
-def _serve_in_thread(settings: Settings, sock: socket.socket, stop: threading.Event) -> None:
+def _serve_in_thread(
+    api: ApiSettings, app: AppFactory, sock: socket.socket, stop: threading.Event
+) -> None:
     import uvicorn
 
-    server = uvicorn.Server(_config(settings))
+    server = uvicorn.Server(_config(api, app))
     # In a thread uvicorn leaves the signals alone: the CLI owns them (``stop``).
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True

@@ -30,7 +30,7 @@ import time
 import typing
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,6 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from k2.api.metrics import ApiMetrics
 from k2.api.params import encode_until
 from k2.api.queries import TradeKey
-from k2.config import Settings
 from k2.domain import Trade, micros_from_datetime
 from k2.errors import K2Error
 from k2.exchanges import exchange_entry
@@ -128,11 +127,23 @@ class Subscriber:
 class LiveTrades:
     """The process's live trade hub (see the module doc). Started by the first subscriber."""
 
-    def __init__(self, settings: Settings, metrics: ApiMetrics) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        kafka: Mapping[str, str],
+        registry: Mapping[str, str],
+        exchanges: Sequence[str],
+        topic_prefix: str,
+        queue_max: int,
+        metrics: ApiMetrics,
+    ) -> None:
+        """Live trades of ``exchanges`` from their raw topics (named with ``topic_prefix``),
+        read with the Kafka and registry client settings ``kafka`` and ``registry``; a client
+        waits on at most ``queue_max`` messages (``api.stream_queue_max``)."""
+        self._kafka = dict(kafka)
+        self._registry = dict(registry)
+        self._queue_max = queue_max
         self._metrics = metrics
-        prefix = settings.kafka.topic_prefix
-        self.topics = {raw_topic(name, prefix): name for name in settings.exchanges}
+        self.topics = {raw_topic(name, topic_prefix): name for name in exchanges}
         self._subscribers: dict[tuple[str, str], set[Subscriber]] = {}
         self._seen: dict[tuple[str, str], OrderedDict[str, None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,9 +167,7 @@ class LiveTrades:
         ready = await asyncio.to_thread(self._ready.wait, _READY_TIMEOUT_S)
         if not ready or self.error is not None:
             raise K2Error(f"live stream unavailable: {self.error or 'Kafka did not answer'}")
-        subscriber = Subscriber(
-            exchange, symbol, asyncio.Queue(self._settings.api.stream_queue_max)
-        )
+        subscriber = Subscriber(exchange, symbol, asyncio.Queue(self._queue_max))
         self._subscribers.setdefault((exchange, symbol), set()).add(subscriber)
         self._metrics.stream_clients.inc()
         return subscriber
@@ -271,7 +280,7 @@ class LiveTrades:
 
         consumer = Consumer(
             {
-                **self._settings.kafka_config(),
+                **self._kafka,
                 "group.id": f"k2-api-live-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -279,7 +288,7 @@ class LiveTrades:
                 "log_level": 3,
             }
         )
-        decode = AvroDeserializer(SchemaRegistryClient(self._settings.registry_config()))
+        decode = AvroDeserializer(SchemaRegistryClient(dict(self._registry)))
         return consumer, decode
 
     def _assign(self, consumer: Any, assigned: set[tuple[str, int]]) -> set[tuple[str, int]]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from k2.cli.context import K2Group, settings_of, stop_on_signals
 from k2.config import revised
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 @click.group("api", cls=K2Group, invoke_without_command=True)
@@ -27,8 +32,15 @@ def api(ctx: click.Context, host: str | None, port: int | None, workers: int | N
     changes = {"host": host, "port": port, "workers": workers}
     options = revised(settings.api, **{k: v for k, v in changes.items() if v is not None})
     settings = revised(settings, api=options)
+
+    def app() -> FastAPI:
+        from k2.api.app import create_app  # in the serving process: a forking parent never loads it
+
+        return create_app(settings)
+
     serve(
-        settings,
+        options,
+        app,
         stop_on_signals(),
         lambda bound: click.echo(f"K2 API on http://{options.host}:{bound}/ (docs: /docs)"),
     )

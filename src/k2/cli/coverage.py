@@ -45,7 +45,7 @@ def coverage_command(
         window = parse_window(start, end, timedelta(hours=24), timedelta(days=3660), "coverage")
     except ApiRequestError as exc:
         raise ConfigError(str(exc)) from exc
-    reader = LakeReader(settings)
+    reader = LakeReader(settings.api, settings.lake_access())
     reader.refresh()
     rows = coverage(reader, window, exchange, symbol)
     click.echo(_ROW.format("exchange", "symbol", "hour (UTC)", "trades", "status", "unfilled gaps"))

@@ -58,5 +58,7 @@ def deploy_grafana(ctx: click.Context, output: Path, dashboards_path: str) -> No
     """
     from k2.monitoring.dashboards import write_grafana_files
 
-    for path in write_grafana_files(settings_of(ctx), output, dashboards_path):
+    settings = settings_of(ctx)
+    written = write_grafana_files(settings.prometheus, settings.stack.host, output, dashboards_path)
+    for path in written:
         click.echo(f"wrote {path}")

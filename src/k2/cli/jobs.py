@@ -96,14 +96,14 @@ def job_rebuild(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from k2.jobs.rebuild import Layer, Window, rebuild, steps_of
-    from k2.jobs.service import service_settings
+    from k2.jobs.service import service_setup
     from k2.jobs.session import build_session
 
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("--from must be before --to")
     settings = settings_of(ctx)
     names = list(exchanges) or list(settings.exchanges)
-    spark = build_session(service_settings(settings), f"k2-rebuild-{layer}")
+    spark = build_session(service_setup(settings.spark_setup()), f"k2-rebuild-{layer}")
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, transient=False) as progress:
@@ -143,4 +143,4 @@ def job_spark_conf(ctx: click.Context, output: Path | None) -> None:
 
     settings = settings_of(ctx)
     path = output or settings.stack.home / "spark" / "k2-spark.conf"
-    click.echo(write_submit_properties(settings, path.resolve()))
+    click.echo(write_submit_properties(settings.spark_setup(), path.resolve()))

@@ -22,7 +22,7 @@ def lake_init(ctx: click.Context) -> None:
 
     settings = settings_of(ctx)
     prefix = settings.lake.namespace_prefix
-    created = ensure_namespaces(open_catalog(settings), prefix)
+    created = ensure_namespaces(open_catalog(settings.lake_access()), prefix)
     for namespace in namespaces(prefix):
         click.echo(f"k2.{namespace}: {'created' if namespace in created else 'exists'}")
 
@@ -49,7 +49,14 @@ def lake_maintain(ctx: click.Context, schedule_s: float | None, tables: tuple[st
     """
     from k2.jobs.maintain import run_maintenance
 
-    run_maintenance(settings_of(ctx), list(tables) or None, schedule_s, stop_on_signals())
+    settings = settings_of(ctx)
+    run_maintenance(
+        settings.spark_setup(),
+        settings.maintenance,
+        list(tables) or None,
+        schedule_s,
+        stop_on_signals(),
+    )
 
 
 @lake.command("copy")
@@ -78,12 +85,13 @@ def lake_copy(ctx: click.Context, home: Path, same_kafka: bool) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from k2.jobs.copy import copy_lake, source_settings
+    from k2.jobs.copy import copy_lake, source_lake
+    from k2.jobs.layout import layout
     from k2.lake.catalog import lake_tables, open_catalog
 
     settings = settings_of(ctx)
-    source = source_settings(settings, home)
-    total = len(lake_tables(open_catalog(source), settings.lake.namespace_prefix))
+    prefix = settings.lake.namespace_prefix
+    total = len(lake_tables(open_catalog(source_lake(home, prefix)), prefix))
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("copying the lake", total=total)
@@ -91,7 +99,15 @@ def lake_copy(ctx: click.Context, home: Path, same_kafka: bool) -> None:
         def copied(table: str, rows: int) -> None:
             progress.update(task, advance=1, description=f"{table} ({rows} rows)")
 
-        report = copy_lake(settings, source, same_kafka, copied)
+        report = copy_lake(
+            settings.lake_access(),
+            home,
+            layout(settings),
+            settings.stack.state_dir,
+            settings.stream.writer_lease_s,
+            same_kafka,
+            copied,
+        )
     click.echo(f"{len(report.rows)} tables, {sum(report.rows.values())} rows copied")
     resume = "where the copied tables end" if same_kafka else "from the start of its topics"
     click.echo(f"next: start the streaming job on these settings; it reads {resume}")

@@ -37,7 +37,7 @@ def run_command(ctx: click.Context, source: str | None, jvm_logs: bool) -> None:
 
     settings = settings_of(ctx)
     chosen = source or settings.ingest.source
-    logs = logs_dir(settings)
+    logs = logs_dir(settings.stack)
     stop = stop_on_signals()
     if sys.stderr.isatty() and settings.log_format != "json":
         logs.mkdir(parents=True, exist_ok=True)

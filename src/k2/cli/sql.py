@@ -25,7 +25,7 @@ def _duckdb_runner(settings: Settings) -> Runner:
 
     from k2.lake.query import LakeViews
 
-    views = LakeViews(settings)
+    views = LakeViews(settings.lake_access())
     views.refresh()
 
     def run(statement: str) -> Any:
@@ -44,7 +44,7 @@ def _spark_runner(settings: Settings) -> Runner:
 
     from k2.jobs.session import build_session
 
-    spark = build_session(settings, "k2-sql")
+    spark = build_session(settings.spark_setup(), "k2-sql")
 
     def run(statement: str) -> Any:
         try:

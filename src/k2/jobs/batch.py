@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 from pyspark import StorageLevel
 
-from k2.config import Settings
+from k2.config import GoldSettings, SilverSettings, StreamSettings
 from k2.jobs.bronze.decode import framed
 from k2.jobs.bronze.schemas import SchemaResolver
 from k2.jobs.bronze.step import BronzeStep, header_groups
@@ -84,7 +84,9 @@ class BatchWriter:
     def __init__(
         self,
         spark: Any,
-        settings: Settings,
+        stream: StreamSettings,
+        silver: SilverSettings,
+        gold: GoldSettings,
         layout: Layout,
         catalog: Any,
         resolvers: Mapping[str, SchemaResolver],
@@ -92,11 +94,11 @@ class BatchWriter:
         on_commit: Callable[[BatchReport], None] | None = None,
     ) -> None:
         settled = {identifier: p.settled for identifier, p in progress.items()}
-        tasks = settings.stream.write_tasks or int(spark.sparkContext.defaultParallelism)
+        tasks = stream.write_tasks or int(spark.sparkContext.defaultParallelism)
         self._spark = spark
         self._layout = layout
-        self._rollup_s = settings.gold.rollup_interval_s
-        self._interpreted_below = settings.stream.interpreted_below_rows
+        self._rollup_s = gold.rollup_interval_s
+        self._interpreted_below = stream.interpreted_below_rows
         self._on_commit = on_commit
         self.bronze = [
             BronzeStep(
@@ -109,7 +111,7 @@ class BatchWriter:
             )
             for source in layout.sources
         ]
-        self.silver = SilverStep(catalog, layout, settled, settings.silver, tasks)
+        self.silver = SilverStep(catalog, layout, settled, silver, tasks)
         self.gold = GoldTrades(spark, layout.gold, layout.exchanges)
         self.bars = BarTables(spark, layout.gold, dict(layout.bars))
         gaps = layout.source("gaps")

@@ -25,12 +25,12 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from k2.config import LakeSettings, Settings, StackSettings
+from k2.config import LakeAccess, LakeSettings
 from k2.errors import LakeError
-from k2.jobs.layout import layout
+from k2.jobs.layout import Layout
 from k2.jobs.lock import writer_lock
 from k2.jobs.offsets import MARKER, PREVIOUS, marker_value
-from k2.lake.catalog import ensure_namespaces, lake_tables, open_catalog
+from k2.lake.catalog import ensure_namespaces, lake_tables, open_catalog, sqlite_path
 
 log = structlog.get_logger(__name__)
 
@@ -44,37 +44,41 @@ class CopyReport:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def source_settings(settings: Settings, home: Path) -> Settings:
-    """The embedded lake of ``home`` (its SQLite catalog and warehouse folder)."""
-    catalog = home.resolve() / "lake" / "k2.db"
+def source_lake(home: Path, namespace_prefix: str) -> LakeAccess:
+    """The embedded lake of ``home`` (its SQLite catalog and warehouse folder), its tables
+    under ``namespace_prefix``."""
+    # Built from the prefix alone: the environment describes the target.
+    lake = LakeAccess.resolve(LakeSettings(namespace_prefix=namespace_prefix), home.resolve())
+    catalog = sqlite_path(lake.catalog_uri)
     if not catalog.exists():
         raise LakeError(f"no lake in {home}: {catalog} does not exist; name the K2_HOME to copy")
-    # Built from its (validated) sections alone: the environment describes the target.
-    return Settings.model_construct(
-        stack=StackSettings(home=home, jvm_lib=settings.stack.jvm_lib),
-        lake=LakeSettings(namespace_prefix=settings.lake.namespace_prefix),
-    )
+    return lake
 
 
 def copy_lake(
-    settings: Settings,
-    source: Settings,
+    lake: LakeAccess,
+    source_home: Path,
+    plan: Layout,
+    home: Path,
+    lease_s: float,
     same_kafka: bool = False,
     on_table: Callable[[str, int], None] | None = None,
 ) -> CopyReport:
-    """Copy every table of ``source``'s lake into the configured catalog.
+    """Copy every table of the lake of ``source_home`` into ``lake``, whose streaming job's
+    tables ``plan`` lays out.
 
     Refuses a target table that already holds rows (copy into a new lake), and holds the
-    target's writer lock meanwhile (no streaming job may write there yet).
+    target's writer lock (in ``home``, its lease ``lease_s``) meanwhile: no streaming job may
+    write there yet.
     """
-    origin = open_catalog(source)
-    target = open_catalog(settings)
-    prefix = settings.lake.namespace_prefix
+    prefix = lake.settings.namespace_prefix
+    origin = open_catalog(source_lake(source_home, prefix))
+    target = open_catalog(lake)
     tables = lake_tables(origin, prefix)
     if not tables:
-        raise LakeError(f"the lake of {source.stack.state_dir} has no table to copy")
+        raise LakeError(f"the lake of {source_home.resolve()} has no table to copy")
     report = CopyReport()
-    with writer_lock(settings, layout(settings), "k2 lake copy"):
+    with writer_lock(lake, home, lease_s, plan, "k2 lake copy"):
         ensure_namespaces(target, prefix)
         for identifier in tables:
             table = origin.load_table(identifier)
@@ -84,7 +88,7 @@ def copy_lake(
             if on_table is not None:
                 on_table(identifier, rows)
         if not same_kafka:
-            for identifier in layout(settings).marked_tables():
+            for identifier in plan.marked_tables():
                 if target.table_exists(identifier):
                     _settle_nothing(target.load_table(identifier))
     return report

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from k2.config import Settings
 from k2.domain import BAR_INTERVALS
@@ -96,14 +95,6 @@ class Layout:
         return {source.topic: source.name for source in self.sources if source.is_trades}
 
 
-def checkpoint_root(settings: Settings) -> str:
-    """Where the streaming query's checkpoint lives: a folder, or an object store URI."""
-    configured = settings.stream.checkpoint_dir
-    if configured is None:
-        return str(settings.stack.state_dir / "checkpoints" / "stream")
-    return configured if "://" in str(configured) else str(Path(configured).resolve())
-
-
 def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layout:
     """The layout of the configured exchanges (or only ``exchanges``)."""
     topic_prefix = settings.kafka.topic_prefix
@@ -135,6 +126,6 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
         gold=gold_trades(prefix).identifier,
         bars={interval: bars_table(interval, prefix) for interval in BAR_INTERVALS},
         gaps=gaps_table(prefix),
-        checkpoint=checkpoint_root(settings),
+        checkpoint=settings.checkpoint_root,
         prefix=prefix,
     )

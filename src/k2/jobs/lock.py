@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from k2.config import Settings
+from k2.config import LakeAccess
 from k2.errors import LakeError, LeaseLostError, WriterBusyError
 from k2.jobs.layout import Layout
 from k2.lake.catalog import open_catalog
@@ -31,33 +31,33 @@ log = structlog.get_logger(__name__)
 _RETRY_S = 5.0  # renewal after a failed attempt (the catalog briefly unreachable)
 
 
-def lock_path(settings: Settings, plan: Layout) -> Path:
-    """The file a writer of the layout's tables locks in ``K2_HOME``."""
+def lock_path(home: Path, plan: Layout) -> Path:
+    """The file a writer of the layout's tables locks in ``home`` (``K2_HOME``)."""
     name = f"writer-{plan.prefix or 'default'}.lock"
-    return settings.stack.state_dir / "locks" / name
+    return home / "locks" / name
 
 
 @contextmanager
 def writer_lock(
-    settings: Settings,
+    lake: LakeAccess,
+    home: Path,
+    lease_s: float,
     plan: Layout,
     holder: str,
     on_lost: Callable[[LeaseLostError], None] | None = None,
 ) -> Iterator[WriterLease]:
-    """Hold the layout's writer lock for the duration; refuse if another writer holds it."""
-    with _file_lock(lock_path(settings, plan), holder):
-        lease = WriterLease(
-            open_catalog(settings),
-            plan.prefix,
-            holder,
-            str(settings.stack.state_dir),
-            settings.stream.writer_lease_s,
-        )
+    """Hold the layout's writer lock for the duration; refuse if another writer holds it.
+
+    The file lock is in ``home`` (``K2_HOME``); the catalog's lease runs for ``lease_s``
+    (``stream.writer_lease_s``) and is renewed every third of it.
+    """
+    with _file_lock(lock_path(home, plan), holder):
+        lease = WriterLease(open_catalog(lake), plan.prefix, holder, str(home), lease_s)
         lease.acquire()
         stop = threading.Event()
         renewer = threading.Thread(
             target=_renew,
-            args=(lease, settings.stream.writer_lease_s / 3, stop, on_lost),
+            args=(lease, lease_s / 3, stop, on_lost),
             name="k2-writer-lease",
             daemon=True,
         )

@@ -18,9 +18,9 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from k2.config import Settings
+from k2.config import LakeAccess, MaintenanceSettings, SparkSetup
 from k2.errors import LakeError
-from k2.jobs.service import service_settings
+from k2.jobs.service import service_setup
 from k2.jobs.session import build_session
 from k2.lake.commits import is_commit_conflict
 from k2.lake.maintenance import (
@@ -38,7 +38,8 @@ log = structlog.get_logger(__name__)
 
 def maintain_table(
     spark: Any,
-    settings: Settings,
+    lake: LakeAccess,
+    config: MaintenanceSettings,
     table: str,
     on_step: StepCallback | None = None,
     stop: threading.Event | None = None,
@@ -52,7 +53,7 @@ def maintain_table(
     for step in STEPS:
         if stop is not None and stop.is_set():
             break
-        rows = _call_with_retries(spark, settings, step, table, report)
+        rows = _call_with_retries(spark, lake, config, step, table, report)
         report.counts.update(step_counts(step, rows))
         if on_step is not None:
             on_step(table, step)
@@ -72,27 +73,33 @@ def maintain_table(
 
 def maintain(
     spark: Any,
-    settings: Settings,
+    lake: LakeAccess,
+    config: MaintenanceSettings,
     tables: Sequence[str] | None = None,
     on_step: StepCallback | None = None,
     stop: threading.Event | None = None,
 ) -> list[TableReport]:
     """Maintain ``tables`` (default: every table of the lakehouse), one after the other."""
     reports = []
-    for table in tables if tables is not None else maintained_tables(settings):
+    for table in tables if tables is not None else maintained_tables(lake):
         if stop is not None and stop.is_set():
             break
-        reports.append(maintain_table(spark, settings, table, on_step, stop))
+        reports.append(maintain_table(spark, lake, config, table, on_step, stop))
     return reports
 
 
 def _call_with_retries(
-    spark: Any, settings: Settings, step: str, table: str, report: TableReport
+    spark: Any,
+    lake: LakeAccess,
+    config: MaintenanceSettings,
+    step: str,
+    table: str,
+    report: TableReport,
 ) -> list[Any]:
-    attempts = settings.maintenance.commit_retries + 1
+    attempts = config.commit_retries + 1
     for attempt in range(1, attempts + 1):
-        retain = snapshots_since_offsets(settings, table) if step == "expire" else None
-        sql = step_sql(step, table, settings, datetime.now(UTC), retain)
+        retain = snapshots_since_offsets(lake, table) if step == "expire" else None
+        sql = step_sql(step, table, config, datetime.now(UTC), retain)
         try:
             return list(spark.sql(sql).collect())
         except Exception as exc:  # Spark wraps the JVM's exception; the text says which
@@ -112,7 +119,8 @@ def _data_files(spark: Any, table: str) -> int:
 
 
 def run_maintenance(
-    settings: Settings,
+    setup: SparkSetup,
+    config: MaintenanceSettings,
     tables: Sequence[str] | None = None,
     schedule_s: float | None = None,
     stop_event: threading.Event | None = None,
@@ -123,11 +131,11 @@ def run_maintenance(
     run after the step in progress.
     """
     stop = stop_event or threading.Event()
-    spark = build_session(service_settings(settings), "k2-maintain")
+    spark = build_session(service_setup(setup), "k2-maintain")
     console = Console(stderr=True)
     try:
         while True:
-            _run_once(spark, settings, tables, console, stop)
+            _run_once(spark, setup.lake, config, tables, console, stop)
             if schedule_s is None or stop.wait(schedule_s):
                 return
     finally:
@@ -136,12 +144,13 @@ def run_maintenance(
 
 def _run_once(
     spark: Any,
-    settings: Settings,
+    lake: LakeAccess,
+    config: MaintenanceSettings,
     tables: Sequence[str] | None,
     console: Any,
     stop: threading.Event,
 ) -> list[TableReport]:
-    names = list(tables) if tables is not None else maintained_tables(settings)
+    names = list(tables) if tables is not None else maintained_tables(lake)
     columns = (TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("maintaining", total=len(names) * len(STEPS))
@@ -149,7 +158,7 @@ def _run_once(
         def advance(table: str, step: str) -> None:
             progress.update(task, advance=1, description=f"{table}: {step} done")
 
-        reports = maintain(spark, settings, names, advance, stop)
+        reports = maintain(spark, lake, config, names, advance, stop)
         progress.update(task, description=f"{len(names)} table(s) maintained")
     for report in reports:
         console.print(

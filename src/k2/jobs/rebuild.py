@@ -25,7 +25,7 @@ from typing import Any, Literal
 import structlog
 from pyspark.sql import functions as sf
 
-from k2.config import Settings
+from k2.config import LakeAccess, Settings, SilverSettings
 from k2.domain import BAR_INTERVALS
 from k2.errors import LeaseLostError
 from k2.jobs.gold.bars import KEYS, BarTables, bars_from_trades
@@ -115,9 +115,11 @@ def rebuild(
         if on_step is not None:
             on_step(name)
 
-    with writer_lock(settings, plan, f"k2 job rebuild {layer}", lost.append):
-        prepare_tables(spark, settings, plan)
-        rebuilder = _Rebuilder(spark, settings, plan, chosen, span, step)
+    lake = settings.lake_access()
+    home, lease_s = settings.stack.state_dir, settings.stream.writer_lease_s
+    with writer_lock(lake, home, lease_s, plan, f"k2 job rebuild {layer}", lost.append):
+        prepare_tables(spark, lake, settings.registry_config(), plan)
+        rebuilder = _Rebuilder(spark, lake, settings.silver, plan, chosen, span, step)
         report = {"silver": rebuilder.silver, "gold": rebuilder.gold, "bars": rebuilder.bars}[
             layer
         ]()
@@ -138,24 +140,25 @@ class _Rebuilder:
     def __init__(
         self,
         spark: Any,
-        settings: Settings,
+        lake: LakeAccess,
+        silver: SilverSettings,
         plan: Layout,
         exchanges: Sequence[str],
         window: Window,
         on_step: Callable[[str], None],
     ) -> None:
         self._spark = spark
-        self._settings = settings
+        self._skew = silver
         self._plan = plan
         self._exchanges = exchanges
         self._window = window
         self._on_step = on_step
-        self._catalog = open_catalog(settings)
+        self._catalog = open_catalog(lake)
         self._mine = "exchange IN (" + ", ".join(f"'{e}'" for e in exchanges) + ")"
 
     def silver(self) -> RebuildReport:
         report = RebuildReport("silver")
-        skew = self._settings.silver
+        skew = self._skew
         received = self._window.widened(skew.max_future_skew_s, skew.max_past_skew_s)
         in_window = self._window.on("exchange_ts")
         for exchange in self._exchanges:

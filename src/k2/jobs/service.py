@@ -7,10 +7,10 @@ A user's explicit ``spark.conf`` entry still wins.
 
 from __future__ import annotations
 
-from k2.config import Settings, revised
+from k2.config import SparkSetup, revised
 
 
-def service_settings(settings: Settings) -> Settings:
-    """``settings`` with Spark's console progress bars off unless configured otherwise."""
-    conf = {"spark.ui.showConsoleProgress": "false", **settings.spark.conf}
-    return revised(settings, spark=revised(settings.spark, conf=conf))
+def service_setup(setup: SparkSetup) -> SparkSetup:
+    """``setup`` with Spark's console progress bars off unless configured otherwise."""
+    conf = {"spark.ui.showConsoleProgress": "false", **setup.spark.conf}
+    return revised(setup, spark=revised(setup.spark, conf=conf))

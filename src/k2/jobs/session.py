@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from k2.config import Settings
+from k2.config import SparkSetup
 from k2.errors import ArtifactsMissingError
 from k2.lake.catalog import CATALOG_NAME, open_catalog, spark_catalog_conf
 from k2.lake.storage import hadoop_s3, is_object_store, uses_object_store
@@ -44,12 +44,12 @@ def spark_jars(jvm_lib: Path) -> list[Path]:
 REDACTED = "(?i)secret|password|token|credential|access[.-]?key"
 
 
-def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
+def session_conf(setup: SparkSetup, app_name: str) -> dict[str, str]:
     """Every Spark setting K2 sets but the secret ones, so ``spark-submit`` users can see and
     reuse them (:func:`secret_conf` has the rest)."""
-    jars = spark_jars(settings.stack.jvm_lib)
-    spark = settings.spark
-    hadoop = hadoop_s3(settings.lake) if _hadoop_needs_s3(settings) else None
+    jars = spark_jars(setup.jvm_lib)
+    spark = setup.spark
+    hadoop = hadoop_s3(setup.lake.settings) if _hadoop_needs_s3(setup) else None
     conf = {
         "spark.app.name": app_name,
         "spark.master": spark.master,
@@ -57,8 +57,8 @@ def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.driver.extraClassPath": ":".join(str(jar) for jar in jars),
         "spark.executor.extraClassPath": ":".join(str(jar) for jar in jars),
         "spark.driver.memory": spark.driver_memory,
-        "spark.driver.bindAddress": settings.stack.host,
-        "spark.driver.host": settings.stack.host,
+        "spark.driver.bindAddress": setup.host,
+        "spark.driver.host": setup.host,
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.redaction.regex": REDACTED,
         "spark.sql.redaction.options.regex": REDACTED,
@@ -67,30 +67,31 @@ def session_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.defaultCatalog": "k2",
         "spark.sql.ansi.enabled": "true",
-        **spark_catalog_conf(settings).public,
+        **spark_catalog_conf(setup.lake).public,
         **({f"spark.hadoop.{k}": v for k, v in hadoop.public.items()} if hadoop else {}),
         **spark.conf,
     }
     return conf
 
 
-def secret_conf(settings: Settings) -> dict[str, str]:
+def secret_conf(setup: SparkSetup) -> dict[str, str]:
     """The Spark settings that hold credentials (the catalog's, the object store's): set on the
     running session, never on a command line."""
-    conf = dict(spark_catalog_conf(settings).secret)
-    if _hadoop_needs_s3(settings):
-        conf.update({f"spark.hadoop.{k}": v for k, v in hadoop_s3(settings.lake).secret.items()})
+    conf = dict(spark_catalog_conf(setup.lake).secret)
+    if _hadoop_needs_s3(setup):
+        secret = hadoop_s3(setup.lake.settings).secret
+        conf.update({f"spark.hadoop.{k}": v for k, v in secret.items()})
     return conf
 
 
-def _hadoop_needs_s3(settings: Settings) -> bool:
-    return uses_object_store(settings.lake) or is_object_store(settings.stream.checkpoint_dir)
+def _hadoop_needs_s3(setup: SparkSetup) -> bool:
+    return uses_object_store(setup.lake.settings) or is_object_store(setup.checkpoint)
 
 
-def write_submit_properties(settings: Settings, path: Path) -> Path:
+def write_submit_properties(setup: SparkSetup, path: Path) -> Path:
     """K2's Spark settings as a ``spark-submit --properties-file``, readable only by its owner
     (the catalog's credentials are in it)."""
-    conf = {**session_conf(settings, "k2"), **secret_conf(settings)}
+    conf = {**session_conf(setup, "k2"), **secret_conf(setup)}
     del conf["spark.app.name"]  # each job names itself
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -121,18 +122,18 @@ def submitted_conf() -> dict[str, str]:
     return dict(SparkConf().getAll())
 
 
-def build_session(settings: Settings, app_name: str) -> Any:
+def build_session(setup: SparkSetup, app_name: str) -> Any:
     """Get or create the Spark session configured for K2."""
     from pyspark.sql import SparkSession  # noqa: PLC0415 - the doctor's spark_jars needs no pyspark
 
-    if settings.lake.catalog_type == "jdbc":
-        open_catalog(settings)  # creates the catalog tables Spark expects
+    if setup.lake.settings.catalog_type == "jdbc":
+        open_catalog(setup.lake)  # creates the catalog tables Spark expects
     # Python UDFs (the bars' exact VWAP) run in worker processes that must import k2: unless
     # told otherwise, they run in this interpreter (PySpark reads only the environment for it).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     given = submitted_conf()
     builder = SparkSession.builder
-    for key, value in session_conf(settings, app_name).items():
+    for key, value in session_conf(setup, app_name).items():
         if key not in given or key == "spark.app.name":
             builder = builder.config(key, value)
     # PySpark replaces the SIGINT handler with one that cancels every job and raises
@@ -142,7 +143,7 @@ def build_session(settings: Settings, app_name: str) -> Any:
     if threading.current_thread() is threading.main_thread() and on_interrupt is not None:
         signal.signal(signal.SIGINT, on_interrupt)
     session.sparkContext.setLogLevel("WARN")
-    _set_secrets(session, {k: v for k, v in secret_conf(settings).items() if k not in given})
+    _set_secrets(session, {k: v for k, v in secret_conf(setup).items() if k not in given})
     renew_sqlite_catalog_connections(session)
     return session
 

@@ -20,13 +20,13 @@ skips what it already holds, so every Kafka offset lands in each table once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from k2.config import Settings
+from k2.config import LakeAccess, Settings, StreamSettings
 from k2.errors import LeaseLostError
 from k2.jobs.batch import BatchReport, BatchWriter
 from k2.jobs.bronze.schemas import SchemaResolver, avro_resolution_check
@@ -44,7 +44,7 @@ from k2.jobs.offsets import (
     table_progress,
     topic_partitions,
 )
-from k2.jobs.service import service_settings
+from k2.jobs.service import service_setup
 from k2.jobs.session import build_session
 from k2.jobs.silver.normalise import exact_decimals
 from k2.jobs.silver.step import SilverStep
@@ -59,11 +59,10 @@ QUERY_NAME = "k2-stream"
 
 
 def kafka_source_options(
-    settings: Settings, topics: Sequence[str], starting: str
+    conf: Mapping[str, str], stream: StreamSettings, topics: Sequence[str], starting: str
 ) -> dict[str, str]:
-    """Options of Spark's Kafka source for ``topics``, from the same settings as every client."""
-    conf = settings.kafka_config()
-    stream = settings.stream
+    """Options of Spark's Kafka source for ``topics``, from the client settings ``conf`` every
+    Kafka client uses (``Settings.kafka_config()``)."""
     options = {
         "subscribe": ",".join(topics),
         "startingOffsets": starting,
@@ -94,11 +93,16 @@ def kafka_source_options(
     return options
 
 
-def prepare_tables(spark: Any, settings: Settings, plan: Layout) -> dict[str, SchemaResolver]:
-    """Create every table of ``plan`` that is missing; the primed schema resolver per source."""
+def prepare_tables(
+    spark: Any, lake: LakeAccess, registry: Mapping[str, str], plan: Layout
+) -> dict[str, SchemaResolver]:
+    """Create every table of ``plan`` that is missing; the primed schema resolver per source.
+
+    ``registry`` is the schema registry's client settings (``Settings.registry_config()``).
+    """
     exact_decimals(spark)
-    ensure_namespaces(open_catalog(settings), plan.prefix)
-    client = SchemaRegistryClient(settings.registry_config())
+    ensure_namespaces(open_catalog(lake), plan.prefix)
+    client = SchemaRegistryClient(dict(registry))
     resolvers = {}
     for source in plan.sources:
         resolver = SchemaResolver(
@@ -127,16 +131,21 @@ def start_stream(
     ``stream_started`` (first run).
     """
     plan = plan or layout(settings)
-    partitions = topic_partitions(settings.kafka_config(), plan.topics)  # exist, or one line
-    resolvers = prepare_tables(spark, settings, plan)
-    catalog = open_catalog(settings)
+    kafka = settings.kafka_config()
+    lake = settings.lake_access()
+    stream = settings.stream
+    partitions = topic_partitions(kafka, plan.topics)  # exist, or one line
+    resolvers = prepare_tables(spark, lake, settings.registry_config(), plan)
+    catalog = open_catalog(lake)
     progress = {i: table_progress(spark, catalog, i) for i in plan.marked_tables()}
-    starting = _starting(spark, settings, plan, partitions, progress)
-    writer = BatchWriter(spark, settings, plan, catalog, resolvers, progress, on_commit)
-    interval_ms = max(1, round(settings.stream.trigger_interval_s * 1000))
+    starting = _starting(spark, stream, plan, partitions, progress)
+    writer = BatchWriter(
+        spark, stream, settings.silver, settings.gold, plan, catalog, resolvers, progress, on_commit
+    )
+    interval_ms = max(1, round(stream.trigger_interval_s * 1000))
     query = (
         spark.readStream.format("kafka")
-        .options(**kafka_source_options(settings, plan.topics, starting))
+        .options(**kafka_source_options(kafka, stream, plan.topics, starting))
         .load()
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(writer)
@@ -149,7 +158,7 @@ def start_stream(
 
 def _starting(
     spark: Any,
-    settings: Settings,
+    stream: StreamSettings,
     plan: Layout,
     partitions: dict[str, list[int]],
     progress: dict[str, TableProgress],
@@ -171,8 +180,8 @@ def _starting(
             offsets=starting,
         )
         return starting
-    log.info("stream_started", starting_offsets=settings.stream.starting_offsets)
-    return settings.stream.starting_offsets
+    log.info("stream_started", starting_offsets=stream.starting_offsets)
+    return stream.starting_offsets
 
 
 def run_stream(
@@ -188,7 +197,7 @@ def run_stream(
     stop = stop_event or threading.Event()
     plan = layout(settings, tuple(exchanges) if exchanges else None)
     topic_partitions(settings.kafka_config(), plan.topics)  # one line before Spark starts
-    spark = build_session(service_settings(settings), "k2-stream")
+    spark = build_session(service_setup(settings.spark_setup()), "k2-stream")
     metrics = Metrics("stream")
     listener = StreamListener(StreamMetrics(metrics), QUERY_NAME)
     server = serve_metrics(metrics, settings.stack.host, settings.stream.metrics_port)
@@ -216,7 +225,14 @@ def run_stream(
         stop.set()
 
     try:
-        with writer_lock(settings, plan, "k2 job stream", lease_lost):
+        with writer_lock(
+            settings.lake_access(),
+            settings.stack.state_dir,
+            settings.stream.writer_lease_s,
+            plan,
+            "k2 job stream",
+            lease_lost,
+        ):
             supervisor = Supervisor(QUERY_NAME, start, listener.metrics.query_restarts.inc)
             try:
                 while not stop.wait(1.0):

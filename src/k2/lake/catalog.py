@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from k2.config import Settings
+from k2.config import LakeAccess, LakeSettings
 from k2.errors import LakeError
 from k2.lake import storage
 
@@ -44,13 +44,13 @@ def sqlite_path(jdbc_uri: str) -> Path:
     return Path(jdbc_uri.removeprefix("jdbc:sqlite:").split("?", 1)[0]).resolve()
 
 
-def pyiceberg_properties(settings: Settings) -> dict[str, str]:
+def pyiceberg_properties(access: LakeAccess) -> dict[str, str]:
     """pyiceberg's properties of the catalog ``k2`` (secrets included: never log them)."""
-    lake = settings.lake
+    lake = access.settings
     password = lake.catalog_password.get_secret_value() if lake.catalog_password else None
     io = storage.pyiceberg_io(lake).merged
     if lake.catalog_type == "rest":
-        props = {"type": "rest", "uri": settings.catalog_uri, **io}
+        props = {"type": "rest", "uri": access.catalog_uri, **io}
         if lake.warehouse:
             props["warehouse"] = lake.warehouse
         if lake.catalog_token is not None:
@@ -60,8 +60,8 @@ def pyiceberg_properties(settings: Settings) -> dict[str, str]:
         return props
     return {
         "type": "sql",
-        "uri": _sqlalchemy_uri(settings.catalog_uri, lake.catalog_user, password),
-        "warehouse": _warehouse_uri(settings.warehouse),
+        "uri": _sqlalchemy_uri(access.catalog_uri, lake.catalog_user, password),
+        "warehouse": _warehouse_uri(access.warehouse),
         "init_catalog_tables": "true",
         **io,
     }
@@ -73,15 +73,15 @@ def _warehouse_uri(warehouse: str) -> str:
     return Path(warehouse).resolve().as_uri()
 
 
-def open_catalog(settings: Settings) -> Any:
+def open_catalog(lake: LakeAccess) -> Any:
     """The pyiceberg catalog ``k2`` (creating the local SQLite file and warehouse if needed)."""
     from pyiceberg.catalog import load_catalog
 
-    if settings.lake.catalog_type == "jdbc" and settings.catalog_uri.startswith("jdbc:sqlite:"):
-        sqlite_path(settings.catalog_uri).parent.mkdir(parents=True, exist_ok=True)
-        if "://" not in settings.warehouse:
-            Path(settings.warehouse).mkdir(parents=True, exist_ok=True)
-    properties = pyiceberg_properties(settings)
+    if lake.settings.catalog_type == "jdbc" and lake.catalog_uri.startswith("jdbc:sqlite:"):
+        sqlite_path(lake.catalog_uri).parent.mkdir(parents=True, exist_ok=True)
+        if "://" not in lake.warehouse:
+            Path(lake.warehouse).mkdir(parents=True, exist_ok=True)
+    properties = pyiceberg_properties(lake)
     attempts = _INIT_ATTEMPTS
     while True:
         try:
@@ -91,7 +91,7 @@ def open_catalog(settings: Settings) -> Any:
             if attempts and _lost_init_race(exc):
                 continue
             raise LakeError(
-                f"cannot open the Iceberg catalog at {settings.catalog_uri}: {exc}"
+                f"cannot open the Iceberg catalog at {lake.catalog_uri}: {exc}"
             ) from exc
 
 
@@ -133,11 +133,11 @@ def ensure_namespaces(catalog: Any, prefix: str = "") -> list[str]:
     return created
 
 
-def spark_catalog_conf(settings: Settings) -> storage.Options:
+def spark_catalog_conf(access: LakeAccess) -> storage.Options:
     """Spark settings that register the same catalog under the name ``k2``; the secret ones
     apart (the session sets them once its JVM runs, so no process listing shows them)."""
     prefix = f"spark.sql.catalog.{CATALOG_NAME}"
-    lake = settings.lake
+    lake = access.settings
     public = {
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         # Other writers (pyiceberg, a second job) commit to the same tables: never serve a
@@ -147,7 +147,7 @@ def spark_catalog_conf(settings: Settings) -> storage.Options:
     secret: dict[str, str] = {}
     if lake.catalog_type == "rest":
         public[f"{prefix}.type"] = "rest"
-        public[f"{prefix}.uri"] = settings.catalog_uri
+        public[f"{prefix}.uri"] = access.catalog_uri
         if lake.warehouse:
             public[f"{prefix}.warehouse"] = lake.warehouse
         if lake.catalog_token is not None:
@@ -157,8 +157,8 @@ def spark_catalog_conf(settings: Settings) -> storage.Options:
             secret[f"{prefix}.credential"] = f"{lake.catalog_user or ''}:{password}"
     else:
         public[f"{prefix}.type"] = "jdbc"
-        public[f"{prefix}.uri"] = settings.catalog_uri
-        public[f"{prefix}.warehouse"] = settings.warehouse
+        public[f"{prefix}.uri"] = access.catalog_uri
+        public[f"{prefix}.warehouse"] = access.warehouse
         if lake.catalog_user:
             public[f"{prefix}.jdbc.user"] = lake.catalog_user
         if lake.catalog_password is not None:
@@ -169,14 +169,14 @@ def spark_catalog_conf(settings: Settings) -> storage.Options:
     return storage.Options(public, secret)
 
 
-def duckdb_connect(settings: Settings) -> Any:
+def duckdb_connect(lake: LakeSettings) -> Any:
     """A DuckDB connection that reads the lake: the iceberg extension, and for an object store
     httpfs (and aws, for the standard credential chain) with a secret made from the settings;
     every extension loaded from its PyPI package (offline)."""
     import duckdb
 
     con = duckdb.connect()
-    secret = storage.duckdb_secret_sql(settings.lake)
+    secret = storage.duckdb_secret_sql(lake)
     extensions = ["avro", "iceberg"]
     if secret is not None:
         extensions += ["httpfs"] + (["aws"] if "credential_chain" in secret else [])
@@ -199,8 +199,8 @@ def _duckdb_extension(name: str) -> Path:
     return files[-1]
 
 
-def duckdb_scan_sql(settings: Settings, identifier: str) -> str:
+def duckdb_scan_sql(lake: LakeAccess, identifier: str) -> str:
     """A DuckDB ``iceberg_scan`` over the current snapshot of ``identifier`` (``ns.table``)."""
-    table = open_catalog(settings).load_table(identifier)
+    table = open_catalog(lake).load_table(identifier)
     location = str(table.metadata_location).replace("'", "''")
     return f"iceberg_scan('{location}')"

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from k2.config import Settings
+from k2.config import LakeAccess, MaintenanceSettings
 from k2.errors import LakeError
 from k2.lake.catalog import lake_tables, open_catalog
 from k2.lake.tables import LEGACY_OFFSETS_PROPERTY, OFFSETS_PROPERTY
@@ -56,16 +56,19 @@ class TableReport:
 StepCallback = Callable[[str, str], None]
 
 
-def maintained_tables(settings: Settings) -> list[str]:
+def maintained_tables(lake: LakeAccess) -> list[str]:
     """Every table of the lakehouse namespaces (``bronze.x``, ``silver.y``, ...)."""
-    return lake_tables(open_catalog(settings), settings.lake.namespace_prefix)
+    return lake_tables(open_catalog(lake), lake.settings.namespace_prefix)
 
 
 def step_sql(
-    step: str, table: str, settings: Settings, now: datetime, retain_last: int | None = None
+    step: str,
+    table: str,
+    config: MaintenanceSettings,
+    now: datetime,
+    retain_last: int | None = None,
 ) -> str:
     """The ``CALL`` statement of one maintenance step for ``table`` (``namespace.name``)."""
-    config = settings.maintenance
     name = table.replace("'", "''")
     if step == "compact":
         options = {
@@ -105,13 +108,13 @@ def step_counts(step: str, rows: list[Any]) -> dict[str, int]:
     return {key: int(values.get(key) or 0) for key in wanted}
 
 
-def snapshots_since_offsets(settings: Settings, table: str) -> int:
+def snapshots_since_offsets(lake: LakeAccess, table: str) -> int:
     """Snapshots from the current one back to the newest carrying Bronze's offsets (0: none).
 
     Expiry keeps at least these, so a Bronze table always knows where its stream stands even
     when compactions were committed after its last append.
     """
-    metadata = open_catalog(settings).load_table(table).metadata
+    metadata = open_catalog(lake).load_table(table).metadata
     count = 0
     snapshot_id = metadata.current_snapshot_id
     while snapshot_id is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from k2.config import Settings
+from k2.config import LakeAccess
 from k2.domain import micros_from_datetime
 from k2.errors import LakeError, QueryError
 from k2.lake.catalog import duckdb_connect, open_catalog
@@ -125,10 +125,9 @@ class LakeViews:
     call from one thread while others query.
     """
 
-    def __init__(self, settings: Settings, threads: int | None = None) -> None:
-        self._settings = settings
-        self._catalog = open_catalog(settings)
-        self.connection = duckdb_connect(settings)
+    def __init__(self, lake: LakeAccess, threads: int | None = None) -> None:
+        self._catalog = open_catalog(lake)
+        self.connection = duckdb_connect(lake.settings)
         self.connection.execute("SET TimeZone = 'UTC'")
         if threads is not None:
             self.connection.execute(f"SET threads = {int(threads)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from k2.config import Settings
+from k2.config import AlertSettings, IngestSettings, PrometheusSettings, StreamSettings
 
 # Label selector of every K2 scrape job (see :mod:`k2.monitoring.prometheus_config`).
 K2_JOBS = 'job=~"k2-.*"'
@@ -66,13 +66,12 @@ def _new_or_rising(counter: str, window: str, per_s: float) -> str:
     return f"{rising} or ({counter} > 0 unless {counter} offset {window})"
 
 
-def _ingest_rules(settings: Settings) -> list[AlertRule]:
-    return [*_feed_rules(settings), *_delivery_rules(settings)]
+def _ingest_rules(alerts: AlertSettings, ingest: IngestSettings) -> list[AlertRule]:
+    return [*_feed_rules(alerts), *_delivery_rules(alerts, ingest)]
 
 
-def _feed_rules(settings: Settings) -> list[AlertRule]:
+def _feed_rules(alerts: AlertSettings) -> list[AlertRule]:
     """The exchange side of the ingest: connection, trades per symbol, gaps."""
-    alerts = settings.alerts
     return [
         # Alert names are published (routes and silences match them): this one keeps its first name.
         AlertRule(
@@ -113,10 +112,10 @@ def _feed_rules(settings: Settings) -> list[AlertRule]:
     ]
 
 
-def _delivery_rules(settings: Settings) -> list[AlertRule]:
+def _delivery_rules(alerts: AlertSettings, ingest: IngestSettings) -> list[AlertRule]:
     """The Kafka side of the ingest: refused records, a filling producer queue."""
-    queue_bound = settings.ingest.queue_max_messages
-    queue_limit = round(queue_bound * settings.alerts.queue_fraction)
+    queue_bound = ingest.queue_max_messages
+    queue_limit = round(queue_bound * alerts.queue_fraction)
     return [
         AlertRule(
             "K2KafkaDeliveryFailures",
@@ -142,8 +141,8 @@ def _delivery_rules(settings: Settings) -> list[AlertRule]:
     ]
 
 
-def _bad_record_rules(settings: Settings) -> list[AlertRule]:
-    per_s = settings.alerts.bad_records_per_s
+def _bad_record_rules(alerts: AlertSettings) -> list[AlertRule]:
+    per_s = alerts.bad_records_per_s
     what = "any" if per_s <= 0 else f"more than {_number(per_s)}/s"
     return [
         AlertRule(
@@ -180,9 +179,8 @@ def _bad_record_rules(settings: Settings) -> list[AlertRule]:
     ]
 
 
-def _stream_rules(settings: Settings) -> list[AlertRule]:
-    alerts = settings.alerts
-    trigger = settings.stream.trigger_interval_s
+def _stream_rules(alerts: AlertSettings, stream: StreamSettings) -> list[AlertRule]:
+    trigger = stream.trigger_interval_s
     silent_s = alerts.commit_intervals * trigger
     return [
         AlertRule(
@@ -254,23 +252,31 @@ def _service_rules() -> list[AlertRule]:
     ]
 
 
-def alert_rules(settings: Settings) -> list[AlertRule]:
-    """Every K2 alert, with the thresholds of ``settings``."""
+def alert_rules(
+    alerts: AlertSettings, ingest: IngestSettings, stream: StreamSettings
+) -> list[AlertRule]:
+    """Every K2 alert, with the thresholds of ``alerts`` and the ingest's queue bound and the
+    streaming job's trigger interval they are measured against."""
     return [
-        *_ingest_rules(settings),
-        *_bad_record_rules(settings),
-        *_stream_rules(settings),
+        *_ingest_rules(alerts, ingest),
+        *_bad_record_rules(alerts),
+        *_stream_rules(alerts, stream),
         *_service_rules(),
     ]
 
 
-def rules_document(settings: Settings) -> dict[str, Any]:
+def rules_document(
+    alerts: AlertSettings,
+    ingest: IngestSettings,
+    stream: StreamSettings,
+    prometheus: PrometheusSettings,
+) -> dict[str, Any]:
     """The rule file as data: one group per concern, evaluated every scrape interval."""
-    interval = duration(settings.prometheus.scrape_interval_s)
+    interval = duration(prometheus.scrape_interval_s)
     groups = {
-        "k2-ingest": _ingest_rules(settings),
-        "k2-bad-records": _bad_record_rules(settings),
-        "k2-stream": _stream_rules(settings),
+        "k2-ingest": _ingest_rules(alerts, ingest),
+        "k2-bad-records": _bad_record_rules(alerts),
+        "k2-stream": _stream_rules(alerts, stream),
         "k2-services": _service_rules(),
     }
     return {

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from k2.config import Settings
+from k2.config import PrometheusSettings
 from k2.monitoring.prometheus_config import dump_yaml
 
 DATASOURCE_UID = "k2-prometheus"
@@ -309,9 +309,12 @@ def dashboards() -> dict[str, dict[str, Any]]:
     }
 
 
-def provisioning(settings: Settings, dashboards_path: str) -> dict[str, dict[str, Any]]:
-    """Provisioning file (relative path) → content: the data source and the dashboard folder."""
-    url = f"http://{settings.stack.host}:{settings.prometheus.port}"
+def provisioning(
+    prometheus: PrometheusSettings, host: str, dashboards_path: str
+) -> dict[str, dict[str, Any]]:
+    """Provisioning file (relative path) → content: the data source (the Prometheus on the
+    stack's ``host``) and the dashboard folder."""
+    url = f"http://{host}:{prometheus.port}"
     return {
         "provisioning/datasources/k2.yml": {
             "apiVersion": 1,
@@ -323,7 +326,7 @@ def provisioning(settings: Settings, dashboards_path: str) -> dict[str, dict[str
                     "access": "proxy",
                     "url": url,
                     "isDefault": True,
-                    "jsonData": {"timeInterval": f"{settings.prometheus.scrape_interval_s:g}s"},
+                    "jsonData": {"timeInterval": f"{prometheus.scrape_interval_s:g}s"},
                 }
             ],
         },
@@ -344,7 +347,10 @@ def provisioning(settings: Settings, dashboards_path: str) -> dict[str, dict[str
 
 
 def write_grafana_files(
-    settings: Settings, folder: Path, dashboards_path: str = GRAFANA_DASHBOARDS
+    prometheus: PrometheusSettings,
+    host: str,
+    folder: Path,
+    dashboards_path: str = GRAFANA_DASHBOARDS,
 ) -> list[Path]:
     """Write the provisioning files and the dashboards into ``folder``; the paths written.
 
@@ -358,7 +364,7 @@ def write_grafana_files(
         path = boards / name
         path.write_text(json.dumps(board, indent=2) + "\n")
         written.append(path)
-    for relative, document in provisioning(settings, dashboards_path).items():
+    for relative, document in provisioning(prometheus, host, dashboards_path).items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(document))

@@ -3,9 +3,10 @@ what the supervisor checks before it starts anything and what Prometheus scrapes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from k2.config import Settings
+from k2.config import ApiSettings, IngestSettings, StreamSettings
 from k2.errors import ConfigError
 from k2.exchanges.factory import metrics_port
 
@@ -19,26 +20,30 @@ class PartPort:
     setting: str
 
 
-def part_ports(settings: Settings) -> list[PartPort]:
+def part_ports(
+    exchanges: Sequence[str], ingest: IngestSettings, stream: StreamSettings, api: ApiSettings
+) -> list[PartPort]:
     """Every part's metrics port as configured: each exchange's ingest (each of the
     ``shards_per_exchange`` shards ``k2 run`` starts), the streaming job and the API."""
-    shards = settings.ingest.shards_per_exchange
+    shards = ingest.shards_per_exchange
     found = []
-    for exchange in settings.exchanges:
+    for exchange in exchanges:
         for index in range(shards):
             name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
-            port = metrics_port(settings.ingest, exchange, index)
+            port = metrics_port(ingest, exchange, index)
             found.append(PartPort(name, port, "K2_INGEST__METRICS_PORT"))
-    found.append(PartPort("stream", settings.stream.metrics_port, "K2_STREAM__METRICS_PORT"))
-    found.append(PartPort("api", settings.api.port, "K2_API__PORT"))
+    found.append(PartPort("stream", stream.metrics_port, "K2_STREAM__METRICS_PORT"))
+    found.append(PartPort("api", api.port, "K2_API__PORT"))
     return found
 
 
-def check_part_ports(settings: Settings) -> None:
+def check_part_ports(
+    exchanges: Sequence[str], ingest: IngestSettings, stream: StreamSettings, api: ApiSettings
+) -> None:
     """Refuse settings that put two parts on one port, before anything starts: the second part
     would fail to listen (or, on another host, a scrape would read the wrong part)."""
     taken: dict[int, PartPort] = {}
-    for part in part_ports(settings):
+    for part in part_ports(exchanges, ingest, stream, api):
         if part.port == 0:
             continue
         first = taken.setdefault(part.port, part)

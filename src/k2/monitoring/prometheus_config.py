@@ -8,14 +8,14 @@ state folder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from k2.config import Settings
+from k2.config import ApiSettings, IngestSettings, PrometheusSettings, Settings, StreamSettings
 from k2.errors import ConfigError
 from k2.exchanges.factory import metrics_port
 from k2.monitoring.alert_rules import duration, rules_document
@@ -47,37 +47,41 @@ class Target:
         return f"http://{self.address}/metrics"
 
 
-def scrape_targets(settings: Settings) -> list[Target]:
-    """Every K2 service of the configured pipeline, at its configured port; raises
-    :class:`~k2.errors.ConfigError` when two parts are configured onto one port."""
-    check_part_ports(settings)
-    host = settings.stack.host
+def scrape_targets(
+    host: str,
+    exchanges: Sequence[str],
+    ingest: IngestSettings,
+    stream: StreamSettings,
+    api: ApiSettings,
+) -> list[Target]:
+    """Every K2 service of the configured pipeline on ``host`` (the stack's), at its configured
+    port; raises :class:`~k2.errors.ConfigError` when two parts are configured onto one port."""
+    check_part_ports(exchanges, ingest, stream, api)
     targets = [
         Target(
             "k2-ingest",
             f"ingest-{exchange}",
             host,
-            metrics_port(settings.ingest, exchange),
+            metrics_port(ingest, exchange),
             {"exchange": exchange},
         )
-        for exchange in settings.exchanges
+        for exchange in exchanges
     ]
-    targets.append(Target("k2-stream", "stream", host, settings.stream.metrics_port))
+    targets.append(Target("k2-stream", "stream", host, stream.metrics_port))
     return targets
 
 
-def prometheus_document(settings: Settings, targets: list[Target] | None = None) -> dict[str, Any]:
-    """``prometheus.yml`` as data: K2's jobs, its rule file, the scrape interval."""
-    chosen = scrape_targets(settings) if targets is None else targets
-    unset = [target.component for target in chosen if target.port == 0]
+def prometheus_document(prometheus: PrometheusSettings, targets: list[Target]) -> dict[str, Any]:
+    """``prometheus.yml`` as data: K2's jobs (``targets``), its rule file, the scrape interval."""
+    unset = [target.component for target in targets if target.port == 0]
     if unset:
         raise ConfigError(
             f"{', '.join(unset)} pick a free metrics port at start (port 0), which a scrape "
             "config cannot name; set K2_INGEST__METRICS_PORT / K2_STREAM__METRICS_PORT"
         )
-    interval = duration(settings.prometheus.scrape_interval_s)
+    interval = duration(prometheus.scrape_interval_s)
     jobs: dict[str, list[dict[str, Any]]] = {}
-    for target in chosen:
+    for target in targets:
         jobs.setdefault(target.job, []).append(
             {
                 "targets": [target.address],
@@ -105,9 +109,16 @@ def write_prometheus_files(
     settings: Settings, folder: Path, targets: list[Target] | None = None
 ) -> list[Path]:
     """Write ``prometheus.yml`` and ``rules/k2.yml`` into ``folder``; the paths written."""
+    if targets is None:
+        targets = scrape_targets(
+            settings.stack.host, settings.exchanges, settings.ingest, settings.stream, settings.api
+        )
     config = folder / "prometheus.yml"
     rules = folder / RULES_FILE
     rules.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(_HEADER + dump_yaml(prometheus_document(settings, targets)))
-    rules.write_text(_HEADER + dump_yaml(rules_document(settings)))
+    config.write_text(_HEADER + dump_yaml(prometheus_document(settings.prometheus, targets)))
+    document = rules_document(
+        settings.alerts, settings.ingest, settings.stream, settings.prometheus
+    )
+    rules.write_text(_HEADER + dump_yaml(document))
     return [config, rules]

@@ -23,7 +23,7 @@ from k2.jobs.layout import layout
 from k2.jobs.session import spark_jars
 from k2.lake.catalog import namespaces, open_catalog
 from k2.ops.components import Endpoint, endpoints, stale_reason
-from k2.ops.data import table_figures, topic_figures
+from k2.ops.data import TopicFigures, table_figures, topic_figures
 from k2.ops.doctor import Broken, Stage
 from k2.ops.external import kafka_brokers, object_store, spark_cluster
 from k2.ops.probe import probe_exchange
@@ -152,7 +152,7 @@ class Doctor:
             raise Broken(
                 f"topic(s) {', '.join(missing)} missing", "create them: `k2 topics create`"
             )
-        brokers, under = kafka_brokers(self.settings)
+        brokers, under = kafka_brokers(self.settings.kafka_config(), prefix)
         down = [b.address for b in brokers if not b.up]
         if down:
             raise Broken(
@@ -195,7 +195,7 @@ class Doctor:
 
     def check_catalog(self) -> str:
         try:
-            self.catalog = open_catalog(self.settings)
+            self.catalog = open_catalog(self.settings.lake_access())
             existing = {ns[0] for ns in self.catalog.list_namespaces()}
         except Exception as exc:  # pyiceberg raises many types for one cause
             raise Broken(
@@ -209,7 +209,7 @@ class Doctor:
         return f"{self.settings.catalog_uri.split('?')[0]}: {', '.join(wanted)}"
 
     def check_storage(self) -> str:
-        found = object_store(self.settings)
+        found = object_store(self.settings.lake)
         if found is None:
             return f"warehouse {self.settings.warehouse} (no object store)"
         if not found.up:
@@ -221,7 +221,7 @@ class Doctor:
         return f"{found.address}: {found.detail}"
 
     def check_spark(self) -> str:
-        parts, _ = spark_cluster(self.settings)
+        parts, _ = spark_cluster(self.settings.spark)
         if not parts:
             return f"Spark runs in the job's process ({self.settings.spark.master})"
         master, workers = parts[0], parts[1:]
@@ -250,7 +250,7 @@ class Doctor:
         seen = []
         for exchange in self.settings.exchanges:
             try:
-                result = probe_exchange(self.settings, exchange, self.trade_timeout_s)
+                result = probe_exchange(self.settings.ingest, exchange, self.trade_timeout_s)
             except Exception as exc:  # unreachable, refused: all mean broken
                 raise Broken(f"{exchange} via {where}: {_first_line(exc)}", fix) from exc
             if result.trade_s is None:
@@ -296,7 +296,7 @@ class Doctor:
 
     def check_topics(self) -> str:
         def end_offsets() -> float | None:
-            topics, _ = topic_figures(self.settings, None)
+            topics, _ = self._topic_figures(None)
             return float(sum(sum(t.end_offsets.values()) for t in topics))
 
         before, after = watch_until_moved(end_offsets, self.trade_timeout_s)
@@ -321,7 +321,7 @@ class Doctor:
         window = self.settings.alerts.commit_intervals * self.settings.stream.trigger_interval_s
 
         def settled() -> float | None:
-            topics, _ = topic_figures(self.settings, self.catalog)
+            topics, _ = self._topic_figures(self.catalog)
             return float(sum(sum(t.settled.values()) for t in topics if t.settled))
 
         before, after = watch_until_moved(settled, window + 10)
@@ -330,14 +330,14 @@ class Doctor:
                 f"no micro-batch committed to Bronze for {window + 10:.0f} s while data arrives",
                 "read the job's log (K2_HOME/logs/stream.log): a failing or stuck batch",
             )
-        masters, apps = spark_cluster(self.settings)
+        masters, apps = spark_cluster(self.settings.spark)
         job = next((a for a in apps if a.get("name") == "k2-stream"), None)
         if masters and (job is None or not job.get("cores")):
             raise Broken(
                 f"the Spark master {self.settings.spark.master} runs no executor of k2-stream",
                 "its workers have no free cores or memory: read the master's web UI",
             )
-        topics, _ = topic_figures(self.settings, self.catalog)
+        topics, _ = self._topic_figures(self.catalog)
         lag = sum(t.lag or 0 for t in topics)
         if lag > self.settings.alerts.lag_records:
             raise Broken(
@@ -345,6 +345,16 @@ class Doctor:
                 "give Spark more room (K2_SPARK__*) or raise K2_STREAM__MAX_OFFSETS_PER_TRIGGER",
             )
         return f"+{after - before:.0f} offsets settled, lag {lag}"
+
+    def _topic_figures(self, catalog: Any) -> tuple[list[TopicFigures], int]:
+        settings = self.settings
+        return topic_figures(
+            settings.kafka_config(),
+            settings.exchanges,
+            settings.kafka.topic_prefix,
+            settings.lake.namespace_prefix,
+            catalog,
+        )
 
     def check_freshness(self) -> str:
         limit = self.settings.alerts.freshness_s

@@ -14,6 +14,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -60,9 +61,12 @@ def endpoints(settings: Settings, run: RunRecord | None) -> list[Endpoint]:
     """The K2 processes to look for: the recorded run's parts, else the configured ones."""
     if run is not None:
         return [_endpoint(part) for part in run.parts]
+    targets = scrape_targets(
+        settings.stack.host, settings.exchanges, settings.ingest, settings.stream, settings.api
+    )
     found = [
         Endpoint(target.component, target.job.removeprefix("k2-"), target.url)
-        for target in scrape_targets(settings)
+        for target in targets
         if target.port
     ]
     found.append(Endpoint("simulator", "simulator", settings.ingest.simulator_url))
@@ -187,15 +191,15 @@ def external_components(settings: Settings) -> list[Component]:
     Spark master and its workers), each probed directly."""
     found: list[Component] = []
     if settings.kafka.bootstrap_servers is not None:
-        brokers, under = kafka_brokers(settings)
+        brokers, under = kafka_brokers(settings.kafka_config(), settings.kafka.topic_prefix)
         note = f"; {under} partition(s) under-replicated" if under else ""
         found += [_external(b, note) for b in brokers]
     if settings.registry.url is not None:
-        found.append(_external(_registry(settings)))
-    store = object_store(settings)
+        found.append(_external(_registry(settings.registry_config())))
+    store = object_store(settings.lake)
     if store is not None:
         found.append(_external(store))
-    found += [_external(part) for part in spark_cluster(settings)[0]]
+    found += [_external(part) for part in spark_cluster(settings.spark)[0]]
     return found
 
 
@@ -203,14 +207,15 @@ def _external(part: ExternalPart, note: str = "") -> Component:
     return Component(part.name, "external", part.up, part.address, detail=part.detail + note)
 
 
-def _registry(settings: Settings) -> ExternalPart:
+def _registry(registry: Mapping[str, str]) -> ExternalPart:
+    """The registry of the client settings ``registry`` (``Settings.registry_config()``)."""
     from confluent_kafka.schema_registry import (  # noqa: PLC0415 - for an external registry only
         SchemaRegistryClient,
     )
 
-    url = settings.registry_url
+    url = registry["url"]
     try:
-        subjects = SchemaRegistryClient({**settings.registry_config(), "timeout": 2}).get_subjects()
+        subjects = SchemaRegistryClient({**registry, "timeout": 2}).get_subjects()
     except Exception as exc:  # noqa: BLE001 - any failure means it cannot serve K2 now
         return ExternalPart("registry", url, False, str(exc).splitlines()[0][:200])
     return ExternalPart("registry", url, True, f"{len(subjects)} subjects")

@@ -9,7 +9,7 @@ minute. A source that cannot be read (Kafka down, no catalog yet) is reported, n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from k2.config import Settings
 from k2.jobs.offsets import marker_offsets
 from k2.lake.tables import bronze_tables
 from k2.stack.scrape import Scrape
@@ -99,9 +98,16 @@ def symbol_figures(
     return rows
 
 
-def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str, str], list[int]]:
+def unfilled_gaps(
+    kafka: Mapping[str, str],
+    registry: Mapping[str, str],
+    topic_prefix: str,
+    since_s: float = 3600.0,
+) -> dict[tuple[str, str], list[int]]:
     """(exchange, symbol) → missing trades of each unfilled gap event newer than ``since_s``
-    (0 for a time-interval gap, whose trade count is unknown)."""
+    (0 for a time-interval gap, whose trade count is unknown), read from the gap topic (named
+    with ``topic_prefix``) with the Kafka and registry client settings ``kafka`` and
+    ``registry``."""
     from confluent_kafka.schema_registry import (  # noqa: PLC0415 - only the gaps are Avro here
         SchemaRegistryClient,
     )
@@ -109,12 +115,12 @@ def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str
         AvroDeserializer,
     )
 
-    topic = gaps_topic(settings.kafka.topic_prefix)
-    decode = AvroDeserializer(SchemaRegistryClient(settings.registry_config()))
+    topic = gaps_topic(topic_prefix)
+    decode = AvroDeserializer(SchemaRegistryClient(dict(registry)))
     context = SerializationContext(topic, MessageField.VALUE)
     consumer = Consumer(
         {
-            **settings.kafka_config(),
+            **kafka,
             "group.id": "k2-status",
             "enable.auto.commit": False,
             "log_level": "0",
@@ -153,9 +159,11 @@ def unfilled_gaps(settings: Settings, since_s: float = 3600.0) -> dict[tuple[str
     return found
 
 
-def _watermarks(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int, tuple[int, int]]]:
+def _watermarks(
+    kafka: Mapping[str, str], topics: Iterable[str]
+) -> dict[str, dict[int, tuple[int, int]]]:
     """Per topic and partition, (low, high) watermarks; topics that do not exist are left out."""
-    consumer = Consumer({**settings.kafka_config(), "group.id": "k2-status", "log_level": "0"})
+    consumer = Consumer({**kafka, "group.id": "k2-status", "log_level": "0"})
     out: dict[str, dict[int, tuple[int, int]]] = {}
     try:
         for topic in topics:
@@ -171,17 +179,25 @@ def _watermarks(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int
     return out
 
 
-def topic_figures(settings: Settings, catalog: Any) -> tuple[list[TopicFigures], int]:
-    """Each raw topic's end offsets and what Bronze settled; and the DLQ records in total."""
-    prefix = settings.kafka.topic_prefix
-    raws = {exchange: raw_topic(exchange, prefix) for exchange in settings.exchanges}
-    dlqs = [dlq_topic(exchange, prefix) for exchange in settings.exchanges]
-    marks = _watermarks(settings, [*raws.values(), *dlqs])
+def topic_figures(
+    kafka: Mapping[str, str],
+    exchanges: Sequence[str],
+    topic_prefix: str,
+    namespace_prefix: str,
+    catalog: Any,
+) -> tuple[list[TopicFigures], int]:
+    """Each raw topic's end offsets and what Bronze settled; and the DLQ records in total.
+
+    ``kafka`` is the client settings (``Settings.kafka_config()``); topics are named with
+    ``topic_prefix``, Bronze's tables with ``namespace_prefix``."""
+    raws = {exchange: raw_topic(exchange, topic_prefix) for exchange in exchanges}
+    dlqs = [dlq_topic(exchange, topic_prefix) for exchange in exchanges]
+    marks = _watermarks(kafka, [*raws.values(), *dlqs])
     rows = []
     for exchange, topic in raws.items():
         ends = {p: high for p, (_, high) in marks.get(topic, {}).items()}
         settled = None
-        identifier, _ = bronze_tables(exchange, settings.lake.namespace_prefix)
+        identifier, _ = bronze_tables(exchange, namespace_prefix)
         if catalog is not None and catalog.table_exists(identifier):
             progress = marker_offsets(catalog.load_table(identifier))
             settled = progress.settled.get(topic) if progress is not None else None

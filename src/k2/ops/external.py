@@ -11,6 +11,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from k2.config import Settings
+from k2.config import LakeSettings, SparkSettings
 from k2.lake.storage import is_object_store, pyiceberg_io
 
 _TIMEOUT_S = 5.0
@@ -34,21 +35,22 @@ class ExternalPart:
     detail: str
 
 
-def kafka_brokers(settings: Settings) -> tuple[list[ExternalPart], int]:
-    """Each configured bootstrap broker, up or not, and the K2 topics' partitions whose in-sync
+def kafka_brokers(kafka: Mapping[str, str], topic_prefix: str) -> tuple[list[ExternalPart], int]:
+    """Each bootstrap broker of the client settings ``kafka`` (``Settings.kafka_config()``), up
+    or not, and the partitions of K2's topics (named with ``topic_prefix``) whose in-sync
     replicas are fewer than their replicas (under-replicated)."""
-    configured = [a.strip() for a in settings.kafka_bootstrap.split(",") if a.strip()]
-    admin = AdminClient({**settings.kafka_config(), "log_level": "0"})
+    bootstrap = kafka["bootstrap.servers"]
+    configured = [a.strip() for a in bootstrap.split(",") if a.strip()]
+    admin = AdminClient({**kafka, "log_level": "0"})
     try:
         meta = admin.list_topics(timeout=_TIMEOUT_S)
     except KafkaException:
         return [ExternalPart("kafka", a, False, "does not answer") for a in configured], 0
     alive = {f"{b.host}:{b.port}": b.id for b in meta.brokers.values()}
-    prefix = settings.kafka.topic_prefix
     under = sum(
         1
         for name, topic in meta.topics.items()
-        if name.startswith(prefix) and not name.startswith("__")
+        if name.startswith(topic_prefix) and not name.startswith("__")
         for partition in topic.partitions.values()
         if len(partition.isrs) < len(partition.replicas)
     )
@@ -62,19 +64,19 @@ def kafka_brokers(settings: Settings) -> tuple[list[ExternalPart], int]:
     return parts, under
 
 
-def object_store(settings: Settings) -> ExternalPart | None:
+def object_store(lake: LakeSettings) -> ExternalPart | None:
     """The warehouse's bucket: writable and readable with K2's credentials (a probe object is
     written and deleted); None when the warehouse is a local folder or the REST catalog's own."""
-    warehouse = settings.lake.warehouse
+    warehouse = lake.warehouse
     if not is_object_store(warehouse):
         return None
     assert warehouse is not None
     from pyiceberg.io import load_file_io
 
-    endpoint = settings.lake.s3_endpoint or "AWS S3"
+    endpoint = lake.s3_endpoint or "AWS S3"
     probe = f"{warehouse.rstrip('/')}/.k2-probe-{uuid.uuid4().hex}"
     try:
-        io = load_file_io(pyiceberg_io(settings.lake).merged, probe)
+        io = load_file_io(pyiceberg_io(lake).merged, probe)
         with io.new_output(probe).create(overwrite=True) as out:
             out.write(b"k2")
         with io.new_input(probe).open() as read_back:
@@ -86,9 +88,8 @@ def object_store(settings: Settings) -> ExternalPart | None:
     return ExternalPart("object store", endpoint, ok, f"{warehouse} writable")
 
 
-def spark_master_ui(settings: Settings) -> str | None:
+def spark_master_ui(spark: SparkSettings) -> str | None:
     """The web UI of a standalone Spark master (its JSON lists workers and applications)."""
-    spark = settings.spark
     if spark.master_ui_url:
         return spark.master_ui_url.rstrip("/")
     if not spark.master.startswith("spark://"):
@@ -97,21 +98,21 @@ def spark_master_ui(settings: Settings) -> str | None:
     return f"http://{host}:8080"
 
 
-def spark_cluster(settings: Settings) -> tuple[list[ExternalPart], list[dict[str, Any]]]:
+def spark_cluster(spark: SparkSettings) -> tuple[list[ExternalPart], list[dict[str, Any]]]:
     """The standalone master and each worker it knows, and its running applications; empty when
     Spark runs in the job's own process (``local[*]``)."""
-    ui = spark_master_ui(settings)
+    ui = spark_master_ui(spark)
     if ui is None:
         return [], []
     try:
         with urllib.request.urlopen(f"{ui}/json/", timeout=_TIMEOUT_S) as resp:  # noqa: S310 - the master UI's http URL
             state = json.load(resp)
     except (OSError, urllib.error.URLError, ValueError) as exc:
-        return [ExternalPart("spark-master", settings.spark.master, False, str(exc)[:200])], []
+        return [ExternalPart("spark-master", spark.master, False, str(exc)[:200])], []
     parts = [
         ExternalPart(
             "spark-master",
-            settings.spark.master,
+            spark.master,
             state.get("status") == "ALIVE",
             f"{state.get('aliveworkers', 0)} worker(s) alive",
         )

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from k2.config import Settings
+from k2.config import IngestSettings
 from k2.exchanges.base import RawTrade
 from k2.exchanges.factory import adapter_for, feed_spec
 
@@ -28,9 +28,9 @@ class ProbeResult:
     trade_s: float | None
 
 
-async def _probe(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
-    adapter = adapter_for(exchange, settings.ingest)
-    client: Any = adapter.client(feed_spec(settings.ingest, adapter))
+async def _probe(ingest: IngestSettings, exchange: str, timeout_s: float) -> ProbeResult:
+    adapter = adapter_for(exchange, ingest)
+    client: Any = adapter.client(feed_spec(ingest, adapter))
     started = time.monotonic()
     listed = await asyncio.wait_for(client.load_reference(), timeout_s)
     reference_s = time.monotonic() - started
@@ -52,11 +52,11 @@ async def _probe(settings: Settings, exchange: str, timeout_s: float) -> ProbeRe
     return ProbeResult(exchange, len(listed), reference_s, None, None)
 
 
-def probe_exchange(settings: Settings, exchange: str, timeout_s: float) -> ProbeResult:
+def probe_exchange(ingest: IngestSettings, exchange: str, timeout_s: float) -> ProbeResult:
     """Read ``exchange``'s reference data and wait up to ``timeout_s`` for a live trade.
 
     Raises what the client raises when the exchange cannot be reached or refuses a symbol
     (:class:`~k2.errors.ExchangeError`), or :class:`TimeoutError` when the reference data does
     not come in time.
     """
-    return asyncio.run(_probe(settings, exchange, timeout_s))
+    return asyncio.run(_probe(ingest, exchange, timeout_s))

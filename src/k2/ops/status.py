@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from k2.config import Settings
+from k2.config import LakeAccess, Settings
 from k2.lake.catalog import lake_tables, open_catalog
 from k2.ops.components import Component, Components, collect_components
 from k2.ops.data import (
@@ -83,17 +83,25 @@ def collect_status(settings: Settings, rate_window_s: float = 1.0) -> Status:
     if not running:
         return base
     unreadable: list[str] = []
-    catalog = _guarded("catalog", unreadable, lambda: _open_catalog(settings), None)
+    lake = settings.lake_access()
+    kafka = settings.kafka_config()
+    topic_prefix = settings.kafka.topic_prefix
+    prefix = settings.lake.namespace_prefix
+    catalog = _guarded("catalog", unreadable, lambda: _open_catalog(lake), None)
     topics, dlq = _guarded(
-        "kafka", unreadable, lambda: topic_figures(settings, catalog), ([], None)
+        "kafka",
+        unreadable,
+        lambda: topic_figures(kafka, settings.exchanges, topic_prefix, prefix, catalog),
+        ([], None),
     )
-    gaps = _guarded("gap events", unreadable, lambda: unfilled_gaps(settings), {})
+    registry = settings.registry_config()
+    gaps = _guarded(
+        "gap events", unreadable, lambda: unfilled_gaps(kafka, registry, topic_prefix), {}
+    )
     now = datetime.now(UTC)
     tables = []
     if catalog is not None:
-        for identifier in _guarded(
-            "catalog", unreadable, lambda: lake_tables(catalog, settings.lake.namespace_prefix), []
-        ):
+        for identifier in _guarded("catalog", unreadable, lambda: lake_tables(catalog, prefix), []):
             figures = _guarded(
                 identifier, unreadable, lambda i=identifier: table_figures(catalog, i, now), None
             )
@@ -111,5 +119,5 @@ def collect_status(settings: Settings, rate_window_s: float = 1.0) -> Status:
     )
 
 
-def _open_catalog(settings: Settings) -> Any:
-    return open_catalog(settings)
+def _open_catalog(lake: LakeAccess) -> Any:
+    return open_catalog(lake)

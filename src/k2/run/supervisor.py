@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from k2.config import Settings
+from k2.config import (
+    ApiSettings,
+    IngestSettings,
+    Settings,
+    SparkSettings,
+    StackSettings,
+    StreamSettings,
+)
 from k2.errors import K2Error
 from k2.exchanges.factory import metrics_port
 from k2.monitoring.parts import check_part_ports
@@ -101,9 +108,9 @@ class Part:
         return self.process.poll()
 
 
-def logs_dir(settings: Settings) -> Path:
+def logs_dir(stack: StackSettings) -> Path:
     """Where ``k2 run`` writes the log of each part: ``K2_HOME/logs``."""
-    return settings.stack.state_dir / "logs"
+    return stack.state_dir / "logs"
 
 
 def _port(configured: int, host: str) -> int:
@@ -111,15 +118,15 @@ def _port(configured: int, host: str) -> int:
     return configured if configured else free_port(host)
 
 
-def ingest_parts(settings: Settings) -> list[PartSpec]:
-    """One ingest per configured exchange (or ``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it),
-    each on its own metrics port (:func:`~k2.exchanges.factory.metrics_port`)."""
-    flush = settings.ingest.flush_timeout_s + 10.0
-    shards = settings.ingest.shards_per_exchange
+def ingest_parts(exchanges: Sequence[str], ingest: IngestSettings, host: str) -> list[PartSpec]:
+    """One ingest per exchange (or ``K2_INGEST__SHARDS_PER_EXCHANGE`` shards of it), each on its
+    own metrics port (:func:`~k2.exchanges.factory.metrics_port`) on ``host``."""
+    flush = ingest.flush_timeout_s + 10.0
+    shards = ingest.shards_per_exchange
     parts = []
-    for exchange in settings.exchanges:
+    for exchange in exchanges:
         for index in range(shards):
-            port = _port(metrics_port(settings.ingest, exchange, index), settings.stack.host)
+            port = _port(metrics_port(ingest, exchange, index), host)
             name = f"ingest-{exchange}" if shards == 1 else f"ingest-{exchange}-{index}"
             shard = f"{index}/{shards}"
             args = ("ingest", "--exchange", exchange, "--shard", shard, "--metrics-port", str(port))
@@ -127,32 +134,35 @@ def ingest_parts(settings: Settings) -> list[PartSpec]:
     return parts
 
 
-def stream_part(settings: Settings, logs: Path, jvm_logs: bool) -> PartSpec:
-    """The streaming job; its JVM logs to a file of its own unless ``jvm_logs``."""
-    port = _port(settings.stream.metrics_port, settings.stack.host)
+def stream_part(
+    stream: StreamSettings, spark: SparkSettings, host: str, logs: Path, jvm_logs: bool
+) -> PartSpec:
+    """The streaming job, its metrics on ``host``; its JVM logs to a file of its own unless
+    ``jvm_logs``."""
+    port = _port(stream.metrics_port, host)
     env = {"K2_STREAM__METRICS_PORT": str(port)}
     if not jvm_logs:
         config = logs / "log4j2-stream.properties"
         config.write_text(_SPARK_LOG4J.format(path=logs / "stream-jvm.log"))
-        conf = dict(settings.spark.conf)
+        conf = dict(spark.conf)
         option = f"-Dlog4j2.configurationFile=file:{config}"
         given = conf.get("spark.driver.extraJavaOptions")
         conf["spark.driver.extraJavaOptions"] = f"{given} {option}" if given else option
         env["K2_SPARK__CONF"] = json.dumps(conf)
     # Stopping waits for a running micro-batch (up to the trigger interval + 60 s), then rolls
     # the bars up and stops Spark.
-    stop_s = settings.stream.trigger_interval_s + 180.0
+    stop_s = stream.trigger_interval_s + 180.0
     return PartSpec("stream", "stream", ("job", "stream"), stop_s, env, metrics_port=port)
 
 
-def api_part(settings: Settings) -> PartSpec:
+def api_part(api: ApiSettings) -> PartSpec:
     """The read-only HTTP API over the lake; its ``/metrics`` is on the same port."""
-    port = _port(settings.api.port, settings.api.host)
+    port = _port(api.port, api.host)
     return PartSpec("api", "api", ("api", "--port", str(port)), 30.0, metrics_port=port)
 
 
-def simulator_part(settings: Settings) -> PartSpec:
-    url = urlsplit(settings.ingest.simulator_url)
+def simulator_part(ingest: IngestSettings) -> PartSpec:
+    url = urlsplit(ingest.simulator_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     args = ("simulate", "--host", host, "--port", str(port))
     return PartSpec("simulator", "simulator", args, 15.0, address=f"{host}:{port}")
@@ -160,10 +170,11 @@ def simulator_part(settings: Settings) -> PartSpec:
 
 def plan_parts(settings: Settings, source: str, logs: Path, jvm_logs: bool) -> list[PartSpec]:
     """Every part of the pipeline in start order."""
-    parts = [simulator_part(settings)] if source == "simulator" else []
-    parts += ingest_parts(settings)
-    parts.append(stream_part(settings, logs, jvm_logs))
-    parts.append(api_part(settings))
+    host = settings.stack.host
+    parts = [simulator_part(settings.ingest)] if source == "simulator" else []
+    parts += ingest_parts(settings.exchanges, settings.ingest, host)
+    parts.append(stream_part(settings.stream, settings.spark, host, logs, jvm_logs))
+    parts.append(api_part(settings.api))
     return parts
 
 
@@ -196,7 +207,7 @@ def _wait_for_port(part: Part, timeout_s: float) -> None:
     raise K2Error(f"the {part.name} did not listen on {host}:{port} within {timeout_s:.0f} s")
 
 
-def _record(settings: Settings, source: str, parts: Sequence[Part], logs: Path) -> None:
+def _record(home: Path, source: str, parts: Sequence[Part], logs: Path) -> None:
     records = tuple(
         PartRecord(
             name=part.name,
@@ -211,7 +222,7 @@ def _record(settings: Settings, source: str, parts: Sequence[Part], logs: Path) 
     )
     me = os.getpid()
     record = RunRecord(me, start_time(me), source, git_sha(), str(logs), records)
-    write_run(settings.stack.state_dir, record)
+    write_run(home, record)
 
 
 Watcher = Callable[[Sequence[Part]], None]
@@ -237,8 +248,8 @@ def run_pipeline(
     """Run until ``stop`` is set (or a part exits); raises K2Error naming a part that failed.
 
     Settings that put two parts on one port are refused before anything starts."""
-    check_part_ports(settings)
-    logs = logs_dir(settings)
+    check_part_ports(settings.exchanges, settings.ingest, settings.stream, settings.api)
+    logs = logs_dir(settings.stack)
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     started_services = _stack_up(stack, console)
@@ -251,7 +262,7 @@ def run_pipeline(
             parts.append(_start(spec, env, logs, settings.stack.host))
             if spec.address is not None:
                 _wait_for_port(parts[-1], _SIMULATOR_START_S)
-        _record(settings, source, parts, logs)
+        _record(settings.stack.state_dir, source, parts, logs)
         console.echo(
             f"K2 runs: {', '.join(p.name for p in parts)} (source: {source}). "
             f"Ctrl-C stops every part cleanly. Logs: {logs}/"

@@ -74,7 +74,11 @@ class LocalPrometheus:
         holder = port_holder(self.host, self.options.port)
         if holder is not None:
             return f"port {self.options.port} is held by {holder}; set K2_PROMETHEUS__PORT"
-        if any(target.port == 0 for target in scrape_targets(self.settings)):
+        settings = self.settings
+        targets = scrape_targets(
+            settings.stack.host, settings.exchanges, settings.ingest, settings.stream, settings.api
+        )
+        if any(target.port == 0 for target in targets):
             return "metrics ports are picked at start (port 0), so there is nothing to scrape"
         return None
 

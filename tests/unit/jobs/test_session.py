@@ -21,7 +21,7 @@ def test_spark_submit_properties_are_private_and_escaped(tmp_path: Path) -> None
         lake=LakeSettings(catalog_password="a\\b c"),
         _env_file=None,  # type: ignore[call-arg]
     )
-    path = write_submit_properties(settings, tmp_path / "out" / "k2.conf")
+    path = write_submit_properties(settings.spark_setup(), tmp_path / "out" / "k2.conf")
     assert path.stat().st_mode & 0o777 == 0o600
     lines = dict(
         line.split(" ", 1) for line in path.read_text().splitlines() if not line.startswith("#")
@@ -38,7 +38,7 @@ def test_secrets_never_reach_the_spark_command_line(tmp_path: Path) -> None:
     lake = LakeSettings.model_validate(
         {**STORE.model_dump(), **KEYS, "catalog_user": "k2", "catalog_password": "pg-password"}
     )
-    chosen = lake_settings(lake, tmp_path, "s3://k2-lake/checkpoints/stream")
+    chosen = lake_settings(lake, tmp_path, "s3://k2-lake/checkpoints/stream").spark_setup()
     public = session_conf(chosen, "k2-test")
     text = repr(public)
     for secret in ("s3cr3t-value", "AKIDK2", "pg-password"):

@@ -25,7 +25,7 @@ def test_kafka_source_options_carry_sasl_and_tls() -> None:
         ssl_ca_location=Path("/ca.pem"),
     )
     settings = Settings(kafka=kafka, _env_file=None)
-    options = kafka_source_options(settings, ["t", "u"], "earliest")
+    options = kafka_source_options(settings.kafka_config(), settings.stream, ["t", "u"], "earliest")
     assert options["subscribe"] == "t,u"
     assert options["kafka.bootstrap.servers"] == "b:9093"
     assert options["kafka.sasl.jaas.config"] == (
@@ -41,7 +41,7 @@ def test_default_trigger_admits_more_than_the_ingest_bursts() -> None:
     writes to every topic in a burst over one trigger interval."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     topics = layout(settings).topics
-    options = kafka_source_options(settings, topics, "earliest")
+    options = kafka_source_options(settings.kafka_config(), settings.stream, topics, "earliest")
     assert options["subscribe"].split(",") == list(topics)  # one query: one cap for every topic
     burst = INGEST_BURST_PER_S * settings.stream.trigger_interval_s
     assert int(options["maxOffsetsPerTrigger"]) >= burst

@@ -35,15 +35,15 @@ def test_a_process_that_loses_the_race_to_create_the_catalog_tables_still_opens_
         create_all(engine, *args, **kwargs)
 
     monkeypatch.setattr(metadata, "create_all", other_process_first)
-    catalog = open_catalog(_settings(tmp_path))
+    catalog = open_catalog(_settings(tmp_path).lake_access())
     assert raced
     catalog.create_namespace("bronze")
-    assert ("bronze",) in open_catalog(_settings(tmp_path)).list_namespaces()
+    assert ("bronze",) in open_catalog(_settings(tmp_path).lake_access()).list_namespaces()
 
 
 def test_pyiceberg_opens_the_same_store_and_a_rest_catalog_with_its_token(tmp_path: Path) -> None:
     """pyiceberg's catalog properties carry the store's options, and a REST catalog's token."""
-    props = pyiceberg_properties(lake_settings(STORE, tmp_path))
+    props = pyiceberg_properties(lake_settings(STORE, tmp_path).lake_access())
     assert props["warehouse"] == "s3://k2-lake/warehouse"
     assert props["s3.secret-access-key"] == "s3cr3t-value"
     rest = LakeSettings(
@@ -53,5 +53,5 @@ def test_pyiceberg_opens_the_same_store_and_a_rest_catalog_with_its_token(tmp_pa
         s3_endpoint="http://127.0.0.1:8333",
         **KEYS,  # type: ignore[arg-type]
     )
-    props = pyiceberg_properties(lake_settings(rest, tmp_path))
+    props = pyiceberg_properties(lake_settings(rest, tmp_path).lake_access())
     assert props["type"] == "rest" and props["token"] == "tok" and "warehouse" not in props

@@ -24,7 +24,7 @@ class Clock:
 @pytest.fixture
 def catalog(tmp_path: Path) -> Any:
     settings = Settings(stack=StackSettings(home=tmp_path), _env_file=None)  # type: ignore[call-arg]
-    return open_catalog(settings)
+    return open_catalog(settings.lake_access())
 
 
 def lease(catalog: Any, home: str, clock: Clock, name: str = "k2 job stream") -> WriterLease:

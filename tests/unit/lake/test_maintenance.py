@@ -19,10 +19,10 @@ def test_maintenance_steps_use_the_retention_settings() -> None:
         _env_file=None,
     )
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    expire = step_sql("expire", "bronze.k_trades", settings, now)
+    expire = step_sql("expire", "bronze.k_trades", settings.maintenance, now)
     assert "older_than => TIMESTAMP '2024-05-01 10:00:00.000000'" in expire
     assert "retain_last => 3" in expire
-    compact = step_sql("compact", "bronze.k_trades", settings, now)
+    compact = step_sql("compact", "bronze.k_trades", settings.maintenance, now)
     assert "'target-file-size-bytes', '134217728'" in compact
     with pytest.raises(LakeError, match="unknown maintenance step"):
-        step_sql("vacuum", "bronze.k_trades", settings, now)
+        step_sql("vacuum", "bronze.k_trades", settings.maintenance, now)

@@ -298,7 +298,9 @@ def test_thresholds_come_from_the_settings() -> None:
     )
     exprs = {
         rule["alert"]: rule["expr"]
-        for group in rules_document(settings)["groups"]
+        for group in rules_document(
+            settings.alerts, settings.ingest, settings.stream, settings.prometheus
+        )["groups"]
         for rule in group["rules"]
     }
     assert "> 42" in exprs["K2SymbolStale"]

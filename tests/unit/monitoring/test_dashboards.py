@@ -14,7 +14,8 @@ from tests.monitoring import DEPLOY, dashboards, family_of, k2_families, metric_
 
 def test_committed_files_are_what_the_default_settings_generate(tmp_path: Path) -> None:
     """deploy/grafana holds exactly what `k2 deploy grafana` writes for the defaults."""
-    for path in write_grafana_files(Settings(_env_file=None), tmp_path):  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    for path in write_grafana_files(settings.prometheus, settings.stack.host, tmp_path):
         committed = DEPLOY / "grafana" / path.relative_to(tmp_path)
         assert committed.read_text() == path.read_text(), committed
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from k2.cli.root import main
-from k2.config import Settings
+from k2.config import ApiSettings, IngestSettings, Settings, StreamSettings
 from k2.errors import ConfigError
 from k2.exchanges import EXCHANGES
 from k2.monitoring.parts import check_part_ports, part_ports
@@ -22,31 +22,38 @@ def _settings(**sections: Any) -> Settings:
     return Settings(_env_file=None, **sections)  # type: ignore[call-arg]
 
 
+def _parts(
+    settings: Settings,
+) -> tuple[tuple[str, ...], IngestSettings, StreamSettings, ApiSettings]:
+    """What the part ports are configured by: the exchanges, the ingest, stream and API."""
+    return settings.exchanges, settings.ingest, settings.stream, settings.api
+
+
 def test_the_default_ports_are_all_distinct() -> None:
     """One port per exchange from 9400 in the registry's order, the stream's next, the API's."""
-    found = {part.part: part.port for part in part_ports(_settings())}
+    found = {part.part: part.port for part in part_ports(*_parts(_settings()))}
     ingests = {f"ingest-{name}": 9400 + index for index, name in enumerate(EXCHANGES)}
     assert found == {**ingests, "stream": 9400 + len(EXCHANGES), "api": 8000}
-    check_part_ports(_settings())
+    check_part_ports(*_parts(_settings()))
 
 
 def test_every_shard_of_every_exchange_is_checked() -> None:
     """Every shard of every exchange's ingest gets a port of its own, and a setting that makes one
     meet the stream's port is refused naming both."""
     settings = _settings(ingest={"shards_per_exchange": 3})
-    names = [part.part for part in part_ports(settings)]
+    names = [part.part for part in part_ports(*_parts(settings))]
     assert names[:3] == ["ingest-kraken-0", "ingest-kraken-1", "ingest-kraken-2"]
-    check_part_ports(settings)
+    check_part_ports(*_parts(settings))
     clash = _settings(ingest={"shards_per_exchange": 3}, stream={"metrics_port": 9421})
     with pytest.raises(ConfigError, match=r"ingest-binance-2 and stream .* port 9421"):
-        check_part_ports(clash)
+        check_part_ports(*_parts(clash))
 
 
 def test_a_clash_is_one_line_naming_both_parts_and_the_setting() -> None:
     """Two parts configured on one port are one line naming both parts and the settings to
     change."""
     with pytest.raises(ConfigError) as caught:
-        check_part_ports(_settings(stream={"metrics_port": 9401}))
+        check_part_ports(*_parts(_settings(stream={"metrics_port": 9401})))
     message = str(caught.value)
     assert "\n" not in message
     assert message == (
@@ -54,12 +61,12 @@ def test_a_clash_is_one_line_naming_both_parts_and_the_setting() -> None:
         "K2_STREAM__METRICS_PORT or K2_INGEST__METRICS_PORT"
     )
     with pytest.raises(ConfigError, match=r"ingest-kraken and api .* change K2_API__PORT"):
-        check_part_ports(_settings(api={"port": 9400}))
+        check_part_ports(*_parts(_settings(api={"port": 9400})))
 
 
 def test_ports_picked_at_start_never_clash() -> None:
     """Ports set to 0, picked when each part starts, are never counted as a clash."""
-    check_part_ports(_settings(ingest={"metrics_port": 0}, stream={"metrics_port": 0}))
+    check_part_ports(*_parts(_settings(ingest={"metrics_port": 0}, stream={"metrics_port": 0})))
 
 
 def test_k2_run_refuses_a_clash_before_starting_anything(

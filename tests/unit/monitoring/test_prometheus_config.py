@@ -8,7 +8,11 @@ from pathlib import Path
 import yaml
 
 from k2.config import Settings
-from k2.monitoring.prometheus_config import prometheus_document, write_prometheus_files
+from k2.monitoring.prometheus_config import (
+    prometheus_document,
+    scrape_targets,
+    write_prometheus_files,
+)
 from tests.monitoring import CONFIG, RULES, alert_rules, run_promtool
 
 
@@ -34,7 +38,11 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 def test_the_scrape_config_names_every_service_at_its_port() -> None:
     """One scrape target per exchange's ingest and one for the streaming job, at their ports."""
-    document = prometheus_document(_defaults())
+    settings = _defaults()
+    services = scrape_targets(
+        settings.stack.host, settings.exchanges, settings.ingest, settings.stream, settings.api
+    )
+    document = prometheus_document(settings.prometheus, services)
     targets = {
         static["labels"]["component"]: static["targets"][0]
         for job in document["scrape_configs"]

@@ -27,7 +27,7 @@ def _hourly_bars(home: Path, now: datetime, written: datetime) -> Any:
     """A catalog whose 1-hour bars end with the bar still open at ``now``, last written at
     ``written``, after the hour before (written ten minutes before that)."""
     settings = Settings(_env_file=None, stack={"home": home})  # type: ignore[call-arg]
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings.lake_access())
     ensure_namespaces(catalog)
     create_table(catalog, gold_bars("1h"))
     open_hour = now.replace(minute=0, second=0, microsecond=0)
