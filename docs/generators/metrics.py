@@ -17,7 +17,7 @@ from k2.exchanges import EXCHANGE_NAMES
 from k2.exchanges.factory import metrics_port
 from k2.monitoring import alert_rules
 from k2.monitoring.alert_rules import AlertRule, duration
-from k2.observability.metrics import IngestMetrics, Metrics, StreamMetrics
+from k2.observability.metrics import BookCounters, IngestMetrics, Metrics, StreamMetrics
 
 # The suffix Prometheus' text format adds to the samples of each metric type.
 _EXPOSED = {"counter": "_total", "info": "_info"}
@@ -75,6 +75,7 @@ def services(settings: Settings) -> list[Service]:
     exchange = EXCHANGE_NAMES[0]
     ingest = Metrics(f"ingest-{exchange}")
     IngestMetrics(ingest, exchange)
+    ingest.registry.register(BookCounters(exchange, dict))  # with the exchange's books on
     stream = Metrics("stream")
     StreamMetrics(stream)
     api = ApiMetrics(Metrics("api")).metrics

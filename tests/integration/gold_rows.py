@@ -161,6 +161,7 @@ def gap(series: Series, **fields: Any) -> dict[str, Any]:
         "reason": "REST history unavailable",
         "detected_us": WRITTEN,
         "k2_version": "test",
+        "stream": "trades",
         "symbol": series.symbol,
         "kafka_topic": "market.crypto.gaps",
         "kafka_partition": 0,

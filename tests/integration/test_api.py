@@ -41,7 +41,8 @@ def api_settings(home: Path, **api: Any) -> Settings:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A private catalog: 3,000 Binance trades over 3 hours, 400 Kraken trades, their 1m and
-    1h bars, and gap events (one unfilled in hour 2, one backfilled)."""
+    1h bars, and gap events (one unfilled in hour 2, one backfilled, and an unverified interval
+    of the order book in hour 3)."""
     settings = api_settings(tmp_path_factory.mktemp("apilake"))
     catalog = gold_rows.create_gold(settings)
     first = gold_rows.trades(BINANCE_BTC, T0, 2000, 3_600_000_000 // 1000)
@@ -66,6 +67,14 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             first_missing_id=10,
             last_missing_id=12,
             detected_us=T0 + timedelta(minutes=5),
+        ),
+        gold_rows.gap(
+            BINANCE_BTC,
+            stream="book",
+            detected_by="sequence_gap",
+            from_us=T0 + timedelta(hours=2, minutes=10),
+            to_us=T0 + timedelta(hours=2, minutes=11),
+            detected_us=T0 + timedelta(hours=2, minutes=11),
         ),
     ]
     gold_rows.append(catalog, "gold.gaps", gaps)
@@ -305,7 +314,8 @@ def test_bars_latest_and_symbols_equal_duckdb(client: TestClient, lake: dict[str
 
 def test_coverage_tells_complete_hours_from_gaps_and_empty_ones(client: TestClient) -> None:
     """Hours with trades are complete, the hour of an unfilled gap is not, a quiet hour is
-    empty; a backfilled gap is not listed."""
+    empty; a backfilled gap is not listed, nor is an interval in which the order book (not the
+    trades) was unverified."""
     wait_for_series(client, **BTC)
     rows = client.get(
         "/v1/coverage",

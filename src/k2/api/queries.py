@@ -207,12 +207,14 @@ def unfilled_gaps(
     exchange: str | None,
     symbol: str | None,
 ) -> Statement:
-    """Gap events not backfilled whose interval (or detection time, for an id range without
-    times) overlaps ``[start, end)``."""
+    """Trade gap events not backfilled whose interval (or detection time, for an id range
+    without times) overlaps ``[start, end)`` (an order book's unverified intervals are gap
+    events of the book stream, not missing trades)."""
     source, params = _source(table, table.snapshot_id)
     where, extra = _series_filter(exchange, symbol)
     sql = (
         f"SELECT {', '.join(GAP_COLUMNS)} FROM {source} WHERE NOT backfilled "
+        "AND stream = 'trades' "
         "AND coalesce(to_us, detected_us) >= ? AND coalesce(from_us, detected_us) < ?"
         f"{where} ORDER BY exchange, symbol, coalesce(from_us, detected_us)"
     )

@@ -29,7 +29,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union, cast
+
+if TYPE_CHECKING:
+    from k2.exchanges.booksync import BookGap, BookUpdate
 
 # A feed protocol (``kraken-v2``, ``binance-aggtrade``, ``kraken-rest``...): one of the
 # registry's, :data:`k2.exchanges.PROTOCOLS`, the one list of them. A plain string here, so a
@@ -139,9 +142,18 @@ class ParsedFrame(NamedTuple):
     controls: tuple[Control, ...] = ()
     malformed: Malformed | None = None
     unknown_kind: str | None = None  # a well-formed message of a kind K2 does not know
+    # Book messages as the exchange's book reader read them (a book feed's frames), applied
+    # by the feed client to its books in order.
+    books: tuple[Any, ...] = ()
 
 
-FeedEvent = RawTrade | Malformed | Gap | Control
+def trades_only(trades: tuple[RawTrade, ...]) -> ParsedFrame:
+    """A frame that held trades and nothing else (what the exchanges' fast paths return), built
+    without the named tuple's Python-level constructor."""
+    return tuple.__new__(ParsedFrame, (trades, (), None, None, ()))
+
+
+FeedEvent = Union[RawTrade, Malformed, Gap, Control, "BookUpdate", "BookGap"]
 
 
 class FeedClient(Protocol):

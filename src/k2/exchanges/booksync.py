@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
+from k2.exchanges.base import Envelope, Malformed, ParsedFrame
 from k2.exchanges.book import Level, OrderBook, read_level
 from k2.exchanges.parse import reject
 
@@ -67,6 +68,85 @@ class Verdict:
     def verified(self) -> bool:
         """True when the book after this message is the exchange's book."""
         return self.outcome is Outcome.VERIFIED or self.outcome is Outcome.IGNORED
+
+
+class BookUpdate(NamedTuple):
+    """One book message of one symbol as the exchange sent it, and K2's verdict on it.
+
+    ``sequence`` is the message's own number (Binance ``u``, OKX ``seqId``, Bybit ``u``,
+    Coinbase ``sequence_num``) and ``sequence_from`` the one it follows on from (Binance ``U``,
+    OKX ``prevSeqId``); ``checksum`` the exchange's checksum as sent. ``part`` orders the
+    messages of one frame (a Coinbase frame may carry several products).
+    """
+
+    exchange: str
+    native_symbol: str
+    snapshot: bool
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    exchange_us: int | None
+    sequence: int | None
+    sequence_from: int | None
+    checksum: int | None
+    verdict: Verdict
+    envelope: Envelope
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BookGap:
+    """An interval in which K2's book of a symbol could not be said to be the exchange's: from
+    the message that broke it (or the connection that ended) to the snapshot that verified it
+    again (or the end of the run)."""
+
+    exchange: str
+    native_symbol: str
+    from_us: int
+    to_us: int
+    reason: Reason
+    detail: str = ""
+
+
+class BookCoverage:
+    """Which symbols' books are unverified since when: turns verdicts into :class:`BookGap` s.
+
+    A symbol's first snapshot starts its coverage (before it there is no book, and nothing is
+    missing); from then on the first verdict that is not verified opens an interval, and the
+    next verified one closes it.
+    """
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self._open: dict[str, tuple[int, Reason, str]] = {}  # symbol → (from µs, reason, detail)
+        self._covered: set[str] = set()
+
+    def observe(self, symbol: str, verdict: Verdict, at_us: int) -> BookGap | None:
+        """The verdict on a message of ``symbol`` received at ``at_us``; the gap it closes."""
+        if verdict.verified:
+            self._covered.add(symbol)
+            opened = self._open.pop(symbol, None)
+            if opened is None:
+                return None
+            return BookGap(self.exchange, symbol, opened[0], at_us, opened[1], opened[2])
+        if verdict.outcome is Outcome.BUFFERED or symbol not in self._covered:
+            return None
+        if symbol not in self._open:
+            reason = verdict.reason or Reason.UNCHECKABLE
+            self._open[symbol] = (at_us, reason, verdict.detail)
+        return None
+
+    def unverified(self) -> dict[str, int]:
+        """The symbols whose books are unverified now, with when that began (µs)."""
+        return {symbol: opened[0] for symbol, opened in self._open.items()}
+
+    def close_all(self, at_us: int) -> list[BookGap]:
+        """The run ends: every open interval ends at ``at_us``."""
+        gaps = [
+            BookGap(self.exchange, symbol, since, at_us, reason, detail)
+            for symbol, (since, reason, detail) in self._open.items()
+        ]
+        self._open.clear()
+        return gaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +257,17 @@ def read_levels(rows: object, what: str, lengths: Container[int]) -> tuple[Level
             reject(f"{what} level price {row[0]!r} or size {row[1]!r} is not decimal text")
         levels.append(level)
     return tuple(levels)
+
+
+def with_dead_letter(
+    parsed: ParsedFrame, text: str, envelope: Envelope, max_chars: int
+) -> ParsedFrame:
+    """A book frame whose message could not be read is also a dead letter: its text and why
+    (the message itself still makes its symbol's book unverified)."""
+    if parsed.malformed is not None:
+        return parsed
+    for message in parsed.books:
+        if isinstance(message, BookMalformed):
+            dead = Malformed(text[:max_chars], message.error, envelope)
+            return parsed._replace(malformed=dead)
+    return parsed

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from k2.errors import ConfigError
 from k2.exchanges.base import FeedClient, RawTrade, Silence
@@ -45,6 +45,22 @@ class ExchangeSettings(BaseModel):
     reference_refresh_s: float = Field(
         300.0, gt=0, description="Seconds between re-reads of the exchange's reference data."
     )
+    books: bool = Field(
+        False,
+        description="Also capture the exchange's L2 order book of the same symbols, verified "
+        "against its checksum or sequence, on market.crypto.books.<exchange>.raw.",
+    )
+    book_depth: int | None = Field(
+        None,
+        ge=1,
+        description="Levels a side of the captured book; default: the exchange's default "
+        "(see the order book protocols page for the depths each exchange offers).",
+    )
+
+    # The depths the exchange's book channel offers (any depth from 1 when empty), and its
+    # default; an exchange whose book is captured sets them.
+    book_depths: ClassVar[tuple[int, ...]] = ()
+    default_book_depth: ClassVar[int | None] = None
 
     @field_validator("symbols")
     @classmethod
@@ -54,9 +70,22 @@ class ExchangeSettings(BaseModel):
             raise ValueError('name at least one symbol, or ["*"] for every symbol')
         return cleaned
 
+    @model_validator(mode="after")
+    def _offered_depth(self) -> ExchangeSettings:
+        depth, offered = self.book_depth, type(self).book_depths
+        if depth is not None and offered and depth not in offered:
+            listed = ", ".join(str(value) for value in offered)
+            raise ValueError(f"book_depth {depth} is not offered; choose one of {listed}")
+        return self
+
     @property
     def every_symbol(self) -> bool:
         return ALL_SYMBOLS in self.symbols
+
+    @property
+    def effective_book_depth(self) -> int | None:
+        """The depth the book is captured at: the configured one, or the exchange's default."""
+        return self.book_depth or type(self).default_book_depth
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         """The changes to this section that select the WebSocket ``protocol`` (one of the
@@ -155,6 +184,12 @@ class ExchangeAdapter(Protocol):
 
     exchange: str
     schema_name: str
+    settings: ExchangeSettings
+
+    def book_client(self, spec: FeedSpec) -> Any:
+        """The exchange's book feed (:mod:`k2.exchanges.bookfeed`) for ``spec``'s symbols;
+        raises ConfigError where K2 does not capture the exchange's book."""
+        ...
 
     def client(
         self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None
@@ -245,6 +280,7 @@ class AdapterBase:
         self._pacer = RestPacer(base * shard.count)
 
     options_type: ClassVar[Callable[..., Any]]  # the exchange's frozen feed options dataclass
+    book_client_type: ClassVar[Callable[..., Any] | None] = None  # its book feed, if any
 
     def exchange_options(self) -> dict[str, Any]:
         """The exchange's own feed options from its settings (protocol, stream, time unit...)."""
@@ -262,7 +298,25 @@ class AdapterBase:
             reference_refresh_s=self.settings.reference_refresh_s,
             max_symbols_per_connection=self.settings.max_symbols_per_connection,
             shard=spec.shard,
+            **self.book_options(),
         )
+
+    def book_options(self) -> dict[str, Any]:
+        """The book depth, for an exchange whose book K2 captures."""
+        if type(self).book_client_type is None:
+            return {}
+        return {"book_depth": self.settings.effective_book_depth}
+
+    def book_client(self, spec: FeedSpec) -> Any:
+        """The exchange's book feed for the resolved symbols of ``spec``."""
+        book_type = type(self).book_client_type
+        if book_type is None:
+            exchange = getattr(self, "exchange", type(self).__name__)
+            raise ConfigError(
+                f"K2 does not capture the order book of {exchange} yet; set "
+                f"K2_INGEST__{exchange.upper()}__BOOKS=false"
+            )
+        return book_type(self.options(spec))
 
     def client(self, spec: FeedSpec, on_silence: Callable[[Silence], None] | None = None) -> Any:
         return type(self).client_type(

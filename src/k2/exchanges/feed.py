@@ -428,7 +428,7 @@ class FeedClientBase:
         lane.conn = None
         if not self._closing.is_set():
             detail: dict[str, FieldValue] = {"reason": reason, "lane": lane.index}
-            self._deliver([Control(ControlKind.DISCONNECTED, None, detail)])
+            self._deliver([Control(ControlKind.DISCONNECTED, None, detail), *self.lane_ended(lane)])
 
     async def _pause(self, lane: Lane, reason: str) -> None:
         delay = lane.backoff.next_delay()
@@ -451,7 +451,8 @@ class FeedClientBase:
         self.stats.frames += 1
         # tuple.__new__ is Envelope(...) without the named tuple's Python-level constructor
         values = (received_us, lane.connection_id, position, self.protocol)
-        parsed = self.parse(text, tuple.__new__(Envelope, values))
+        envelope = tuple.__new__(Envelope, values)
+        parsed = self.parse(text, envelope)
         if parsed.trades and not parsed.controls and parsed.malformed is None:
             self._deliver(self.accept_trades(lane, parsed.trades))  # the hot path
             return
@@ -466,6 +467,8 @@ class FeedClientBase:
             events.append(control)
         if parsed.trades:
             events.extend(self.accept_trades(lane, parsed.trades))
+        if parsed.books:
+            events.extend(self.accept_books(lane, parsed.books, envelope))
         self._deliver(events)
 
     def last_seen(self, symbol: str) -> float | None:
@@ -494,6 +497,21 @@ class FeedClientBase:
             append(trade)
         self.stats.trades += len(trades)
         return events
+
+    def accept_books(self, lane: Lane, books: Sequence[Any], envelope: Envelope) -> list[FeedEvent]:
+        """Book messages of one frame applied to the lane's books, in order: one
+        :class:`~k2.exchanges.booksync.BookUpdate` each. A trade feed reads none (a book
+        message on it is a kind it does not use)."""
+        self._note_unknown("book")
+        return []
+
+    async def on_tick(self, lane: Lane) -> None:
+        """Called about once a second by the lane's session while it is open."""
+
+    def lane_ended(self, lane: Lane) -> list[FeedEvent]:
+        """What a lane's lost connection means beyond the DISCONNECTED control (a book feed's
+        books become unverified)."""
+        return []
 
     def _deliver(self, events: list[FeedEvent]) -> None:
         sink = self._sink

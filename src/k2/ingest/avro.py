@@ -9,8 +9,9 @@ the same record (tested on every recorded frame and on generated records); recor
 decode with confluent-kafka's ``AvroDeserializer`` and with Spark's framing of DESIGN.md §6.
 
 Supported: records of ``string``, ``long``, ``int``, ``boolean`` (also with a ``logicalType``,
-given as the plain number) and unions of ``null`` with one of those; a schema with anything
-else is refused when the encoder is built.
+given as the plain number), unions of ``null`` with one of those, and arrays of records of
+those (a book's levels, each given as a tuple of its fields' values in order); a schema with
+anything else is refused when the encoder is built.
 """
 
 from __future__ import annotations
@@ -95,6 +96,20 @@ class _Steps:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.slots = 0  # cells of STATE: (last value, its bytes) per remembered long
+        self.arrays: list[Callable[[Sequence[Sequence[Any]]], bytes]] = []  # ARRAYS
+        self.named: dict[str, Mapping[str, Any]] = {}  # records defined so far, by name
+
+    def array(self, type_: Mapping[str, Any], var: str) -> list[str]:
+        """The join part of an array of records: each item a tuple of the record's values."""
+        items = type_.get("items")
+        if isinstance(items, str):
+            items = self.named.get(items)
+        if not isinstance(items, Mapping) or items.get("type") != "record":
+            raise ValueError(f"the specialised encoder supports arrays of records: {var}")
+        self.named[str(items["name"])] = items
+        order = [field["name"] for field in items["fields"]]
+        self.arrays.append(_array_encoder(compile_encoder(items, order=order)))
+        return [f"ARRAYS[{len(self.arrays) - 1}]({var})"]
 
     def value(self, type_: str, var: str, cached: bool, indent: str) -> list[str]:
         """Statements computing ``var``'s encoding; the expressions that are its bytes, in order,
@@ -127,6 +142,8 @@ class _Steps:
     def field(self, field: Mapping[str, Any], var: str, cached: bool) -> list[str]:
         """The join parts of one field whose value is in ``var``."""
         type_ = field["type"]
+        if isinstance(type_, dict) and type_.get("type") == "array":
+            return self.array(type_, var)
         if not isinstance(type_, list):
             return self.value(_plain(type_), var, cached, "    ")
         branches = [_plain(t) if t != "null" else "null" for t in type_]
@@ -143,11 +160,24 @@ class _Steps:
         return [f"u_{var}"]
 
 
+def _array_encoder(
+    encode_item: Callable[[Sequence[Any]], bytes],
+) -> Callable[[Sequence[Sequence[Any]]], bytes]:
+    """An Avro array of items: one block of all of them (its count first), then the end."""
+
+    def encode(items: Sequence[Sequence[Any]]) -> bytes:
+        if not items:
+            return b"\x00"
+        return zigzag_long(len(items)) + b"".join(map(encode_item, items)) + b"\x00"
+
+    return encode
+
+
 def _source(
     schema: Mapping[str, Any], header: bytes, repeated: frozenset[str], order: Sequence[str] | None
-) -> tuple[str, int]:
+) -> tuple[str, _Steps]:
     """Python source of ``encode(record)`` (a mapping), or of ``encode(values)`` (a sequence in
-    ``order``) when an order is given; and the size of the STATE list it uses."""
+    ``order``) when an order is given; and the steps, with the STATE and ARRAYS it uses."""
     fields = list(schema["fields"])
     names = [field["name"] for field in fields]
     steps = _Steps()
@@ -171,7 +201,7 @@ def _source(
             parts.extend(steps.field(field, f"v{index}", field["name"] in repeated))
     body = [f"def encode({signature}):", *steps.lines]
     body.append(f"    return b''.join(({', '.join(parts)},))")
-    return "\n".join(body), steps.slots
+    return "\n".join(body), steps
 
 
 def _default_bytes(field: Mapping[str, Any]) -> bytes:
@@ -220,8 +250,9 @@ def compile_encoder(
         "STRINGS": strings,
         "string_bytes": string_bytes,
     }
-    source, slots = _source(schema, header, repeated, order)
-    namespace["STATE"] = [None] * slots
+    source, steps = _source(schema, header, repeated, order)
+    namespace["STATE"] = [None] * steps.slots
+    namespace["ARRAYS"] = steps.arrays
     exec(compile(source, f"<avro encoder {schema.get('name')}>", "exec"), namespace)  # noqa: S102 - the encoder generated above
     encoder: Callable[[Any], bytes] = namespace["encode"]
     return encoder

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,11 +41,12 @@ from k2.exchanges.factory import adapter_for, feed_spec, metrics_port
 from k2.exchanges.feed import FeedClientBase
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.backfill import Backfills, GapJob, Outcome
+from k2.ingest.books import BookCapture
 from k2.ingest.delivery import Deliveries, SymbolCounts
 from k2.ingest.intervals import Break, IntervalGaps
 from k2.ingest.resume import ResumePoint, read_resume_points
 from k2.ingest.summary import log_summary, watch_replays
-from k2.observability.metrics import IngestMetrics, Metrics, serve_metrics
+from k2.observability.metrics import BookCounters, IngestMetrics, Metrics, serve_metrics
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.transport.producer import DurableProducer, ProducerOptions
@@ -502,12 +503,26 @@ def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> in
     """``k2 ingest``: run until SIGTERM/SIGINT; the number of records left undelivered.
 
     Metrics are served on ``port``, by default the exchange's
-    :func:`~k2.exchanges.factory.metrics_port`.
+    :func:`~k2.exchanges.factory.metrics_port`. With the exchange's ``books`` setting on, the
+    same process captures its order book too (:mod:`k2.ingest.books`).
     """
     adapter = adapter_for(exchange, settings.ingest)
     metrics = Metrics(f"ingest-{exchange}")
     ingest_metrics = IngestMetrics(metrics, exchange)
-    service = IngestService(settings, adapter, feed_spec(settings.ingest, adapter), ingest_metrics)
+    spec = feed_spec(settings.ingest, adapter)
+    service = IngestService(settings, adapter, spec, ingest_metrics)
+    capture = None
+    if adapter.settings.books:
+        capture = BookCapture(
+            adapter.book_client(spec),
+            settings.kafka_config(),
+            settings.registry_config(),
+            k2_topics(settings.kafka, (), books=(exchange,)),
+            settings.kafka.topic_prefix,
+            ProducerOptions(linger_ms=settings.ingest.linger_ms),
+            settings.ingest.flush_timeout_s,
+        )
+        metrics.registry.register(BookCounters(exchange, capture.stats))
     server = serve_metrics(
         metrics,
         settings.stack.host,
@@ -517,7 +532,7 @@ def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> in
     log.info("ingest_metrics_serving", exchange=exchange, port=server.port)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_until_signalled(service))
+            return runner.run(_until_signalled(service, capture))
     except ExchangeError as exc:
         if settings.ingest.source == "live" and not isinstance(exc, UnknownSymbolError):
             raise ExchangeError(
@@ -530,9 +545,28 @@ def run_ingest(settings: Settings, exchange: str, port: int | None = None) -> in
         server.stop()
 
 
-async def _until_signalled(service: IngestService) -> int:
+async def _until_signalled(service: IngestService, capture: BookCapture | None) -> int:
+    """Run the trade ingest (and the book capture) until a signal; what both left undelivered.
+    Either one failing stops the other."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    return await service.run(stop)
+    if capture is None:
+        return await service.run(stop)
+
+    async def stopping_the_other(run: Awaitable[int]) -> int:
+        try:
+            return await run
+        finally:
+            stop.set()
+
+    outcomes = await asyncio.gather(
+        stopping_the_other(service.run(stop)),
+        stopping_the_other(capture.run(stop)),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return sum(outcome for outcome in outcomes if isinstance(outcome, int))

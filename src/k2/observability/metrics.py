@@ -293,6 +293,56 @@ class _FeedCounters(Collector):
         yield family
 
 
+class BookCounters(Collector):
+    """The book capture's counts, read at scrape time from the capture: messages and their
+    verdicts, breaks by reason, resyncs, records delivered, and the books unverified now."""
+
+    def __init__(self, exchange: str, stats: Callable[[], dict[str, int]]) -> None:
+        self.exchange = exchange
+        self.stats = stats
+
+    def collect(self) -> Any:
+        stats = self.stats()
+        counters = {
+            "messages": CounterMetricFamily(
+                "k2_ingest_book_messages",
+                "Order book messages received, by their verdict: verified, ignored (older than "
+                "the book's snapshot), unverified.",
+                labels=("exchange", "outcome"),
+            ),
+            "breaks": CounterMetricFamily(
+                "k2_ingest_book_breaks",
+                "Books that stopped being verified, by reason (checksum_mismatch, "
+                "sequence_gap, snapshot_too_old, malformed...).",
+                labels=("exchange", "reason"),
+            ),
+            "records": CounterMetricFamily(
+                "k2_ingest_book_records",
+                "Book records handed to Kafka, by state: delivered, failed.",
+                labels=("exchange", "state"),
+            ),
+        }
+        resyncs = CounterMetricFamily(
+            "k2_ingest_book_resyncs", "Book resyncs requested.", labels=("exchange",)
+        )
+        unverified = GaugeMetricFamily(
+            "k2_ingest_books_unverified",
+            "Symbols whose book is unverified now (waiting for its resync's snapshot).",
+            labels=("exchange",),
+        )
+        for name, value in sorted(stats.items()):
+            kind, _, label = name.partition(":")
+            if kind in counters:
+                counters[kind].add_metric((self.exchange, label), value)
+            elif kind == "resyncs":
+                resyncs.add_metric((self.exchange,), value)
+            elif kind == "unverified":
+                unverified.add_metric((self.exchange,), value)
+        yield from counters.values()
+        yield resyncs
+        yield unverified
+
+
 class StreamMetrics:
     """Metrics of the streaming job (``k2 job stream``): one query, every layer.
 

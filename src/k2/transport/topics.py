@@ -28,6 +28,14 @@ def dlq_topic(exchange: str, prefix: str = "") -> str:
     return f"{prefix}market.crypto.trades.{exchange}.dlq"
 
 
+def book_topic(exchange: str, prefix: str = "") -> str:
+    return f"{prefix}market.crypto.books.{exchange}.raw"
+
+
+def book_dlq_topic(exchange: str, prefix: str = "") -> str:
+    return f"{prefix}market.crypto.books.{exchange}.dlq"
+
+
 def gaps_topic(prefix: str = "") -> str:
     return f"{prefix}{GAPS_TOPIC}"
 
@@ -63,8 +71,11 @@ class TopicSettings(Protocol):
     def min_insync(self) -> int: ...
 
 
-def k2_topics(kafka: TopicSettings, exchanges: Iterable[str]) -> list[TopicSpec]:
-    """Every topic K2 needs for ``exchanges``, shaped by the Kafka settings."""
+def k2_topics(
+    kafka: TopicSettings, exchanges: Iterable[str], books: Iterable[str] = ()
+) -> list[TopicSpec]:
+    """Every topic K2 needs for ``exchanges`` (and the book topics of the exchanges in
+    ``books``), shaped by the Kafka settings."""
     data = {
         "compression.type": "lz4",
         "retention.ms": str(kafka.retention_ms),
@@ -76,6 +87,12 @@ def k2_topics(kafka: TopicSettings, exchanges: Iterable[str]) -> list[TopicSpec]
         for name in (
             raw_topic(exchange, kafka.topic_prefix),
             dlq_topic(exchange, kafka.topic_prefix),
+        ):
+            specs.append(TopicSpec(name, kafka.topic_partitions, kafka.replication_factor, data))
+    for exchange in books:
+        for name in (
+            book_topic(exchange, kafka.topic_prefix),
+            book_dlq_topic(exchange, kafka.topic_prefix),
         ):
             specs.append(TopicSpec(name, kafka.topic_partitions, kafka.replication_factor, data))
     specs.append(TopicSpec(gaps_topic(kafka.topic_prefix), 1, kafka.replication_factor, data))

@@ -32,7 +32,7 @@ from tests.unit.exchanges.kraken.strategies import (
 from tests.unit.exchanges.recordings import received_frames
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SCHEMAS = ("kraken_raw", "binance_raw", "dlq", "gap")
+SCHEMAS = ("kraken_raw", "binance_raw", "dlq", "gap", "book_raw")
 SCHEMA_ID = 70_000  # more than one byte in every position of the header
 US = 1_718_000_000_123_456
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -44,8 +44,20 @@ ORDERED: dict[str, ConfluentEncoder] = {}  # raw schema → encoder of the adapt
 
 def fastavro_bytes(schema_name: str, record: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
-    schemaless_writer(buffer, PARSED[schema_name], record)
+    schemaless_writer(buffer, PARSED[schema_name], _items_as_records(record))
     return b"\x00" + struct.pack(">I", SCHEMA_ID) + buffer.getvalue()
+
+
+def _items_as_records(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as fastavro takes it: array items (tuples for K2's encoder, in the item
+    record's field order) as mappings."""
+    items = {"bids": ("price", "size"), "asks": ("price", "size")}
+    return {
+        name: [dict(zip(items[name], item, strict=True)) for item in value]
+        if name in items and isinstance(value, list)
+        else value
+        for name, value in record.items()
+    }
 
 
 def assert_same_bytes(schema_name: str, record: dict[str, Any]) -> None:
@@ -195,6 +207,8 @@ def test_binance_trades_encode_as_fastavro_does(
 def _value(type_: Any) -> st.SearchStrategy[Any]:
     if isinstance(type_, list):
         return st.one_of(*(st.none() if t == "null" else _value(t) for t in type_))
+    if isinstance(type_, dict) and type_["type"] == "array":
+        return st.lists(st.tuples(st.text(), st.text()), max_size=30)
     if isinstance(type_, dict):
         return _value(type_["type"])
     return {"string": st.text(), "long": LONG, "int": INT, "boolean": st.booleans()}[type_]
@@ -217,7 +231,8 @@ def schema_records(draw: st.DrawFn, schema_name: str) -> dict[str, Any]:
 def test_any_record_of_every_schema_encodes_as_fastavro_does(
     data: st.DataObject, schema_name: str
 ) -> None:
-    """Unicode strings, longs from -2**63 to 2**63-1, booleans, optional fields null or not."""
+    """Unicode strings, longs from -2**63 to 2**63-1, booleans, optional fields null or not,
+    arrays of levels empty or not."""
     assert_same_bytes(schema_name, data.draw(schema_records(schema_name)))
 
 
@@ -276,7 +291,7 @@ def test_a_schema_the_encoder_cannot_write_is_refused_when_compiled() -> None:
 
 def test_confluent_encoder_frames_the_body() -> None:
     """An encoded record starts with the Confluent magic byte and its schema id, and its body reads
-    back as the record."""
+    back as the record (a field it leaves out as its default)."""
     encoder = ConfluentEncoder("gap", 258)
     record = {
         "exchange": "kraken",
@@ -298,4 +313,24 @@ def test_confluent_encoder_frames_the_body() -> None:
     decoded = schemaless_reader(io.BytesIO(encoded[5:]), schema, schema)  # type: ignore[call-arg]
     assert isinstance(decoded, dict)
     assert decoded.pop("detected_us") == datetime_from_micros(US)
-    assert decoded == {k: v for k, v in record.items() if k != "detected_us"}
+    assert decoded == {k: v for k, v in record.items() if k != "detected_us"} | {"stream": "trades"}
+
+
+def test_a_book_of_thousands_of_levels_encodes_as_fastavro_does() -> None:
+    """A snapshot of 5,000 levels a side (counts that take several bytes) and an empty side."""
+    record = {
+        "exchange": "binance",
+        "exchange_symbol": "BTCUSDT",
+        "snapshot": True,
+        "bids": [(f"{60_000 - index}.01", f"{index}.5") for index in range(5_000)],
+        "asks": [],
+        "verified": True,
+        "outcome": "verified",
+        "received_us": US,
+        "connection_id": "rest",
+        "position": 0,
+        "protocol": "binance-rest-depth",
+        "message_id": "binance:BTCUSDT:rest:0",
+        "k2_version": "1.2.3",
+    }
+    assert_same_bytes("book_raw", record)

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from k2.errors import BackfillError, ExchangeError
 from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.binance import EXCHANGE, wire
+from k2.exchanges.binance.bookfeed import BinanceBookFeed
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
 from k2.exchanges.binance.config import BinanceSettings
 from k2.exchanges.binance.normalise import message_id as exchange_message_id
@@ -53,6 +54,7 @@ class BinanceAdapter(AdapterBase):
     schema_name = "binance_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = BinanceFeedClient
+    book_client_type = BinanceBookFeed
     options_type = BinanceFeedOptions
     record_fields = (
         "exchange_symbol", "event_type", "event_time", "trade_id", "agg_trade_id",

@@ -22,7 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from k2.errors import MalformedFrameError
-from k2.exchanges.base import LONG_MAX
+from k2.exchanges.base import LONG_MAX, Envelope, ParsedFrame
+from k2.exchanges.binance.parse import read_message
 from k2.exchanges.binance.wire import DEPTH_EVENT, DEPTH_LIMITS, DEPTH_PATH
 from k2.exchanges.book import Level
 from k2.exchanges.booksync import (
@@ -33,8 +34,9 @@ from k2.exchanges.booksync import (
     SyncedBook,
     Verdict,
     read_levels,
+    with_dead_letter,
 )
-from k2.exchanges.parse import reject
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, reject
 
 SNAPSHOT_LIMIT = DEPTH_LIMITS[1]  # levels a side the REST snapshot returns at most
 SNAPSHOT_PATH = DEPTH_PATH
@@ -132,6 +134,22 @@ class BinanceBooks(Books[BinanceBook]):
         if isinstance(read, BookMalformed):
             return self.malformed(read)
         return read.symbol, self.book(read.symbol).apply(read)
+
+
+def parse_book_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """One frame of a book feed: its diff depth event, or what any other frame holds
+    (responses, errors) as the trade parser reads it."""
+    parsed = parse_with(text, envelope, max_chars, None, _book_or_other)
+    return with_dead_letter(parsed, text, envelope, max_chars)
+
+
+def _book_or_other(data: object, envelope: Envelope) -> ParsedFrame:
+    payload = data.get("data") if isinstance(data, dict) and "stream" in data else data
+    if isinstance(payload, dict) and payload.get("e") == DEPTH_EVENT:
+        return ParsedFrame(books=(read_update(data),))
+    return read_message(data, envelope)
 
 
 def read_update(data: object) -> DepthUpdate | BookMalformed:

@@ -74,6 +74,7 @@ class BinanceFeedOptions:
     reference_refresh_s: float | None = 300.0
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
+    book_depth: int = 1000  # levels a side of a book feed's REST snapshots
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # native symbol → id
     shard: Shard = WHOLE_EXCHANGE
 
@@ -120,8 +121,12 @@ class BinanceFeedClient(FeedClientBase):
         symbols = lane.symbols if lane is not None else self._natives
         return self._url(symbols)
 
+    def streams(self, symbols: Sequence[str]) -> list[str]:
+        """The streams of ``symbols`` this feed subscribes."""
+        return [wire.stream_name(symbol, self.options.stream) for symbol in symbols]
+
     def _url(self, symbols: Sequence[str]) -> str:
-        streams = [wire.stream_name(symbol, self.options.stream) for symbol in symbols]
+        streams = self.streams(symbols)
         unit: wire.TimeUnit | None = None  # ms is the documented default: the URL omits it
         if self.options.time_unit == "MICROSECOND":
             unit = "MICROSECOND"
@@ -176,7 +181,7 @@ class BinanceFeedClient(FeedClientBase):
             await self._request(conn, "SUBSCRIBE", symbols[_URL_STREAMS:])
 
     async def _request(self, conn: WsConnection, method: str, symbols: Sequence[str]) -> None:
-        streams = [wire.stream_name(symbol, self.options.stream) for symbol in symbols]
+        streams = self.streams(symbols)
         render = wire.subscribe if method == "SUBSCRIBE" else wire.unsubscribe
         for start in range(0, len(streams), _SUBSCRIBE_BATCH):
             chunk = streams[start : start + _SUBSCRIBE_BATCH]
@@ -194,6 +199,7 @@ class BinanceFeedClient(FeedClientBase):
                 done, _ = await asyncio.wait({closed}, timeout=min(1.0, self.options.overlap_s))
                 if done:
                     closed.result()  # raises why the connection ended
+                await self.on_tick(lane)
                 if successor is None:
                     reason = self._rollover_due(session, conn)
                     if reason is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,10 @@ class BinanceSettings(ExchangeSettings):
     time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
         "MICROSECOND", description="Unit of Binance's trade times (stream and REST backfill)."
     )
+
+    # levels a side of the REST snapshot the diff depth stream continues (its weight tiers)
+    book_depths: ClassVar[tuple[int, ...]] = (100, 500, 1000, 5000)
+    default_book_depth: ClassVar[int | None] = 1000
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         streams = {"binance-trade": "trade", "binance-aggtrade": "aggTrade"}

@@ -13,7 +13,15 @@ from typing import Annotated
 
 import msgspec
 
-from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
+    Envelope,
+    FieldValue,
+    ParsedFrame,
+    RawTrade,
+    trades_only,
+)
 from k2.exchanges.binance import EXCHANGE
 
 Long = Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX)]  # as the generic parser checks
@@ -78,4 +86,4 @@ def parse_trade(text: str, envelope: Envelope) -> ParsedFrame | None:
         key = agg.a
     # tuple.__new__ builds the named tuples without their Python-level constructors
     trade = tuple.__new__(RawTrade, (EXCHANGE, payload.s, key, fields, envelope, 0, False))
-    return tuple.__new__(ParsedFrame, ((trade,), (), None, None))
+    return trades_only((trade,))

@@ -39,17 +39,19 @@ def parse_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Binance frame: a trade, aggTrade, result, error, shutdown, or anything else."""
-    return parse_with(text, envelope, max_chars, parse_trade, _frame)
+    return parse_with(text, envelope, max_chars, parse_trade, read_message)
 
 
 def generic_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_frame` without the fast path (the reference it is tested against)."""
-    return read_frame(text, envelope, max_chars, _frame)
+    return read_frame(text, envelope, max_chars, read_message)
 
 
-def _frame(data: object, envelope: Envelope) -> ParsedFrame:
+def read_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one frame's JSON value holds (a trade, a response, a control, or a kind K2 does
+    not use)."""
     if not isinstance(data, dict):
         reject("expected a JSON object")
     return _message(data, envelope)

@@ -14,7 +14,15 @@ from typing import Annotated
 
 import msgspec
 
-from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
+    Envelope,
+    FieldValue,
+    ParsedFrame,
+    RawTrade,
+    trades_only,
+)
 from k2.exchanges.bybit import EXCHANGE
 from k2.exchanges.bybit.wire import TOPIC_PREFIX
 
@@ -84,4 +92,4 @@ def parse_trades(text: str, envelope: Envelope) -> ParsedFrame | None:
         }  # fmt: skip
         # tuple.__new__ is RawTrade(...) without the named tuple's Python-level constructor
         append(new(RawTrade, (EXCHANGE, symbol, key, fields, envelope, 0, False)))
-    return new(ParsedFrame, (tuple(trades), (), None, None))
+    return trades_only(tuple(trades))

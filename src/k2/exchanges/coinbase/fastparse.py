@@ -15,7 +15,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
+    Envelope,
+    FieldValue,
+    ParsedFrame,
+    RawTrade,
+    trades_only,
+)
 from k2.exchanges.coinbase import EXCHANGE
 
 _MAX_ID_DIGITS = 19  # LONG_MAX has 19 digits: longer text never fits
@@ -84,7 +92,7 @@ def parse_trades(text: str, envelope: Envelope) -> ParsedFrame | None:
             # tuple.__new__ is RawTrade(...) without the named tuple's Python-level constructor
             append(new(RawTrade, (EXCHANGE, product_id, key, fields, envelope, 0, snapshot)))
     in_id_order(trades)
-    return tuple.__new__(ParsedFrame, (tuple(trades), (), None, None))
+    return trades_only(tuple(trades))
 
 
 def in_id_order(trades: list[RawTrade]) -> None:

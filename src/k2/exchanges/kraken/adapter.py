@@ -28,6 +28,7 @@ from k2.exchanges.contract import (
     simulator_ws_base,
 )
 from k2.exchanges.kraken import EXCHANGE, wire
+from k2.exchanges.kraken.bookfeed import KrakenBookFeed
 from k2.exchanges.kraken.client import KrakenFeedClient, KrakenFeedOptions
 from k2.exchanges.kraken.config import KrakenSettings
 from k2.exchanges.kraken.normalise import message_id as exchange_message_id
@@ -48,6 +49,7 @@ class KrakenAdapter(AdapterBase):
     schema_name = "kraken_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = KrakenFeedClient
+    book_client_type = KrakenBookFeed
     options_type = KrakenFeedOptions
     record_fields = (
         "exchange_symbol", "price", "side", "volume", "time", "order_type", "misc", "qty",

@@ -20,12 +20,22 @@ import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 
-from k2.errors import MalformedFrameError
+from k2.errors import MalformedFrameError, TradeInvalidError
+from k2.exchanges.base import Envelope, ParsedFrame
 from k2.exchanges.book import Level, read_level
-from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict, read_levels
-from k2.exchanges.kraken.parse import decimal_text
+from k2.exchanges.booksync import (
+    BookMalformed,
+    Books,
+    Reason,
+    SyncedBook,
+    Verdict,
+    read_levels,
+    with_dead_letter,
+)
+from k2.exchanges.kraken.parse import decimal_text, read_v1_message, read_v2_message
 from k2.exchanges.kraken.wire import V1_BOOK_PREFIX
-from k2.exchanges.parse import reject
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, reject
+from k2.exchanges.values import rfc3339_micros
 
 CHECKSUM_LEVELS = 10
 DEPTHS = (10, 25, 100, 500, 1000)  # the depths a subscription may ask for; 10 by default
@@ -44,6 +54,7 @@ class KrakenBookMessage:
     asks: tuple[Level, ...]
     checksum: int | None  # None on a v1 snapshot, which carries none
     depth: int | None = None  # v1 only: the subscribed depth, from the channel name
+    exchange_us: int | None = None  # v2 only: the message's timestamp, µs since the epoch
 
 
 def checksum_text(bids: list[Level], asks: list[Level]) -> str:
@@ -106,6 +117,29 @@ class KrakenBooks(Books[KrakenBook]):
         if isinstance(read, BookMalformed):
             return self.malformed(read)
         return read.symbol, self.book(read.symbol).apply(read)
+
+
+def parse_book_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """One frame of a book feed (v1 or v2, as ``envelope.protocol`` says): its book message,
+    or what any other frame holds (acks, errors, heartbeats) as the trade parser reads it."""
+    v1 = envelope.protocol == "kraken-v1"
+    parsed = parse_with(text, envelope, max_chars, None, _v1_frame if v1 else _v2_frame)
+    return with_dead_letter(parsed, text, envelope, max_chars)
+
+
+def _v1_frame(data: object, envelope: Envelope) -> ParsedFrame:
+    channel = data[-2] if isinstance(data, list) and len(data) >= 2 else None
+    if isinstance(channel, str) and channel.startswith(V1_CHANNEL_PREFIX):
+        return ParsedFrame(books=(read_v1(data),))
+    return read_v1_message(data, envelope)
+
+
+def _v2_frame(data: object, envelope: Envelope) -> ParsedFrame:
+    if isinstance(data, dict) and data.get("channel") == "book":
+        return ParsedFrame(books=(read_v2(data),))
+    return read_v2_message(data, envelope)
 
 
 # --- v1 ---------------------------------------------------------------------------------------
@@ -208,7 +242,19 @@ def _v2(data: object) -> KrakenBookMessage:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _CRC_MAX:
         reject(f"book checksum {value!r} is not an unsigned 32-bit integer")
     bids, asks = _v2_levels(row.get("bids"), "bids"), _v2_levels(row.get("asks"), "asks")
-    return KrakenBookMessage(symbol, kind == "snapshot", bids, asks, value)
+    exchange_us = _v2_time(row.get("timestamp"))
+    return KrakenBookMessage(symbol, kind == "snapshot", bids, asks, value, None, exchange_us)
+
+
+def _v2_time(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        reject(f"book timestamp {value!r} is not RFC 3339 text")
+    try:
+        return rfc3339_micros(value, "book timestamp")
+    except TradeInvalidError as exc:
+        reject(str(exc))
 
 
 def _v2_levels(rows: object, what: str) -> tuple[Level, ...]:

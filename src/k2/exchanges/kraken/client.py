@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import structlog
 
@@ -76,6 +76,7 @@ class KrakenFeedOptions:
     reference_refresh_s: float | None = 300.0
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
+    book_depth: int = 10  # levels a side of the book channel (a book feed's)
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # v2 name → id, resume
     shard: Shard = WHOLE_EXCHANGE
 
@@ -115,12 +116,14 @@ class _Session:
     counter: V1OccurrenceCounter = field(default_factory=V1OccurrenceCounter)
     snapshot_pending: set[str] = field(default_factory=set)
     rate_limited: bool = False
+    resyncing: set[str] = field(default_factory=set)  # unsubscribed on purpose, to resubscribe
 
 
 class KrakenFeedClient(FeedClientBase):
     """Kraken public trades as :data:`~k2.exchanges.base.FeedEvent` s (implements FeedClient)."""
 
     exchange = EXCHANGE
+    channel: ClassVar[str] = "trade"  # the channel a lane subscribes its symbols to
     max_symbols_per_connection = 250
     connect_rate_per_s = 0.25  # Cloudflare allows about 150 connection attempts per 10 minutes
     connect_burst = 10.0
@@ -166,10 +169,21 @@ class KrakenFeedClient(FeedClientBase):
         self._reqid += 1
         return self._reqid
 
+    def channel_depth(self) -> int | None:
+        """The depth the channel is subscribed at (a book's; None for trades)."""
+        return None
+
     def _subscribe_request(self, symbols: Sequence[str], snapshot: bool) -> str:
+        channel, depth = self.channel, self.channel_depth()
         if self.protocol == "kraken-v1":
-            return wire.v1_subscribe(symbols, self._next_reqid())
-        return wire.v2_subscribe(symbols, snapshot, self._next_reqid())
+            return wire.v1_subscribe(symbols, self._next_reqid(), channel, depth)
+        return wire.v2_subscribe(symbols, snapshot, self._next_reqid(), channel, depth)
+
+    def _unsubscribe_request(self, symbols: Sequence[str]) -> str:
+        channel, depth = self.channel, self.channel_depth()
+        if self.protocol == "kraken-v1":
+            return wire.v1_unsubscribe(symbols, self._next_reqid(), channel, depth)
+        return wire.v2_unsubscribe(symbols, self._next_reqid(), channel, depth)
 
     async def _subscribe(self, session: _Session, symbols: Sequence[str], snapshot: bool) -> None:
         for start in range(0, len(symbols), _SUBSCRIBE_BATCH):
@@ -189,6 +203,7 @@ class KrakenFeedClient(FeedClientBase):
                 done, _ = await asyncio.wait({closed}, timeout=min(1.0, interval))
                 if done:
                     closed.result()  # raises why the connection ended
+                await self.on_tick(lane)
                 now = time.monotonic()
                 if now >= next_ping:
                     next_ping = now + interval
@@ -201,6 +216,20 @@ class KrakenFeedClient(FeedClientBase):
                     raise WsConnectionError(f"kraken did not confirm the subscription to {missing}")
         finally:
             closed.cancel()
+
+    async def resubscribe(self, lane: Lane, symbols: Sequence[str]) -> None:
+        """Unsubscribe ``symbols`` and subscribe them again, with a snapshot, on the lane's open
+        connection (their acks are awaited like the first subscription's)."""
+        session: _Session | None = lane.session
+        if session is None:
+            return
+        session.resyncing.update(symbols)
+        for start in range(0, len(symbols), _SUBSCRIBE_BATCH):
+            chunk = symbols[start : start + _SUBSCRIBE_BATCH]
+            await session.conn.send_control(self._unsubscribe_request(chunk))
+        session.pending.update(symbols)
+        session.deadline = time.monotonic() + self.options.subscribe_timeout_s
+        await self._subscribe(session, symbols, True)
 
     async def _resubscribe_later(self, session: _Session, retry: Backoff) -> None:
         """After ``Exceeded msg rate``: wait, then re-send what is still unconfirmed."""
@@ -219,11 +248,9 @@ class KrakenFeedClient(FeedClientBase):
         if session is None:
             return
         if removed:
-            v1 = self.protocol == "kraken-v1"
-            unsubscribe = wire.v1_unsubscribe if v1 else wire.v2_unsubscribe
             for start in range(0, len(removed), _SUBSCRIBE_BATCH):
                 chunk = removed[start : start + _SUBSCRIBE_BATCH]
-                await session.conn.send_control(unsubscribe(chunk, self._next_reqid()))
+                await session.conn.send_control(self._unsubscribe_request(chunk))
         if added:
             session.pending.update(added)
             session.deadline = time.monotonic() + self.options.subscribe_timeout_s
@@ -249,6 +276,8 @@ class KrakenFeedClient(FeedClientBase):
             raise SubscriptionRejectedError(
                 f"kraken rejected the subscription to {named}: {message}"
             )
+        elif kind == ControlKind.UNSUBSCRIBED and symbol in session.resyncing:
+            session.resyncing.discard(symbol)
         elif kind == ControlKind.UNSUBSCRIBED and symbol in lane.symbols:
             raise WsConnectionError(f"kraken unsubscribed {symbol}; resubscribing")
         elif kind == ControlKind.ERROR:
@@ -260,7 +289,8 @@ class KrakenFeedClient(FeedClientBase):
     def _confirmed(
         self, lane: Lane, session: _Session, symbol: str | None, detail: Mapping[str, object]
     ) -> None:
-        if detail.get("channel_name", detail.get("channel", "trade")) != "trade":
+        channel = str(detail.get("channel_name", detail.get("channel", "trade")))
+        if channel.split("-")[0] != self.channel:  # v1 names a book channel "book-<depth>"
             return
         if symbol is not None:
             session.pending.discard(symbol)

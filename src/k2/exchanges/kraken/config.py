@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,9 @@ class KrakenSettings(ExchangeSettings):
         description="Kraken WebSocket version. v1 carries no trade ids, so a reconnect there "
         "can only be reported as a gap over a time interval, never backfilled.",
     )
+
+    book_depths: ClassVar[tuple[int, ...]] = (10, 25, 100, 500, 1000)
+    default_book_depth: ClassVar[int | None] = 10
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         if protocol not in ("kraken-v2", "kraken-v1"):

@@ -16,7 +16,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, FieldValue, ParsedFrame, RawTrade
+from k2.exchanges.base import (
+    LONG_MAX,
+    LONG_MIN,
+    Envelope,
+    FieldValue,
+    ParsedFrame,
+    RawTrade,
+    trades_only,
+)
 from k2.exchanges.kraken import EXCHANGE
 
 # Plain text this long stays within the generic parser's 10**±60 magnitude limit.
@@ -80,4 +88,4 @@ def parse_v2_trades(text: str, envelope: Envelope) -> ParsedFrame | None:
         }
         # tuple.__new__ is RawTrade(...) without the named tuple's Python-level constructor
         append(new(RawTrade, (EXCHANGE, symbol, trade_id, fields, envelope, 0, snapshot)))
-    return tuple.__new__(ParsedFrame, (tuple(trades), (), None, None))
+    return trades_only(tuple(trades))

@@ -76,10 +76,11 @@ def parse_v1_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Kraken v1 frame (trade array, event object, or anything else)."""
-    return parse_with(text, envelope, max_chars, None, _v1_message)
+    return parse_with(text, envelope, max_chars, None, read_v1_message)
 
 
-def _v1_message(data: object, envelope: Envelope) -> ParsedFrame:
+def read_v1_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one v1 frame's JSON value holds (trades, a control, or a kind K2 does not use)."""
     if isinstance(data, list):
         return _v1_array(data, envelope)
     if isinstance(data, dict):
@@ -158,17 +159,18 @@ def parse_v2_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Kraken v2 frame (channel message, method response, or anything else)."""
-    return parse_with(text, envelope, max_chars, parse_v2_trades, _v2_message)
+    return parse_with(text, envelope, max_chars, parse_v2_trades, read_v2_message)
 
 
 def generic_v2_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_v2_frame` without the fast path (the reference it is tested against)."""
-    return read_frame(text, envelope, max_chars, _v2_message)
+    return read_frame(text, envelope, max_chars, read_v2_message)
 
 
-def _v2_message(data: object, envelope: Envelope) -> ParsedFrame:
+def read_v2_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one v2 frame's JSON value holds (trades, a control, or a kind K2 does not use)."""
     if not isinstance(data, dict):
         reject("expected a JSON object")
     if "channel" in data:

@@ -62,24 +62,33 @@ def format_timestamp_v2(micros: int) -> str:
 # --- client → exchange -------------------------------------------------------------------------
 
 
-def v1_subscribe(pairs: Sequence[str], reqid: int | None = None) -> str:
-    """v1 ``subscribe`` to the ``trade`` channel for ``pairs`` (v1 names, e.g. ``XBT/USD``)."""
+def _v1_channel(channel: str, depth: int | None) -> dict[str, object]:
+    return {"name": channel} if depth is None else {"name": channel, "depth": depth}
+
+
+def v1_subscribe(
+    pairs: Sequence[str], reqid: int | None = None, channel: str = "trade", depth: int | None = None
+) -> str:
+    """v1 ``subscribe`` to ``channel`` (``trade``, or ``book`` at ``depth``) for ``pairs``
+    (v1 names, e.g. ``XBT/USD``)."""
     request: dict[str, object] = {
         "event": "subscribe",
         "pair": list(pairs),
-        "subscription": {"name": "trade"},
+        "subscription": _v1_channel(channel, depth),
     }
     if reqid is not None:
         request["reqid"] = reqid
     return _dumps(request, sort_keys=False)
 
 
-def v1_unsubscribe(pairs: Sequence[str], reqid: int | None = None) -> str:
-    """v1 ``unsubscribe`` from the ``trade`` channel."""
+def v1_unsubscribe(
+    pairs: Sequence[str], reqid: int | None = None, channel: str = "trade", depth: int | None = None
+) -> str:
+    """v1 ``unsubscribe`` from ``channel``."""
     request: dict[str, object] = {
         "event": "unsubscribe",
         "pair": list(pairs),
-        "subscription": {"name": "trade"},
+        "subscription": _v1_channel(channel, depth),
     }
     if reqid is not None:
         request["reqid"] = reqid
@@ -91,23 +100,36 @@ def v1_ping(reqid: int) -> str:
     return _dumps({"event": "ping", "reqid": reqid}, sort_keys=False)
 
 
-def v2_subscribe(symbols: Sequence[str], snapshot: bool, req_id: int | None = None) -> str:
-    """v2 ``subscribe`` to ``trade``; ``snapshot`` is always explicit (the docs disagree on it)."""
-    request: dict[str, object] = {
-        "method": "subscribe",
-        "params": {"channel": "trade", "symbol": list(symbols), "snapshot": snapshot},
-    }
+def v2_subscribe(
+    symbols: Sequence[str],
+    snapshot: bool,
+    req_id: int | None = None,
+    channel: str = "trade",
+    depth: int | None = None,
+) -> str:
+    """v2 ``subscribe`` to ``channel`` (``trade``, or ``book`` at ``depth``); ``snapshot`` is
+    always explicit (the docs disagree on its default)."""
+    params: dict[str, object] = {"channel": channel, "symbol": list(symbols)}
+    if depth is not None:
+        params["depth"] = depth
+    params["snapshot"] = snapshot
+    request: dict[str, object] = {"method": "subscribe", "params": params}
     if req_id is not None:
         request["req_id"] = req_id
     return _dumps(request, sort_keys=False)
 
 
-def v2_unsubscribe(symbols: Sequence[str], req_id: int | None = None) -> str:
-    """v2 ``unsubscribe`` from ``trade``."""
-    request: dict[str, object] = {
-        "method": "unsubscribe",
-        "params": {"channel": "trade", "symbol": list(symbols)},
-    }
+def v2_unsubscribe(
+    symbols: Sequence[str],
+    req_id: int | None = None,
+    channel: str = "trade",
+    depth: int | None = None,
+) -> str:
+    """v2 ``unsubscribe`` from ``channel``."""
+    params: dict[str, object] = {"channel": channel, "symbol": list(symbols)}
+    if depth is not None:
+        params["depth"] = depth
+    request: dict[str, object] = {"method": "unsubscribe", "params": params}
     if req_id is not None:
         request["req_id"] = req_id
     return _dumps(request, sort_keys=False)

@@ -23,6 +23,7 @@ from k2.exchanges.base import (
     FieldValue,
     ParsedFrame,
     RawTrade,
+    trades_only,
 )
 from k2.exchanges.okx import EXCHANGE
 from k2.exchanges.okx.wire import ALL_TRADES, PONG, TRADES
@@ -95,7 +96,7 @@ def parse_push(text: str, envelope: Envelope) -> ParsedFrame | None:
         if source is not unset:
             fields["source"] = source
         trades.append(new(RawTrade, (EXCHANGE, inst_id, key, fields, envelope, 0, False)))
-    return new(ParsedFrame, (tuple(trades), (), None, None))
+    return trades_only(tuple(trades))
 
 
 # --- the generic path -------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""The book capture against a real broker, a real registry and the simulator: every book
+message the simulator sent is in Kafka once, in order, with its levels as sent and K2's verdict;
+a wrong checksum makes the book unverified until the resync's snapshot, and that interval is a
+gap event of the book stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k2.config import Settings
+from k2.exchanges.binance.bookfeed import BinanceBookFeed
+from k2.exchanges.binance.client import BinanceFeedOptions
+from k2.exchanges.bookfeed import BookFeed
+from k2.exchanges.kraken.bookfeed import KrakenBookFeed
+from k2.exchanges.kraken.client import KrakenFeedOptions
+from k2.ingest.books import BookCapture
+from k2.simulator.faults import FaultRule
+from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
+from k2.simulator.server import Simulator
+from k2.stack.manager import Stack
+from k2.transport.topics import book_topic, gaps_topic, k2_topics
+from tests.polling import Pending, wait_until_async
+
+from .test_ingest import Landed, lane, read_topic
+from .test_simulator_binance import config as binance_config
+from .test_simulator_kraken import config
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+SYMBOLS = ("BTC/USD", "ETH/USD")
+
+
+def sent(entries: list[BookLedgerEntry], exchange: str) -> dict[str, list[BookLedgerEntry]]:
+    """Each symbol's book messages the simulator sent (a dropped one was never sent)."""
+    found: dict[str, list[BookLedgerEntry]] = defaultdict(list)
+    for entry in entries:
+        if entry.exchange == exchange and entry.fault != "dropped":
+            found[entry.symbol].append(entry)
+    return found
+
+
+def capture_until_resyncs(
+    private: Settings,
+    exchange: str,
+    feed: Callable[[Simulator], BookFeed],
+    fault: FaultRule,
+    simulator: Any,
+    resyncs: int = 4,
+) -> tuple[BookCapture, list[BookLedgerEntry]]:
+    """Capture the simulator's books into the lane's topics until ``resyncs`` resyncs were
+    asked for, then stop as SIGTERM would; the capture and the simulator's book ledger."""
+
+    async def scenario() -> tuple[BookCapture, list[BookLedgerEntry]]:
+        async with Simulator(simulator) as sim:
+            sim.add_fault(fault)
+            capture = BookCapture(
+                feed(sim),
+                private.kafka_config(),
+                private.registry_config(),
+                k2_topics(private.kafka, (), books=(exchange,)),
+                private.kafka.topic_prefix,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(capture.run(stop))
+
+            async def enough() -> bool | Pending:
+                if task.done():
+                    task.result()  # raises why the capture stopped
+                asked = capture.feed.book_stats["resyncs"]
+                return asked >= resyncs or Pending(f"{asked} resyncs, {capture.stats()}")
+
+            await wait_until_async(enough, 90, f"{resyncs} resyncs")
+            stop.set()
+            await asyncio.wait_for(task, 60)
+            assert sim.ledger_path is not None
+            return capture, read_book_ledger(sim.ledger_path)
+
+    return asyncio.run(scenario())
+
+
+def book_gaps(private: Settings, exchange: str) -> list[dict[str, Any]]:
+    """The gap events of the book stream of ``exchange``."""
+    return [
+        landed.value
+        for landed in read_topic(private, gaps_topic(private.kafka.topic_prefix))
+        if landed.value["stream"] == "book" and landed.value["exchange"] == exchange
+    ]
+
+
+def by_symbol(landed: list[Landed]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in sorted(landed, key=lambda r: (r.partition, r.offset)):
+        assert record.key == record.value["exchange_symbol"]
+        found[record.key].append(record.value)
+    return found
+
+
+def test_every_kraken_book_message_lands_once_in_order_with_its_verdict(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """Through wrong checksums every few dozen updates: each message sent is one record with
+    its levels and checksum as sent; the records from a wrong checksum to the resync's snapshot
+    are unverified (the first says checksum_mismatch with both numbers) and all others verified;
+    each such interval is one gap event of the book stream from the break to the snapshot."""
+    private = lane(settings, "kbooks")
+    simulator = config(tmp_path, rate=200, kraken_symbols=("XBT/USD", "ETH/USD"))
+
+    def feed(sim: Simulator) -> BookFeed:
+        options = KrakenFeedOptions(
+            symbols=SYMBOLS, ws_url=sim.urls.kraken_v2, rest_url=sim.urls.kraken_rest
+        )
+        return KrakenBookFeed(options)
+
+    fault = FaultRule(protocol="kraken-v2", book_checksum_every=40)
+    capture, ledger = capture_until_resyncs(private, "kraken", feed, fault, simulator)
+    prefix = private.kafka.topic_prefix
+    expected = sent(ledger, "kraken")
+    landed = by_symbol(read_topic(private, book_topic("kraken", prefix)))
+    assert set(landed) == set(SYMBOLS)
+    breaks = 0
+    for symbol, records in landed.items():
+        entries = expected[symbol][: len(records)]
+        assert len(records) >= 50 and len(entries) == len(records)
+        verified = False
+        for record, entry in zip(records, entries, strict=True):
+            assert record["snapshot"] == (entry.type == "snapshot")
+            assert [tuple(level.values()) for level in record["bids"]] == list(entry.bids)
+            assert [tuple(level.values()) for level in record["asks"]] == list(entry.asks)
+            wrong = entry.fault == "bad_checksum"
+            assert record["checksum"] == (entry.checksum + 1) % 2**32 if wrong else entry.checksum
+            if entry.type == "snapshot":
+                verified = True
+            elif wrong and verified:
+                verified = False
+                breaks += 1
+                assert record["reason"] == "checksum_mismatch"
+                assert (record["expected"], record["received"]) == (
+                    record["checksum"],
+                    entry.checksum,
+                )
+            assert record["verified"] is verified, (symbol, record["message_id"])
+        assert len({r["message_id"] for r in records}) == len(records)
+    gaps = book_gaps(private, "kraken")
+    closed = [gap for gap in gaps if gap["detected_by"] == "checksum_mismatch"]
+    assert len(closed) == breaks >= 4
+    for gap in closed:
+        assert gap["exchange"] == "kraken" and gap["from_us"] < gap["to_us"]
+    assert capture.dead_lettered == 0
+
+
+def test_every_binance_book_message_lands_once_with_its_final_verdict(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """Through updates the simulator leaves out: every snapshot and update sent is one record
+    with its levels and update ids as sent, none twice and none missing up to the last one
+    recorded; an update ids break is the one unverified record of its interval (the events after
+    it are held for the REST snapshot, then recorded as ignored or verified), and each break is
+    one gap event of the book stream."""
+    private = lane(settings, "bbooks")
+    symbols = ("BTCUSDT", "ETHUSDT")
+    simulator = binance_config(tmp_path, rate=200, binance_symbols=symbols)
+
+    def feed(sim: Simulator) -> BookFeed:
+        options = BinanceFeedOptions(
+            symbols=symbols, ws_url=sim.urls.binance_ws, rest_url=sim.urls.binance_rest,
+            book_depth=100,
+        )  # fmt: skip
+        return BinanceBookFeed(options)
+
+    fault = FaultRule(protocol="binance", book_drop_every=50)
+    capture, ledger = capture_until_resyncs(private, "binance", feed, fault, simulator)
+    expected = sent(ledger, "binance")
+    landed = by_symbol(read_topic(private, book_topic("binance", private.kafka.topic_prefix)))
+    assert set(landed) == set(symbols)
+    breaks = 0
+    for symbol, records in landed.items():
+        entries = {
+            (entry.type == "snapshot", entry.sequence, entry.first_sequence): entry
+            for entry in expected[symbol]
+        }
+        found = set()
+        for record in records:
+            key = (record["snapshot"], record["sequence"], record["sequence_from"])
+            assert key not in found, f"{symbol} recorded twice: {key}"
+            found.add(key)
+            entry = entries[key]
+            assert [tuple(level.values()) for level in record["bids"]] == list(entry.bids)
+            assert [tuple(level.values()) for level in record["asks"]] == list(entry.asks)
+            assert record["outcome"] in ("verified", "ignored", "unverified"), record
+            if record["outcome"] == "unverified":
+                assert record["reason"] == "sequence_gap", record
+                assert record["received"] > record["expected"]
+                breaks += 1
+            assert record["connection_id"] == "rest" if record["snapshot"] else True
+        last = max(record["sequence"] for record in records if not record["snapshot"])
+        missing = [key for key in entries if not key[0] and key[1] <= last and key not in found]
+        assert not missing, f"{symbol}: sent, not recorded: {missing[:5]}"
+    gaps = [gap for gap in book_gaps(private, "binance") if gap["detected_by"] == "sequence_gap"]
+    assert len(gaps) == breaks >= 4
+    assert capture.dead_lettered == 0
