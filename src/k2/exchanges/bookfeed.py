@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import structlog
 
@@ -35,6 +35,20 @@ log = structlog.get_logger(__name__)
 
 # Verdicts that follow a break without being one: the book already waits for its resync.
 _WAITING = frozenset({Reason.AWAITING_SNAPSHOT, Reason.UPDATE_BEFORE_SNAPSHOT})
+_WAITING_VERDICT = Verdict(Outcome.UNVERIFIED, Reason.AWAITING_SNAPSHOT)
+HELD_LIMIT = 10_000  # messages held per symbol while its snapshot is awaited
+
+
+class Applied(NamedTuple):
+    """What became of one message (or one part of it): its symbol and verdict, the message
+    :meth:`BookFeed.book_update` records (None: nothing to record, for a malformed message or
+    one recorded already), and where it was received when not in the frame being read (a held
+    message a snapshot decided)."""
+
+    symbol: str | None
+    verdict: Verdict
+    message: Any = None
+    received: Envelope | None = None
 
 
 def breaks(verdict: Verdict) -> bool:
@@ -46,7 +60,7 @@ class BookFeed(FeedClientBase):
     """An exchange's book feed: the exchange's client with :meth:`new_books`,
     :meth:`book_update` and :meth:`resync` of its own (mixed in before the trade client)."""
 
-    depth: int
+    depth: int | None  # levels a side; None where the exchange sends the whole book
 
     resync_interval_s: ClassVar[float] = 1.0  # at most one resync request a second per lane
 
@@ -59,6 +73,8 @@ class BookFeed(FeedClientBase):
         self._resync_due: dict[int, dict[str, float]] = {}  # lane → symbol → when asked
         self._breaks_warned: set[str] = set()
         self._last_resync: dict[int, float] = {}  # lane → when it last sent a resync
+        # symbol → the messages held for a snapshot, by identity: (message, its envelope)
+        self._held: dict[str, dict[int, tuple[Any, Envelope]]] = {}
 
     # --- what an exchange's book feed implements -----------------------------------------
 
@@ -67,14 +83,12 @@ class BookFeed(FeedClientBase):
         reconnects."""
         raise NotImplementedError
 
-    def apply(
-        self, books: Any, message: Any, envelope: Envelope
-    ) -> list[tuple[str | None, Verdict, Any]]:
-        """One message read by the exchange's reader applied to the lane's books: per part of
-        it (a product of a Coinbase message; most messages are one part), the symbol, the
-        verdict and what :meth:`book_update` makes the event of (None for a malformed one)."""
+    def apply(self, books: Any, message: Any, envelope: Envelope) -> list[Applied]:
+        """One message read by the exchange's reader applied to the lane's books: what became
+        of each part of it (a product of a Coinbase message; most messages are one part), and of
+        the held messages a snapshot decided."""
         symbol, verdict = books.apply(message)
-        return [(symbol, verdict, None if isinstance(message, BookMalformed) else message)]
+        return [Applied(symbol, verdict, None if isinstance(message, BookMalformed) else message)]
 
     def book_update(
         self, part: Any, symbol: str, verdict: Verdict, envelope: Envelope, index: int
@@ -97,21 +111,64 @@ class BookFeed(FeedClientBase):
     def accept_books(self, lane: Lane, books: Sequence[Any], envelope: Envelope) -> list[FeedEvent]:
         events: list[FeedEvent] = []
         lane_books = self.books_of(lane)
-        index = 0
-        stats = self.book_stats
         for message in books:
-            for symbol, verdict, part in self.apply(lane_books, message, envelope):
-                key = f"messages:{verdict.outcome}"
-                stats[key] = stats.get(key, 0) + 1
-                if symbol is None:
-                    self._note_break(None, verdict)  # unattributed: no book to resync
-                    continue
-                self._silence.seen(symbol)
-                if part is not None:
-                    events.append(self.book_update(part, symbol, verdict, envelope, index))
-                    index += 1
-                events.extend(self.observe(lane, symbol, verdict, envelope.received_us))
+            events.extend(self.decided(lane, self.apply(lane_books, message, envelope), envelope))
         return events
+
+    def decided(
+        self, lane: Lane, outcomes: Sequence[Applied], envelope: Envelope
+    ) -> list[FeedEvent]:
+        """The events of what became of messages (``envelope``: where they were received, but
+        for held ones): their records, the gaps they close, the resyncs they ask for."""
+        events: list[FeedEvent] = []
+        stats = self.book_stats
+        part = 0
+        for symbol, verdict, message, received in outcomes:
+            key = f"messages:{verdict.outcome}"
+            stats[key] = stats.get(key, 0) + 1
+            if symbol is None:
+                self._note_break(None, verdict)  # unattributed: no book to resync
+                continue
+            self._silence.seen(symbol)
+            if message is not None:
+                if received is None:
+                    events.append(self.book_update(message, symbol, verdict, envelope, part))
+                    part += 1
+                else:
+                    events.append(self.book_update(message, symbol, verdict, received, 0))
+            events.extend(self.observe(lane, symbol, verdict, envelope.received_us))
+        return events
+
+    # --- messages held back until a snapshot decides them (Binance, OKX) -------------------
+
+    def hold(self, symbol: str, message: Any, envelope: Envelope) -> list[Applied]:
+        """Keep ``message`` (received in ``envelope``) until a snapshot decides it; a symbol
+        holds at most :data:`HELD_LIMIT`, and the oldest beyond that is recorded at once as
+        unverified (its book's buffer dropped it too)."""
+        held = self._held.setdefault(symbol, {})
+        held[id(message)] = (message, envelope)
+        if len(held) <= HELD_LIMIT:
+            return []
+        message, received = held.pop(next(iter(held)))
+        return [Applied(symbol, _WAITING_VERDICT, message, received)]
+
+    def release(
+        self, symbol: str, pending: Sequence[Any], verdicts: Sequence[Verdict]
+    ) -> list[Applied]:
+        """What a snapshot decided of the messages its book had buffered (``pending``, in order,
+        with a verdict each): the held ones become records with the envelope they came in;
+        those recorded already (a break's message) only count; those buffered again stay held."""
+        held = self._held.get(symbol, {})
+        outcomes = []
+        for message, verdict in zip(pending, verdicts, strict=False):
+            if verdict.outcome is Outcome.BUFFERED:
+                continue
+            found = held.pop(id(message), None)
+            if found is None:
+                outcomes.append(Applied(symbol, verdict))
+            else:
+                outcomes.append(Applied(symbol, verdict, found[0], found[1]))
+        return outcomes
 
     def lane_ended(self, lane: Lane) -> list[FeedEvent]:
         """Every book of the lane is unverified from now until its next snapshot."""
@@ -122,12 +179,18 @@ class BookFeed(FeedClientBase):
         return []
 
     def held(self) -> list[FeedEvent]:
-        """Messages held back for a snapshot that never came, as unverified events (the
-        capture stops): none unless the exchange's feed holds messages back."""
-        return []
+        """Every message still held back (the capture stops), recorded as unverified."""
+        events: list[FeedEvent] = [
+            self.book_update(message, symbol, _WAITING_VERDICT, received, 0)
+            for symbol, held in self._held.items()
+            for message, received in held.values()
+        ]
+        self._held.clear()
+        return events
 
     def observe(self, lane: Lane, symbol: str, verdict: Verdict, at_us: int) -> list[FeedEvent]:
-        """A verdict reached outside a frame (a REST snapshot): coverage and resyncs."""
+        """A verdict on ``symbol``'s book at ``at_us``: the gap it closes, and the resync a
+        break asks for."""
         if breaks(verdict):
             self._note_break(symbol, verdict)
             self._resync_due.setdefault(lane.index, {}).setdefault(symbol, time.monotonic())

@@ -118,6 +118,7 @@ class BookCapture:
         stop.set()
         await self.feed.close()
         (outcome,) = await asyncio.gather(running, return_exceptions=True)
+        self.accept(self.feed.held())  # what still waited for a snapshot, as unverified
         for gap in self.feed.coverage.close_all(time.time_ns() // 1_000):
             self._publish_gap(gap)
         poller.cancel()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,20 +27,21 @@ from k2.errors import ExchangeError
 from k2.exchanges.base import Envelope, FeedEvent, ParsedFrame, Silence
 from k2.exchanges.binance import EXCHANGE, wire
 from k2.exchanges.binance.book import (
-    BUFFER_LIMIT,
     BinanceBooks,
+    DepthSnapshot,
     DepthUpdate,
     parse_book_frame,
     read_snapshot,
 )
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
-from k2.exchanges.bookfeed import BookFeed
-from k2.exchanges.booksync import BookMalformed, BookUpdate, Outcome, Reason, Verdict
+from k2.exchanges.bookfeed import Applied, BookFeed
+from k2.exchanges.booksync import BookMalformed, BookUpdate, Outcome, Verdict
 from k2.exchanges.feed import Lane, NewestId
 from k2.transport.http import RestPacer, fetch_json
 
 log = structlog.get_logger(__name__)
 
+PROTOCOL = "binance-depth"
 REST_CONNECTION = "rest"
 REST_PROTOCOL = "binance-rest"
 _WEIGHT_PER_MINUTE = 6_000
@@ -67,9 +67,9 @@ class BinanceBookFeed(BookFeed, BinanceFeedClient):
     ) -> None:
         super().__init__(options, on_silence, None)  # books have no trade history to check
         self.depth = options.book_depth
+        self.protocol = PROTOCOL
         interval = snapshot_weight(self.depth) * 60 / (_WEIGHT_PER_MINUTE * _BUDGET_SHARE)
         self._pacer = RestPacer(interval)
-        self._held: dict[str, deque[tuple[DepthUpdate, Envelope]]] = {}
         self._wanted: dict[str, Lane] = {}  # symbols whose snapshot is due, in order asked
         self._wake: asyncio.Event | None = None
         self._fetcher: asyncio.Task[None] | None = None
@@ -84,50 +84,25 @@ class BinanceBookFeed(BookFeed, BinanceFeedClient):
     def new_books(self, lane: Lane) -> BinanceBooks:
         return BinanceBooks()
 
-    def apply(
-        self, books: Any, message: Any, envelope: Envelope
-    ) -> list[tuple[str | None, Verdict, Any]]:
+    def apply(self, books: Any, message: Any, envelope: Envelope) -> list[Applied]:
         symbol, verdict = books.apply(message)
-        if isinstance(message, BookMalformed):
-            return [(symbol, verdict, None)]
-        if verdict.outcome is Outcome.BUFFERED:
-            self._hold(message, envelope)
-            return []  # decided, and recorded, when the snapshot comes
-        return [(symbol, verdict, message)]
+        if verdict.outcome is Outcome.BUFFERED and symbol is not None:
+            return self.hold(symbol, message, envelope)  # recorded once its snapshot decides
+        return [Applied(symbol, verdict, None if isinstance(message, BookMalformed) else message)]
 
     def book_update(
         self, part: Any, symbol: str, verdict: Verdict, envelope: Envelope, index: int
     ) -> BookUpdate:
+        if isinstance(part, DepthSnapshot):
+            return BookUpdate(
+                EXCHANGE, symbol, True, part.bids, part.asks, None, part.last_update_id, None,
+                None, verdict, envelope, index,
+            )  # fmt: skip
         event: DepthUpdate = part
         return BookUpdate(
-            EXCHANGE,
-            symbol,
-            False,
-            event.bids,
-            event.asks,
-            event.event_ms * 1_000,
-            event.last_id,
-            event.first_id,
-            None,
-            verdict,
-            envelope,
-            index,
-        )
-
-    def held(self) -> list[FeedEvent]:
-        waiting = Verdict(Outcome.UNVERIFIED, Reason.AWAITING_SNAPSHOT)
-        events: list[FeedEvent] = []
-        for symbol, held in self._held.items():
-            for event, envelope in held:
-                events.append(self.book_update(event, symbol, waiting, envelope, 0))
-        self._held.clear()
-        return events
-
-    def _hold(self, event: DepthUpdate, envelope: Envelope) -> None:
-        held = self._held.get(event.symbol)
-        if held is None:
-            held = self._held[event.symbol] = deque(maxlen=BUFFER_LIMIT)
-        held.append((event, envelope))
+            EXCHANGE, symbol, False, event.bids, event.asks, event.event_ms * 1_000,
+            event.last_id, event.first_id, None, verdict, envelope, index,
+        )  # fmt: skip
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -189,30 +164,9 @@ class BinanceBookFeed(BookFeed, BinanceFeedClient):
             return self.observe(lane, symbol, book.malformed(snapshot.error), now_us)
         pending = list(book.buffer)
         verdicts = book.apply_snapshot(snapshot)
-        first = BookUpdate(
-            EXCHANGE,
-            symbol,
-            True,
-            snapshot.bids,
-            snapshot.asks,
-            None,
-            snapshot.last_update_id,
-            None,
-            None,
-            verdicts[0],
-            envelope,
-        )
-        events: list[FeedEvent] = [first, *self.observe(lane, symbol, verdicts[0], now_us)]
-        held = self._held.get(symbol, deque())
-        waiting = {id(event): envelope for event, envelope in held}
-        for event, verdict in zip(pending, verdicts[1:], strict=False):
-            if verdict.outcome is Outcome.BUFFERED:
-                continue  # broken again after the snapshot: held for the next one
-            received = waiting.pop(id(event), None)
-            if received is not None:  # not recorded yet (a break's event already was)
-                events.append(self.book_update(event, symbol, verdict, received, 0))
-            events.extend(self.observe(lane, symbol, verdict, now_us))
-        self._held[symbol] = deque(
-            ((event, env) for event, env in held if id(event) in waiting), maxlen=BUFFER_LIMIT
-        )
-        return events
+        first = snapshot
+        outcomes = [
+            Applied(symbol, verdicts[0], first),
+            *self.release(symbol, pending, verdicts[1:]),
+        ]
+        return self.decided(lane, outcomes, envelope)

@@ -29,6 +29,7 @@ from k2.domain import datetime_from_micros
 from k2.errors import BackfillError, ExchangeError
 from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.bybit import EXCHANGE, wire
+from k2.exchanges.bybit.bookfeed import BybitBookFeed
 from k2.exchanges.bybit.client import BybitFeedClient, BybitFeedOptions
 from k2.exchanges.bybit.fastparse import trade_key
 from k2.exchanges.bybit.normalise import message_id as exchange_message_id
@@ -56,6 +57,7 @@ class BybitAdapter(AdapterBase):
     public_interval_s = PUBLIC_INTERVAL_S
     ids_per_symbol = False
     client_type = BybitFeedClient
+    book_client_type = BybitBookFeed
     options_type = BybitFeedOptions
     record_fields = (
         "exchange_symbol", "trade_id", "trade_time", "price", "size", "side", "seq",

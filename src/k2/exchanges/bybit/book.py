@@ -15,11 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from k2.errors import MalformedFrameError
-from k2.exchanges.base import LONG_MAX
+from k2.exchanges.base import LONG_MAX, Envelope, ParsedFrame
 from k2.exchanges.book import Level
-from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict, read_levels
+from k2.exchanges.booksync import (
+    BookMalformed,
+    Books,
+    Reason,
+    SyncedBook,
+    Verdict,
+    read_levels,
+    with_dead_letter,
+)
+from k2.exchanges.bybit.parse import read_message as read_other
 from k2.exchanges.bybit.wire import BOOK_TOPIC_PREFIX
-from k2.exchanges.parse import reject
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, reject
 
 TOPIC_PREFIX = BOOK_TOPIC_PREFIX
 RESTART_UPDATE_ID = 1
@@ -81,6 +90,22 @@ class BybitBooks(Books[BybitBook]):
         if isinstance(read, BookMalformed):
             return self.malformed(read)
         return read.symbol, self.book(read.symbol).apply(read)
+
+
+def parse_book_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """One frame of a book feed: its ``orderbook`` message, or what any other frame holds
+    (acks, pongs, errors) as the trade parser reads it."""
+    parsed = parse_with(text, envelope, max_chars, None, _book_or_other)
+    return with_dead_letter(parsed, text, envelope, max_chars)
+
+
+def _book_or_other(data: object, envelope: Envelope) -> ParsedFrame:
+    topic = data.get("topic") if isinstance(data, dict) else None
+    if isinstance(topic, str) and topic.startswith(TOPIC_PREFIX):
+        return ParsedFrame(books=(read_message(data),))
+    return read_other(data, envelope)
 
 
 def read_message(data: object) -> BybitBookMessage | BookMalformed:

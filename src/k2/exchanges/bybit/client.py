@@ -98,6 +98,7 @@ class BybitFeedOptions:
     reference_refresh_s: float | None = 300.0
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
+    book_depth: int = 50  # levels a side of the order book topic (a book feed's)
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # native symbol → id
     shard: Shard = WHOLE_EXCHANGE
 
@@ -177,6 +178,10 @@ class BybitFeedClient(FeedClientBase):
     def _req_id(self) -> str:
         return str(next(self._req_ids))
 
+    def topic(self, symbol: str) -> str:
+        """The topic this feed subscribes for ``symbol``."""
+        return wire.topic(symbol)
+
     async def _request(self, session: _Session, op: str, symbols: Sequence[str]) -> None:
         """``op`` for ``symbols``, ten topics a request; subscriptions await their acks."""
         render = wire.subscribe if op == "subscribe" else wire.unsubscribe
@@ -186,7 +191,7 @@ class BybitFeedClient(FeedClientBase):
             if op == "subscribe":
                 session.pending[req_id] = chunk
                 session.deadline = time.monotonic() + self.options.subscribe_timeout_s
-            await session.conn.send_control(render([wire.topic(s) for s in chunk], req_id))
+            await session.conn.send_control(render([self.topic(s) for s in chunk], req_id))
 
     async def run_session(self, lane: Lane, conn: WsConnection) -> WsConnection | None:
         session: _Session = lane.session
@@ -199,6 +204,7 @@ class BybitFeedClient(FeedClientBase):
                 done, _ = await asyncio.wait({closed}, timeout=min(1.0, interval))
                 if done:
                     closed.result()  # raises why the connection ended
+                await self.on_tick(lane)
                 now = time.monotonic()
                 if now >= next_ping:
                     next_ping = now + interval

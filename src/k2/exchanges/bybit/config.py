@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
+from k2.exchanges.bybit.wire import BOOK_DEPTHS
 from k2.exchanges.contract import ExchangeSettings
 
 
@@ -17,6 +18,9 @@ class BybitSettings(ExchangeSettings):
         description='Bybit spot symbols, or ["*"] for every symbol instruments-info lists as '
         "Trading.",
     )
+
+    book_depths: ClassVar[tuple[int, ...]] = BOOK_DEPTHS
+    default_book_depth: ClassVar[int | None] = 50
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         if protocol != "bybit-spot":

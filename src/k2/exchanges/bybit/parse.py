@@ -42,17 +42,18 @@ def parse_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Bybit frame: a trade push, an ack or pong, or anything else."""
-    return parse_with(text, envelope, max_chars, parse_trades, _frame)
+    return parse_with(text, envelope, max_chars, parse_trades, read_message)
 
 
 def generic_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_frame` without the fast path (the reference it is tested against)."""
-    return read_frame(text, envelope, max_chars, _frame)
+    return read_frame(text, envelope, max_chars, read_message)
 
 
-def _frame(data: object, envelope: Envelope) -> ParsedFrame:
+def read_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one frame's JSON value holds (trades, a control, or a kind K2 does not use)."""
     if not isinstance(data, dict):
         reject("expected a JSON object")
     if "topic" in data:

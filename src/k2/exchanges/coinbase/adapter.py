@@ -28,6 +28,7 @@ from urllib.parse import quote, urlencode
 from k2.errors import BackfillError, ExchangeError
 from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.coinbase import EXCHANGE, wire
+from k2.exchanges.coinbase.bookfeed import CoinbaseBookFeed
 from k2.exchanges.coinbase.client import CoinbaseFeedClient, CoinbaseFeedOptions
 from k2.exchanges.coinbase.normalise import REST_PROTOCOL, exchange_micros, record_trade_key
 from k2.exchanges.coinbase.normalise import message_id as exchange_message_id
@@ -46,6 +47,7 @@ class CoinbaseAdapter(AdapterBase):
     schema_name = "coinbase_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = CoinbaseFeedClient
+    book_client_type = CoinbaseBookFeed
     options_type = CoinbaseFeedOptions
     record_fields = (
         "exchange_symbol", "trade_id", "price", "size", "side", "time", "sequence_num",

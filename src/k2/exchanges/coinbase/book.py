@@ -16,15 +16,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from k2.errors import MalformedFrameError
-from k2.exchanges.base import LONG_MAX
+from k2.exchanges.base import LONG_MAX, Envelope, ParsedFrame
 from k2.exchanges.book import Level, Side, read_level
-from k2.exchanges.booksync import BookMalformed, Books, Reason, SyncedBook, Verdict
+from k2.exchanges.booksync import (
+    BookMalformed,
+    Books,
+    Reason,
+    SyncedBook,
+    Verdict,
+    with_dead_letter,
+)
+from k2.exchanges.coinbase.parse import read_message
 from k2.exchanges.coinbase.wire import L2_DATA, L2_SIDES, LEVEL2
-from k2.exchanges.parse import reject
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, reject
 
 CHANNEL = LEVEL2  # what the subscription names
 DATA_CHANNEL = L2_DATA  # what the messages carry
 _SIDES = {L2_SIDES[True]: Side.BID, L2_SIDES[False]: Side.ASK}
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceMark:
+    """The ``sequence_num`` of a message of another channel (heartbeats, subscriptions): the
+    connection's count goes through every channel, so each message is counted."""
+
+    sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +106,15 @@ class CoinbaseBooks(Books[CoinbaseBook]):
             if book.synced
         ]
 
-    def apply(self, read: L2Message | BookMalformed) -> list[tuple[str | None, Verdict]]:
+    def apply(
+        self, read: L2Message | SequenceMark | BookMalformed
+    ) -> list[tuple[str | None, Verdict]]:
         """Apply what :func:`read_l2` read: the breaks a sequence gap caused, then one verdict
-        per event."""
+        per event (for a message of another channel, only the breaks)."""
         if isinstance(read, BookMalformed):
             return [self.malformed(read)]
+        if isinstance(read, SequenceMark):
+            return list(self.observe(read.sequence))
         verdicts: list[tuple[str | None, Verdict]] = list(self.observe(read.sequence))
         for event in read.events:
             verdict = self.book(event.product_id).apply(event, read.sequence)
@@ -106,6 +126,24 @@ class CoinbaseBooks(Books[CoinbaseBook]):
         for its snapshot."""
         self.last_sequence = None
         return super().disconnected()
+
+
+def parse_book_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """One message of a book feed: its ``l2_data``, or what any other message holds
+    (subscriptions, heartbeats, errors) as the trade parser reads it with its ``sequence_num``
+    as a :class:`SequenceMark`."""
+    parsed = parse_with(text, envelope, max_chars, None, _book_or_other)
+    return with_dead_letter(parsed, text, envelope, max_chars)
+
+
+def _book_or_other(data: object, envelope: Envelope) -> ParsedFrame:
+    if isinstance(data, dict) and data.get("channel") == DATA_CHANNEL:
+        return ParsedFrame(books=(read_l2(data),))
+    parsed = read_message(data, envelope)
+    sequence = read_sequence(data)
+    return parsed if sequence is None else parsed._replace(books=(SequenceMark(sequence),))
 
 
 def read_sequence(data: object) -> int | None:

@@ -29,6 +29,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import structlog
 
@@ -68,6 +69,7 @@ class CoinbaseFeedOptions:
     reference_refresh_s: float | None = 300.0
     max_symbols_per_connection: int | None = None
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
+    book_depth: int | None = None  # level2 sends the whole book (a book feed's)
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # product → id, resume
     shard: Shard = WHOLE_EXCHANGE
 
@@ -93,6 +95,7 @@ class CoinbaseFeedClient(FeedClientBase):
 
     exchange = EXCHANGE
     protocol = PROTOCOL
+    channel: ClassVar[str] = wire.MARKET_TRADES  # the channel a lane subscribes its products to
     max_symbols_per_connection = PRODUCTS_PER_CONNECTION
     connect_rate_per_s = 1.0  # far inside 8 connections a second per IP
     connect_burst = 4.0
@@ -182,15 +185,16 @@ class CoinbaseFeedClient(FeedClientBase):
         session: _Session = lane.session
         closed = asyncio.ensure_future(conn.wait_closed())
         try:
-            await self._send(conn, wire.subscribe(wire.MARKET_TRADES, lane.symbols))
+            await self._send(conn, wire.subscribe(self.channel, lane.symbols))
             await self._send(conn, wire.subscribe(wire.HEARTBEATS, lane.symbols[:1]))
             while True:
                 done, _ = await asyncio.wait({closed}, timeout=1.0)
                 if done:
                     closed.result()  # raises why the connection ended
+                await self.on_tick(lane)
                 if not session.confirmed and time.monotonic() > session.deadline:
                     raise WsConnectionError(
-                        "coinbase did not confirm the market_trades subscription"
+                        f"coinbase did not confirm the {self.channel} subscription"
                     )
         finally:
             closed.cancel()
@@ -203,16 +207,16 @@ class CoinbaseFeedClient(FeedClientBase):
         if conn is None:
             return
         if removed:
-            await self._send(conn, wire.unsubscribe(wire.MARKET_TRADES, removed))
+            await self._send(conn, wire.unsubscribe(self.channel, removed))
         if added:
-            await self._send(conn, wire.subscribe(wire.MARKET_TRADES, added))
+            await self._send(conn, wire.subscribe(self.channel, added))
 
     def on_control(self, lane: Lane, control: Control) -> None:
         session = lane.session
         if not isinstance(session, _Session):
             return
         if control.kind == ControlKind.SUBSCRIBED:
-            listed = str(control.detail.get(wire.MARKET_TRADES) or "").split(",")
+            listed = str(control.detail.get(self.channel) or "").split(",")
             if not session.confirmed and set(lane.symbols) <= set(listed):
                 session.confirmed = True
                 log.info("ws_subscribed", exchange=EXCHANGE, lane=lane.index, products=len(listed))

@@ -41,14 +41,14 @@ def parse_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """Parse one Coinbase Advanced Trade message (trades, subscriptions, heartbeats, error)."""
-    return parse_with(text, envelope, max_chars, parse_trades, _message)
+    return parse_with(text, envelope, max_chars, parse_trades, read_message)
 
 
 def generic_frame(
     text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
 ) -> ParsedFrame:
     """:func:`parse_frame` without the fast path (the reference it is tested against)."""
-    return read_frame(text, envelope, max_chars, _message)
+    return read_frame(text, envelope, max_chars, read_message)
 
 
 def trade_key(trade_id: object) -> int:
@@ -62,7 +62,8 @@ def trade_key(trade_id: object) -> int:
     return key
 
 
-def _message(data: object, envelope: Envelope) -> ParsedFrame:
+def read_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one message's JSON value holds (trades, a control, or a kind K2 does not use)."""
     if not isinstance(data, dict):
         reject("expected a JSON object")
     channel = data.get("channel")

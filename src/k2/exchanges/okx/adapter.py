@@ -20,6 +20,7 @@ from k2.errors import BackfillError, ExchangeError
 from k2.exchanges.base import Envelope, FieldValue, RawTrade
 from k2.exchanges.contract import AdapterBase, FeedSpec, simulator_ws_base
 from k2.exchanges.okx import EXCHANGE, wire
+from k2.exchanges.okx.bookfeed import OkxBookFeed
 from k2.exchanges.okx.client import OkxFeedClient, OkxFeedOptions
 from k2.exchanges.okx.normalise import exchange_us, message_id
 from k2.exchanges.okx.parse import trade_key
@@ -38,6 +39,7 @@ class OkxAdapter(AdapterBase):
     schema_name = "okx_raw"
     public_interval_s = PUBLIC_INTERVAL_S
     client_type = OkxFeedClient
+    book_client_type = OkxBookFeed
     options_type = OkxFeedOptions
     record_fields = (
         "exchange_symbol", "trade_id", "price", "quantity", "side", "ts", "source", "count",

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from k2.errors import MalformedFrameError
-from k2.exchanges.base import LONG_MAX, LONG_MIN
+from k2.exchanges.base import LONG_MAX, LONG_MIN, Envelope, ParsedFrame
 from k2.exchanges.book import Level
 from k2.exchanges.booksync import (
     BookMalformed,
@@ -37,9 +37,11 @@ from k2.exchanges.booksync import (
     SyncedBook,
     Verdict,
     read_levels,
+    with_dead_letter,
 )
-from k2.exchanges.okx.wire import BOOKS, BOOKS_PATH
-from k2.exchanges.parse import reject
+from k2.exchanges.okx.parse import PONG_FRAME, read_message
+from k2.exchanges.okx.wire import BOOKS, BOOKS_PATH, PONG
+from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, reject
 
 CHANNEL = BOOKS
 CHECKSUM_LEVELS = 25
@@ -175,6 +177,25 @@ class OkxBooks(Books[OkxBook]):
             symbol, verdict = self.malformed(read)
             return symbol, [verdict]
         return read.symbol, self.book(read.symbol).apply(read)
+
+
+def parse_book_frame(
+    text: str, envelope: Envelope, max_chars: int = DEFAULT_MAX_FRAME_CHARS
+) -> ParsedFrame:
+    """One frame of a book feed: its ``books`` push, or what any other frame holds (events,
+    ``pong``) as the trade parser reads it."""
+    if text == PONG:
+        return PONG_FRAME
+    parsed = parse_with(text, envelope, max_chars, None, _book_or_other)
+    return with_dead_letter(parsed, text, envelope, max_chars)
+
+
+def _book_or_other(data: object, envelope: Envelope) -> ParsedFrame:
+    if isinstance(data, dict) and "data" in data:
+        argument = data.get("arg")
+        if isinstance(argument, dict) and argument.get("channel") == CHANNEL:
+            return ParsedFrame(books=(read_push(data),))
+    return read_message(data, envelope)
 
 
 def read_push(data: object) -> OkxBookMessage | BookMalformed:

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import structlog
 
@@ -63,6 +64,7 @@ class OkxFeedOptions:
     max_symbols_per_connection: int | None = None
     requests_per_hour: int = wire.REQUESTS_PER_HOUR
     max_frame_chars: int = DEFAULT_MAX_FRAME_CHARS
+    book_depth: int = 400  # levels a side of the books channel's snapshot (a book feed's)
     last_trade_ids: Mapping[str, int] = field(default_factory=dict)  # instId → id, resume
     shard: Shard = WHOLE_EXCHANGE
 
@@ -122,6 +124,7 @@ class OkxFeedClient(FeedClientBase):
     """OKX v5 public spot trades as :data:`~k2.exchanges.base.FeedEvent` s (a FeedClient)."""
 
     exchange = EXCHANGE
+    channel: ClassVar[str] = wire.ALL_TRADES  # the channel a lane subscribes its symbols to
     max_symbols_per_connection = MAX_SYMBOLS_PER_CONNECTION
     # Connection attempts and subscribe requests share one budget: at most 1 + 2 in any second,
     # within OKX's 3 requests per second per IP.
@@ -180,7 +183,7 @@ class OkxFeedClient(FeedClientBase):
                 await asyncio.sleep(wait)
             await self._connect_budget.acquire()
             session.requests.spend(time.monotonic())
-            text = wire.request(op, wire.ALL_TRADES, chunk, str(next(self._ids)))
+            text = wire.request(op, self.channel, chunk, str(next(self._ids)))
             await session.conn.send_control(text)
 
     async def run_session(self, lane: Lane, conn: WsConnection) -> WsConnection | None:
@@ -194,6 +197,7 @@ class OkxFeedClient(FeedClientBase):
                 done, _ = await asyncio.wait({closed}, timeout=tick)
                 if done:
                     closed.result()  # raises why the connection ended
+                await self.on_tick(lane)
                 now = time.monotonic()
                 idle = conn.last_activity
                 if now - idle >= self.options.ping_idle_s and session.ping_at <= idle:
@@ -224,7 +228,7 @@ class OkxFeedClient(FeedClientBase):
         conn_id = detail.get("connId")
         if isinstance(conn_id, str):
             lane.connection_id = conn_id
-        if kind == ControlKind.SUBSCRIBED and detail.get("channel") == wire.ALL_TRADES:
+        if kind == ControlKind.SUBSCRIBED and detail.get("channel") == self.channel:
             self._confirmed(lane, session, symbol)
         elif kind == ControlKind.ERROR:
             message = str(detail.get("message", "no message"))

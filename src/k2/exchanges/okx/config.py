@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -17,6 +17,9 @@ class OkxSettings(ExchangeSettings):
         description='OKX spot instrument ids (BTC-USDT), or ["*"] for every SPOT instrument '
         "/api/v5/public/instruments lists as live.",
     )
+
+    book_depths: ClassVar[tuple[int, ...]] = (400,)  # the books channel's snapshot
+    default_book_depth: ClassVar[int | None] = 400
 
     def protocol_changes(self, protocol: str) -> dict[str, Any]:
         if protocol != "okx-trades-all":

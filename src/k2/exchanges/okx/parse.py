@@ -32,7 +32,7 @@ from k2.exchanges.parse import DEFAULT_MAX_FRAME_CHARS, parse_with, read_frame, 
 _TRADE_CHANNELS = frozenset({ALL_TRADES, TRADES})
 _STRINGS = ("instId", "tradeId", "px", "sz", "side", "ts")
 _LONG_DIGITS = len(str(LONG_MAX))
-_PONG = ParsedFrame(controls=(Control(ControlKind.PONG),))
+PONG_FRAME = ParsedFrame(controls=(Control(ControlKind.PONG),))
 
 
 def trade_key(trade_id: str) -> int | None:
@@ -107,8 +107,8 @@ def parse_frame(
 ) -> ParsedFrame:
     """Parse one OKX frame: a trade push, an event, ``pong``, or anything else."""
     if text == PONG:
-        return _PONG
-    return parse_with(text, envelope, max_chars, parse_push, _message)
+        return PONG_FRAME
+    return parse_with(text, envelope, max_chars, parse_push, read_message)
 
 
 def generic_frame(
@@ -116,11 +116,12 @@ def generic_frame(
 ) -> ParsedFrame:
     """:func:`parse_frame` without the fast path (the reference it is tested against)."""
     if text == PONG:
-        return _PONG
-    return read_frame(text, envelope, max_chars, _message)
+        return PONG_FRAME
+    return read_frame(text, envelope, max_chars, read_message)
 
 
-def _message(data: object, envelope: Envelope) -> ParsedFrame:
+def read_message(data: object, envelope: Envelope) -> ParsedFrame:
+    """What one frame's JSON value holds (trades, an event, or a kind K2 does not use)."""
     if not isinstance(data, dict):
         reject("expected a JSON object")
     if "event" in data:
