@@ -44,6 +44,7 @@ class Reason(StrEnum):
     AWAITING_SNAPSHOT = "awaiting_snapshot"  # broken earlier, waiting for the resync snapshot
     UNCHECKABLE = "uncheckable"  # the message carries neither a checksum nor a sequence
     DISCONNECTED = "disconnected"  # the connection ended: what happened since is unknown
+    RESTARTED = "restarted"  # the capture was not running: what happened meanwhile is unknown
     MALFORMED = "malformed"  # a book message of this symbol could not be read
 
 
@@ -134,6 +135,12 @@ class BookCoverage:
             reason = verdict.reason or Reason.UNCHECKABLE
             self._open[symbol] = (at_us, reason, verdict.detail)
         return None
+
+    def resume(self, symbol: str, since_us: int) -> None:
+        """The capture starts again after its last record of ``symbol`` at ``since_us``: its
+        book is unverified from then until the first snapshot of this run."""
+        self._covered.add(symbol)
+        self._open[symbol] = (since_us, Reason.RESTARTED, "")
 
     def unverified(self) -> dict[str, int]:
         """The symbols whose books are unverified now, with when that began (µs)."""

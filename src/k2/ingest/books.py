@@ -11,8 +11,10 @@ synchronously, as the trade feed calls the ingest service:
   ``market.crypto.gaps`` with ``stream`` = ``book`` once a snapshot verifies the book again (or
   the capture stops while it is still unverified), so coverage reports books beside trades.
 
-Book messages are never backfilled (no exchange keeps a history of its book), so nothing is
-resumed at start-up: each symbol's book starts at its first snapshot. Records wait in the
+Book messages are never backfilled (no exchange keeps a history of its book). At start-up the
+last record of each symbol is read back from the topic: from its receive time until this run's
+first snapshot of the symbol the book was not captured, a gap event with ``detected_by``
+``restarted``. A symbol never captured before starts at its first snapshot. Records wait in the
 producer's bounded queue like trades do, and a full queue stops the feed reading.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -30,6 +33,7 @@ from k2.exchanges.bookfeed import BookFeed
 from k2.exchanges.booksync import BookGap, BookUpdate
 from k2.ingest.avro import ConfluentEncoder
 from k2.ingest.delivery import Deliveries, SymbolCounts
+from k2.ingest.resume import read_resume_points
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.transport.producer import DurableProducer, ProducerOptions
@@ -104,6 +108,7 @@ class BookCapture:
         self.prepare()
         if natives is None:
             natives = await self.feed.list_symbols(self.feed.options.symbols)
+        self._resume(natives)
         log.info(
             "book_capture_started",
             exchange=self.exchange,
@@ -137,6 +142,18 @@ class BookCapture:
             log.error("book_capture_failed", exchange=self.exchange, error=str(outcome))
             raise outcome
         return undelivered
+
+    def _resume(self, natives: list[str]) -> None:
+        """Each symbol's book was not captured from its last record in the topic (the previous
+        run's) until this run's first snapshot of it: that interval is a gap too."""
+        registry = SchemaRegistryClient(self._registry_config)
+        points = read_resume_points(
+            self._kafka_config, registry, self.book_topic, _no_trade_id, natives
+        )
+        for symbol, point in points.items():
+            self.feed.coverage.resume(symbol, point.last_received_us)
+        if points:
+            log.info("book_capture_resumed", exchange=self.exchange, symbols=len(points))
 
     async def _poll(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -232,6 +249,11 @@ class BookCapture:
         level = log.debug if error in self._failures_logged else log.error
         self._failures_logged.add(error)
         level("kafka_delivery_failed", exchange=self.exchange, records=records, error=error)
+
+
+def _no_trade_id(record: Mapping[str, Any]) -> None:
+    """Book records carry no trade id: only their receive time is resumed from."""
+    return None
 
 
 def book_record(update: BookUpdate, k2_version: str) -> dict[str, Any]:

@@ -73,3 +73,16 @@ def test_a_book_message_that_cannot_be_read_is_also_a_dead_letter() -> None:
     assert (parsed.malformed.raw, parsed.malformed.error) == ('{"channel"', bad.error)
     good = ParsedFrame(books=("a message",))
     assert with_dead_letter(good, "{}", envelope, 10) is good
+
+
+def test_a_restarted_capture_is_unverified_from_its_last_record_to_the_first_snapshot() -> None:
+    """A symbol captured before is covered at once: its interval runs from the previous run's
+    last record to this run's first verified message."""
+    coverage = BookCoverage("kraken")
+    coverage.resume("A", 100)
+    assert coverage.unverified() == {"A": 100}
+    assert coverage.observe("A", WAITING, 150) is None
+    assert coverage.observe("A", VERIFIED, 200) == BookGap(
+        "kraken", "A", 100, 200, Reason.RESTARTED
+    )
+    assert coverage.observe("B", VERIFIED, 200) is None
