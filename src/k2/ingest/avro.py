@@ -20,6 +20,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from k2.exchanges.base import Malformed
 from k2.schemas import schema_json
 
 _MAGIC = b"\x00"
@@ -295,3 +296,17 @@ class ConfluentEncoder:
     @staticmethod
     def _no_order(values: Sequence[Any]) -> bytes:
         raise TypeError("this encoder was built without a field order; use encode(record)")
+
+
+def dead_letter_record(exchange: str, bad: Malformed, k2_version: str) -> dict[str, Any]:
+    """The ``dlq`` record of a frame that could not be read: its text, why, and its envelope."""
+    return {
+        "exchange": exchange,
+        "raw": bad.raw,
+        "error": bad.error,
+        "received_us": bad.envelope.received_us,
+        "connection_id": bad.envelope.connection_id,
+        "position": bad.envelope.position,
+        "protocol": bad.envelope.protocol,
+        "k2_version": k2_version,
+    }

@@ -31,7 +31,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from k2.exchanges.base import Control, ControlKind, FeedEvent, Malformed
 from k2.exchanges.bookfeed import BookFeed
 from k2.exchanges.booksync import BookGap, BookUpdate
-from k2.ingest.avro import ConfluentEncoder
+from k2.ingest.avro import ConfluentEncoder, dead_letter_record
 from k2.ingest.delivery import Deliveries, SymbolCounts
 from k2.ingest.resume import read_resume_points
 from k2.schemas import schema_text
@@ -205,16 +205,7 @@ class BookCapture:
 
     def _dead_letter(self, bad: Malformed) -> None:
         self.dead_lettered += 1
-        record = {
-            "exchange": self.exchange,
-            "raw": bad.raw,
-            "error": bad.error,
-            "received_us": bad.envelope.received_us,
-            "connection_id": bad.envelope.connection_id,
-            "position": bad.envelope.position,
-            "protocol": bad.envelope.protocol,
-            "k2_version": self._version,
-        }
+        record = dead_letter_record(self.exchange, bad, self._version)
         self._deliveries.add(
             self.dlq_topic, self._dlq.encode(record), None, None, bad.envelope.received_us
         )

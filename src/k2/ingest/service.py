@@ -39,7 +39,7 @@ from k2.exchanges.base import Control, ControlKind, FeedEvent, FeedStats, Gap, M
 from k2.exchanges.contract import ExchangeAdapter, FeedSpec, Interval, IntervalFill
 from k2.exchanges.factory import adapter_for, feed_spec, metrics_port
 from k2.exchanges.feed import FeedClientBase
-from k2.ingest.avro import ConfluentEncoder
+from k2.ingest.avro import ConfluentEncoder, dead_letter_record
 from k2.ingest.backfill import Backfills, GapJob, Outcome
 from k2.ingest.books import BookCapture
 from k2.ingest.delivery import Deliveries, SymbolCounts
@@ -341,16 +341,7 @@ class IngestService:
             self._break(named or list(self._last_trade))
         self.state.dead_lettered += 1
         self.metrics.dead_lettered.labels(self.exchange).inc()
-        record = {
-            "exchange": self.exchange,
-            "raw": bad.raw,
-            "error": bad.error,
-            "received_us": bad.envelope.received_us,
-            "connection_id": bad.envelope.connection_id,
-            "position": bad.envelope.position,
-            "protocol": bad.envelope.protocol,
-            "k2_version": self._version,
-        }
+        record = dead_letter_record(self.exchange, bad, self._version)
         value = self._dlq_encoder.encode(record)
         self._deliveries.add(self.dlq_topic, value, None, None, bad.envelope.received_us)
 
