@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from k2.observability.metrics import IngestMetrics, Metrics, StreamMetrics
+from k2.observability.metrics import BookCounters, IngestMetrics, Metrics, StreamMetrics
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "k2.yml"
@@ -68,9 +68,10 @@ def family_of(sample: str, families: Mapping[str, str]) -> str | None:
 
 
 def k2_families() -> dict[str, str]:
-    """Family name → type of every metric K2 defines (ingest and streaming job)."""
+    """Family name → type of every metric K2 defines (ingest, book capture, streaming job)."""
     metrics = Metrics("probe")
     IngestMetrics(metrics, "kraken")
+    metrics.registry.register(BookCounters("kraken", dict))
     StreamMetrics(metrics)
     return {family.name: family.type for family in metrics.registry.collect()}
 

@@ -576,6 +576,12 @@ class AlertSettings(_Section):
         description="Newest row of a layer older than this: K2GoldStale, and a failed "
         "freshness check in `k2 doctor`.",
     )
+    book_unverified_s: float = Field(
+        120.0,
+        gt=0,
+        description="A book unverified for this long (its resync has not verified it again) "
+        "raises K2BookUnverified.",
+    )
     queue_fraction: float = Field(
         0.8,
         gt=0,

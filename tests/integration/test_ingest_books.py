@@ -6,6 +6,7 @@ gap event of the book stream."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -32,11 +33,12 @@ from k2.simulator.faults import FaultRule
 from k2.simulator.ledger import BookLedgerEntry, read_book_ledger
 from k2.simulator.server import Simulator
 from k2.stack.manager import Stack
-from k2.transport.topics import book_topic, gaps_topic, k2_topics
+from k2.stack.ports import free_port
+from k2.transport.topics import book_topic, gaps_topic, k2_topics, raw_topic
 from tests.polling import Pending, wait_until_async
-from tests.simulated import simulator_configs
+from tests.simulated import SimulatorThread, simulator_configs
 
-from .test_ingest import Landed, lane, read_topic
+from .test_ingest import Landed, ingest_env, lane, read_topic, start_ingest, wait_metric
 from .test_simulator_binance import config as binance_config
 from .test_simulator_kraken import config
 
@@ -341,3 +343,42 @@ def test_a_restart_is_a_book_gap_from_the_last_record_to_the_next_snapshot(
         snapshot = both[symbol][len(first[symbol])]
         assert snapshot["snapshot"] and gap["detected_by"] == "restarted"
         assert (gap["from_us"], gap["to_us"]) == (last["received_us"], snapshot["received_us"])
+
+
+def test_k2_ingest_with_books_on_captures_trades_and_books_in_one_process(
+    stack: Stack, settings: Settings, tmp_path: Path
+) -> None:
+    """``K2_INGEST__BINANCE__BOOKS=true k2 ingest --exchange binance``, the documented command:
+    one process delivers the trades and the verified book of every symbol, serves the book
+    metrics beside the trade ones, and stops on SIGTERM with nothing undelivered."""
+    symbols = ("BTCUSDT", "ETHUSDT")
+    private = lane(settings, "processbooks", binance={"symbols": symbols})
+    port = free_port()
+    log = tmp_path / "ingest.log"
+    with SimulatorThread(binance_config(tmp_path, rate=200, binance_symbols=symbols)) as sim:
+        env = {
+            **ingest_env(private, sim),
+            "K2_INGEST__BINANCE__BOOKS": "true",
+            "K2_INGEST__BINANCE__BOOK_DEPTH": "100",
+        }
+        ingest = start_ingest(env, log, port)
+        try:
+            wait_metric(port, "k2_ingest_book_records_total", 100, 90, "book records", log)
+            wait_metric(port, "k2_ingest_trades_delivered_total", 100, 60, "trades", log)
+            ingest.send_signal(signal.SIGTERM)
+            assert ingest.wait(60) == 0, log.read_text()[-3000:]
+        finally:
+            if ingest.poll() is None:
+                ingest.kill()
+    prefix = private.kafka.topic_prefix
+    books = by_symbol(read_topic(private, book_topic("binance", prefix)))
+    assert set(books) == set(symbols)
+    for symbol, records in books.items():
+        assert records[0]["snapshot"] and records[0]["connection_id"] == "rest", symbol
+        assert any(r["outcome"] == "verified" and not r["snapshot"] for r in records), symbol
+        assert len({r["message_id"] for r in records}) == len(records)
+    trades = read_topic(private, raw_topic("binance", prefix))
+    assert {t.key for t in trades} == set(symbols)
+    assert book_gaps(private, "binance") == []
+    text = log.read_text()
+    assert '"event": "ingest_metrics_serving"' in text and '"level": "error"' not in text

@@ -67,7 +67,7 @@ def _new_or_rising(counter: str, window: str, per_s: float) -> str:
 
 
 def _ingest_rules(alerts: AlertSettings, ingest: IngestSettings) -> list[AlertRule]:
-    return [*_feed_rules(alerts), *_delivery_rules(alerts, ingest)]
+    return [*_feed_rules(alerts), *_book_rules(alerts), *_delivery_rules(alerts, ingest)]
 
 
 def _feed_rules(alerts: AlertSettings) -> list[AlertRule]:
@@ -108,6 +108,26 @@ def _feed_rules(alerts: AlertSettings) -> list[AlertRule]:
             "back (REST unreachable, rate-limited, or too old). They are recorded as gap events "
             "on market.crypto.gaps (gold.gaps); check the ingest's log for the reason, and the "
             "exchange's REST access.",
+        ),
+    ]
+
+
+def _book_rules(alerts: AlertSettings) -> list[AlertRule]:
+    """The book capture: a book that its resync does not verify again."""
+    return [
+        AlertRule(
+            "K2BookUnverified",
+            "k2_ingest_books_unverified > 0",
+            alerts.book_unverified_s,
+            "warning",
+            "{{ $value }} {{ $labels.exchange }} order books unverified",
+            "The book capture could not verify these books against the exchange's checksum or "
+            f"sequence for {_number(alerts.book_unverified_s)} s: each break asks for a resync "
+            "(a new snapshot), which has not verified them again. Their records say unverified "
+            "and the interval is a book gap on market.crypto.gaps. Read `book_unverified` in the "
+            "ingest's log (K2_HOME/logs/ingest-{{ $labels.exchange }}.log) for the reason; "
+            "breaks that never stop mean the exchange's rule changed. Threshold: "
+            "K2_ALERTS__BOOK_UNVERIFIED_S.",
         ),
     ]
 

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 from k2.exchanges.base import Envelope, SequenceTracker
+from k2.exchanges.binance.book import DepthUpdate
+from k2.exchanges.binance.bookfeed import BinanceBookFeed
+from k2.exchanges.binance.client import BinanceFeedOptions
 from k2.exchanges.book import Level
 from k2.exchanges.bookfeed import breaks
 from k2.exchanges.booksync import BookGap, BookUpdate, Outcome, Reason, Verdict
@@ -139,3 +142,20 @@ def test_updates_before_the_first_snapshot_are_no_gap() -> None:
 def test_only_a_new_break_asks_for_a_resync(verdict: Verdict, expected: bool) -> None:
     """A message that follows a break, or waits for a snapshot, asks for no second resync."""
     assert breaks(verdict) is expected
+
+
+@pytest.mark.parametrize(
+    ("unit", "event_time"),
+    [("MILLISECOND", 1_796_637_600_123), ("MICROSECOND", 1_796_637_600_123_456)],
+)
+def test_a_binance_depth_event_keeps_its_time_in_the_unit_the_connection_asked_for(
+    unit: str, event_time: int
+) -> None:
+    """``E`` comes in the connection's ``timeUnit`` (the trade ingest asks for µs): the record's
+    exchange time is µs either way."""
+    options = BinanceFeedOptions(symbols=("BTCUSDT",), time_unit=unit)  # type: ignore[arg-type]
+    feed = BinanceBookFeed(options)
+    event = DepthUpdate("BTCUSDT", 7, 9, event_time, (), ())
+    verdict = Verdict(Outcome.VERIFIED)
+    update = feed.book_update(event, "BTCUSDT", verdict, Envelope(1, "c1", 0, "binance-depth"), 0)
+    assert update.exchange_us == 1_796_637_600_123_000 + (456 if unit == "MICROSECOND" else 0)

@@ -90,6 +90,16 @@ CASES = [
         "20m",
     ),
     Case(
+        "K2BookUnverified",
+        [("k2_ingest_books_unverified", _binance(), "0 0 2 2 2 2 2")],
+        "5m",
+        _binance(),
+        2,
+        ["2m", "3m"],
+        [("k2_ingest_books_unverified", _binance(), "0 1 0 1 0 1 0 1")],
+        "7m",
+    ),
+    Case(
         "K2KafkaDeliveryFailures",
         [("k2_ingest_trades_failed_total", _binance("BTCUSDT"), "0 0 0 2 2 2")],
         "4m",

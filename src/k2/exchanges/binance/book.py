@@ -51,7 +51,7 @@ class DepthUpdate:
     symbol: str
     first_id: int  # U
     last_id: int  # u
-    event_ms: int  # E
+    event_time: int  # E, in the connection's timeUnit
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
 
@@ -169,12 +169,12 @@ def _update(data: object) -> DepthUpdate:
     symbol = data.get("s")
     if not isinstance(symbol, str):
         reject("depthUpdate without a symbol")
-    first, last, event_ms = _id(data, "U"), _id(data, "u"), _id(data, "E")
+    first, last, event_time = _id(data, "U"), _id(data, "u"), _id(data, "E")
     if first > last:
         reject(f"depthUpdate first update id {first} is above its final id {last}")
     bids = read_levels(data.get("b"), "depthUpdate b", _LEVEL)
     asks = read_levels(data.get("a"), "depthUpdate a", _LEVEL)
-    return DepthUpdate(symbol, first, last, event_ms, bids, asks)
+    return DepthUpdate(symbol, first, last, event_time, bids, asks)
 
 
 def read_snapshot(data: object) -> DepthSnapshot | BookMalformed:

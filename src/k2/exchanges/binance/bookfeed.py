@@ -34,6 +34,7 @@ from k2.exchanges.binance.book import (
     read_snapshot,
 )
 from k2.exchanges.binance.client import BinanceFeedClient, BinanceFeedOptions
+from k2.exchanges.binance.normalise import trade_time_micros
 from k2.exchanges.bookfeed import Applied, BookFeed
 from k2.exchanges.booksync import BookMalformed, BookUpdate, Outcome, Verdict
 from k2.exchanges.feed import Lane, NewestId
@@ -99,9 +100,10 @@ class BinanceBookFeed(BookFeed, BinanceFeedClient):
                 None, verdict, envelope, index,
             )  # fmt: skip
         event: DepthUpdate = part
+        exchange_us = trade_time_micros(event.event_time, self.options.time_unit)
         return BookUpdate(
-            EXCHANGE, symbol, False, event.bids, event.asks, event.event_ms * 1_000,
-            event.last_id, event.first_id, None, verdict, envelope, index,
+            EXCHANGE, symbol, False, event.bids, event.asks, exchange_us, event.last_id,
+            event.first_id, None, verdict, envelope, index,
         )  # fmt: skip
 
     # --- snapshots ------------------------------------------------------------------------
