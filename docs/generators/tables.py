@@ -16,10 +16,19 @@ from k2.lake.tables import Column, TableDefinition
 from k2.schemas import schema_json
 
 
+def with_every_book(settings: Settings) -> Settings:
+    """``settings`` with every exchange's books captured, so the book tables are listed too."""
+    ingest = settings.ingest
+    for exchange in settings.exchanges:
+        ingest = ingest.with_exchange(exchange, books=True)
+    return settings.model_copy(update={"ingest": ingest})
+
+
 def definitions(settings: Settings) -> dict[str, list[TableDefinition]]:
-    """Every table of every layer, in the order data flows through them. Bronze's trade columns
-    come from each exchange's packaged raw schema, as before any newer version is registered."""
-    plan = layout(settings)
+    """Every table of every layer, in the order data flows through them (the book tables of
+    every exchange). Bronze's columns come from each topic's packaged schema, as before any
+    newer version is registered."""
+    plan = layout(with_every_book(settings))
     prefix = plan.prefix
     bronze = []
     for source in plan.sources:
@@ -88,7 +97,9 @@ def tables_page(settings: Settings) -> str:
         "# Tables",
         "Every table of the Iceberg catalog `k2`, generated from the table definitions in "
         f"{code('k2.lake.tables')} when the site is built. Types are Spark SQL's; DuckDB, Spark "
-        "and pyiceberg read the same tables under the same names.",
+        "and pyiceberg read the same tables under the same names. "
+        f"{code('bronze.<exchange>_books')} and its rejects exist for the exchanges whose "
+        f"order books are captured ({code('K2_INGEST__<EXCHANGE>__BOOKS=true')}).",
         prose(lake_tables.__doc__).split("\n\n", 1)[-1],
         *(block for name, group in layers.items() for block in (f"## {name}", *_tables(group))),
         "## Control",

@@ -695,6 +695,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown exchange(s) {unknown}; known: {list(KNOWN_EXCHANGES)}")
         return value
 
+    @property
+    def book_exchanges(self) -> tuple[str, ...]:
+        """The configured exchanges whose order books are captured (``K2_INGEST__<EX>__BOOKS``)."""
+        return tuple(name for name in self.exchanges if self.ingest.exchange(name).books)
+
     # Derived addresses of the embedded stack, used when no external address is configured.
     @property
     def kafka_bootstrap(self) -> str:

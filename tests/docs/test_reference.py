@@ -46,8 +46,13 @@ def test_pages_show_defaults_whatever_the_environment(
 
 
 def test_tables_page_has_every_table(generated_pages: dict[str, str]) -> None:
-    """Every table the streaming job writes has a section with its columns."""
-    plan = layout(_defaults())
+    """Every table the streaming job writes, the book tables of every exchange among them, has a
+    section with its columns."""
+    settings = _defaults()
+    ingest = settings.ingest
+    for exchange in settings.exchanges:
+        ingest = ingest.with_exchange(exchange, books=True)
+    plan = layout(settings.model_copy(update={"ingest": ingest}))
     tables = [
         *(name for source in plan.sources for name in (source.table, source.rejects)),
         *plan.silver.values(),

@@ -27,7 +27,7 @@ from k2.exchanges.kraken import wire as kraken_wire
 from k2.jobs.layout import Layout, layout
 from k2.jobs.stream import start_stream
 from k2.jobs.supervisor import stop_between_batches
-from k2.schemas import raw_schema_name, schema_text
+from k2.schemas import schema_text
 from k2.transport.topics import TopicAdmin, k2_topics
 from tests import polling
 
@@ -50,9 +50,14 @@ class Lane:
 
 
 def make_lane(
-    settings: Settings, root: Path, name: str, exchanges: Sequence[str] = ("kraken", "binance")
+    settings: Settings,
+    root: Path,
+    name: str,
+    exchanges: Sequence[str] = ("kraken", "binance"),
+    books: Sequence[str] = (),
 ) -> Lane:
-    """A lane named ``name`` with half-second triggers, its checkpoint under ``root``."""
+    """A lane named ``name`` with half-second triggers, its checkpoint under ``root``; the
+    exchanges in ``books`` have their book topics read too."""
     stream = settings.stream.model_copy(
         update={"trigger_interval_s": 0.5, "checkpoint_dir": root / name / "checkpoint"}
     )
@@ -65,8 +70,11 @@ def make_lane(
             "gold": settings.gold.model_copy(update={"rollup_interval_s": 1.0}),
         }
     )
+    for exchange in books:
+        ingest = lane_settings.ingest.with_exchange(exchange, books=True)
+        lane_settings = lane_settings.model_copy(update={"ingest": ingest})
     TopicAdmin(lane_settings.kafka_config()).ensure(
-        k2_topics(lane_settings.kafka, lane_settings.exchanges)
+        k2_topics(lane_settings.kafka, lane_settings.exchanges, lane_settings.book_exchanges)
     )
     return Lane(lane_settings)
 
@@ -128,26 +136,25 @@ def to_record(raw: RawTrade, **fields: FieldValue) -> dict[str, Any]:
 
 
 class RawProducer:
-    """Avro-encodes raw records with the registry and produces them to a lane's raw topics."""
+    """Avro-encodes records with the registry and produces them to a lane's topics, each named
+    by its source (an exchange for its raw trades, ``<exchange>_books`` for its book)."""
 
     def __init__(self, lane: Lane) -> None:
         self._lane = lane
         registry = SchemaRegistryClient(lane.settings.registry_config())
         self._serializers = {
-            exchange: AvroSerializer(
-                registry,
-                schema_text(raw_schema_name(exchange)),
-                conf={"auto.register.schemas": True},
+            source.name: AvroSerializer(
+                registry, schema_text(source.schema_name), conf={"auto.register.schemas": True}
             )
-            for exchange in lane.settings.exchanges
+            for source in lane.layout.sources
         }
         self._producer = Producer(
             {**lane.settings.kafka_config(), "enable.idempotence": True, "linger.ms": 5}
         )
 
-    def send(self, records: Iterable[dict[str, Any]], exchange: str) -> None:
-        topic = self._lane.layout.source(exchange).topic
-        serialize = self._serializers[exchange]
+    def send(self, records: Iterable[dict[str, Any]], name: str) -> None:
+        topic = self._lane.layout.source(name).topic
+        serialize = self._serializers[name]
         context = SerializationContext(topic, MessageField.VALUE)
         for record in records:
             value = serialize(record, context)

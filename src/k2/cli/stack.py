@@ -76,7 +76,7 @@ def stack_up(ctx: click.Context, cluster: bool, catalog: str | None) -> None:
     for name, reason in stack.skipped:
         click.echo(f"{name}: not started ({reason})")
     for spec, outcome in TopicAdmin(settings.kafka_config()).ensure(
-        k2_topics(settings.kafka, settings.exchanges)
+        k2_topics(settings.kafka, settings.exchanges, settings.book_exchanges)
     ):
         if outcome == "created":
             click.echo(f"topic {spec.name}: created ({spec.partitions} partitions)")

@@ -25,12 +25,13 @@ def topics_list(ctx: click.Context) -> None:
 @topics.command("create")
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
-    """Create the raw, DLQ and gap topics of every configured exchange (idempotent)."""
+    """Create the raw, DLQ and gap topics of every configured exchange, and the book topics of
+    those whose books are captured (idempotent)."""
     from k2.transport.topics import TopicAdmin, k2_topics
 
     settings = settings_of(ctx)
     for spec, outcome in TopicAdmin(settings.kafka_config()).ensure(
-        k2_topics(settings.kafka, settings.exchanges)
+        k2_topics(settings.kafka, settings.exchanges, settings.book_exchanges)
     ):
         click.echo(f"{spec.name}: {outcome} ({spec.partitions} partitions)")
 
@@ -43,7 +44,8 @@ def topics_describe(ctx: click.Context, names: tuple[str, ...]) -> None:
     from k2.transport.topics import TopicAdmin, k2_topics
 
     settings = settings_of(ctx)
-    wanted = list(names) or [spec.name for spec in k2_topics(settings.kafka, settings.exchanges)]
+    every = k2_topics(settings.kafka, settings.exchanges, settings.book_exchanges)
+    wanted = list(names) or [spec.name for spec in every]
     for state in TopicAdmin(settings.kafka_config()).describe(wanted):
         conf = " ".join(f"{k}={v}" for k, v in sorted(state.config.items()))
         click.echo(

@@ -9,7 +9,7 @@ Then the commits, the ones users wait for first:
 2. **bars**: the 1-minute bars holding the batch's trades recomputed and stored when changed
    (the moment the batch is visible to users: :attr:`BatchReport.visible_at`);
 3. **Silver**: valid trades appended per exchange, invalid ones to the quarantine;
-4. **Bronze**, per topic: the records appended as sent; rejects;
+4. **Bronze**, per topic (trades, books, gaps): the records appended as sent; rejects;
 5. **gaps**: the batch's gap events appended to ``gold.gaps``; the larger bars rolled up every
    ``GoldSettings.rollup_interval_s``.
 
@@ -40,7 +40,7 @@ from k2.jobs.bronze.step import BronzeStep, header_groups
 from k2.jobs.gold.bars import BarChanges, BarTables
 from k2.jobs.gold.gaps import GoldGaps
 from k2.jobs.gold.trades import GoldResult, GoldTrades, minutes_of
-from k2.jobs.layout import Layout
+from k2.jobs.layout import GAPS, Layout
 from k2.jobs.offsets import Positions, TableProgress, merged
 from k2.jobs.session import renew_sqlite_catalog_connections
 from k2.jobs.silver.step import SilverResult, SilverStep
@@ -196,7 +196,7 @@ class BatchWriter:
                 report.bronze[result.source.name] = result.written
                 if result.rejects:
                     report.rejects[result.source.name] = result.rejects
-        gaps = next((r for r in results if not r.source.is_trades), None)
+        gaps = next((r for r in results if r.source.kind == GAPS), None)
         if gaps is not None and gaps.records is not None:
             with _timed(report, "gaps"):
                 report.gaps = self.gaps.append(gaps.records, report.last_offsets)

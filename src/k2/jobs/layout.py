@@ -1,11 +1,12 @@
 """Every topic the streaming job reads and every table it writes, derived from the settings.
 
-One query reads every configured exchange's raw topic and the gap topic. Each topic is a
-:class:`Source`: Bronze keeps its records as sent (one table per topic, plus a rejects table);
-the exchanges' trades then become Silver (one table per exchange, plus the shared quarantine),
-Gold (one table for every exchange) and the bars; the gap events become ``gold.gaps``. Table
-names follow ``LakeSettings.namespace_prefix`` as topic names follow ``KafkaSettings.topic_prefix``,
-so two pipelines can share a cluster and a catalog.
+One query reads every configured exchange's raw topic, the book topic of each exchange whose
+books are captured, and the gap topic. Each topic is a :class:`Source`: Bronze keeps its records
+as sent (one table per topic, plus a rejects table); the exchanges' trades then become Silver
+(one table per exchange, plus the shared quarantine), Gold (one table for every exchange) and the
+bars; the gap events become ``gold.gaps``; the book records stay in Bronze. Table names follow
+``LakeSettings.namespace_prefix`` as topic names follow ``KafkaSettings.topic_prefix``, so two
+pipelines can share a cluster and a catalog.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from k2.config import Settings
 from k2.domain import BAR_INTERVALS
 from k2.lake.tables import (
     bars_table,
+    bronze_book_tables,
     bronze_tables,
     gaps_table,
     gold_trades,
@@ -24,8 +26,11 @@ from k2.lake.tables import (
     silver_trades,
 )
 from k2.schemas import raw_schema_name, schema_text
-from k2.transport.topics import gaps_topic, raw_topic
+from k2.transport.topics import book_topic, gaps_topic, raw_topic
 
+# What a topic's records are (Source.kind).
+TRADES = "trades"
+BOOKS = "books"
 GAPS = "gaps"
 
 
@@ -33,12 +38,13 @@ GAPS = "gaps"
 class Source:
     """One topic: what its records are, and the Bronze tables that keep them as sent."""
 
-    name: str  # the exchange, or "gaps" for the gap topic
+    name: str  # the exchange, <exchange>_books for its book topic, or "gaps"
     topic: str
     schema_name: str  # packaged .avsc, used before any version is registered
-    table: str  # bronze.<exchange>_trades or bronze.gaps
+    table: str  # bronze.<exchange>_trades, bronze.<exchange>_books or bronze.gaps
     rejects: str
     partition_source: str  # the record's required timestamp that partitions its Bronze table
+    kind: str = TRADES  # TRADES, BOOKS or GAPS
 
     @property
     def subject(self) -> str:
@@ -50,7 +56,7 @@ class Source:
 
     @property
     def is_trades(self) -> bool:
-        return self.name != GAPS
+        return self.kind == TRADES
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,18 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
         )
         for exchange in names
     ]
+    sources += [
+        Source(
+            f"{exchange}_books",
+            book_topic(exchange, topic_prefix),
+            "book_raw",
+            *bronze_book_tables(exchange, prefix),
+            partition_source="received_us",
+            kind=BOOKS,
+        )
+        for exchange in names
+        if settings.ingest.exchange(exchange).books
+    ]
     sources.append(
         Source(
             GAPS,
@@ -117,6 +135,7 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
             "gap",
             *bronze_tables(GAPS, prefix),
             partition_source="detected_us",
+            kind=GAPS,
         )
     )
     return Layout(

@@ -145,19 +145,25 @@ BRONZE_WRITTEN_AT = Column(
 )
 
 
-def spark_type(avro_type: Any) -> tuple[str, bool]:
+def spark_type(avro_type: Any, named: dict[str, str] | None = None) -> tuple[str, bool]:
     """The Spark SQL type ``from_avro`` gives an Avro type, and whether the type allows null.
 
-    Raises :class:`LakeError` for unions of several non-null types, which have no column type.
+    ``named`` holds the record types defined so far in the schema, by name (a later field may
+    name one instead of repeating it); each record met is added to it.
+    Raises :class:`LakeError` for unions of several non-null types, which have no column type,
+    and for a name no earlier field defined.
     """
+    named = {} if named is None else named
     if isinstance(avro_type, list):
         branches = [branch for branch in avro_type if branch != "null"]
         if len(branches) != 1:
             raise LakeError(f"Avro union {avro_type} has no single column type; use [null, T]")
-        return spark_type(branches[0])[0], len(branches) < len(avro_type)
+        return spark_type(branches[0], named)[0], len(branches) < len(avro_type)
     if isinstance(avro_type, str):
+        if avro_type in named:
+            return named[avro_type], False
         if avro_type not in _PRIMITIVES:
-            raise LakeError(f"Avro type {avro_type!r} (named types) is not supported in Bronze")
+            raise LakeError(f"Avro type {avro_type!r} is neither primitive nor defined before")
         return _PRIMITIVES[avro_type], avro_type == "null"
     logical = avro_type.get("logicalType")
     if logical == "decimal":
@@ -167,30 +173,43 @@ def spark_type(avro_type: Any) -> tuple[str, bool]:
     kind = avro_type["type"]
     if kind == "record":
         fields = ", ".join(
-            f"`{f['name']}`: {spark_type(f['type'])[0]}" for f in avro_type["fields"]
+            f"`{f['name']}`: {spark_type(f['type'], named)[0]}" for f in avro_type["fields"]
         )
-        return f"struct<{fields}>", False
+        struct = f"struct<{fields}>"
+        name = avro_type.get("name")
+        if name:
+            named[name] = struct
+            if avro_type.get("namespace"):
+                named[f"{avro_type['namespace']}.{name}"] = struct
+        return struct, False
     if kind == "array":
-        return f"array<{spark_type(avro_type['items'])[0]}>", False
+        return f"array<{spark_type(avro_type['items'], named)[0]}>", False
     if kind == "map":
-        return f"map<string, {spark_type(avro_type['values'])[0]}>", False
-    return spark_type(kind)
+        return f"map<string, {spark_type(avro_type['values'], named)[0]}>", False
+    return spark_type(kind, named)
 
 
 def avro_columns(avro_schema: Mapping[str, Any]) -> list[Column]:
     """One nullable column per field of a record schema, with the field's type and doc."""
+    named: dict[str, str] = {}
     return [
-        Column(f["name"], spark_type(f["type"])[0], False, f.get("doc", ""))
+        Column(f["name"], spark_type(f["type"], named)[0], False, f.get("doc", ""))
         for f in avro_schema["fields"]
     ]
 
 
 def bronze_tables(name: str, prefix: str = "") -> tuple[str, str]:
     """The identifiers of the Bronze tables of one topic: ``bronze.<name>_trades`` and
-    ``bronze.<name>_rejects`` for an exchange, ``bronze.gaps`` and ``bronze.gaps_rejects`` for
-    the gap events."""
+    ``bronze.<name>_rejects`` for an exchange's trades, ``bronze.gaps`` and
+    ``bronze.gaps_rejects`` for the gap events."""
     table = f"{prefix}bronze.{name}" if name == "gaps" else f"{prefix}bronze.{name}_trades"
     return table, f"{prefix}bronze.{name}_rejects"
+
+
+def bronze_book_tables(exchange: str, prefix: str = "") -> tuple[str, str]:
+    """The Bronze tables of an exchange's book topic: ``bronze.<exchange>_books`` and
+    ``bronze.<exchange>_books_rejects``."""
+    return f"{prefix}bronze.{exchange}_books", f"{prefix}bronze.{exchange}_books_rejects"
 
 
 def bronze_trades(

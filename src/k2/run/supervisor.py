@@ -256,7 +256,9 @@ def run_pipeline(
     parts: list[Part] = []
     failed: Part | None = None
     try:
-        TopicAdmin(settings.kafka_config()).ensure(k2_topics(settings.kafka, settings.exchanges))
+        TopicAdmin(settings.kafka_config()).ensure(
+            k2_topics(settings.kafka, settings.exchanges, settings.book_exchanges)
+        )
         env = {**os.environ, "K2_INGEST__SOURCE": source}
         for spec in plan_parts(settings, source, logs, jvm_logs):
             parts.append(_start(spec, env, logs, settings.stack.host))

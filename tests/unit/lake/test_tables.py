@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from k2.errors import LakeError
-from k2.lake.tables import bronze_rejects, bronze_trades, missing_columns, spark_type
+from k2.lake.tables import (
+    avro_columns,
+    bronze_rejects,
+    bronze_trades,
+    missing_columns,
+    spark_type,
+)
 from k2.schemas import schema_json
 
 LINEAGE = [
@@ -48,6 +54,16 @@ def test_avro_types_map_to_what_from_avro_produces() -> None:
     assert spark_type({"type": "array", "items": "string"}) == ("array<string>", False)
     with pytest.raises(LakeError, match="no single column type"):
         spark_type(["null", "long", "string"])
+
+
+def test_a_record_type_named_again_later_in_the_schema_has_the_same_column_type() -> None:
+    """The book schema defines its level record in ``bids`` and names it in ``asks``: both
+    columns are arrays of the same struct; a name never defined is refused in one line."""
+    columns = {c.name: c.sql_type for c in avro_columns(schema_json("book_raw"))}
+    level = "struct<`price`: string, `size`: string>"
+    assert columns["bids"] == columns["asks"] == f"array<{level}>"
+    with pytest.raises(LakeError, match="neither primitive nor defined before"):
+        spark_type("Level")
 
 
 def test_a_raw_field_named_like_a_lineage_column_is_refused() -> None:
