@@ -39,6 +39,7 @@ def definitions(settings: Settings) -> dict[str, list[TableDefinition]]:
         "Bronze": bronze,
         "Silver": [
             *(lake_tables.silver_trades(exchange, prefix) for exchange in plan.exchanges),
+            lake_tables.silver_book_changes(prefix),
             lake_tables.silver_quarantine(prefix),
         ],
         "Gold": [
@@ -99,7 +100,8 @@ def tables_page(settings: Settings) -> str:
         f"{code('k2.lake.tables')} when the site is built. Types are Spark SQL's; DuckDB, Spark "
         "and pyiceberg read the same tables under the same names. "
         f"{code('bronze.<exchange>_books')} and its rejects exist for the exchanges whose "
-        f"order books are captured ({code('K2_INGEST__<EXCHANGE>__BOOKS=true')}).",
+        f"order books are captured ({code('K2_INGEST__<EXCHANGE>__BOOKS=true')}), "
+        f"{code('silver.book_changes')} once any exchange's are.",
         prose(lake_tables.__doc__).split("\n\n", 1)[-1],
         *(block for name, group in layers.items() for block in (f"## {name}", *_tables(group))),
         "## Control",

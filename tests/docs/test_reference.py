@@ -56,6 +56,7 @@ def test_tables_page_has_every_table(generated_pages: dict[str, str]) -> None:
     tables = [
         *(name for source in plan.sources for name in (source.table, source.rejects)),
         *plan.silver.values(),
+        plan.book_changes,
         plan.quarantine,
         plan.gold,
         *plan.bars.values(),

@@ -6,6 +6,7 @@ import click
 
 from k2.cli import (
     api,
+    book,
     config_cmd,
     coverage,
     deploy,
@@ -65,5 +66,6 @@ for _command in (
     sql.sql,
     api.api,
     coverage.coverage_command,
+    book.book_command,
 ):
     main.add_command(_command)

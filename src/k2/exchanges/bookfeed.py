@@ -61,6 +61,9 @@ class BookFeed(FeedClientBase):
     :meth:`book_update` and :meth:`resync` of its own (mixed in before the trade client)."""
 
     depth: int | None  # levels a side; None where the exchange sends the whole book
+    # The exchange sends no removal for a level pushed out of the subscribed depth, so the book
+    # is cut to ``depth`` after each message.
+    cuts_to_depth: ClassVar[bool] = False
 
     resync_interval_s: ClassVar[float] = 1.0  # at most one resync request a second per lane
 
@@ -75,6 +78,11 @@ class BookFeed(FeedClientBase):
         self._last_resync: dict[int, float] = {}  # lane → when it last sent a resync
         # symbol → the messages held for a snapshot, by identity: (message, its envelope)
         self._held: dict[str, dict[int, tuple[Any, Envelope]]] = {}
+
+    @property
+    def cut_depth(self) -> int | None:
+        """The levels a side every book is cut to after each message, or None."""
+        return self.depth if self.cuts_to_depth else None
 
     # --- what an exchange's book feed implements -----------------------------------------
 

@@ -199,7 +199,7 @@ class BookCapture:
     def _message(self, update: BookUpdate) -> None:
         counts = self._counts(update.native_symbol)
         counts.received += 1
-        value = self._book.encode(book_record(update, self._version))
+        value = self._book.encode(book_record(update, self._version, self.feed.cut_depth))
         received_us = update.envelope.received_us
         self._deliveries.add(self.book_topic, value, counts.key, counts, received_us)
 
@@ -247,8 +247,9 @@ def _no_trade_id(record: Mapping[str, Any]) -> None:
     return None
 
 
-def book_record(update: BookUpdate, k2_version: str) -> dict[str, Any]:
-    """The ``book_raw`` record of one book message."""
+def book_record(update: BookUpdate, k2_version: str, depth: int | None = None) -> dict[str, Any]:
+    """The ``book_raw`` record of one book message; ``depth`` is what the feed cuts its books
+    to (:attr:`~k2.exchanges.bookfeed.BookFeed.cut_depth`)."""
     verdict, envelope = update.verdict, update.envelope
     message_id = (
         f"{update.exchange}:{update.native_symbol}:{envelope.connection_id}:{envelope.position}"
@@ -276,4 +277,5 @@ def book_record(update: BookUpdate, k2_version: str) -> dict[str, Any]:
         "protocol": envelope.protocol,
         "message_id": message_id,
         "k2_version": k2_version,
+        "depth": depth,
     }

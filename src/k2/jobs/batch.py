@@ -8,7 +8,8 @@ Then the commits, the ones users wait for first:
 1. **Gold**: the batch's valid trades not yet in ``gold.trades`` appended (one row per trade);
 2. **bars**: the 1-minute bars holding the batch's trades recomputed and stored when changed
    (the moment the batch is visible to users: :attr:`BatchReport.visible_at`);
-3. **Silver**: valid trades appended per exchange, invalid ones to the quarantine;
+3. **Silver**: valid trades appended per exchange, the levels of the book records to
+   ``silver.book_changes``, invalid ones to the quarantine;
 4. **Bronze**, per topic (trades, books, gaps): the records appended as sent; rejects;
 5. **gaps**: the batch's gap events appended to ``gold.gaps``; the larger bars rolled up every
    ``GoldSettings.rollup_interval_s``.
@@ -184,7 +185,7 @@ class BatchWriter:
             results = [step.decode(frame, groups) for step in self.bronze]
             cached.extend(result.cached for result in results)
             report.silver = self.silver.normalise(results)
-            cached.append(report.silver.trades)
+            cached.extend((report.silver.trades, report.silver.books))
         self._gold(report)
         with _timed(report, "silver"):
             self.silver.write(report.silver, results, report.last_offsets)
@@ -224,6 +225,7 @@ class BatchWriter:
             bronze=report.bronze,
             rejects={name: sum(kinds.values()) for name, kinds in report.rejects.items()},
             silver=report.silver.written,
+            book_changes=report.silver.book_changes,
             quarantined=quarantined,
             gold=report.gold.inserted,
             duplicates=report.gold.duplicates,

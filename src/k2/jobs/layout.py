@@ -22,6 +22,7 @@ from k2.lake.tables import (
     bronze_tables,
     gaps_table,
     gold_trades,
+    silver_book_changes,
     silver_quarantine,
     silver_trades,
 )
@@ -45,6 +46,7 @@ class Source:
     rejects: str
     partition_source: str  # the record's required timestamp that partitions its Bronze table
     kind: str = TRADES  # TRADES, BOOKS or GAPS
+    exchange: str | None = None  # the exchange of a trade or book topic
 
     @property
     def subject(self) -> str:
@@ -65,6 +67,7 @@ class Layout:
 
     sources: tuple[Source, ...]
     silver: Mapping[str, str]  # exchange -> silver.<exchange>_trades
+    book_changes: str | None  # silver.book_changes, when any exchange's books are captured
     quarantine: str
     gold: str
     bars: Mapping[str, str]  # interval -> gold.ohlcv_<interval>, smallest first
@@ -83,6 +86,9 @@ class Layout:
     def trade_topics(self) -> tuple[str, ...]:
         return tuple(source.topic for source in self.sources if source.is_trades)
 
+    def book_topics(self) -> tuple[str, ...]:
+        return tuple(source.topic for source in self.sources if source.kind == BOOKS)
+
     def source(self, name: str) -> Source:
         return next(source for source in self.sources if source.name == name)
 
@@ -92,6 +98,7 @@ class Layout:
         return [
             *(table for source in self.sources for table in (source.table, source.rejects)),
             *self.silver.values(),
+            *([self.book_changes] if self.book_changes else []),
             self.quarantine,
             self.gaps,
         ]
@@ -113,6 +120,7 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
             raw_schema_name(exchange),
             *bronze_tables(exchange, prefix),
             partition_source="received_us",
+            exchange=exchange,
         )
         for exchange in names
     ]
@@ -124,6 +132,7 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
             *bronze_book_tables(exchange, prefix),
             partition_source="received_us",
             kind=BOOKS,
+            exchange=exchange,
         )
         for exchange in names
         if settings.ingest.exchange(exchange).books
@@ -141,6 +150,11 @@ def layout(settings: Settings, exchanges: tuple[str, ...] | None = None) -> Layo
     return Layout(
         sources=tuple(sources),
         silver={exchange: silver_trades(exchange, prefix).identifier for exchange in names},
+        book_changes=(
+            silver_book_changes(prefix).identifier
+            if any(source.kind == BOOKS for source in sources)
+            else None
+        ),
         quarantine=silver_quarantine(prefix).identifier,
         gold=gold_trades(prefix).identifier,
         bars={interval: bars_table(interval, prefix) for interval in BAR_INTERVALS},

@@ -108,7 +108,7 @@ def snapshot_of(identifier: str, table: Any) -> TableSnapshot:
     )
 
 
-def _quoted_name(identifier: str) -> str:
+def quoted_name(identifier: str) -> str:
     namespace, _, name = identifier.partition(".")
     return f'"{namespace}"."{name}"'
 
@@ -163,7 +163,7 @@ class LakeViews:
             for name in changed:
                 self._rebuild(name)
             for name in set(self._tables) - set(locations):
-                self.connection.execute(f"DROP VIEW IF EXISTS {_quoted_name(name)}")
+                self.connection.execute(f"DROP VIEW IF EXISTS {quoted_name(name)}")
                 del self._tables[name]
             return changed
 
@@ -177,7 +177,7 @@ class LakeViews:
         self.connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         # A view cannot take parameters; the location is the catalog's, never a user's text.
         self.connection.execute(
-            f"CREATE OR REPLACE VIEW {_quoted_name(name)} AS "  # noqa: S608 - catalog names only
+            f"CREATE OR REPLACE VIEW {quoted_name(name)} AS "  # noqa: S608 - catalog names only
             f"SELECT * FROM iceberg_scan({_literal(snapshot.location)})"
         )
         self._tables[name] = snapshot

@@ -305,9 +305,75 @@ def silver_trades(exchange: str, prefix: str = "") -> TableDefinition:
     )
 
 
+def silver_book_changes(prefix: str = "") -> TableDefinition:
+    """``silver.book_changes``: every level of every order book message, one row each."""
+    return TableDefinition(
+        identifier=f"{prefix}silver.book_changes",
+        columns=(
+            Column("message_id", "string", True, "The book message's id (one per Kafka record)."),
+            Column("exchange", "string", True, "Exchange the book belongs to."),
+            Column("symbol", "string", True, "Unified BASE/QUOTE symbol."),
+            Column("exchange_symbol", "string", True, "Symbol as the exchange spelled it."),
+            Column(
+                "exchange_ts", "timestamp", False, "The exchange's time of the message, if sent."
+            ),
+            Column("received_ts", "timestamp", True, "When K2 received the message (UTC)."),
+            Column("side", "string", True, "bid or ask."),
+            Column("level", "int", True, "Position of the level within its side of the message."),
+            Column("price", "decimal(38,18)", True, "Price of the level, exact."),
+            Column(
+                "size",
+                "decimal(38,18)",
+                True,
+                "Size at that price after the message, exact; 0 removes the level.",
+            ),
+            Column(
+                "is_snapshot",
+                "boolean",
+                True,
+                "The message is a snapshot: it replaces the whole book, levels absent from it "
+                "are gone.",
+            ),
+            Column(
+                "sequence",
+                "bigint",
+                False,
+                "The exchange's number of the message (Binance u, OKX seqId, Bybit u, Coinbase "
+                "sequence_num).",
+            ),
+            Column(
+                "verified",
+                "boolean",
+                True,
+                "The book after this message matched the exchange's checksum or sequence.",
+            ),
+            Column(
+                "outcome",
+                "string",
+                True,
+                "verified, ignored (older than the snapshot) or unverified.",
+            ),
+            Column(
+                "depth",
+                "int",
+                False,
+                "Levels a side the book is cut to after each message (Kraken, Bybit); null: "
+                "not cut.",
+            ),
+            PROTOCOL,
+            *KAFKA_ORIGIN,
+            Column("silver_written_at", "timestamp", True, "When the Silver write committed."),
+        ),
+        partitioning=("days(received_ts)",),
+        comment="Order book level changes of every exchange whose books are captured: one row "
+        "per level of each message, in the exchange's order.",
+        write_order=("exchange", "symbol", "received_ts"),
+    )
+
+
 def silver_quarantine(prefix: str = "") -> TableDefinition:
-    """``silver.quarantine``: trades that failed validation, with every reason and the raw
-    fields as sent."""
+    """``silver.quarantine``: trades (and order book levels) that failed validation, with every
+    reason and the raw fields as sent."""
     return TableDefinition(
         identifier=f"{prefix}silver.quarantine",
         columns=(
@@ -323,7 +389,8 @@ def silver_quarantine(prefix: str = "") -> TableDefinition:
             Column("quarantined_at", "timestamp", True, "When the Silver write committed."),
         ),
         partitioning=("days(quarantined_at)",),
-        comment="Trades that failed Silver validation, kept whole with their reason codes.",
+        comment="Trades and order book levels that failed Silver validation, kept whole with "
+        "their reason codes.",
     )
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from k2.exchanges.base import Envelope
+from k2.exchanges.binance.bookfeed import BinanceBookFeed
+from k2.exchanges.binance.client import BinanceFeedOptions
 from k2.exchanges.book import Level
 from k2.exchanges.booksync import BookUpdate, Outcome, Reason, Verdict
+from k2.exchanges.kraken.bookfeed import KrakenBookFeed
+from k2.exchanges.kraken.client import KrakenFeedOptions
 from k2.ingest.books import book_record
 
 ENVELOPE = Envelope(1_796_637_600_000_001, "conn-7", 42, "okx")
@@ -61,3 +65,15 @@ def test_each_part_of_a_frame_has_its_own_id() -> None:
     ids = [book_record(update, "1")["message_id"] for update in parts]
     assert ids == ["coinbase:BTC-USD:conn-7:42", "coinbase:ETH-USD:conn-7:42:1"]
     assert book_record(parts[0], "1")["verified"] is True
+
+
+def test_a_record_says_the_depth_its_book_is_cut_to() -> None:
+    """Kraken and Bybit send no removal for a level pushed out of the subscribed depth, so their
+    books are cut to it and the record says so; the other exchanges' books are not cut."""
+    verdict = Verdict(Outcome.VERIFIED)
+    update = BookUpdate("kraken", "BTC/USD", True, (), (), None, None, None, 1, verdict, ENVELOPE)
+    assert book_record(update, "1", depth=25)["depth"] == 25
+    assert book_record(update, "1")["depth"] is None
+    kraken = KrakenBookFeed(KrakenFeedOptions(symbols=("BTC/USD",), book_depth=25))
+    binance = BinanceBookFeed(BinanceFeedOptions(symbols=("BTCUSDT",), book_depth=1000))
+    assert (kraken.cut_depth, binance.cut_depth) == (25, None)

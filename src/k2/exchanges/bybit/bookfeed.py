@@ -19,6 +19,8 @@ from k2.exchanges.feed import Lane, NewestId
 class BybitBookFeed(BookFeed, BybitFeedClient):
     """Every configured symbol's book on Bybit spot, as :class:`BookUpdate` events."""
 
+    cuts_to_depth = True
+
     def __init__(
         self,
         options: BybitFeedOptions,

@@ -20,6 +20,7 @@ class KrakenBookFeed(BookFeed, KrakenFeedClient):
     """Every configured pair's book on Kraken, as :class:`BookUpdate` events."""
 
     channel = "book"
+    cuts_to_depth = True
 
     def __init__(
         self,

@@ -84,7 +84,7 @@ def canonical(asset: Column) -> Column:
     return mapped
 
 
-def _decimal(text: Column) -> tuple[Column, Column, Column]:
+def decimal_parts(text: Column) -> tuple[Column, Column, Column]:
     """(is decimal text, fits decimal(38,18) exactly, the value or null) of a text column."""
     is_text = text.rlike(f"^(?:{_DECIMAL_TEXT}){_END_OF_INPUT}")
     whole = sf.ltrim(sf.substring_index(text, ".", 1), sf.lit("0"))
@@ -131,8 +131,8 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
         *map(sf.col, records.columns),
         *(sf.expr(text).alias(f"{name}__") for name, text in fragments.items()),
     )
-    price_text, price_fits, price = _decimal(sf.col("price__"))
-    quantity_text, quantity_fits, quantity = _decimal(sf.col("quantity__"))
+    price_text, price_fits, price = decimal_parts(sf.col("price__"))
+    quantity_text, quantity_fits, quantity = decimal_parts(sf.col("quantity__"))
     exchange_us = sf.col("exchange_us__")
     received_us = sf.unix_micros(sf.col("received_us"))
     in_range = exchange_us.between(_MIN_US, _MAX_US)

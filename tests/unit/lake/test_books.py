@@ -1,0 +1,178 @@
+"""``k2 book``'s rebuild of an order book at an instant, over a ``silver.book_changes`` on a
+temporary catalog (DuckDB in the process, no services): the newest snapshot at or before the
+instant, then the later messages in recorded order, skipping the ignored ones, cut to the depth
+where the record says so, and the instant's verdict."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from structlog.testing import capture_logs
+
+from k2.cli import main
+from k2.config import Settings
+from k2.domain import datetime_from_micros
+from k2.errors import QueryError
+from k2.lake.books import book_at
+from k2.lake.catalog import ensure_namespaces, open_catalog
+from k2.lake.create import create_table
+from k2.lake.query import LakeViews, quoted_name
+from k2.lake.tables import silver_book_changes
+
+T0 = 1_796_637_600_000_000  # µs
+TOPIC = "market.crypto.books.binance.raw"
+
+
+def _settings(home: Path) -> Settings:
+    return Settings(_env_file=None, stack={"home": home})  # type: ignore[call-arg]
+
+
+def message(
+    offset: int,
+    received_s: float,
+    bids: list[tuple[str, str]],
+    asks: list[tuple[str, str]],
+    *,
+    snapshot: bool = False,
+    outcome: str = "verified",
+    depth: int | None = None,
+    symbol: str = "BTC/USDT",
+) -> list[dict[str, Any]]:
+    """The silver.book_changes rows of one book message (one per level)."""
+    rows = []
+    for side, levels in (("bid", bids), ("ask", asks)):
+        for index, (price, size) in enumerate(levels):
+            rows.append(
+                {
+                    "message_id": f"binance:{symbol}:c:{offset}",
+                    "exchange": "binance",
+                    "symbol": symbol,
+                    "exchange_symbol": symbol.replace("/", ""),
+                    "exchange_ts": None,
+                    "received_ts": datetime_from_micros(T0 + round(received_s * 1e6)),
+                    "side": side,
+                    "level": index,
+                    "price": Decimal(price),
+                    "size": Decimal(size),
+                    "is_snapshot": snapshot,
+                    "sequence": offset,
+                    "verified": outcome == "verified",
+                    "outcome": outcome,
+                    "depth": depth,
+                    "protocol": "binance-depth",
+                    "kafka_topic": TOPIC,
+                    "kafka_partition": 3,
+                    "kafka_offset": offset,
+                    "silver_written_at": datetime_from_micros(T0),
+                }
+            )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A K2_HOME whose silver.book_changes holds two books of one symbol's history."""
+    path = tmp_path_factory.mktemp("books")
+    catalog = open_catalog(_settings(path).lake_access())
+    ensure_namespaces(catalog)
+    create_table(catalog, silver_book_changes())
+    rows = [
+        # the first snapshot, then updates; a removal; an update the capture ignored
+        *message(10, 1.0, [("100", "1"), ("99", "2")], [("101", "1"), ("102", "5")], snapshot=True),
+        *message(11, 2.0, [("100", "0"), ("98.5", "4")], []),
+        *message(12, 3.0, [("99", "7")], [], outcome="ignored"),
+        *message(13, 4.0, [], [("100.5", "0.25")]),
+        # a resync: the REST snapshot recorded first, then an update received before it (held)
+        *message(20, 10.0, [("97", "1")], [("103", "1")], snapshot=True),
+        *message(21, 9.5, [("97.5", "3")], [], outcome="unverified"),
+        *message(22, 11.0, [("96", "2")], [("103", "0"), ("104", "8")]),
+        # a book cut to two levels a side after each message (Kraken, Bybit)
+        *message(30, 1.0, [("10", "1"), ("9", "1")], [("11", "1")], snapshot=True, depth=2,
+                 symbol="ETH/USDT"),
+        *message(31, 2.0, [("9.5", "1")], [], depth=2, symbol="ETH/USDT"),
+        *message(32, 3.0, [("10", "0")], [], depth=2, symbol="ETH/USDT"),
+    ]  # fmt: skip
+    table = catalog.load_table("silver.book_changes")
+    table.append(pa.Table.from_pylist(rows, schema=table.schema().as_arrow()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def views(home: Path) -> LakeViews:
+    found = LakeViews(_settings(home).lake_access())
+    found.refresh()
+    return found
+
+
+def at(views: LakeViews, seconds: float, depth: int = 10, symbol: str = "BTC/USDT") -> Any:
+    moment = datetime_from_micros(T0 + round(seconds * 1e6))
+    table = quoted_name("silver.book_changes")
+    return book_at(views.connection, table, "binance", symbol, moment, depth)
+
+
+def levels(*pairs: tuple[str, str]) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(price), Decimal(size)) for price, size in pairs]
+
+
+def test_the_book_is_its_snapshot_then_the_later_messages_up_to_the_instant(
+    views: LakeViews,
+) -> None:
+    """A size of 0 removes its level, a new price is inserted in order, a message received
+    after the instant is not applied, and one the capture ignored never is."""
+    book = at(views, 1.0)
+    assert book.bids == levels(("100", "1"), ("99", "2"))
+    assert book.asks == levels(("101", "1"), ("102", "5"))
+    assert book.messages == 1 and book.verified
+    book = at(views, 4.5)
+    assert book.bids == levels(("99", "2"), ("98.5", "4"))  # not the ignored 99 -> 7
+    assert book.asks == levels(("100.5", "0.25"), ("101", "1"), ("102", "5"))
+    assert book.messages == 3 and book.last_at == datetime_from_micros(T0 + 4_000_000)
+    assert at(views, 4.5, depth=1).asks == levels(("100.5", "0.25"))
+
+
+def test_a_later_snapshot_starts_again_and_its_held_updates_follow_it(views: LakeViews) -> None:
+    """The resync's snapshot replaces the book; the update received before it but recorded after
+    it is applied after it, and being unverified makes the instant unverified."""
+    book = at(views, 10.0)
+    assert book.bids == levels(("97.5", "3"), ("97", "1")) and book.asks == levels(("103", "1"))
+    assert book.snapshot_at == datetime_from_micros(T0 + 10_000_000)
+    assert not book.verified and book.messages == 2
+    book = at(views, 12.0)
+    assert book.bids == levels(("97.5", "3"), ("97", "1"), ("96", "2"))
+    assert book.asks == levels(("104", "8"))
+
+
+def test_a_book_cut_to_its_depth_loses_the_levels_pushed_out(views: LakeViews) -> None:
+    """Cut to two levels after each message, the level pushed out by 9.5 does not come back
+    when 10 is removed (the exchange sent no removal for it): what the exchange's book shows."""
+    assert at(views, 2.0, symbol="ETH/USDT").bids == levels(("10", "1"), ("9.5", "1"))
+    assert at(views, 3.0, symbol="ETH/USDT").bids == levels(("9.5", "1"))
+
+
+def test_before_the_first_snapshot_there_is_no_book(views: LakeViews) -> None:
+    with pytest.raises(QueryError, match="no binance BTC/USDT book snapshot at or before"):
+        at(views, 0.5)
+    with pytest.raises(QueryError, match="K2_INGEST__BINANCE__BOOKS=true"):
+        at(views, 5.0, symbol="SOL/USDT")
+
+
+def test_k2_book_prints_both_sides_and_json_keeps_exact_text(home: Path) -> None:
+    moment = datetime_from_micros(T0 + 4_500_000)
+    args = ["book", "binance", "BTC/USDT", "--at", moment.isoformat(), "--depth", "2"]
+    with capture_logs():
+        table = CliRunner().invoke(main, args, obj=_settings(home))
+        document = CliRunner().invoke(main, [*args, "--format", "json"], obj=_settings(home))
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert "3 messages" in lines[0] and "verified" in lines[0]
+    assert lines[2].split() == ["2", "99", "|", "100.5", "0.25"]
+    found = json.loads(document.output)
+    assert found["bids"] == [["99.000000000000000000", "2.000000000000000000"],
+                             ["98.500000000000000000", "4.000000000000000000"]]  # fmt: skip
+    assert found["verified"] is True and found["messages"] == 3
