@@ -25,7 +25,7 @@ from k2.api.queries import Statement, symbol_summary
 from k2.config import ApiSettings, LakeAccess
 from k2.errors import K2Error, QueryError
 from k2.lake.query import LakeViews, TableSnapshot
-from k2.lake.tables import bars_table, gaps_table, gold_trades
+from k2.lake.tables import bars_table, gaps_table, gold_trades, silver_book_changes
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +83,7 @@ class LakeReader:
         self._prefix = lake.settings.namespace_prefix
         self.gold_trades = gold_trades(self._prefix).identifier
         self.gold_gaps = gaps_table(self._prefix)
+        self.book_changes = silver_book_changes(self._prefix).identifier
         self.views = LakeViews(lake, threads=api.duckdb_threads)
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._created = 0

@@ -1,10 +1,10 @@
-"""The ``/v1`` routes over Gold, the bars and the gap events (read-only)."""
+"""The ``/v1`` routes over Gold, the bars, the gap events and the order books (read-only)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -19,6 +19,7 @@ from k2.api.params import (
     decode_until,
     output_format,
     parse_as_of,
+    parse_time,
     parse_window,
 )
 from k2.api.reader import RECENT_S, LakeReader
@@ -27,8 +28,9 @@ from k2.api.windows import PiecewiseResult, first_span
 from k2.config import ApiSettings
 from k2.domain import BAR_INTERVALS, datetime_from_micros, micros_from_datetime
 from k2.errors import ApiRequestError, QueryError
+from k2.lake.books import book_at
 from k2.lake.export import MEDIA_TYPES, Format, encode, time_text
-from k2.lake.query import TableSnapshot
+from k2.lake.query import TableSnapshot, quoted_name
 
 _TIME = "RFC 3339 time, e.g. 2024-05-01T12:00:00Z (no offset: UTC)."
 _AS_OF = "Time travel: an Iceberg snapshot id, or a time (the snapshot current then)."
@@ -362,3 +364,28 @@ def get_coverage(
     window = parse_window(start, end, timedelta(hours=24), limit, "coverage requests")
     rows = coverage(ctx.reader, window, exchange, symbol)
     return JSONResponse({"data": rows, "start": time_text(window[0]), "end": time_text(window[1])})
+
+
+@router.get("/book", summary="One symbol's order book at an instant, rebuilt from Silver")
+def get_book(
+    ctx: Ctx,
+    exchange: str,
+    symbol: Annotated[str, Query(description="Unified symbol, e.g. BTC/USD.")],
+    at: Annotated[str | None, Query(description=_TIME + " Default: now.")] = None,
+    depth: Annotated[int, Query(ge=1, le=5000, description="Levels a side.")] = 10,
+) -> JSONResponse:
+    """The book as ``k2 book`` rebuilds it from ``silver.book_changes``: the newest snapshot K2
+    received at or before ``at``, then every later message up to it in the order recorded. Each
+    level is ``[price, size]`` as exact decimal text, best first; ``verified`` says whether
+    every message applied matched the exchange's checksum or sequence."""
+    identifier = ctx.reader.book_changes
+    _table(ctx, identifier)
+    moment = parse_time("at", at) or datetime.now(UTC)
+    connection = ctx.reader.acquire()
+    try:
+        book = book_at(connection, quoted_name(identifier), exchange, symbol, moment, depth)
+    except QueryError as exc:
+        raise ApiRequestError(404, str(exc)) from exc
+    finally:
+        ctx.reader.release(connection)
+    return JSONResponse(book.document())

@@ -46,6 +46,7 @@ def book_command(
     from k2.api.params import parse_time
     from k2.errors import ApiRequestError, ConfigError, QueryError
     from k2.lake.books import book_at
+    from k2.lake.export import decimal_text
     from k2.lake.query import LakeViews, quoted_name
 
     settings = settings_of(ctx)
@@ -63,18 +64,7 @@ def book_command(
         )
     book = book_at(views.connection, quoted_name(identifier), exchange, symbol, at, depth)
     if fmt == "json":
-        document = {
-            "exchange": book.exchange,
-            "symbol": book.symbol,
-            "at": book.at.isoformat(),
-            "snapshot_at": book.snapshot_at.isoformat(),
-            "last_at": book.last_at.isoformat(),
-            "messages": book.messages,
-            "verified": book.verified,
-            "bids": [[str(price), str(size)] for price, size in book.bids],
-            "asks": [[str(price), str(size)] for price, size in book.asks],
-        }
-        click.echo(json.dumps(document))
+        click.echo(json.dumps(book.document()))
         return
     state = (
         "verified" if book.verified else "NOT verified (gold.gaps has the interval, stream book)"
@@ -86,14 +76,8 @@ def book_command(
     row = "{:>26} {:>26} | {:<26} {:<26}"
     click.echo(row.format("bid size", "bid", "ask", "ask size"))
     for index in range(max(len(book.bids), len(book.asks))):
-        bid = book.bids[index] if index < len(book.bids) else ("", "")
-        ask = book.asks[index] if index < len(book.asks) else ("", "")
-        click.echo(row.format(_text(bid[1]), _text(bid[0]), _text(ask[0]), _text(ask[1])))
-
-
-def _text(value: object) -> str:
-    """A decimal without the scale's trailing zeros (exact: only zeros go)."""
-    if value == "":
-        return ""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+        bid = book.bids[index] if index < len(book.bids) else None
+        ask = book.asks[index] if index < len(book.asks) else None
+        cells = [*(("", "") if bid is None else map(decimal_text, bid[::-1]))]
+        cells += [*(("", "") if ask is None else map(decimal_text, ask))]
+        click.echo(row.format(*cells))

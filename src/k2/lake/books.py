@@ -22,6 +22,7 @@ from typing import Any
 
 from k2.errors import QueryError
 from k2.exchanges.book import Level, OrderBook
+from k2.lake.export import decimal_text, time_text
 
 # Held updates are recorded after their snapshot but received before it: seconds, never this.
 _HELD_BEFORE = timedelta(hours=1)
@@ -41,6 +42,20 @@ class BookAt:
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
 
+    def document(self) -> dict[str, Any]:
+        """As JSON: times in RFC 3339, each level ``[price, size]`` as exact decimal text."""
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "at": time_text(self.at),
+            "snapshot_at": time_text(self.snapshot_at),
+            "last_at": time_text(self.last_at),
+            "messages": self.messages,
+            "verified": self.verified,
+            "bids": [[decimal_text(p), decimal_text(s)] for p, s in self.bids],
+            "asks": [[decimal_text(p), decimal_text(s)] for p, s in self.asks],
+        }
+
 
 def _level(price: Decimal, size: Decimal) -> Level:
     return Level(price, size, str(price), str(size))
@@ -57,6 +72,17 @@ def book_at(
     """
     if depth < 1:
         raise QueryError(f"depth must be at least 1, not {depth}")
+    import duckdb
+
+    try:
+        return _rebuilt(connection, table, exchange, symbol, at, depth)
+    except duckdb.Error as exc:
+        raise QueryError(" ".join(str(exc).split())) from exc
+
+
+def _rebuilt(
+    connection: Any, table: str, exchange: str, symbol: str, at: datetime, depth: int
+) -> BookAt:
     found = connection.execute(
         f"SELECT kafka_topic, kafka_partition, kafka_offset, received_ts FROM {table} "  # noqa: S608 - a view name, not a user's text
         "WHERE exchange = ? AND symbol = ? AND is_snapshot AND outcome <> 'ignored' "

@@ -13,8 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
+from k2.api.app import create_app
 from k2.cli import main
 from k2.config import Settings
 from k2.domain import datetime_from_micros
@@ -156,6 +158,8 @@ def test_a_book_cut_to_its_depth_loses_the_levels_pushed_out(views: LakeViews) -
 
 
 def test_before_the_first_snapshot_there_is_no_book(views: LakeViews) -> None:
+    """An instant before the symbol's first snapshot, or a symbol never captured, is refused in
+    one line that says how books are captured."""
     with pytest.raises(QueryError, match="no binance BTC/USDT book snapshot at or before"):
         at(views, 0.5)
     with pytest.raises(QueryError, match="K2_INGEST__BINANCE__BOOKS=true"):
@@ -163,6 +167,8 @@ def test_before_the_first_snapshot_there_is_no_book(views: LakeViews) -> None:
 
 
 def test_k2_book_prints_both_sides_and_json_keeps_exact_text(home: Path) -> None:
+    """The table shows bids beside asks, best first, after a line with the verdict; JSON gives
+    each level as exact decimal text."""
     moment = datetime_from_micros(T0 + 4_500_000)
     args = ["book", "binance", "BTC/USDT", "--at", moment.isoformat(), "--depth", "2"]
     with capture_logs():
@@ -173,6 +179,25 @@ def test_k2_book_prints_both_sides_and_json_keeps_exact_text(home: Path) -> None
     assert "3 messages" in lines[0] and "verified" in lines[0]
     assert lines[2].split() == ["2", "99", "|", "100.5", "0.25"]
     found = json.loads(document.output)
-    assert found["bids"] == [["99.000000000000000000", "2.000000000000000000"],
-                             ["98.500000000000000000", "4.000000000000000000"]]  # fmt: skip
+    assert found["bids"] == [["99", "2"], ["98.5", "4"]]
     assert found["verified"] is True and found["messages"] == 3
+
+
+def test_get_v1_book_answers_what_k2_book_prints(home: Path) -> None:
+    """``GET /v1/book`` gives the same document as ``k2 book --format json``; an instant before
+    the first snapshot is a 404 that says why, a depth out of range a 422."""
+    settings = _settings(home)
+    moment = datetime_from_micros(T0 + 12_000_000).isoformat()
+    args = ["book", "binance", "BTC/USDT", "--at", moment, "--format", "json"]
+    with capture_logs():
+        printed = json.loads(CliRunner().invoke(main, args, obj=settings).output)
+        with TestClient(create_app(settings)) as client:
+            params = {"exchange": "binance", "symbol": "BTC/USDT", "at": moment}
+            answer = client.get("/v1/book", params=params)
+            early = client.get("/v1/book", params={**params, "at": "2020-01-01T00:00:00Z"})
+            deep = client.get("/v1/book", params={**params, "depth": "0"})
+    assert answer.status_code == 200 and answer.json() == printed
+    assert printed["bids"] == [["97.5", "3"], ["97", "1"], ["96", "2"]]
+    assert printed["verified"] is False
+    assert early.status_code == 404 and "book snapshot at or before" in early.text
+    assert deep.status_code == 422
