@@ -28,7 +28,7 @@ from k2.api.windows import PiecewiseResult, first_span
 from k2.config import ApiSettings
 from k2.domain import BAR_INTERVALS, datetime_from_micros, micros_from_datetime
 from k2.errors import ApiRequestError, QueryError
-from k2.lake.books import book_at
+from k2.lake.books import book_at, top_of_book
 from k2.lake.export import MEDIA_TYPES, Format, encode, time_text
 from k2.lake.query import TableSnapshot, quoted_name
 
@@ -389,3 +389,39 @@ def get_book(
     finally:
         ctx.reader.release(connection)
     return JSONResponse(book.document())
+
+
+@router.get("/bbo", summary="The top of one symbol's book over a time range, at every change")
+def get_bbo(
+    ctx: Ctx,
+    exchange: str,
+    symbol: Annotated[str, Query(description="Unified symbol, e.g. BTC/USD.")],
+    start: Annotated[str | None, Query(description=_TIME + " Default: end - 1 hour.")] = None,
+    end: Annotated[str | None, Query(description=_TIME + " Exclusive. Default: now.")] = None,
+    limit: Annotated[int, Query(ge=1, description="Most rows (K2_API__MAX_PAGE_SIZE).")] = 1000,
+) -> JSONResponse:
+    """Best bid and ask with their sizes, the spread and the mid, rebuilt from
+    ``silver.book_changes`` like ``/v1/book``: the first row is the top in effect at ``start``,
+    then one row at each instant (K2's receive time) the best bid or ask changed. When more
+    rows follow, ``next_start`` is where the next page starts."""
+    identifier = ctx.reader.book_changes
+    _table(ctx, identifier)
+    most = _limit_check(limit, ctx.settings.max_page_size, "limit")
+    window = parse_window(start, end, timedelta(hours=1), timedelta(days=1), "bbo requests")
+    connection = ctx.reader.acquire()
+    try:
+        tops, next_start = top_of_book(
+            connection, quoted_name(identifier), exchange, symbol, window, most
+        )
+    except QueryError as exc:
+        raise ApiRequestError(404, str(exc)) from exc
+    finally:
+        ctx.reader.release(connection)
+    return JSONResponse(
+        {
+            "exchange": exchange,
+            "symbol": symbol,
+            "data": [top.document() for top in tops],
+            "next_start": None if next_start is None else time_text(next_start),
+        }
+    )

@@ -15,9 +15,11 @@ same interval is in ``gold.gaps``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import groupby
 from typing import Any
 
 from k2.errors import QueryError
@@ -26,6 +28,7 @@ from k2.lake.export import decimal_text, time_text
 
 # Held updates are recorded after their snapshot but received before it: seconds, never this.
 _HELD_BEFORE = timedelta(hours=1)
+_EIGHTEEN = Decimal(1).scaleb(-18)
 
 
 @dataclass(frozen=True)
@@ -80,49 +83,96 @@ def book_at(
         raise QueryError(" ".join(str(exc).split())) from exc
 
 
-def _rebuilt(
-    connection: Any, table: str, exchange: str, symbol: str, at: datetime, depth: int
-) -> BookAt:
+@dataclass(frozen=True)
+class _Message:
+    """One book message of the rows read: its levels and what the capture said of it."""
+
+    snapshot: bool
+    bids: list[Level]
+    asks: list[Level]
+    verified: bool
+    depth: int | None
+    received: datetime
+
+
+def _messages(rows: list[tuple[Any, ...]]) -> Iterator[_Message]:
+    """The messages of rows ordered by Kafka offset (one row per level)."""
+    for _, group in groupby(rows, key=lambda row: row[0]):
+        levels = list(group)
+        _, is_snapshot, _, _, _, ok, cut, received = levels[0]
+        yield _Message(
+            bool(is_snapshot),
+            [_level(price, size) for _, _, side, price, size, *_ in levels if side == "bid"],
+            [_level(price, size) for _, _, side, price, size, *_ in levels if side == "ask"],
+            bool(ok),
+            cut,
+            received,
+        )
+
+
+def _apply(book: OrderBook, message: _Message) -> None:
+    book.depth = message.depth
+    if message.snapshot:
+        book.replace(message.bids, message.asks)
+    else:
+        book.update(message.bids, message.asks)
+
+
+def _snapshot_before(
+    connection: Any, table: str, exchange: str, symbol: str, at: datetime
+) -> tuple[str, int, int, datetime] | None:
+    """(topic, partition, offset, received) of the newest snapshot received at or before
+    ``at``, or None."""
     found = connection.execute(
         f"SELECT kafka_topic, kafka_partition, kafka_offset, received_ts FROM {table} "  # noqa: S608 - a view name, not a user's text
         "WHERE exchange = ? AND symbol = ? AND is_snapshot AND outcome <> 'ignored' "
         "AND received_ts <= ? ORDER BY received_ts DESC, kafka_offset DESC LIMIT 1",
         [exchange, symbol, at],
     ).fetchone()
-    if found is None:
-        raise QueryError(
-            f"no {exchange} {symbol} book snapshot at or before {at.isoformat()}: its books "
-            f"were not captured then (K2_INGEST__{exchange.upper()}__BOOKS=true captures them)"
-        )
-    topic, partition, offset, snapshot_at = found
-    rows = connection.execute(
+    return None if found is None else tuple(found)
+
+
+def _rows_from(
+    connection: Any,
+    table: str,
+    series: tuple[str, str],
+    snapshot: tuple[str, int, int, datetime],
+    until: datetime,
+) -> list[tuple[Any, ...]]:
+    """The level rows of the messages from ``snapshot`` on, received up to ``until``, in the
+    order the capture recorded them."""
+    topic, partition, offset, snapshot_at = snapshot
+    rows: list[tuple[Any, ...]] = connection.execute(
         "SELECT kafka_offset, is_snapshot, side, price, size, verified, depth, received_ts "  # noqa: S608
         f"FROM {table} WHERE exchange = ? AND symbol = ? AND kafka_topic = ? "
         "AND kafka_partition = ? AND kafka_offset >= ? AND outcome <> 'ignored' "
         "AND received_ts >= ? AND received_ts <= ? ORDER BY kafka_offset, side, level",
-        [exchange, symbol, topic, partition, offset, snapshot_at - _HELD_BEFORE, at],
+        [*series, topic, partition, offset, snapshot_at - _HELD_BEFORE, until],
     ).fetchall()
+    return rows
+
+
+def _no_snapshot(exchange: str, symbol: str, at: datetime) -> QueryError:
+    return QueryError(
+        f"no {exchange} {symbol} book snapshot at or before {at.isoformat()}: its books "
+        f"were not captured then (K2_INGEST__{exchange.upper()}__BOOKS=true captures them)"
+    )
+
+
+def _rebuilt(
+    connection: Any, table: str, exchange: str, symbol: str, at: datetime, depth: int
+) -> BookAt:
+    snapshot = _snapshot_before(connection, table, exchange, symbol, at)
+    if snapshot is None:
+        raise _no_snapshot(exchange, symbol, at)
+    snapshot_at = snapshot[3]
     book = OrderBook()
     verified, last_at, messages = True, snapshot_at, 0
-    index = 0
-    while index < len(rows):
-        message = rows[index][0]
-        end = index
-        while end < len(rows) and rows[end][0] == message:
-            end += 1
-        levels = rows[index:end]
-        _, is_snapshot, _, _, _, ok, cut, received = levels[0]
-        bids = [_level(price, size) for _, _, side, price, size, *_ in levels if side == "bid"]
-        asks = [_level(price, size) for _, _, side, price, size, *_ in levels if side == "ask"]
-        book.depth = cut
-        if is_snapshot:
-            book.replace(bids, asks)
-        else:
-            book.update(bids, asks)
-        verified = verified and bool(ok)
-        last_at = max(last_at, received)
+    for message in _messages(_rows_from(connection, table, (exchange, symbol), snapshot, at)):
+        _apply(book, message)
+        verified = verified and message.verified
+        last_at = max(last_at, message.received)
         messages += 1
-        index = end
     top_bids, top_asks = book.top(depth)
     return BookAt(
         exchange=exchange,
@@ -135,3 +185,132 @@ def _rebuilt(
         bids=[(level.price, level.size) for level in top_bids],
         asks=[(level.price, level.size) for level in top_asks],
     )
+
+
+@dataclass(frozen=True)
+class TopOfBook:
+    """The best bid and ask of a book from ``at`` on (K2's receive time), and whether every
+    message applied since its snapshot was verified. A side with no level is None."""
+
+    at: datetime
+    bid: tuple[Decimal, Decimal] | None
+    ask: tuple[Decimal, Decimal] | None
+    verified: bool
+
+    @property
+    def spread(self) -> Decimal | None:
+        """Ask minus bid, exact."""
+        return None if self.bid is None or self.ask is None else self.ask[0] - self.bid[0]
+
+    @property
+    def mid(self) -> Decimal | None:
+        """(bid + ask) / 2, rounded half-even to 18 decimals where it needs a 19th."""
+        if self.bid is None or self.ask is None:
+            return None
+        return ((self.bid[0] + self.ask[0]) / 2).quantize(_EIGHTEEN, rounding=ROUND_HALF_EVEN)
+
+    def document(self) -> dict[str, Any]:
+        """As JSON: the time in RFC 3339, prices and sizes as exact decimal text."""
+
+        def text(value: Decimal | None) -> str | None:
+            return None if value is None else decimal_text(value)
+
+        return {
+            "time": time_text(self.at),
+            "bid": text(self.bid[0]) if self.bid else None,
+            "bid_size": text(self.bid[1]) if self.bid else None,
+            "ask": text(self.ask[0]) if self.ask else None,
+            "ask_size": text(self.ask[1]) if self.ask else None,
+            "spread": text(self.spread),
+            "mid": text(self.mid),
+            "verified": self.verified,
+        }
+
+
+def top_of_book(
+    connection: Any,
+    table: str,
+    exchange: str,
+    symbol: str,
+    window: tuple[datetime, datetime],
+    limit: int,
+) -> tuple[list[TopOfBook], datetime | None]:
+    """The top of one book over ``[start, end)``: first the top in effect at ``start``, then
+    one row at each later instant the best bid or ask (price or size) changed, at most
+    ``limit`` rows; and where the next page starts (None when this one reaches ``end``).
+
+    An instant is K2's receive time of the messages applied (an update held for its snapshot
+    takes effect with the snapshot). Raises :class:`QueryError` when the book has no snapshot
+    before ``end``.
+    """
+    import duckdb
+
+    try:
+        return _tops(connection, table, (exchange, symbol), window, limit)
+    except duckdb.Error as exc:
+        raise QueryError(" ".join(str(exc).split())) from exc
+
+
+def _tops(
+    connection: Any,
+    table: str,
+    series: tuple[str, str],
+    window: tuple[datetime, datetime],
+    limit: int,
+) -> tuple[list[TopOfBook], datetime | None]:
+    start, end = window
+    snapshot = _snapshot_before(connection, table, *series, start)
+    if snapshot is None:  # the book may begin inside the window
+        first = connection.execute(
+            f"SELECT min(received_ts) FROM {table} WHERE exchange = ? AND symbol = ? "  # noqa: S608
+            "AND is_snapshot AND outcome <> 'ignored' AND received_ts >= ? AND received_ts < ?",
+            [*series, start, end],
+        ).fetchone()
+        if first is None or first[0] is None:
+            raise _no_snapshot(*series, end)
+        snapshot = _snapshot_before(connection, table, *series, first[0])
+        if snapshot is None:
+            raise _no_snapshot(*series, end)
+    rows = _rows_from(connection, table, series, snapshot, end)
+    book = OrderBook()
+    tops: list[TopOfBook] = []
+    shown: TopOfBook | None = None
+    at, verified = snapshot[3], True
+    for message in _messages(rows):
+        when = max(at, message.received)
+        if when != at and at < end:
+            shown = _show(tops, shown, _top(book, max(at, start), verified))
+            if len(tops) > limit:
+                return tops[:limit], tops[limit].at
+        at = when
+        verified = message.verified and (verified or message.snapshot)
+        _apply(book, message)
+    if at < end:
+        _show(tops, shown, _top(book, max(at, start), verified))
+    if len(tops) > limit:
+        return tops[:limit], tops[limit].at
+    return tops, None
+
+
+def _top(book: OrderBook, at: datetime, verified: bool) -> TopOfBook:
+    bid, ask = book.best_bid(), book.best_ask()
+    return TopOfBook(
+        at,
+        None if bid is None else (bid.price, bid.size),
+        None if ask is None else (ask.price, ask.size),
+        verified,
+    )
+
+
+def _show(tops: list[TopOfBook], shown: TopOfBook | None, top: TopOfBook) -> TopOfBook:
+    """Add ``top`` when it differs from the last row shown; the last row shown."""
+    if shown is not None and (shown.bid, shown.ask, shown.verified) == (
+        top.bid,
+        top.ask,
+        top.verified,
+    ):
+        return shown
+    if tops and tops[-1].at == top.at:  # the state before start, replaced by the one at it
+        tops.pop()
+    tops.append(top)
+    return top

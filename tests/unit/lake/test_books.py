@@ -19,9 +19,9 @@ from structlog.testing import capture_logs
 from k2.api.app import create_app
 from k2.cli import main
 from k2.config import Settings
-from k2.domain import datetime_from_micros
+from k2.domain import datetime_from_micros, micros_from_datetime
 from k2.errors import QueryError
-from k2.lake.books import book_at
+from k2.lake.books import book_at, top_of_book
 from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.lake.create import create_table
 from k2.lake.query import LakeViews, quoted_name
@@ -201,3 +201,71 @@ def test_get_v1_book_answers_what_k2_book_prints(home: Path) -> None:
     assert printed["verified"] is False
     assert early.status_code == 404 and "book snapshot at or before" in early.text
     assert deep.status_code == 422
+
+
+def tops(views: LakeViews, start_s: float, end_s: float, limit: int = 100) -> Any:
+    window = (
+        datetime_from_micros(T0 + round(start_s * 1e6)),
+        datetime_from_micros(T0 + round(end_s * 1e6)),
+    )
+    return top_of_book(
+        views.connection, quoted_name("silver.book_changes"), "binance", "BTC/USDT", window, limit
+    )
+
+
+def seconds(top: Any) -> float:
+    return (micros_from_datetime(top.at) - T0) / 1e6
+
+
+def test_the_top_of_book_changes_at_each_instant_it_moved(views: LakeViews) -> None:
+    """One row where the best bid or ask (price or size) changed, at K2's receive time; an
+    update held for its snapshot takes effect with it, and an unverified one marks the rows
+    until the next snapshot; a book first captured inside the window starts there."""
+    found, following = tops(views, 0.5, 20.0)
+    assert following is None
+    assert [(seconds(t), t.bid, t.ask, t.verified) for t in found] == [
+        (1.0, *levels(("100", "1"), ("101", "1")), True),
+        (2.0, *levels(("99", "2"), ("101", "1")), True),
+        (4.0, *levels(("99", "2"), ("100.5", "0.25")), True),
+        (10.0, *levels(("97.5", "3"), ("103", "1")), False),
+        (11.0, *levels(("97.5", "3"), ("104", "8")), False),
+    ]
+    assert (found[2].spread, found[2].mid) == (Decimal("1.5"), Decimal("99.75"))
+
+
+def test_the_first_row_is_the_top_in_effect_at_start_and_pages_join_exactly(
+    views: LakeViews,
+) -> None:
+    """A window starting between changes begins with the top then in effect, at its start; a
+    page cut by the limit says where the next starts, and the next page goes on from there
+    with nothing repeated or lost."""
+    found, _ = tops(views, 3.0, 10.5)
+    assert [(seconds(t), t.bid, t.ask) for t in found] == [
+        (3.0, *levels(("99", "2"), ("101", "1"))),
+        (4.0, *levels(("99", "2"), ("100.5", "0.25"))),
+        (10.0, *levels(("97.5", "3"), ("103", "1"))),
+    ]
+    first, following = tops(views, 1.0, 20.0, limit=2)
+    assert following is not None and [seconds(t) for t in first] == [1.0, 2.0]
+    second, _ = tops(views, seconds_of(following), 20.0)
+    assert [seconds(t) for t in first + second] == [1.0, 2.0, 4.0, 10.0, 11.0]
+
+
+def seconds_of(moment: Any) -> float:
+    return (micros_from_datetime(moment) - T0) / 1e6
+
+
+def test_get_v1_bbo_pages_the_top_of_book(home: Path) -> None:
+    """``GET /v1/bbo`` answers the rows as exact decimal text with the next page's start."""
+    start = datetime_from_micros(T0).isoformat()
+    end = datetime_from_micros(T0 + 20_000_000).isoformat()
+    params = {"exchange": "binance", "symbol": "BTC/USDT", "start": start, "end": end}
+    with capture_logs(), TestClient(create_app(_settings(home))) as client:
+        page = client.get("/v1/bbo", params={**params, "limit": "3"}).json()
+        rest = client.get("/v1/bbo", params={**params, "start": page["next_start"]}).json()
+    assert [row["mid"] for row in page["data"]] == ["100.5", "100", "99.75"]
+    assert page["data"][2] == {
+        "time": "2026-12-07T10:00:04.000000Z", "bid": "99", "bid_size": "2", "ask": "100.5",
+        "ask_size": "0.25", "spread": "1.5", "mid": "99.75", "verified": True,
+    }  # fmt: skip
+    assert [row["ask"] for row in rest["data"]] == ["103", "104"] and rest["next_start"] is None
