@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from k2.domain import BAR_INTERVALS, EPOCH
+from k2.domain import BAR_INTERVALS, EPOCH, datetime_from_micros
 from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.lake.create import create_table
 from k2.lake.tables import gold_bars, gold_gaps, gold_trades
@@ -185,4 +185,51 @@ def from_trades(trades: Iterable[Any], topic: str) -> list[dict[str, Any]]:
             gold_written_at=WRITTEN,
         )
         rows.append(row)
+    return rows
+
+
+BOOK_T0_US = 1_796_637_600_000_000
+
+
+def book_message(
+    offset: int,
+    received_s: float,
+    bids: list[tuple[str, str]],
+    asks: list[tuple[str, str]],
+    *,
+    snapshot: bool = False,
+    outcome: str = "verified",
+    depth: int | None = None,
+    symbol: str = "BTC/USDT",
+    t0_us: int = BOOK_T0_US,
+) -> list[dict[str, Any]]:
+    """The silver.book_changes rows of one Binance book message (one per level), received
+    ``received_s`` after ``t0_us``."""
+    rows = []
+    for side, levels in (("bid", bids), ("ask", asks)):
+        for index, (price, size) in enumerate(levels):
+            rows.append(
+                {
+                    "message_id": f"binance:{symbol}:c:{offset}",
+                    "exchange": "binance",
+                    "symbol": symbol,
+                    "exchange_symbol": symbol.replace("/", ""),
+                    "exchange_ts": None,
+                    "received_ts": datetime_from_micros(t0_us + round(received_s * 1e6)),
+                    "side": side,
+                    "level": index,
+                    "price": Decimal(price),
+                    "size": Decimal(size),
+                    "is_snapshot": snapshot,
+                    "sequence": offset,
+                    "verified": outcome == "verified",
+                    "outcome": outcome,
+                    "depth": depth,
+                    "protocol": "binance-depth",
+                    "kafka_topic": "market.crypto.books.binance.raw",
+                    "kafka_partition": 3,
+                    "kafka_offset": offset,
+                    "silver_written_at": datetime_from_micros(t0_us),
+                }
+            )
     return rows

@@ -1,13 +1,17 @@
 """The web page in a real browser (Debian's chromium and chromium-driver, driven by selenium):
 it loads with no console errors, its chart shows the bars the API returns, and its live part
 updates as trades reach Kafka; the API docs render from the vendored Swagger UI. A screenshot is
-saved as ``k2-page.png`` in the test's tmp path."""
+saved as ``k2-page.png`` in the test's tmp path.
+
+The charts draw on canvases (lightweight-charts), so the checks read what the page handed them
+(``window.k2Page``) beside what the API serves."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from k2.config import ApiSettings, Settings
+from k2.domain import EPOCH
 from k2.ingest.avro import ConfluentEncoder
+from k2.lake.create import create_table
+from k2.lake.tables import silver_book_changes
 from k2.schemas import schema_text
 from k2.schemas.registry import register_value_schema
 from k2.stack.manager import Stack
@@ -103,6 +110,17 @@ def test_page_shows_health_the_api_bars_and_live_trades(
     trades = gold_rows.trades(BINANCE_BTC, start, 3000, 1_700_000)
     gold_rows.append(catalog, "gold.trades", trades)
     gold_rows.append(catalog, "gold.ohlcv_1m", gold_rows.bars(trades, "1m"))
+    create_table(catalog, silver_book_changes())
+    book_start = (now - timedelta(minutes=10) - EPOCH) // timedelta(microseconds=1)
+    book = [
+        *gold_rows.book_message(1, 0.0, [("63999.5", "1.25"), ("63999", "2")],
+                                [("64000.5", "0.5"), ("64001", "3")], snapshot=True,
+                                t0_us=book_start),
+        *gold_rows.book_message(2, 60.0, [("64000", "0.75")], [], t0_us=book_start),
+        *gold_rows.book_message(3, 120.0, [], [("64000.5", "0")], t0_us=book_start),
+    ]  # fmt: skip
+    gold_rows.append(catalog, "silver.book_changes", book)
+    series = {"exchange": "binance", "symbol": "BTC/USDT"}
 
     with ApiServer(private) as base:
         browser.get(base + "/")
@@ -111,11 +129,13 @@ def test_page_shows_health_the_api_bars_and_live_trades(
             PAGE_S,
             "the page to show the pipeline",
         )
-        candles = wait_until(
-            lambda: browser.find_elements(By.CSS_SELECTOR, "#chart g.candle"),
-            PAGE_S,
-            "the page to show candles",
-        )
+
+        def plotted() -> list[Any] | Pending:
+            found = browser.execute_script("return window.k2Page.plotted()")
+            return found if len(found) >= 60 else Pending(len(found))
+
+        candles = wait_until(plotted, PAGE_S, "the page to plot candles")
+        assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas")
         chart = browser.find_element(By.ID, "chart")
         params = {
             "exchange": "binance",
@@ -124,14 +144,12 @@ def test_page_shows_health_the_api_bars_and_live_trades(
             "end": chart.get_attribute("data-end"),
         }
         api_bars = httpx.get(f"{base}/v1/ohlcv/1m", params=params).json()["data"]
-        shown = [
-            {
-                name: c.get_attribute(f"data-{name}")
-                for name in ("bar_start", "open", "high", "low", "close")
-            }
-            for c in candles
+        shown = browser.execute_script("return window.k2Page.bars()")
+        names = ("bar_start", "open", "high", "low", "close", "volume")
+        assert [{n: b[n] for n in names} for b in shown] == [
+            {n: b[n] for n in names} for b in api_bars
         ]
-        assert shown == [{name: b[name] for name in shown[0]} for b in api_bars]
+        assert [c["close"] for c in candles] == [float(b["close"]) for b in api_bars]
         assert len(shown) >= 60
         freshness = browser.find_element(By.CSS_SELECTOR, "#series tr[data-series] td:nth-child(4)")
         assert freshness.text.endswith("min")
@@ -157,8 +175,26 @@ def test_page_shows_health_the_api_bars_and_live_trades(
 
         wait_until(newest_trade, PAGE_S, f"the page to show the live trades up to {last}")
         assert "live: 20 trades" in browser.find_element(By.ID, "live-state").text
-        newest = browser.find_elements(By.CSS_SELECTOR, "#chart g.candle")[-1]
-        assert newest.get_attribute("data-close") == "64000.19"
+        assert browser.execute_script("return window.k2Page.bars().at(-1).close") == "64000.19"
+        assert browser.execute_script("return window.k2Page.plotted().at(-1).close") == 64000.19
+        book = httpx.get(f"{base}/v1/book", params={**series, "depth": 50}).json()
+        bbo = httpx.get(f"{base}/v1/bbo", params={**series, "limit": 5000}).json()["data"]
+
+        def book_shown() -> Any:
+            found = browser.execute_script("return window.k2Page.depth()")
+            return found if found["bids"] and found["asks"] else Pending(found)
+
+        depth = wait_until(book_shown, PAGE_S, "the page to show the book's depth")
+        shown_book = browser.execute_script("return window.k2Page.book()")
+        assert {**shown_book, "at": None} == {**book, "at": None}  # "at": when each asked
+        cumulative = [float(sum(Decimal(size) for _, size in book["bids"][: n + 1]))
+                      for n in range(len(book["bids"]))]  # fmt: skip
+        assert [p["value"] for p in depth["bids"]] == cumulative[::-1]
+        assert [p["time"] for p in depth["asks"]] == [float(p) for p, _ in book["asks"]]
+        note = browser.find_element(By.ID, "book-note").text
+        assert f"bid {book['bids'][0][0]} × {book['bids'][0][1]}" in note and "verified" in note
+        spread = browser.execute_script("return window.k2Page.spread()")
+        assert [p["value"] for p in spread] == [float(row["spread"]) for row in bbo]
         shot = tmp_path / "k2-page.png"
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")

@@ -123,7 +123,10 @@ def _exchange_row(name: str) -> dict[str, Any]:
             "last_trade": None}  # fmt: skip
 
 
-@router.get("/exchanges", summary="Exchanges with trades in Gold, and the bar intervals")
+@router.get(
+    "/exchanges",
+    summary="Exchanges with trades in Gold, the bar intervals, whether order books are stored",
+)
 def get_exchanges(ctx: Ctx) -> dict[str, Any]:
     by_exchange = {name: _exchange_row(name) for name in ctx.exchanges}
     for stat in ctx.reader.summary.symbols.values():
@@ -134,7 +137,8 @@ def get_exchanges(ctx: Ctx) -> dict[str, Any]:
         row["first_trade"] = min(filter(None, (row["first_trade"], first)))
         row["last_trade"] = max(filter(None, (row["last_trade"], last)))
     rows = [by_exchange[name] for name in sorted(by_exchange)]
-    return {"data": rows, "intervals": BAR_INTERVALS}
+    books = ctx.reader.table(ctx.reader.book_changes) is not None
+    return {"data": rows, "intervals": BAR_INTERVALS, "books": books}
 
 
 @router.get("/symbols", summary="Every exchange and symbol: first and last trade, trade count")

@@ -26,55 +26,14 @@ from k2.lake.catalog import ensure_namespaces, open_catalog
 from k2.lake.create import create_table
 from k2.lake.query import LakeViews, quoted_name
 from k2.lake.tables import silver_book_changes
+from tests.integration.gold_rows import BOOK_T0_US
+from tests.integration.gold_rows import book_message as message
 
-T0 = 1_796_637_600_000_000  # µs
-TOPIC = "market.crypto.books.binance.raw"
+T0 = BOOK_T0_US
 
 
 def _settings(home: Path) -> Settings:
     return Settings(_env_file=None, stack={"home": home})  # type: ignore[call-arg]
-
-
-def message(
-    offset: int,
-    received_s: float,
-    bids: list[tuple[str, str]],
-    asks: list[tuple[str, str]],
-    *,
-    snapshot: bool = False,
-    outcome: str = "verified",
-    depth: int | None = None,
-    symbol: str = "BTC/USDT",
-) -> list[dict[str, Any]]:
-    """The silver.book_changes rows of one book message (one per level)."""
-    rows = []
-    for side, levels in (("bid", bids), ("ask", asks)):
-        for index, (price, size) in enumerate(levels):
-            rows.append(
-                {
-                    "message_id": f"binance:{symbol}:c:{offset}",
-                    "exchange": "binance",
-                    "symbol": symbol,
-                    "exchange_symbol": symbol.replace("/", ""),
-                    "exchange_ts": None,
-                    "received_ts": datetime_from_micros(T0 + round(received_s * 1e6)),
-                    "side": side,
-                    "level": index,
-                    "price": Decimal(price),
-                    "size": Decimal(size),
-                    "is_snapshot": snapshot,
-                    "sequence": offset,
-                    "verified": outcome == "verified",
-                    "outcome": outcome,
-                    "depth": depth,
-                    "protocol": "binance-depth",
-                    "kafka_topic": TOPIC,
-                    "kafka_partition": 3,
-                    "kafka_offset": offset,
-                    "silver_written_at": datetime_from_micros(T0),
-                }
-            )
-    return rows
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-// K2's page: pipeline health, a candlestick chart that follows the live stream, the latest trades.
-// Prices stay the API's exact decimal strings everywhere they are shown; numbers are used only
-// to place candles on the screen.
+// K2's page: pipeline health, candles and volume that follow the live stream, the order book's
+// depth and spread, the latest trades. Charts are TradingView's lightweight-charts (vendored under
+// /static/lightweight-charts). Prices stay the API's exact decimal strings everywhere they are
+// written out; numbers are used only to place things on the charts.
 "use strict";
 
 const state = { series: [], pick: null, interval: "1m", bars: [], socket: null, live: 0, key: null };
@@ -95,8 +96,77 @@ function choose(value) {
   $("pick").value = value;
   state.bars = [];
   loadChart();
+  loadBook();
   loadTape();
   connectLive();
+}
+
+const COLORS = { up: "#26a269", down: "#e01b24", text: "#8a96a3", grid: "#1c232b", bg: "#11161c",
+  bid: "#26a269", ask: "#e01b24", line: "#e5a50a" };
+const LAYOUT = { layout: { background: { color: COLORS.bg }, textColor: COLORS.text, fontSize: 11 },
+  grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } }, autoSize: true };
+const charts = {};
+
+// The decimals of exact decimal strings: how finely the price axis is labelled.
+function decimals(values) {
+  let most = 0;
+  for (const value of values) {
+    const point = String(value).indexOf(".");
+    if (point >= 0) most = Math.max(most, String(value).replace(/0+$/, "").length - point - 1);
+  }
+  return Math.min(most, 12);
+}
+
+function makeCharts() {
+  const LWC = window.LightweightCharts;
+  charts.main = LWC.createChart($("chart"), { ...LAYOUT,
+    timeScale: { timeVisible: true, secondsVisible: false, borderColor: COLORS.grid },
+    rightPriceScale: { borderColor: COLORS.grid } });
+  charts.candles = charts.main.addSeries(LWC.CandlestickSeries, { upColor: COLORS.up,
+    downColor: COLORS.down, wickUpColor: COLORS.up, wickDownColor: COLORS.down, borderVisible: false });
+  charts.volume = charts.main.addSeries(LWC.HistogramSeries, { priceFormat: { type: "volume" },
+    priceScaleId: "volume", lastValueVisible: false, priceLineVisible: false });
+  charts.main.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  charts.candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } });
+  charts.main.subscribeCrosshairMove((param) => {
+    const bar = param.time === undefined ? null : state.bars.find((b) => seconds(b.bar_start) === param.time);
+    note(bar);
+  });
+  charts.depth = LWC.createOptionsChart($("depth"), { ...LAYOUT,
+    rightPriceScale: { borderColor: COLORS.grid }, timeScale: { borderColor: COLORS.grid } });
+  charts.bids = charts.depth.addSeries(LWC.AreaSeries, { lineColor: COLORS.bid,
+    topColor: "rgba(38,162,105,.4)", bottomColor: "rgba(38,162,105,.05)", lineType: 1,
+    lastValueVisible: false, priceLineVisible: false });
+  charts.asks = charts.depth.addSeries(LWC.AreaSeries, { lineColor: COLORS.ask,
+    topColor: "rgba(224,27,36,.4)", bottomColor: "rgba(224,27,36,.05)", lineType: 1,
+    lastValueVisible: false, priceLineVisible: false });
+  charts.spreadChart = LWC.createChart($("spread"), { ...LAYOUT,
+    timeScale: { timeVisible: true, secondsVisible: true, borderColor: COLORS.grid },
+    rightPriceScale: { borderColor: COLORS.grid } });
+  charts.spread = charts.spreadChart.addSeries(LWC.LineSeries, { color: COLORS.line, lineWidth: 1,
+    lineType: 1 });
+}
+
+// The bars' exact strings under the chart: the hovered bar's, else the range shown.
+function note(bar) {
+  const bars = state.bars;
+  if (bar) {
+    $("chart-note").textContent = `${bar.bar_start.slice(0, 16)} UTC  O ${bar.open}  H ${bar.high}  L ${bar.low}  C ${bar.close}  V ${bar.volume}`;
+  } else {
+    $("chart-note").textContent = bars.length
+      ? `${bars.length} ${state.interval} bars, ${bars[0].bar_start.slice(0, 16)} to ${bars[bars.length - 1].bar_end.slice(0, 16)} UTC`
+      : "no bars in this range";
+  }
+}
+
+function candle(bar) {
+  return { time: seconds(bar.bar_start), open: Number(bar.open), high: Number(bar.high),
+    low: Number(bar.low), close: Number(bar.close) };
+}
+
+function volumeBar(bar) {
+  return { time: seconds(bar.bar_start), value: Number(bar.volume),
+    color: Number(bar.close) >= Number(bar.open) ? "rgba(38,162,105,.5)" : "rgba(224,27,36,.5)" };
 }
 
 async function loadChart() {
@@ -111,49 +181,74 @@ async function loadChart() {
   if (state.pick !== `${exchange}|${symbol}`) return;
   const live = state.bars.filter((b) => b.live && seconds(b.bar_start) >= end);
   state.bars = [...body.data, ...live];
-  const svg = $("chart");
-  svg.dataset.start = params.start;
-  svg.dataset.end = params.end;
+  $("chart").dataset.start = params.start;
+  $("chart").dataset.end = params.end;
   draw();
 }
 
 function draw() {
-  const svg = $("chart");
   const bars = state.bars.slice(-CHART_BARS);
-  const ns = "http://www.w3.org/2000/svg";
-  svg.replaceChildren();
-  $("chart-note").textContent = bars.length
-    ? `${bars.length} ${state.interval} bars, ${bars[0].bar_start.slice(0, 16)} to ${bars[bars.length - 1].bar_end.slice(0, 16)} UTC`
-    : "no bars in this range";
-  if (!bars.length) return;
-  const lows = bars.map((b) => Number(b.low)), highs = bars.map((b) => Number(b.high));
-  const lo = Math.min(...lows), hi = Math.max(...highs), span = hi - lo || 1;
-  const width = 900, height = 320, pad = 20, slot = (width - 60) / CHART_BARS;
-  const y = (price) => pad + (hi - Number(price)) / span * (height - 2 * pad);
-  bars.forEach((bar, i) => {
-    const x = i * slot + slot / 2;
-    const g = document.createElementNS(ns, "g");
-    g.setAttribute("class", "candle " + (Number(bar.close) >= Number(bar.open) ? "up" : "down"));
-    for (const name of ["bar_start", "open", "high", "low", "close"]) g.dataset[name] = bar[name];
-    const wick = document.createElementNS(ns, "line");
-    wick.setAttribute("x1", x); wick.setAttribute("x2", x);
-    wick.setAttribute("y1", y(bar.high)); wick.setAttribute("y2", y(bar.low));
-    const body = document.createElementNS(ns, "rect");
-    const top = Math.min(y(bar.open), y(bar.close));
-    body.setAttribute("x", x - slot * 0.35); body.setAttribute("width", slot * 0.7);
-    body.setAttribute("y", top); body.setAttribute("height", Math.max(1, Math.abs(y(bar.open) - y(bar.close))));
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${bar.bar_start} O ${bar.open} H ${bar.high} L ${bar.low} C ${bar.close} V ${bar.volume}`;
-    g.append(wick, body, title);
-    svg.append(g);
-  });
-  for (const price of [hi, lo]) {
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", width - 55); label.setAttribute("y", y(price) + 4);
-    label.textContent = price === hi ? bars[highs.indexOf(hi)].high : bars[lows.indexOf(lo)].low;
-    svg.append(label);
-  }
+  const precision = decimals(bars.flatMap((b) => [b.open, b.high, b.low, b.close]));
+  charts.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
+  charts.candles.setData(bars.map(candle));
+  charts.volume.setData(bars.map(volumeBar));
+  note(null);
 }
+
+// The book's levels, best first, as cumulative size by price (ascending, as the chart needs).
+function depthPoints(levels, reverse) {
+  let total = 0;
+  const points = levels.map(([price, size]) => {
+    total += Number(size);
+    return { time: Number(price), value: total };
+  });
+  return reverse ? points.reverse() : points;
+}
+
+async function loadBook() {
+  const { exchange, symbol } = current();
+  if (!state.books) {
+    $("book-note").textContent = "no order books stored (K2_INGEST__<EXCHANGE>__BOOKS=true captures them)";
+    return;
+  }
+  let book, bbo;
+  try {
+    [book, bbo] = await Promise.all([get("/v1/book", { exchange, symbol, depth: 50 }),
+      get("/v1/bbo", { exchange, symbol, limit: 5000 })]);
+  } catch (error) {
+    if (state.pick !== `${exchange}|${symbol}`) return;
+    state.book = null;
+    $("book-note").textContent = `no order book of ${symbol} on ${exchange} (K2_INGEST__${exchange.toUpperCase()}__BOOKS=true captures it)`;
+    charts.bids.setData([]); charts.asks.setData([]); charts.spread.setData([]);
+    return;
+  }
+  if (state.pick !== `${exchange}|${symbol}`) return;
+  state.book = book;
+  state.bbo = bbo.data;
+  const [bid, ask] = [book.bids[0], book.asks[0]];
+  $("book-note").textContent = `${book.last_at.replace("T", " ").slice(0, 23)} UTC  bid ${bid ? bid[0] + " × " + bid[1] : "-"}  ask ${ask ? ask[0] + " × " + ask[1] : "-"}  ${book.verified ? "verified" : "NOT verified"}`;
+  $("book-note").className = book.verified ? "" : "bad";
+  charts.bids.setData(depthPoints(book.bids, true));
+  charts.asks.setData(depthPoints(book.asks, false));
+  charts.depth.timeScale().fitContent();
+  const spreads = [];
+  for (const row of bbo.data) {
+    if (row.spread === null) continue;
+    const time = seconds(row.time);
+    if (spreads.length && spreads[spreads.length - 1].time === time) spreads.pop();
+    spreads.push({ time, value: Number(row.spread) });
+  }
+  charts.spread.setData(spreads);
+}
+
+// What the page shows, for checks: the bars and book as received, and what the charts hold.
+window.k2Page = {
+  bars: () => state.bars.slice(-CHART_BARS),
+  plotted: () => charts.candles.data(),
+  book: () => state.book,
+  depth: () => ({ bids: charts.bids.data(), asks: charts.asks.data() }),
+  spread: () => charts.spread.data(),
+};
 
 function tapeRow(trade) {
   const tr = document.createElement("tr");
@@ -188,7 +283,11 @@ function onLiveTrade(trade) {
       bar_end: new Date((start + step) * 1000).toISOString().replace(".000Z", ".000000Z"),
       open: trade.price, high: trade.price, low: trade.price, close: trade.price,
       volume: trade.quantity, live: true });
+  } else {
+    return;
   }
+  const bar = state.bars[state.bars.length - 1];
+  charts.candles.update(candle(bar));
 }
 
 function connectLive() {
@@ -211,11 +310,11 @@ function connectLive() {
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "trades") message.trades.forEach(onLiveTrade);
-    draw();
   };
 }
 
 async function start() {
+  makeCharts();
   $("key-save").onclick = () => {
     state.key = $("key").value;
     localStorage.setItem("k2-api-key", state.key);
@@ -224,12 +323,14 @@ async function start() {
   };
   const exchanges = await get("/v1/exchanges").catch(() => ({ intervals: {} }));
   state.intervals = exchanges.intervals || {};
+  state.books = Boolean(exchanges.books);
   $("interval").replaceChildren(...Object.keys(state.intervals).map((i) => new Option(i, i)));
   $("interval").onchange = (event) => { state.interval = event.target.value; state.bars = []; loadChart(); };
   $("pick").onchange = (event) => choose(event.target.value);
   await tick();
   setInterval(tick, 5000);
   setInterval(() => { if (state.pick) loadChart().catch(() => {}); }, 10000);
+  setInterval(() => { if (state.pick) loadBook().catch(() => {}); }, 5000);
 }
 
 async function tick() {
