@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -23,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from k2.api.bookstream import stream_book
 from k2.api.metrics import ApiMetrics, MetricsMiddleware
 from k2.api.reader import LakeReader
 from k2.api.routes import ApiContext, router
@@ -30,15 +32,18 @@ from k2.api.security import KeyCheck, RateLimiter, presented_key
 from k2.api.stream import Closing, LiveTrades
 from k2.config import Settings
 from k2.errors import ApiRateLimitedError, ApiRequestError, K2Error, QueryError
+from k2.lake.books import book_at
+from k2.lake.query import quoted_name
 from k2.observability.metrics import Metrics
 from k2.version import k2_version
 
 log = structlog.get_logger(__name__)
 
-_DESCRIPTION = """Read-only access to K2's Gold tables: trades, OHLCV bars, completeness, and a
-live trade stream. Prices and sizes are exact decimal strings (decimal(38,18) in Parquet and
-Arrow); times are RFC 3339 in UTC with microseconds. When API keys are configured, send one as
-`X-API-Key` (or `Authorization: Bearer`)."""
+_WHOLE_BOOK = 1_000_000  # levels a side: every level the book holds
+_DESCRIPTION = """Read-only access to K2's Gold tables: trades, OHLCV bars, completeness, order
+books at any instant, and live trade and book streams. Prices and sizes are exact decimal strings
+(decimal(38,18) in Parquet and Arrow); times are RFC 3339 in UTC with microseconds. When API keys
+are configured, send one as `X-API-Key` (or `Authorization: Bearer`)."""
 
 
 def _static_dir() -> str:
@@ -89,6 +94,7 @@ def create_app(settings: Settings, reader: LakeReader | None = None) -> FastAPI:
     _add_errors(app)
     _add_service_routes(app, lake, metrics)
     _add_stream(app, live)
+    _add_book_stream(app, settings.kafka_config(), settings.registry_config())
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
@@ -178,6 +184,38 @@ def _add_stream(app: FastAPI, live: LiveTrades) -> None:
             await _pump(websocket, subscriber.queue)
         finally:
             live.unsubscribe(subscriber)
+
+
+def _add_book_stream(app: FastAPI, kafka: dict[str, str], registry: dict[str, str]) -> None:
+    @app.websocket("/v1/stream/book")
+    async def stream_book_route(
+        websocket: WebSocket, exchange: str, symbol: str, api_key: str | None = None
+    ) -> None:
+        """One symbol's whole book, then every message that changes it; the first message is
+        ``book`` (see :mod:`k2.api.bookstream`)."""
+        ctx: ApiContext = app.state.k2
+        try:
+            if ctx.keys.required:
+                ctx.keys.identify(presented_key(dict(websocket.headers), api_key))
+            identifier = ctx.reader.book_changes
+            if ctx.reader.table(identifier) is None:
+                raise ApiRequestError(404, f"{identifier} does not exist: no books stored yet")
+            connection = ctx.reader.acquire()
+            try:
+                table = quoted_name(identifier)
+                moment = datetime.now(UTC)
+                book = await asyncio.to_thread(
+                    book_at, connection, table, exchange, symbol, moment, _WHOLE_BOOK
+                )
+            finally:
+                ctx.reader.release(connection)
+        except K2Error as exc:
+            await websocket.accept()
+            code = 1008 if isinstance(exc, (ApiRequestError, QueryError)) else 1011
+            await websocket.close(code=code, reason=str(exc)[:120])
+            return
+        await websocket.accept()
+        await stream_book(websocket, book, kafka, registry)
 
 
 async def _pump(websocket: WebSocket, queue: asyncio.Queue[Any]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from k2.errors import QueryError
 from k2.exchanges.book import Level, OrderBook
@@ -44,6 +44,8 @@ class BookAt:
     verified: bool  # every message applied was verified
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
+    position: Position  # where in Kafka the last message applied is
+    depth: int | None  # levels a side the book is cut to after each message, or None
 
     def document(self) -> dict[str, Any]:
         """As JSON: times in RFC 3339, each level ``[price, size]`` as exact decimal text."""
@@ -83,10 +85,25 @@ def book_at(
         raise QueryError(" ".join(str(exc).split())) from exc
 
 
+class Position(NamedTuple):
+    """A book message's place in Kafka, and the exchange's symbol its records are keyed by."""
+
+    topic: str
+    partition: int
+    offset: int
+    exchange_symbol: str
+
+
+class _Start(NamedTuple):
+    position: Position
+    received: datetime
+
+
 @dataclass(frozen=True)
 class _Message:
     """One book message of the rows read: its levels and what the capture said of it."""
 
+    offset: int
     snapshot: bool
     bids: list[Level]
     asks: list[Level]
@@ -99,8 +116,9 @@ def _messages(rows: list[tuple[Any, ...]]) -> Iterator[_Message]:
     """The messages of rows ordered by Kafka offset (one row per level)."""
     for _, group in groupby(rows, key=lambda row: row[0]):
         levels = list(group)
-        _, is_snapshot, _, _, _, ok, cut, received = levels[0]
+        offset, is_snapshot, _, _, _, ok, cut, received = levels[0]
         yield _Message(
+            int(offset),
             bool(is_snapshot),
             [_level(price, size) for _, _, side, price, size, *_ in levels if side == "bid"],
             [_level(price, size) for _, _, side, price, size, *_ in levels if side == "ask"],
@@ -120,28 +138,32 @@ def _apply(book: OrderBook, message: _Message) -> None:
 
 def _snapshot_before(
     connection: Any, table: str, exchange: str, symbol: str, at: datetime
-) -> tuple[str, int, int, datetime] | None:
-    """(topic, partition, offset, received) of the newest snapshot received at or before
-    ``at``, or None."""
+) -> _Start | None:
+    """Where the newest snapshot received at or before ``at`` is, and when it was received;
+    None without one."""
     found = connection.execute(
-        f"SELECT kafka_topic, kafka_partition, kafka_offset, received_ts FROM {table} "  # noqa: S608 - a view name, not a user's text
-        "WHERE exchange = ? AND symbol = ? AND is_snapshot AND outcome <> 'ignored' "
-        "AND received_ts <= ? ORDER BY received_ts DESC, kafka_offset DESC LIMIT 1",
+        "SELECT kafka_topic, kafka_partition, kafka_offset, exchange_symbol, received_ts "  # noqa: S608 - a view name, not a user's text
+        f"FROM {table} WHERE exchange = ? AND symbol = ? AND is_snapshot "
+        "AND outcome <> 'ignored' AND received_ts <= ? "
+        "ORDER BY received_ts DESC, kafka_offset DESC LIMIT 1",
         [exchange, symbol, at],
     ).fetchone()
-    return None if found is None else tuple(found)
+    if found is None:
+        return None
+    topic, partition, offset, exchange_symbol, received = found
+    return _Start(Position(topic, int(partition), int(offset), exchange_symbol), received)
 
 
 def _rows_from(
     connection: Any,
     table: str,
     series: tuple[str, str],
-    snapshot: tuple[str, int, int, datetime],
+    snapshot: _Start,
     until: datetime,
 ) -> list[tuple[Any, ...]]:
     """The level rows of the messages from ``snapshot`` on, received up to ``until``, in the
     order the capture recorded them."""
-    topic, partition, offset, snapshot_at = snapshot
+    (topic, partition, offset, _), snapshot_at = snapshot
     rows: list[tuple[Any, ...]] = connection.execute(
         "SELECT kafka_offset, is_snapshot, side, price, size, verified, depth, received_ts "  # noqa: S608
         f"FROM {table} WHERE exchange = ? AND symbol = ? AND kafka_topic = ? "
@@ -165,14 +187,15 @@ def _rebuilt(
     snapshot = _snapshot_before(connection, table, exchange, symbol, at)
     if snapshot is None:
         raise _no_snapshot(exchange, symbol, at)
-    snapshot_at = snapshot[3]
+    snapshot_at = snapshot.received
     book = OrderBook()
-    verified, last_at, messages = True, snapshot_at, 0
+    verified, last_at, messages, last = True, snapshot_at, 0, snapshot.position.offset
     for message in _messages(_rows_from(connection, table, (exchange, symbol), snapshot, at)):
         _apply(book, message)
         verified = verified and message.verified
         last_at = max(last_at, message.received)
         messages += 1
+        last = message.offset
     top_bids, top_asks = book.top(depth)
     return BookAt(
         exchange=exchange,
@@ -184,6 +207,8 @@ def _rebuilt(
         verified=verified,
         bids=[(level.price, level.size) for level in top_bids],
         asks=[(level.price, level.size) for level in top_asks],
+        position=snapshot.position._replace(offset=last),
+        depth=book.depth,
     )
 
 
@@ -275,7 +300,7 @@ def _tops(
     book = OrderBook()
     tops: list[TopOfBook] = []
     shown: TopOfBook | None = None
-    at, verified = snapshot[3], True
+    at, verified = snapshot.received, True
     for message in _messages(rows):
         when = max(at, message.received)
         if when != at and at < end:
