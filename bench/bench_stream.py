@@ -13,7 +13,8 @@ Three measurements, each on a private stack (Kafka broker and registry) in a tem
   ``visible_at``); freshness is that moment minus the trade's exchange time.
 - **cost**: ``k2 run --source simulator`` (every process: stack services, simulator, ingests,
   streaming job, API) at the simulator's default rate; CPU (cores) and RSS summed over its
-  process tree over ``COST_SECONDS`` after a warm-up in which Gold gets its first rows.
+  process tree over ``COST_SECONDS`` after a warm-up in which Gold gets its first rows; with two
+  exchanges, with every exchange, and with every exchange's order book captured too.
 """
 
 from __future__ import annotations
@@ -290,11 +291,12 @@ def _has_rows(settings: Settings, identifier: str) -> bool:
     return catalog.load_table(identifier).current_snapshot() is not None
 
 
-def _cost(folder: Path, exchanges: tuple[str, ...]) -> dict[str, Any]:
+def _cost(folder: Path, exchanges: tuple[str, ...], books: bool = False) -> dict[str, Any]:
     """CPU and memory of the whole ``k2 run --source simulator`` of ``exchanges`` at the
-    simulator's default rate."""
+    simulator's default rate, their order books captured too when ``books``."""
     settings = private_settings(folder)
     env = {
+        **{f"K2_INGEST__{name.upper()}__BOOKS": "true" for name in exchanges if books},
         **stack_environment(settings.stack),
         "K2_EXCHANGES": json.dumps(list(exchanges)),
         "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
@@ -346,6 +348,7 @@ def _cost(folder: Path, exchanges: tuple[str, ...]) -> dict[str, Any]:
         Stack(settings).down()
     return {
         "exchanges": list(exchanges),
+        "books": books,
         "seconds": COST_SECONDS,
         "cores": round(total_cores, 3),
         "rss_gb": round(total_rss / 1024, 2),
@@ -420,4 +423,9 @@ def run() -> dict[str, Any]:
     for exchanges in (("kraken", "binance"), EXCHANGE_NAMES):
         with tempfile.TemporaryDirectory(prefix="k2-bench-run-") as folder:
             costs[f"{len(exchanges)}_exchanges"] = _cost(Path(folder), exchanges)
+    # With every exchange's order book captured too: the book capture, Bronze and Silver of
+    # the books (target: the whole pipeline within one core).
+    with tempfile.TemporaryDirectory(prefix="k2-bench-run-") as folder:
+        books = _cost(Path(folder), EXCHANGE_NAMES, books=True)
+    costs[f"{len(EXCHANGE_NAMES)}_exchanges_with_books"] = {**books, "target": {"cores": 1.0}}
     return {**pipeline, "cost": costs}
