@@ -9,6 +9,7 @@ value one side refuses, the other refuses too.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from datetime import datetime
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact
 
@@ -46,13 +47,10 @@ def exact_product(left: Decimal, right: Decimal) -> Decimal:
 def rfc3339_micros(text: str, what: str) -> int:
     """``"2023-09-25T07:48:36.925533Z"`` → µs since the epoch; a time zone is required and
     fraction digits beyond the microsecond are cut off, never rounded."""
-    invalid = TradeInvalidError(f"{what} {text!r} is not RFC 3339", "time")
-    if not _RFC3339.fullmatch(text):
-        raise invalid
-    try:
-        return micros_from_datetime(datetime.fromisoformat(text))
-    except (ValueError, OverflowError) as exc:  # no such day, or beyond the calendar in UTC
-        raise invalid from exc
+    if _RFC3339.fullmatch(text):
+        with suppress(ValueError, OverflowError):  # no such day, or beyond the calendar in UTC
+            return micros_from_datetime(datetime.fromisoformat(text))
+    raise TradeInvalidError(f"{what} {text!r} is not RFC 3339", "time")
 
 
 # --- the same rules as Spark SQL ---------------------------------------------------------------
