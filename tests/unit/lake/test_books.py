@@ -228,3 +228,21 @@ def test_get_v1_bbo_pages_the_top_of_book(home: Path) -> None:
         "ask_size": "0.25", "spread": "1.5", "mid": "99.75", "verified": True,
     }  # fmt: skip
     assert [row["ask"] for row in rest["data"]] == ["103", "104"] and rest["next_start"] is None
+
+
+def test_k2_book_bbo_prints_one_row_per_change_and_where_more_start(home: Path) -> None:
+    """``k2 book --bbo`` prints the top of book at each change over the range, unverified rows
+    marked, and where the next rows start when the limit cuts them."""
+    start = datetime_from_micros(T0).isoformat()
+    end = datetime_from_micros(T0 + 20_000_000).isoformat()
+    args = ["book", "binance", "BTC/USDT", "--bbo", "--start", start, "--end", end]
+    with capture_logs():
+        every = CliRunner().invoke(main, args, obj=_settings(home))
+        cut = CliRunner().invoke(main, [*args, "--limit", "2"], obj=_settings(home))
+    assert every.exit_code == 0, every.output
+    rows = [line.split() for line in every.output.splitlines()[1:]]
+    assert [row[0][11:19] for row in rows] == ["10:00:01", "10:00:02", "10:00:04", "10:00:10",
+                                               "10:00:11"]  # fmt: skip
+    assert rows[2][1:] == ["2", "99", "100.5", "0.25", "1.5", "99.75", "yes"]
+    assert rows[3][-1] == "NO"
+    assert cut.output.splitlines()[-1] == "more from 2026-12-07T10:00:04+00:00 (--start)"
