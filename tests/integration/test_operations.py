@@ -158,6 +158,7 @@ def _env(settings: Settings, tmp: Path) -> dict[str, str]:
             "K2_STREAM__CHECKPOINT_DIR": str(tmp / "checkpoints"),
             "K2_EXCHANGES": '["binance"]',
             "K2_INGEST__BINANCE__SYMBOLS": '["BTCUSDT"]',
+            "K2_INGEST__BINANCE__BOOKS": "true",  # every alert rule's metrics are exported
             "K2_KAFKA__TOPIC_PREFIX": "test.ops.",
             "K2_INGEST__SIMULATOR_URL": f"http://127.0.0.1:{free_port()}",
             # binance is the second known exchange: its ingest serves on the base port + 1

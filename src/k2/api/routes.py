@@ -86,6 +86,19 @@ def _table(ctx: ApiContext, identifier: str) -> TableSnapshot:
     return table
 
 
+def _book_changes(ctx: ApiContext) -> str:
+    """The identifier of silver.book_changes; 404 when no exchange's books are stored (a
+    setting, not an outage)."""
+    identifier = ctx.reader.book_changes
+    if ctx.reader.table(identifier) is None:
+        raise ApiRequestError(
+            404,
+            f"{identifier} does not exist: no order books are stored "
+            "(K2_INGEST__<EXCHANGE>__BOOKS=true captures them)",
+        )
+    return identifier
+
+
 def _snapshot(table: TableSnapshot, as_of: str | None) -> int | None:
     try:
         return table.resolve(parse_as_of(as_of))
@@ -382,8 +395,7 @@ def get_book(
     received at or before ``at``, then every later message up to it in the order recorded. Each
     level is ``[price, size]`` as exact decimal text, best first; ``verified`` says whether
     every message applied matched the exchange's checksum or sequence."""
-    identifier = ctx.reader.book_changes
-    _table(ctx, identifier)
+    identifier = _book_changes(ctx)
     moment = parse_time("at", at) or datetime.now(UTC)
     connection = ctx.reader.acquire()
     try:
@@ -408,8 +420,7 @@ def get_bbo(
     ``silver.book_changes`` like ``/v1/book``: the first row is the top in effect at ``start``,
     then one row at each instant (K2's receive time) the best bid or ask changed. When more
     rows follow, ``next_start`` is where the next page starts."""
-    identifier = ctx.reader.book_changes
-    _table(ctx, identifier)
+    identifier = _book_changes(ctx)
     most = _limit_check(limit, ctx.settings.max_page_size, "limit")
     window = parse_window(start, end, timedelta(hours=1), timedelta(days=1), "bbo requests")
     connection = ctx.reader.acquire()
