@@ -457,8 +457,9 @@ class StreamSettings(_Section):
     write_tasks: int | None = Field(
         None,
         ge=1,
-        description="Tasks writing each micro-batch, hence data files per hour partition per "
-        "commit; default: Spark's default parallelism (the cores in local mode).",
+        description="Partitions a micro-batch's records are read into, hence the tasks of each "
+        "of its steps and the data files per hour partition per commit; default: Spark's "
+        "default parallelism (the cores in local mode).",
     )
     metrics_port: int = Field(
         default_factory=stream_metrics_port,

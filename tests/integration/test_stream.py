@@ -19,6 +19,7 @@ import pytest
 from k2.config import MaintenanceSettings, Settings
 from k2.domain import BAR_INTERVALS
 from k2.errors import WriterBusyError
+from k2.jobs.kept import kept, release
 from k2.jobs.lock import writer_lock
 from k2.jobs.maintain import maintain
 from k2.jobs.rebuild import Window, rebuild
@@ -354,3 +355,22 @@ def test_maintenance_of_every_table_while_the_stream_writes_changes_no_row(
     assert set(stored) == set(bars)
     for key, bar in bars.items():
         assert {name: stored[key][name] for name in bar.__dataclass_fields__} == bar.__dict__
+
+
+def test_a_frame_kept_for_a_batch_is_read_without_its_lineage_and_freed_after(spark: Any) -> None:
+    """A frame the job reads several times in a batch is computed once; in local mode later reads
+    no longer carry the steps that made it (the per-task cost that grew with every exchange),
+    and its blocks are gone once the batch releases it, so memory does not grow batch by batch."""
+    made = spark.range(5_000).selectExpr("id", "cast(id * 3 AS decimal(38,18)) AS price")
+    frame = kept(made.where("id % 7 <> 0"))
+    persistent = spark.sparkContext._jsc.getPersistentRDDs
+    assert frame.count() == 4_285
+    held = frame._jdf.queryExecution().analyzed().rdd()
+    assert held.isCheckpointed()
+    lineage = held.toDebugString()
+    assert "LocalCheckpointRDD" in lineage
+    assert "ParallelCollectionRDD" not in lineage  # spark.range's own RDD: the lineage is cut
+    assert frame.where("id < 70").count() == 60
+    assert persistent().containsKey(held.id())
+    release(frame)
+    assert not persistent().containsKey(held.id())

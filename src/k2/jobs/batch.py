@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pyspark import StorageLevel
 
 from k2.config import GoldSettings, SilverSettings, StreamSettings
 from k2.jobs.bronze.decode import framed
@@ -41,6 +40,7 @@ from k2.jobs.bronze.step import BronzeStep, header_groups
 from k2.jobs.gold.bars import BarChanges, BarTables
 from k2.jobs.gold.gaps import GoldGaps
 from k2.jobs.gold.trades import GoldResult, GoldTrades, minutes_of
+from k2.jobs.kept import kept, release
 from k2.jobs.layout import GAPS, Layout
 from k2.jobs.offsets import Positions, TableProgress, merged
 from k2.jobs.session import renew_sqlite_catalog_connections
@@ -101,6 +101,7 @@ class BatchWriter:
         self._rollup_s = gold.rollup_interval_s
         self._interpreted_below = stream.interpreted_below_rows
         self._on_commit = on_commit
+        self._tasks = tasks
         self.bronze = [
             BronzeStep(
                 spark,
@@ -145,7 +146,7 @@ class BatchWriter:
             # Spark runs the query in a clone of the session with its own catalog instance.
             renew_sqlite_catalog_connections(batch.sparkSession)
             self._session_ready = True
-        frame = framed(batch).persist(StorageLevel.MEMORY_AND_DISK)
+        frame = kept(framed(batch).coalesce(self._tasks))
         cached: list[Any] = [frame]
         try:
             if not self._write(frame, report, cached):
@@ -153,7 +154,7 @@ class BatchWriter:
         finally:
             for item in cached:
                 if item is not None:
-                    item.unpersist()
+                    release(item)
         report.duration_s = time.monotonic() - started
         self._committed(report)
 

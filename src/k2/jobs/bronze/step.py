@@ -27,7 +27,6 @@ from functools import lru_cache
 from typing import Any
 
 import structlog
-from pyspark import StorageLevel
 from pyspark.sql import Column
 from pyspark.sql import functions as sf
 
@@ -42,6 +41,7 @@ from k2.jobs.bronze.decode import (
 )
 from k2.jobs.bronze.schemas import SchemaResolver
 from k2.jobs.commit import MarkedTable, above
+from k2.jobs.kept import kept
 from k2.jobs.layout import Source
 from k2.jobs.offsets import Offsets, Positions
 from k2.lake.tables import bronze_rejects, bronze_trades, ensure_table
@@ -130,7 +130,7 @@ class BronzeStep:
         result.rows = result.summary.rows
         plan = self._resolver.plan
         rows = decoded(frame.where(sf.col("kafka_topic") == self.source.topic), plan)
-        result.cached = rows.persist(StorageLevel.MEMORY_AND_DISK)
+        result.cached = kept(rows)
         result.records = result.cached.where(sf.col("error_kind").isNull()).select(
             *self._record_columns(plan.reader)
         )

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as sf
 
 from k2.config import SilverSettings
 from k2.jobs.bronze.step import BronzeResult
 from k2.jobs.commit import MarkedTable
+from k2.jobs.kept import kept
 from k2.jobs.layout import BOOKS, Layout
 from k2.jobs.offsets import Positions
 from k2.jobs.silver.books import BOOK_CHANGES, BOOK_REASONS, book_changes
@@ -114,7 +114,7 @@ class SilverStep:
         ]
         if frames:
             trades = reduce(lambda a, b: a.unionByName(b), frames)
-            result.trades = trades.persist(StorageLevel.MEMORY_AND_DISK)
+            result.trades = kept(trades)
         levels = [
             book_changes(item.records, item.source.exchange)
             for item in bronze
@@ -122,7 +122,7 @@ class SilverStep:
         ]
         if levels:
             books = reduce(lambda a, b: a.unionByName(b), levels)
-            result.books = books.persist(StorageLevel.MEMORY_AND_DISK)
+            result.books = kept(books)
         return result
 
     def write(
