@@ -19,6 +19,7 @@ import pytest
 from k2.config import MaintenanceSettings, Settings
 from k2.domain import BAR_INTERVALS
 from k2.errors import WriterBusyError
+from k2.jobs.commit import above
 from k2.jobs.kept import kept, release
 from k2.jobs.lock import writer_lock
 from k2.jobs.maintain import maintain
@@ -374,3 +375,28 @@ def test_a_frame_kept_for_a_batch_is_read_without_its_lineage_and_freed_after(sp
     assert persistent().containsKey(held.id())
     release(frame)
     assert not persistent().containsKey(held.id())
+
+
+def test_only_records_past_a_tables_marker_are_new_to_it(spark: Any) -> None:
+    """A table takes only the records past its marker, per topic and partition; a topic or
+    partition the marker does not name is new from its first record."""
+    frame = spark.createDataFrame(
+        [
+            (topic, partition, offset)
+            for topic in ("a.raw", "b'raw")
+            for partition in (0, 1)
+            for offset in range(5)
+        ],
+        "kafka_topic string, kafka_partition int, kafka_offset bigint",
+    )
+    settled = {"a.raw": {0: 2, 1: 4}, "b'raw": {0: 0}}
+    fresh = {
+        (r.kafka_topic, r.kafka_partition, r.kafka_offset)
+        for r in frame.where(above(settled)).collect()
+    }
+    assert fresh == {
+        *(("a.raw", 0, o) for o in (3, 4)),
+        *(("b'raw", 0, o) for o in range(1, 5)),
+        *(("b'raw", 1, o) for o in range(5)),
+    }
+    assert frame.where(above({})).count() == 20

@@ -33,17 +33,24 @@ COMMIT_ATTEMPTS = 6
 
 
 def above(settled: Mapping[str, Mapping[int, int]]) -> Column:
-    """True for rows past the settled offset of their topic and partition."""
-    topic, partition = sf.col("kafka_topic"), sf.col("kafka_partition")
-    bound: Any = None
-    for name, offsets in sorted(settled.items()):
-        for number, offset in sorted(offsets.items()):
-            when = (topic == name) & (partition == number)
-            bound = sf.when(when, sf.lit(offset)) if bound is None else bound.when(when, offset)
-    if bound is None:
+    """True for rows past the settled offset of their topic and partition.
+
+    Written as one SQL expression: built from column functions, a ``CASE`` over every topic
+    and partition would cost a call into the JVM per branch, every micro-batch.
+    """
+    branches = [
+        f"WHEN kafka_topic = '{_sql_text(name)}' AND kafka_partition = {int(number)} "
+        f"THEN {int(offset)}"
+        for name, offsets in sorted(settled.items())
+        for number, offset in sorted(offsets.items())
+    ]
+    if not branches:
         return sf.lit(True)
-    threshold: Column = bound.otherwise(sf.lit(-1))
-    return sf.col("kafka_offset") > threshold
+    return sf.expr(f"kafka_offset > CASE {' '.join(branches)} ELSE -1 END")
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def with_commit_retries(

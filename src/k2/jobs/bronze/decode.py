@@ -99,15 +99,28 @@ def decoded(frame: Any, plan: DecodePlan) -> Any:
 
     Key and value bytes are kept only on rejected rows, which are all that need them.
     """
+    steps = _decoding(id(frame.sparkSession.sparkContext._gateway), plan)
+    return frame.withColumn("record", steps[0]).select(*steps[1])
+
+
+_DECODINGS: dict[tuple[int, int], tuple[DecodePlan, tuple[Any, tuple[Any, ...]]]] = {}
+
+
+def _decoding(jvm: int, plan: DecodePlan) -> tuple[Any, tuple[Any, ...]]:
+    """The columns of :func:`decoded` under ``plan``, built once per plan (in the JVM ``jvm``):
+    a column is an expression not bound to a frame, and building one costs a call into the JVM
+    per function, which every micro-batch would otherwise pay again."""
+    found = _DECODINGS.get((jvm, id(plan)))
+    if found is not None and found[0] is plan:
+        return found[1]
     error_kind = _error_kind(plan)
     record = sf.when(error_kind.isNull(), _record(plan))
-    with_record = frame.withColumn("record", record)
     kind = sf.coalesce(
         error_kind,
         sf.when(sf.col(f"record.{DECODED_FLAG}").isNull(), sf.lit(UNDECODABLE_BODY)),
     )
     keep_bytes = kind.isNotNull()
-    return with_record.select(
+    columns = (
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
@@ -119,6 +132,10 @@ def decoded(frame: Any, plan: DecodePlan) -> Any:
         kind.alias("error_kind"),
         _error_text(kind, plan).alias("error"),
     )
+    if len(_DECODINGS) >= 64:  # plans change only when a schema id is new
+        _DECODINGS.clear()
+    _DECODINGS[(jvm, id(plan))] = (plan, (record, columns))
+    return record, columns
 
 
 def _record(plan: DecodePlan) -> Any:

@@ -112,6 +112,7 @@ class BronzeStep:
         self._write_tasks = write_tasks
         self._table_reader: str | None = None
         self._fields: list[Any] = []
+        self._columns: dict[str, tuple[list[Column], list[Column]]] = {}
 
     @staticmethod
     def prepare(spark: Any, source: Source, reader: str) -> None:
@@ -132,7 +133,7 @@ class BronzeStep:
         rows = decoded(frame.where(sf.col("kafka_topic") == self.source.topic), plan)
         result.cached = kept(rows)
         result.records = result.cached.where(sf.col("error_kind").isNull()).select(
-            *self._record_columns(plan.reader)
+            *self._columns_of(plan.reader)[0]
         )
         return result
 
@@ -181,7 +182,7 @@ class BronzeStep:
             batch,
             keep=sf.col("error_kind").isNull(),
             counts={"bad": sf.count_if((sf.col("error_kind") == UNDECODABLE_BODY) & fresh_reject)},
-            columns=self._table_columns(),
+            columns=self._columns_of(self._resolver.plan.reader)[1],
             files=self._write_tasks,
         )
         if counts is None:  # it landed although its commit reported a failure
@@ -205,9 +206,18 @@ class BronzeStep:
             counts = {**summary.header_rejects, UNDECODABLE_BODY: undecodable}
         return {kind: n for kind, n in counts.items() if kind in ERROR_KINDS and n}
 
-    def _table_columns(self) -> list[Column]:
+    def _columns_of(self, reader: str) -> tuple[list[Column], list[Column]]:
+        """The decoded record's columns (:meth:`_record_columns`) and the table's
+        (:meth:`_table_columns`) under ``reader``, built once: each column costs a call into
+        the JVM, which every micro-batch would otherwise pay again."""
+        if reader not in self._columns:
+            self._fit_table(reader)
+            self._columns = {reader: (self._record_columns(reader), self._table_columns(reader))}
+        return self._columns[reader]
+
+    def _table_columns(self, reader: str) -> list[Column]:
         """Every column of the topic's table, in its order, from the decoded record."""
-        record = _field_names(self._resolver.plan.reader)
+        record = _field_names(reader)
         columns = []
         for spec in self._fields:
             if spec.name in LINEAGE:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pyspark.sql import Column
@@ -125,10 +126,30 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
     columns, ``protocol``, ``reasons`` (every rule the row fails; empty when valid) and ``raw``
     (the raw fields as JSON text, for quarantine)."""
     require_exact_decimals(records.sparkSession)
+    steps = _steps(
+        id(records.sparkSession.sparkContext._gateway),  # columns live in one JVM
+        exchange,
+        tuple(records.columns),
+        round(settings.max_future_skew_s * 1_000_000),
+        round(settings.max_past_skew_s * 1_000_000),
+    )
+    frame = records
+    for step in steps:
+        frame = frame.select(*step)
+    return frame
+
+
+@lru_cache(maxsize=64)
+def _steps(
+    jvm: int, exchange: str, names: tuple[str, ...], future_us: int, past_us: int
+) -> tuple[tuple[Column, ...], ...]:
+    """The projections of :func:`unified`, built once per exchange and input columns: a column
+    is an expression not bound to a frame, and building one costs a call into the JVM per
+    function, which every micro-batch would otherwise pay again."""
     fragments: Mapping[str, str] = exchange_entry(exchange).module("normalise").SILVER_SQL
-    raw_names = [c for c in records.columns if c not in _LINEAGE]
-    parts = records.select(
-        *map(sf.col, records.columns),
+    raw_names = [c for c in names if c not in _LINEAGE]
+    parts = (
+        *map(sf.col, names),
         *(sf.expr(text).alias(f"{name}__") for name, text in fragments.items()),
     )
     price_text, price_fits, price = decimal_parts(sf.col("price__"))
@@ -136,8 +157,8 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
     exchange_us = sf.col("exchange_us__")
     received_us = sf.unix_micros(sf.col("received_us"))
     in_range = exchange_us.between(_MIN_US, _MAX_US)
-    values = parts.select(
-        "*",
+    values = (
+        sf.col("*"),
         price.alias("price_value__"),
         quantity.alias("quantity_value__"),
         price_text.alias("price_text__"),
@@ -147,11 +168,13 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
         sf.when(in_range, exchange_us).alias("exchange_micros__"),
         received_us.alias("received_micros__"),
     )
-    product = exact_product(sf.col("price_value__"), sf.col("quantity_value__"))
-    checked = values.withColumn("quote_value__", product)
-    reasons = _reasons(settings)
+    product = (
+        sf.col("*"),
+        exact_product(sf.col("price_value__"), sf.col("quantity_value__")).alias("quote_value__"),
+    )
+    reasons = _reasons(future_us, past_us)
     base, quote = canonical(sf.col("base__")), canonical(sf.col("quote__"))
-    return checked.select(
+    trade = (
         sf.col("message_id__").alias("message_id"),
         sf.lit(exchange).alias("exchange"),
         sf.concat(base, sf.lit("/"), quote).alias("symbol"),
@@ -173,6 +196,7 @@ def unified(records: Any, exchange: str, settings: SilverSettings) -> Any:
         reasons.alias("reasons"),
         sf.when(sf.size(reasons) > 0, sf.to_json(sf.struct(*map(sf.col, raw_names)))).alias("raw"),
     )
+    return parts, values, product, trade
 
 
 _LINEAGE = frozenset(
@@ -180,11 +204,10 @@ _LINEAGE = frozenset(
 )
 
 
-def _reasons(settings: SilverSettings) -> Column:
-    """The reason codes of every rule a row fails, as an array (empty when it passes)."""
+def _reasons(future_us: int, past_us: int) -> Column:
+    """The reason codes of every rule a row fails, as an array (empty when it passes), the
+    exchange time allowed ``future_us`` after the receive time and ``past_us`` before it."""
     exchange_us, received_us = sf.col("exchange_micros__"), sf.col("received_micros__")
-    future_us = round(settings.max_future_skew_s * 1_000_000)
-    past_us = round(settings.max_past_skew_s * 1_000_000)
     price, quantity = sf.col("price_value__"), sf.col("quantity_value__")
     rules: dict[str, Column] = {
         "field_missing": ~sf.coalesce(sf.col("complete__"), sf.lit(False)),
