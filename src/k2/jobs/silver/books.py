@@ -15,6 +15,7 @@ A message without any level (an update that changed nothing, an empty snapshot) 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from pyspark.sql import Column
@@ -55,11 +56,20 @@ def book_changes(records: Any, exchange: str) -> Any:
     level: the columns of ``silver.book_changes`` (but the write time), ``reasons`` (empty when
     valid) and ``raw`` (the level and its message's fields as JSON text, for quarantine)."""
     require_exact_decimals(records.sparkSession)
+    levels, changes = _steps(id(records.sparkSession.sparkContext._gateway), exchange)
+    return records.select(*levels).select(*changes)
+
+
+@lru_cache(maxsize=32)
+def _steps(jvm: int, exchange: str) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """The two projections of :func:`book_changes`, built once per exchange (in the JVM
+    ``jvm``): building a column costs a call into the JVM per function, which every
+    micro-batch would otherwise pay again."""
     fragments: Mapping[str, str] = exchange_entry(exchange).module("normalise").SILVER_SQL
     base = canonical(sf.expr(fragments["base"]))
     quote = canonical(sf.expr(fragments["quote"]))
-    levels = records.select(
-        "*",
+    levels = (
+        sf.col("*"),
         base.alias("base__"),
         quote.alias("quote__"),
         sf.inline(sf.concat(_levels("bids", "bid"), _levels("asks", "ask"))),
@@ -85,7 +95,7 @@ def book_changes(records: Any, exchange: str) -> Any:
             "snapshot", "sequence", "sequence_from", "checksum", "outcome", "reason",
         )
     )  # fmt: skip
-    return levels.select(
+    changes = (
         sf.col("message_id"),
         sf.lit(exchange).alias("exchange"),
         sf.concat(sf.col("base__"), sf.lit("/"), sf.col("quote__")).alias("symbol"),
@@ -108,3 +118,4 @@ def book_changes(records: Any, exchange: str) -> Any:
         reasons.alias("reasons"),
         sf.when(sf.size(reasons) > 0, raw).alias("raw"),
     )
+    return levels, changes
