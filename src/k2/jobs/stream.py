@@ -71,6 +71,10 @@ def kafka_source_options(
         "groupIdPrefix": "k2-stream",
         # Fewer, larger polls: reading Kafka is most of a micro-batch's cost (about 30 % less).
         "kafka.max.poll.records": "20000",
+        # The source reads each partition's range after the driver saw it written, so a fetch
+        # never needs to wait for data; at the broker's default 500 ms, reading a batch of 200
+        # records over 36 partitions took 8-10 s instead of 0.2-0.7 s.
+        "kafka.fetch.max.wait.ms": "10",
         "kafka.bootstrap.servers": conf["bootstrap.servers"],
         "kafka.security.protocol": conf["security.protocol"],
     }
