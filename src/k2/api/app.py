@@ -33,7 +33,6 @@ from k2.api.stream import Closing, LiveTrades
 from k2.config import Settings
 from k2.errors import ApiRateLimitedError, ApiRequestError, K2Error, QueryError
 from k2.lake.books import book_at
-from k2.lake.query import quoted_name
 from k2.observability.metrics import Metrics
 from k2.version import k2_version
 
@@ -197,18 +196,11 @@ def _add_book_stream(app: FastAPI, kafka: dict[str, str], registry: dict[str, st
         try:
             if ctx.keys.required:
                 ctx.keys.identify(presented_key(dict(websocket.headers), api_key))
-            identifier = ctx.reader.book_changes
-            if ctx.reader.table(identifier) is None:
-                raise ApiRequestError(404, f"{identifier} does not exist: no books stored yet")
-            connection = ctx.reader.acquire()
-            try:
-                table = quoted_name(identifier)
-                moment = datetime.now(UTC)
-                book = await asyncio.to_thread(
-                    book_at, connection, table, exchange, symbol, moment, _WHOLE_BOOK
-                )
-            finally:
-                ctx.reader.release(connection)
+            moment = datetime.now(UTC)
+            book = await asyncio.to_thread(
+                ctx.reader.books,
+                lambda c, table: book_at(c, table, exchange, symbol, moment, _WHOLE_BOOK),
+            )
         except K2Error as exc:
             await websocket.accept()
             code = 1008 if isinstance(exc, (ApiRequestError, QueryError)) else 1011

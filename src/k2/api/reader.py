@@ -13,20 +13,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import structlog
 
 from k2.api.queries import Statement, symbol_summary
 from k2.config import ApiSettings, LakeAccess
-from k2.errors import K2Error, QueryError
-from k2.lake.query import LakeViews, TableSnapshot
+from k2.errors import ApiRequestError, K2Error, QueryError
+from k2.lake.query import LakeViews, TableSnapshot, quoted_name
 from k2.lake.tables import bars_table, gaps_table, gold_trades, silver_book_changes
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 BATCH_ROWS = 8192
@@ -175,6 +176,25 @@ class LakeReader:
 
     def release(self, connection: Any) -> None:
         self._pool.put(connection)
+
+    def books(self, replay: Callable[[Any, str], T]) -> T:
+        """``replay`` (a :mod:`k2.lake.books` reader, given a pooled connection and the quoted
+        name of ``silver.book_changes``) run and its answer returned; a request error (404) when
+        no order books are stored, a setting rather than an outage, or when the replay finds
+        nothing."""
+        if self.table(self.book_changes) is None:
+            raise ApiRequestError(
+                404,
+                f"{self.book_changes} does not exist: no order books are stored "
+                "(K2_INGEST__<EXCHANGE>__BOOKS=true captures them)",
+            )
+        connection = self.acquire()
+        try:
+            return replay(connection, quoted_name(self.book_changes))
+        except QueryError as exc:
+            raise ApiRequestError(404, str(exc)) from exc
+        finally:
+            self.release(connection)
 
     def stream(self, statement: Statement) -> ResultStream:
         """Run ``statement``; its result as a :class:`ResultStream`."""

@@ -30,7 +30,7 @@ from k2.domain import BAR_INTERVALS, datetime_from_micros, micros_from_datetime
 from k2.errors import ApiRequestError, QueryError
 from k2.lake.books import book_at, top_of_book
 from k2.lake.export import MEDIA_TYPES, Format, encode, time_text
-from k2.lake.query import TableSnapshot, quoted_name
+from k2.lake.query import TableSnapshot
 
 _TIME = "RFC 3339 time, e.g. 2024-05-01T12:00:00Z (no offset: UTC)."
 _AS_OF = "Time travel: an Iceberg snapshot id, or a time (the snapshot current then)."
@@ -84,19 +84,6 @@ def _table(ctx: ApiContext, identifier: str) -> TableSnapshot:
     if table is None:
         raise ApiRequestError(503, f"table {identifier} does not exist yet; start the pipeline")
     return table
-
-
-def _book_changes(ctx: ApiContext) -> str:
-    """The identifier of silver.book_changes; 404 when no exchange's books are stored (a
-    setting, not an outage)."""
-    identifier = ctx.reader.book_changes
-    if ctx.reader.table(identifier) is None:
-        raise ApiRequestError(
-            404,
-            f"{identifier} does not exist: no order books are stored "
-            "(K2_INGEST__<EXCHANGE>__BOOKS=true captures them)",
-        )
-    return identifier
 
 
 def _snapshot(table: TableSnapshot, as_of: str | None) -> int | None:
@@ -395,15 +382,8 @@ def get_book(
     received at or before ``at``, then every later message up to it in the order recorded. Each
     level is ``[price, size]`` as exact decimal text, best first; ``verified`` says whether
     every message applied matched the exchange's checksum or sequence."""
-    identifier = _book_changes(ctx)
     moment = parse_time("at", at) or datetime.now(UTC)
-    connection = ctx.reader.acquire()
-    try:
-        book = book_at(connection, quoted_name(identifier), exchange, symbol, moment, depth)
-    except QueryError as exc:
-        raise ApiRequestError(404, str(exc)) from exc
-    finally:
-        ctx.reader.release(connection)
+    book = ctx.reader.books(lambda c, table: book_at(c, table, exchange, symbol, moment, depth))
     return JSONResponse(book.document())
 
 
@@ -420,18 +400,11 @@ def get_bbo(
     ``silver.book_changes`` like ``/v1/book``: the first row is the top in effect at ``start``,
     then one row at each instant (K2's receive time) the best bid or ask changed. When more
     rows follow, ``next_start`` is where the next page starts."""
-    identifier = _book_changes(ctx)
     most = _limit_check(limit, ctx.settings.max_page_size, "limit")
     window = parse_window(start, end, timedelta(hours=1), timedelta(days=1), "bbo requests")
-    connection = ctx.reader.acquire()
-    try:
-        tops, next_start = top_of_book(
-            connection, quoted_name(identifier), exchange, symbol, window, most
-        )
-    except QueryError as exc:
-        raise ApiRequestError(404, str(exc)) from exc
-    finally:
-        ctx.reader.release(connection)
+    tops, next_start = ctx.reader.books(
+        lambda c, table: top_of_book(c, table, exchange, symbol, window, most)
+    )
     return JSONResponse(
         {
             "exchange": exchange,

@@ -212,9 +212,9 @@ class BatchWriter:
         if trades is not None:
             with _timed(report, "gold"):
                 minutes = minutes_of(trades)
-                report.gold = self.gold.insert(trades, (minute for _, _, minute in minutes))
+                report.gold = self.gold.insert(trades, ((m, first) for _, _, m, first in minutes))
             with _timed(report, "bars"):
-                report.bars.append(self.bars.update_minutes(minutes))
+                report.bars.append(self.bars.update_minutes(m[:3] for m in minutes))
         report.visible_at = time.time()
 
     def _committed(self, report: BatchReport) -> None:

@@ -5,8 +5,9 @@ overlapping backfill can bring one trade twice in one batch; the copy kept is th
 Kafka, so a rebuild from Bronze keeps the same one), then anti-joined with the trades Gold already
 holds, and only the new ones are appended. The copies of one trade share its ``exchange_ts`` (it
 is part of what the exchange sent), so the lookup reads only the minutes the batch's trades fall
-in (a second either side, for a copy whose time an exchange's REST history rounds differently): the
-hour partitions holding them, and in those only the files whose ``exchange_ts`` bounds overlap.
+in, from a second before the batch's earliest trade in each to a second past its end (for a copy
+whose time an exchange's REST history rounds differently): the hour partitions holding them, and
+in those only the files whose ``exchange_ts`` bounds overlap.
 A duplicate arriving hours or days later is still found (no time window lets it through), and
 no batch scans the whole table.
 
@@ -52,33 +53,50 @@ def unique_trades(trades: Any) -> Any:
     return trades.groupBy("message_id").agg(first).select("message_id", "first.*")
 
 
-def minutes_of(trades: Any) -> list[tuple[str, str, int]]:
-    """The (exchange, symbol, minute in µs since the epoch) of every valid trade, distinct.
+def minutes_of(trades: Any) -> list[tuple[str, str, int, int]]:
+    """The (exchange, symbol, minute, earliest ``exchange_ts`` in it) of the valid trades, one
+    per minute a symbol's trades fall in, in µs since the epoch.
 
     Times cross into Python as integers: PySpark would turn a timestamp into a datetime in the
     Python process's own time zone.
     """
+    micros = sf.unix_micros("exchange_ts")
     minute = sf.unix_micros(sf.date_trunc("minute", "exchange_ts")).alias("minute")
-    rows = valid(trades).select("exchange", "symbol", minute).distinct().collect()
-    return [(row.exchange, row.symbol, int(row.minute)) for row in rows]
+    rows = (
+        valid(trades)
+        .groupBy("exchange", "symbol", minute)
+        .agg(sf.min(micros).alias("first"))
+        .collect()
+    )
+    return [(row.exchange, row.symbol, int(row.minute), int(row.first)) for row in rows]
 
 
 def spans(starts: Iterable[int], length_us: int) -> list[tuple[int, int]]:
     """The spans ``[start, start + length_us)`` (µs), adjoining or overlapping ones merged: a
     run of minutes becomes one range."""
-    ranges: list[list[int]] = []
-    for start in sorted(set(starts)):
-        if ranges and ranges[-1][1] >= start:
-            ranges[-1][1] = max(ranges[-1][1], start + length_us)
+    return joined((start, start + length_us) for start in starts)
+
+
+def joined(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges ``[first, end)`` (µs), adjoining or overlapping ones merged."""
+    out: list[list[int]] = []
+    for first, end in sorted(set(ranges)):
+        if out and out[-1][1] >= first:
+            out[-1][1] = max(out[-1][1], end)
         else:
-            ranges.append([start, start + length_us])
-    return [(first, end) for first, end in ranges]
+            out.append([first, end])
+    return [(first, end) for first, end in out]
 
 
 def in_ranges(column: str, starts: Iterable[int], length_us: int) -> Column:
     """``column`` (a timestamp) falls in one of :func:`spans` of ``starts``."""
+    return in_spans(column, spans(starts, length_us))
+
+
+def in_spans(column: str, ranges: Iterable[tuple[int, int]]) -> Column:
+    """``column`` (a timestamp) falls in one of the ranges ``[first, end)`` (µs)."""
     condition: Column = sf.lit(False)
-    for first, end in spans(starts, length_us):
+    for first, end in joined(ranges):
         condition = condition | ((sf.col(column) >= _ts(first)) & (sf.col(column) < _ts(end)))
     return condition
 
@@ -108,15 +126,21 @@ class GoldTrades:
     def prepare(spark: Any, prefix: str) -> None:
         ensure_table(spark, gold_trades(prefix))
 
-    def insert(self, trades: Any, minutes: Iterable[int]) -> GoldResult:
+    def insert(self, trades: Any, minutes: Iterable[tuple[int, int]]) -> GoldResult:
         """Insert the valid ones of ``trades`` (unified, with reasons) that Gold lacks;
-        ``minutes`` are the minutes (µs) their ``exchange_ts`` fall in."""
-        starts = [minute - _EDGE_US for minute in minutes]
+        ``minutes`` are the minutes (µs) their ``exchange_ts`` fall in, each with the earliest
+        of those times in it (:func:`minutes_of`).
+
+        A copy of a trade lies within a second of it, so the lookup reads, in each minute, from
+        a second before the batch's earliest trade in it to a second past the minute's end: in
+        a live stream, the second before the batch rather than the whole minute already held.
+        """
+        ranges = [(first - _EDGE_US, minute + MINUTE_US + _EDGE_US) for minute, first in minutes]
         result = GoldResult()
-        if not starts:
+        if not ranges:
             return result
         table = self._spark.table(f"k2.{self.identifier}")
-        held = table.where(in_ranges("exchange_ts", starts, MINUTE_US + 2 * _EDGE_US))
+        held = table.where(in_spans("exchange_ts", ranges))
         candidates = valid(trades)
         counts = {e: sf.count_if(sf.col("exchange") == e) for e in self._exchanges}
         newest = {
